@@ -1,0 +1,45 @@
+# Two commands on a fresh machine with python3 and make: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format schema migrations seed clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Migrate, load the demo data into an empty database, serve http://127.0.0.1:8000/graphql
+run: $(STAMP)
+	$(BIN)/python -m app
+
+## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Rewrite schema.graphql from the code
+schema: $(STAMP)
+	$(BIN)/python -m schema.printer > schema.graphql
+
+## Write a migration for model changes (Tortoise's own migrations)
+migrations: $(STAMP)
+	$(BIN)/tortoise makemigrations
+
+seed: $(STAMP)
+	$(BIN)/python -m db.migrate
+	$(BIN)/python -m db.seed
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

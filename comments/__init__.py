@@ -1,0 +1,1 @@
+"""Comments: rendering and (with accounts) the write path."""

@@ -1,0 +1,1 @@
+"""Persistence: Tortoise models, connection configuration, migrations and demo data."""

@@ -1,0 +1,51 @@
+"""Tortoise configuration built from the settings (also read by Tortoise's CLI via pyproject)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from settings import Settings, load_settings
+
+MODELS_MODULE = "db.models"
+MIGRATIONS_MODULE = "db.migrations"
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """The Tortoise config dict for ``settings.database_url``."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split("://", 1)[1].split("?", 1)[0]
+        connection: dict[str, Any] = {
+            "engine": "tortoise.backends.sqlite",
+            "credentials": {
+                "file_path": path,
+                "journal_mode": "WAL",
+                "journal_size_limit": 16384,
+                "foreign_keys": "ON",
+            },
+        }
+    elif url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        from tortoise.backends.base.config_generator import expand_db_url
+
+        connection = expand_db_url("postgres://" + url.split("://", 1)[1])
+        connection["engine"] = "tortoise.backends.asyncpg"
+        connection["credentials"]["minsize"] = 1
+        connection["credentials"]["maxsize"] = settings.db_pool_size
+    else:
+        raise ValueError(f"unsupported DATABASE_URL scheme: {url.split('://', 1)[0]!r}")
+    return {
+        "connections": {"default": connection},
+        "apps": {
+            "models": {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# For Tortoise's command line (`tortoise makemigrations`), via [tool.tortoise] in pyproject.
+TORTOISE_ORM = tortoise_config(load_settings())

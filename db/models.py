@@ -1,0 +1,277 @@
+"""Tortoise models: the news graph, comments, accounts and markets.
+
+Money and shares are integers: cents and ten-thousandths of a share (Tortoise's DecimalField is
+text on SQLite, and arithmetic updates turn it into a float). Many-to-many links are explicit
+models so that DataLoaders can batch them with one query keyed by either side.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Role(StrEnum):
+    """What an account may do; each role includes the ones before it."""
+
+    READER = "READER"
+    AUTHOR = "AUTHOR"
+    MODERATOR = "MODERATOR"
+    ADMIN = "ADMIN"
+
+
+class MarketState(StrEnum):
+    """The stored state of a market. CLOSED is derived: OPEN and past ``closes_at``."""
+
+    OPEN = "OPEN"
+    RESOLVED = "RESOLVED"
+    CANCELLED = "CANCELLED"
+
+
+class User(Model):
+    """An account: a reader, a staff member behind a byline, a moderator or an admin."""
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=32, unique=True)
+    display_name = fields.CharField(max_length=80)
+    password_hash = fields.CharField(max_length=255, default="")
+    role = fields.CharEnumField(Role, max_length=16, default=Role.READER)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class Author(Model):
+    """A byline. Optionally backed by a staff account."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=120, unique=True)
+    name = fields.CharField(max_length=120)
+    bio = fields.TextField(null=True)
+    user: fields.OneToOneNullableRelation[User] = fields.OneToOneField(
+        "models.User", related_name="author_profile", null=True, on_delete=fields.SET_NULL
+    )
+    user_id: int | None
+
+    class Meta:
+        table = "authors"
+
+
+class Category(Model):
+    """A node of the category tree (Politics › Diplomacy › Bilateral Relations)."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=120, unique=True)
+    name = fields.CharField(max_length=120)
+    parent: fields.ForeignKeyNullableRelation[Category] = fields.ForeignKeyField(
+        "models.Category", related_name="children", null=True, on_delete=fields.RESTRICT
+    )
+    parent_id: int | None
+    # Root → self, as ids: "/1/4/9/". Lets a subtree be selected with one LIKE on an index.
+    path = fields.CharField(max_length=255, db_index=True)
+    depth = fields.SmallIntField(default=0)
+    position = fields.IntField(default=0)
+
+    class Meta:
+        table = "categories"
+
+
+class Tag(Model):
+    """A topic label shared by articles and markets."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=120, unique=True)
+    name = fields.CharField(max_length=120)
+
+    class Meta:
+        table = "tags"
+
+
+class Article(Model):
+    """A published story."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=200, unique=True)
+    title = fields.CharField(max_length=300)
+    excerpt = fields.TextField()
+    body = fields.TextField()
+    word_count = fields.IntField(default=0)
+    published_at = fields.DatetimeField(db_index=True)
+    updated_at = fields.DatetimeField()
+    featured = fields.BooleanField(default=False, db_index=True)
+    author: fields.ForeignKeyRelation[Author] = fields.ForeignKeyField(
+        "models.Author", related_name="articles", on_delete=fields.RESTRICT
+    )
+    author_id: int
+    category: fields.ForeignKeyRelation[Category] = fields.ForeignKeyField(
+        "models.Category", related_name="articles", on_delete=fields.RESTRICT
+    )
+    category_id: int
+    # Visible (not deleted) comments, replies included; kept by the comment write path.
+    comment_count = fields.IntField(default=0)
+    # The last comment sequence handed out on this article.
+    comment_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "articles"
+
+
+class ArticleTag(Model):
+    """An article carries a tag."""
+
+    id = fields.IntField(primary_key=True)
+    article: fields.ForeignKeyRelation[Article] = fields.ForeignKeyField(
+        "models.Article", related_name="tag_links", on_delete=fields.CASCADE
+    )
+    article_id: int
+    tag: fields.ForeignKeyRelation[Tag] = fields.ForeignKeyField(
+        "models.Tag", related_name="article_links", on_delete=fields.CASCADE
+    )
+    tag_id: int
+
+    class Meta:
+        table = "article_tags"
+        unique_together = (("article", "tag"),)
+
+
+class Comment(Model):
+    """A comment or a reply. Deletion is soft: the comment keeps its place in the thread."""
+
+    id = fields.IntField(primary_key=True)
+    article: fields.ForeignKeyRelation[Article] = fields.ForeignKeyField(
+        "models.Article", related_name="comments", on_delete=fields.CASCADE
+    )
+    article_id: int
+    parent: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "models.Comment", related_name="replies", null=True, on_delete=fields.RESTRICT
+    )
+    parent_id: int | None
+    author: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="comments", on_delete=fields.RESTRICT
+    )
+    author_id: int
+    sequence = fields.IntField()
+    body = fields.TextField()
+    body_html = fields.TextField()
+    created_at = fields.DatetimeField()
+    edited_at = fields.DatetimeField(null=True)
+    deleted = fields.BooleanField(default=False)
+    # Visible direct replies; kept by the comment write path.
+    reply_count = fields.IntField(default=0)
+
+    class Meta:
+        table = "comments"
+        unique_together = (("article", "sequence"),)
+        indexes = (("article_id", "parent_id", "created_at"), ("parent_id", "created_at"))
+
+
+class Market(Model):
+    """A prediction market run by an LMSR market maker."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=200, unique=True)
+    question = fields.CharField(max_length=300)
+    description = fields.TextField()
+    resolution_criteria = fields.TextField()
+    created_at = fields.DatetimeField()
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="markets_created", null=True, on_delete=fields.SET_NULL
+    )
+    created_by_id: int | None
+    state = fields.CharEnumField(MarketState, max_length=16, default=MarketState.OPEN)
+    closes_at = fields.DatetimeField(db_index=True)
+    resolved_at = fields.DatetimeField(null=True)
+    # An Outcome id; a plain column because Market and Outcome would otherwise reference each
+    # other. The settlement service is the only writer and checks it belongs to this market.
+    resolved_outcome_id = fields.IntField(null=True)
+    liquidity_cents = fields.BigIntField()
+    volume_cents = fields.BigIntField(default=0)
+    trader_count = fields.IntField(default=0)
+    # Grows by one with every change of the odds (the oddsUpdated sequence).
+    odds_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "markets"
+
+
+class Outcome(Model):
+    """One answer of a market. shares_units is the LMSR quantity q in 1/10,000 shares."""
+
+    id = fields.IntField(primary_key=True)
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="outcomes", on_delete=fields.CASCADE
+    )
+    market_id: int
+    position = fields.SmallIntField()
+    label = fields.CharField(max_length=120)
+    shares_units = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "outcomes"
+        unique_together = (("market", "position"),)
+
+
+class MarketArticle(Model):
+    """A market is discussed by an article."""
+
+    id = fields.IntField(primary_key=True)
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="article_links", on_delete=fields.CASCADE
+    )
+    market_id: int
+    article: fields.ForeignKeyRelation[Article] = fields.ForeignKeyField(
+        "models.Article", related_name="market_links", on_delete=fields.CASCADE
+    )
+    article_id: int
+
+    class Meta:
+        table = "market_articles"
+        unique_together = (("market", "article"),)
+
+
+class MarketTag(Model):
+    """A market carries a tag."""
+
+    id = fields.IntField(primary_key=True)
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="tag_links", on_delete=fields.CASCADE
+    )
+    market_id: int
+    tag: fields.ForeignKeyRelation[Tag] = fields.ForeignKeyField(
+        "models.Tag", related_name="market_links", on_delete=fields.CASCADE
+    )
+    tag_id: int
+
+    class Meta:
+        table = "market_tags"
+        unique_together = (("market", "tag"),)
+
+
+class Trade(Model):
+    """One executed purchase (shares > 0) or sale (shares < 0)."""
+
+    id = fields.IntField(primary_key=True)
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="trades", on_delete=fields.RESTRICT
+    )
+    market_id: int
+    outcome: fields.ForeignKeyRelation[Outcome] = fields.ForeignKeyField(
+        "models.Outcome", related_name="trades", on_delete=fields.RESTRICT
+    )
+    outcome_id: int
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="trades", on_delete=fields.RESTRICT
+    )
+    user_id: int
+    shares_units = fields.BigIntField()
+    amount_cents = fields.BigIntField()
+    probability_before = fields.FloatField()
+    probability_after = fields.FloatField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "trades"
+        indexes = (("market_id", "created_at"),)

@@ -1,0 +1,1 @@
+"""The market maker: pure LMSR math and the services that trade and settle."""

@@ -1,0 +1,1 @@
+"""Thin resolvers and the DataLoaders behind them."""

@@ -1,0 +1,326 @@
+"""Keyset pagination, for one list or for many parents in one query.
+
+A cursor is the (sort values…, id) of a row, so paging by a value that never changes
+(NEWEST, OLDEST) never repeats or skips a row while rows are inserted. A page for many parents
+at once (the replies of ten comments, the articles of every tag on a page) is one statement:
+ROW_NUMBER() OVER (PARTITION BY parent ORDER BY …) keeps the first N rows of each parent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from tortoise.models import Model
+
+from db.sql import fetch_dicts, placeholders
+from schema.errors import BadUserInput
+
+M = TypeVar("M", bound=Model)
+
+Kind = Literal["int", "str", "datetime"]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One column (or SQL expression) of an order; the last key of an order must be unique."""
+
+    expr: str
+    kind: Kind
+    desc: bool
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A named order; its name is in every cursor so a cursor of another order is refused."""
+
+    name: str
+    keys: tuple[SortKey, ...]
+
+    def sql(self, reverse: bool = False) -> str:
+        """The ORDER BY list (reversed for backward paging)."""
+        parts = []
+        for key in self.keys:
+            desc = key.desc != reverse
+            parts.append(f"{key.expr} {'DESC' if desc else 'ASC'}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Validated paging arguments: exactly one direction, a size, an optional cursor."""
+
+    size: int
+    backward: bool = False
+    cursor: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    """A to-one relation fetched with the page (``LEFT JOIN``) to prime a loader.
+
+    The comment author of every comment on a page comes in the same statement, so resolving
+    ``author`` costs nothing, however many comments or replies the page has.
+    """
+
+    alias: str
+    model: type[Model]
+    on: str
+    loader: str
+
+    def columns(self) -> list[str]:
+        """The joined table's columns, selected as ``alias__column``."""
+        return sorted(self.model._meta.db_fields)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the rows of a list come from: a FROM clause, filters, and the parent column.
+
+    ``table`` is the alias of the model's table in ``from_sql``; ``where`` is a list of SQL
+    fragments with ``?`` placeholders and their parameters, all ANDed.
+    """
+
+    model: type[Model]
+    from_sql: str
+    table: str
+    where: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    parent: str | None = None
+    joins: tuple[Join, ...] = ()
+
+
+@dataclass
+class Page(Generic[M]):
+    """One page of rows with their cursors, for one parent."""
+
+    rows: list[M]
+    cursors: list[str]
+    has_next: bool
+    has_previous: bool
+    # Per Join: the related rows of this page, to prime that join's loader with.
+    related: dict[str, list[Model]] = field(default_factory=dict)
+
+
+@dataclass
+class _Parts:
+    sql: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.sql.append(sql)
+        self.params.extend(params)
+
+
+def page_request(
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    ordering: Ordering,
+    *,
+    default_size: int,
+    max_size: int,
+) -> PageRequest:
+    """Check Relay paging arguments; every misuse is BAD_USER_INPUT, never silently clamped."""
+    if first is not None and last is not None:
+        raise BadUserInput("Pass either `first` or `last`, not both.", field="first")
+    if after is not None and before is not None:
+        raise BadUserInput("Pass either `after` or `before`, not both.", field="after")
+    if last is not None or before is not None:
+        if after is not None or first is not None:
+            raise BadUserInput(
+                "`last`/`before` page backward; don't mix them with `first`/`after`."
+            )
+        size = default_size if last is None else last
+        name, backward, raw = "last", True, before
+    else:
+        size = default_size if first is None else first
+        name, backward, raw = "first", False, after
+    if not 0 <= size <= max_size:
+        raise BadUserInput(f"`{name}` must be between 0 and {max_size}, got {size}.", field=name)
+    cursor = decode_cursor(raw, ordering) if raw is not None else None
+    return PageRequest(size=size, backward=backward, cursor=cursor)
+
+
+def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
+    """An opaque cursor for a row's sort values."""
+    out: list[Any] = []
+    for key, value in zip(ordering.keys, values, strict=True):
+        if key.kind == "datetime":
+            out.append(_as_datetime(value).isoformat())
+        elif key.kind == "str":
+            out.append(str(value))
+        else:
+            out.append(int(value))
+    raw = json.dumps([ordering.name, *out], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
+    """The sort values inside ``cursor``; BAD_USER_INPUT if it isn't one of this order's."""
+    bad = BadUserInput(f"Invalid cursor {cursor[:64]!r} for order {ordering.name}.")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise bad from exc
+    if (
+        not isinstance(data, list)
+        or len(data) != len(ordering.keys) + 1
+        or data[0] != ordering.name
+    ):
+        raise bad
+    values: list[Any] = []
+    for key, value in zip(ordering.keys, data[1:], strict=True):
+        if key.kind == "datetime":
+            if not isinstance(value, str):
+                raise bad
+            try:
+                values.append(_as_datetime(datetime.fromisoformat(value)))
+            except ValueError as exc:
+                raise bad from exc
+        elif key.kind == "str":
+            if not isinstance(value, str):
+                raise bad
+            values.append(value)
+        else:
+            if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
+                raise bad
+            values.append(value)
+    return tuple(values)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite returns the stored text
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime: {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _keyset_predicate(ordering: Ordering, request: PageRequest) -> tuple[str, list[Any]]:
+    """(k1 > v1) OR (k1 = v1 AND k2 > v2) OR … in the direction of travel."""
+    assert request.cursor is not None
+    ors: list[str] = []
+    params: list[Any] = []
+    for i, key in enumerate(ordering.keys):
+        ands: list[str] = []
+        for prev, value in zip(ordering.keys[:i], request.cursor[:i], strict=True):
+            ands.append(f"{prev.expr} = ?")
+            params.append(value)
+        forward_op = "<" if key.desc else ">"
+        op = forward_op if not request.backward else ("<" if forward_op == ">" else ">")
+        ands.append(f"{key.expr} {op} ?")
+        params.append(request.cursor[i])
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")", params
+
+
+def _where(source: Source, extra: Sequence[tuple[str, Sequence[Any]]]) -> _Parts:
+    parts = _Parts()
+    for sql, params in (*source.where, *extra):
+        parts.add(sql, params)
+    return parts
+
+
+async def fetch_pages(
+    source: Source,
+    ordering: Ordering,
+    request: PageRequest,
+    parents: Sequence[Any] | None = None,
+) -> dict[Any, Page[Any]]:
+    """One page per parent (or one page under the key ``None``), in one SQL statement."""
+    extra: list[tuple[str, Sequence[Any]]] = []
+    if request.cursor is not None:
+        extra.append(_keyset_predicate(ordering, request))
+    if parents is not None:
+        assert source.parent is not None
+        extra.append((f"{source.parent} IN ({placeholders(len(parents))})", list(parents)))
+    where = _where(source, extra)
+    where_sql = " AND ".join(where.sql) if where.sql else "1 = 1"
+    order_sql = ordering.sql(reverse=request.backward)
+    sort_cols = ", ".join(f"{k.expr} AS _s{i}" for i, k in enumerate(ordering.keys))
+    join_cols = "".join(
+        f", {j.alias}.{col} AS {j.alias}__{col}" for j in source.joins for col in j.columns()
+    )
+    from_sql = source.from_sql + "".join(
+        f" LEFT JOIN {j.model._meta.db_table} {j.alias} ON {j.on}" for j in source.joins
+    )
+    limit = request.size + 1
+    if parents is None:
+        sql = (
+            f"SELECT {source.table}.*, {sort_cols}{join_cols} FROM {from_sql} "
+            f"WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
+        )
+    else:
+        sql = (
+            f"SELECT * FROM (SELECT {source.table}.*, {sort_cols}{join_cols}, "
+            f"{source.parent} AS _parent, "
+            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn "
+            f"FROM {from_sql} WHERE {where_sql}) windowed "
+            f"WHERE _rn <= {limit} ORDER BY _parent, _rn"
+        )
+    rows = await fetch_dicts(sql, where.params)
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    if parents is None:
+        grouped[None] = rows
+    else:
+        for parent in parents:
+            grouped[parent] = []
+        for row in rows:
+            grouped.setdefault(row["_parent"], []).append(row)
+    pages: dict[Any, Page[Any]] = {}
+    for parent, group in grouped.items():
+        has_more = len(group) > request.size
+        group = group[: request.size]
+        if request.backward:
+            group.reverse()
+        cursors = [
+            encode_cursor(ordering, [row[f"_s{i}"] for i in range(len(ordering.keys))])
+            for row in group
+        ]
+        models = [source.model._init_from_db(**row) for row in group]
+        if request.backward:
+            page = Page(models, cursors, has_next=request.cursor is not None, has_previous=has_more)
+        else:
+            page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
+        for join in source.joins:
+            prefix = f"{join.alias}__"
+            page.related[join.loader] = [
+                join.model._init_from_db(**{col: row[prefix + col] for col in join.columns()})
+                for row in group
+                if row[prefix + "id"] is not None
+            ]
+        pages[parent] = page
+    return pages
+
+
+async def count_rows(source: Source, parents: Sequence[Any] | None = None) -> dict[Any, int]:
+    """The number of rows of the list, per parent (or under ``None``), in one statement."""
+    extra: list[tuple[str, Sequence[Any]]] = []
+    if parents is not None:
+        assert source.parent is not None
+        extra.append((f"{source.parent} IN ({placeholders(len(parents))})", list(parents)))
+    where = _where(source, extra)
+    where_sql = " AND ".join(where.sql) if where.sql else "1 = 1"
+    if parents is None:
+        rows = await fetch_dicts(
+            f"SELECT COUNT(*) AS n FROM {source.from_sql} WHERE {where_sql}", where.params
+        )
+        return {None: int(rows[0]["n"])}
+    rows = await fetch_dicts(
+        f"SELECT {source.parent} AS _parent, COUNT(*) AS n FROM {source.from_sql} "
+        f"WHERE {where_sql} GROUP BY {source.parent}",
+        where.params,
+    )
+    counts = {parent: 0 for parent in parents}
+    for row in rows:
+        counts[row["_parent"]] = int(row["n"])
+    return counts

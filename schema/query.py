@@ -1,0 +1,240 @@
+"""The root Query type."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import lists, nodes, stats
+from resolvers.loaders import now_utc
+from schema.connection import After, Before, Connection, First, Last, load_connection
+from schema.errors import BadUserInput
+from schema.types import (
+    Article,
+    ArticleOrder,
+    Author,
+    Category,
+    Market,
+    MarketOrder,
+    MarketStatus,
+    Node,
+    SiteStats,
+    Tag,
+    money,
+)
+
+
+@strawberry.input(description="Narrows an article list; all given fields must match.")
+class ArticleFilter:
+    category_slug: str | None = strawberry.field(
+        default=None, description="Articles in this category or any category inside it."
+    )
+    tag_slug: str | None = strawberry.field(default=None, description="Articles with this tag.")
+    author_slug: str | None = strawberry.field(
+        default=None, description="Articles with this byline."
+    )
+    featured: bool | None = strawberry.field(
+        default=None, description="Only featured (true) or only other (false) articles."
+    )
+    search: str | None = strawberry.field(
+        default=None,
+        description="Words in the title, excerpt or body, case-insensitive (≤ 200 characters).",
+    )
+
+
+@strawberry.input(description="Narrows a market list; all given fields must match.")
+class MarketFilter:
+    status: MarketStatus | None = strawberry.field(
+        default=None, description="Markets in this status."
+    )
+    tag_slug: str | None = strawberry.field(default=None, description="Markets with this tag.")
+    search: str | None = strawberry.field(
+        default=None,
+        description="Words in the question or description, case-insensitive (≤ 200 characters).",
+    )
+
+
+@strawberry.type(description="Every read entry point of the graph.")
+class Query:
+    @strawberry.field(description="Any object by its global ID; null if there is none.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
+    ) -> Node | None:
+        return await nodes.load_node(info, id)
+
+    @strawberry.field(
+        description="Objects by global ID (at most 100), in the same order; null for a miss."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Up to 100 global IDs.")
+        ],
+    ) -> list[Node | None]:
+        limit = info.context.settings.max_node_ids
+        if len(ids) > limit:
+            raise BadUserInput(f"`ids` takes at most {limit} IDs, got {len(ids)}.", field="ids")
+        return await nodes.load_nodes(info, [str(gid) for gid in ids])
+
+    @strawberry.field(description="An article by its slug.")
+    async def article(
+        self, info: Info, slug: Annotated[str, strawberry.argument(description="The URL name.")]
+    ) -> Article | None:
+        row = await info.context.loaders.article_by_slug.load(slug)
+        return Article.from_row(row) if row else None
+
+    @strawberry.field(description="Published articles, filtered and ordered.")
+    async def articles(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            ArticleFilter | None, strawberry.argument(description="Narrows the list.")
+        ] = None,
+        order_by: Annotated[
+            ArticleOrder, strawberry.argument(description="The order of the list.")
+        ] = ArticleOrder.NEWEST,
+    ) -> Connection[Article]:
+        values = None
+        if filter is not None:
+            values = lists.ArticleFilterValues(
+                category_slug=filter.category_slug,
+                tag_slug=filter.tag_slug,
+                author_slug=filter.author_slug,
+                featured=filter.featured,
+                search=filter.search,
+            )
+        return await load_connection(
+            info,
+            None,
+            lists.articles_source(values),
+            lists.ARTICLE_ORDERS[order_by.name],
+            Article.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="An author by slug.")
+    async def author(
+        self, info: Info, slug: Annotated[str, strawberry.argument(description="The URL name.")]
+    ) -> Author | None:
+        row = await info.context.loaders.author_by_slug.load(slug)
+        return Author.from_row(row) if row else None
+
+    @strawberry.field(description="All authors, by name.")
+    async def authors(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Author]:
+        return await load_connection(
+            info,
+            None,
+            lists.AUTHORS,
+            lists.AUTHORS_ORDER,
+            Author.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="A tag by slug.")
+    async def tag(
+        self, info: Info, slug: Annotated[str, strawberry.argument(description="The URL name.")]
+    ) -> Tag | None:
+        row = await info.context.loaders.tag_by_slug.load(slug)
+        return Tag.from_row(row) if row else None
+
+    @strawberry.field(description="All tags, by name.")
+    async def tags(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Tag]:
+        return await load_connection(
+            info, None, lists.TAGS, lists.TAGS_ORDER, Tag.from_row, first, after, last, before
+        )
+
+    @strawberry.field(description="A category by slug.")
+    async def category(
+        self, info: Info, slug: Annotated[str, strawberry.argument(description="The URL name.")]
+    ) -> Category | None:
+        tree = await info.context.loaders.category_tree()
+        row = tree.by_slug.get(slug)
+        return Category.from_row(row) if row else None
+
+    @strawberry.field(description="The top-level categories; their children nest.")
+    async def categories(self, info: Info) -> list[Category]:
+        tree = await info.context.loaders.category_tree()
+        return [Category.from_row(row) for row in tree.children.get(None, [])]
+
+    @strawberry.field(description="A market by slug.")
+    async def market(
+        self, info: Info, slug: Annotated[str, strawberry.argument(description="The URL name.")]
+    ) -> Market | None:
+        row = await info.context.loaders.market_by_slug.load(slug)
+        return Market.from_row(row) if row else None
+
+    @strawberry.field(description="Markets, filtered and ordered.")
+    async def markets(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            MarketFilter | None, strawberry.argument(description="Narrows the list.")
+        ] = None,
+        order_by: Annotated[
+            MarketOrder, strawberry.argument(description="The order of the list.")
+        ] = MarketOrder.TRENDING,
+    ) -> Connection[Market]:
+        now = now_utc()
+        values = None
+        if filter is not None:
+            values = lists.MarketFilterValues(
+                status=filter.status.name if filter.status else None,
+                tag_slug=filter.tag_slug,
+                search=filter.search,
+            )
+        return await load_connection(
+            info,
+            None,
+            lists.markets_source(values, now),
+            lists.market_orders(order_by.name, now),
+            Market.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="Site-wide counts.")
+    async def stats(self, info: Info) -> SiteStats:
+        values = await stats.site_stats(now_utc())
+        return SiteStats(
+            article_count=values.article_count,
+            comment_count=values.comment_count,
+            market_count=values.market_count,
+            open_market_count=values.open_market_count,
+            trader_count=values.trader_count,
+            volume=money(values.volume_cents),
+        )

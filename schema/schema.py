@@ -1,0 +1,44 @@
+"""The Schema with its extensions: limits, caches, error codes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from schema.extensions import ErrorCodes, make_query_limits
+from schema.query import Query
+from schema.scalars import DECIMAL_SCALAR
+from schema.types import Article, Author, Category, Comment, Market, Outcome, Tag, User
+from settings import Settings
+
+
+class AgoraSchema(strawberry.Schema):
+    """Strawberry's schema, minus its own error logging: ``format_error`` logs the unexpected."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
+def build_schema(settings: Settings) -> AgoraSchema:
+    """The executable schema for ``settings`` (limits are bound at build time)."""
+    # Order matters: QueryLimits' validation hook must run inside ValidationCache's.
+    extensions: list[Any] = [
+        ErrorCodes,
+        lambda: ParserCache(maxsize=settings.parser_cache_size),
+        lambda: ValidationCache(maxsize=settings.validation_cache_size),
+        make_query_limits(settings),
+    ]
+    return AgoraSchema(
+        query=Query,
+        types=[Article, Author, Category, Comment, Market, Outcome, Tag, User],
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+    )

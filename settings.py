@@ -1,0 +1,131 @@
+"""All configuration, read once from the environment.
+
+Every limit the API enforces is a named setting with a default here; README's configuration
+table lists them. Nothing else in the project reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _str(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration. Build with :func:`load_settings`; tests use ``replace``."""
+
+    # Environment: "development" loads demo data into an empty database; "production" never does.
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite://agora.sqlite3"
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    cors_origins: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
+    # HTTP
+    max_body_bytes: int = 1024 * 1024
+    # Pagination
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_node_ids: int = 100
+    max_related_articles: int = 20
+    # Query limits, all refused before execution with QUERY_TOO_COMPLEX
+    max_query_depth: int = 12
+    max_query_tokens: int = 5000
+    max_query_aliases: int = 30
+    max_query_nodes: int = 50_000
+    # Caches
+    parser_cache_size: int = 256
+    validation_cache_size: int = 256
+    # Markets
+    min_market_liquidity_cents: int = 1000
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        """Whether demo data and debugging aids are off."""
+        return self.env == "production"
+
+
+def load_settings() -> Settings:
+    """Read every setting from the environment (see README's configuration table)."""
+    defaults = Settings()
+    settings = Settings(
+        env=_str("AGORA_ENV", defaults.env),
+        host=_str("HOST", defaults.host),
+        port=_int("PORT", defaults.port, 1),
+        database_url=_str("DATABASE_URL", defaults.database_url),
+        db_pool_size=_int("DB_POOL_SIZE", defaults.db_pool_size, 1),
+        log_level=_str("LOG_LEVEL", defaults.log_level).upper(),
+        cors_origins=_list("CORS_ORIGINS", defaults.cors_origins),
+        max_body_bytes=_int("MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
+        default_page_size=_int("DEFAULT_PAGE_SIZE", defaults.default_page_size, 1),
+        max_page_size=_int("MAX_PAGE_SIZE", defaults.max_page_size, 1),
+        max_node_ids=_int("MAX_NODE_IDS", defaults.max_node_ids, 1),
+        max_related_articles=_int("MAX_RELATED_ARTICLES", defaults.max_related_articles, 1),
+        max_query_depth=_int("MAX_QUERY_DEPTH", defaults.max_query_depth, 1),
+        max_query_tokens=_int("MAX_QUERY_TOKENS", defaults.max_query_tokens, 10),
+        max_query_aliases=_int("MAX_QUERY_ALIASES", defaults.max_query_aliases, 0),
+        max_query_nodes=_int("MAX_QUERY_NODES", defaults.max_query_nodes, 1),
+        parser_cache_size=_int("PARSER_CACHE_SIZE", defaults.parser_cache_size, 1),
+        validation_cache_size=_int("VALIDATION_CACHE_SIZE", defaults.validation_cache_size, 1),
+        min_market_liquidity_cents=_int(
+            "MIN_MARKET_LIQUIDITY_CENTS", defaults.min_market_liquidity_cents, 1
+        ),
+    )
+    if settings.env not in ("development", "production", "test"):
+        raise SettingsError(
+            f"AGORA_ENV must be development, production or test, got {settings.env!r}"
+        )
+    if settings.default_page_size > settings.max_page_size:
+        raise SettingsError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+    return settings
+
+
+def setting_names() -> list[str]:
+    """The names of all settings (for the README table test)."""
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,190 @@
+"""Throwaway servers for the tests: PostgreSQL from the installed binaries.
+
+PostgreSQL refuses to run as root; as root the server runs as the ``postgres`` system user in a
+temporary folder it owns. ``AGORA_TEST_POSTGRES_URL`` points the tests at a server someone else
+started instead (``.ci/run`` may). Where no server can be had the tests skip with the reason,
+unless ``AGORA_REQUIRE_SERVICES=1``, which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("AGORA_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when services are required."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (AGORA_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for version in ("17", "16", "15", "14", "13"):
+        candidate = Path(f"/usr/lib/postgresql/{version}/bin/{name}")
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL server; ``url(db)`` is a DATABASE_URL for one of its databases."""
+
+    host: str
+    port: int
+    user: str
+    password: str = ""
+    folder: str | None = None
+    as_user: str | None = None
+
+    def url(self, database: str) -> str:
+        auth = f"{self.user}:{self.password}@" if self.password else f"{self.user}@"
+        return f"postgres://{auth}{self.host}:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if self.folder is None:
+            return
+        pg_ctl = _binary("pg_ctl")
+        if pg_ctl:
+            subprocess.run(
+                [*self._prefix(), pg_ctl, "-D", f"{self.folder}/data", "-m", "immediate", "stop"],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _prefix(self) -> list[str]:
+        return ["runuser", "-u", self.as_user, "--"] if self.as_user else []
+
+
+def start_postgres() -> PostgresServer:
+    """Start a throwaway server, or explain (via ``unavailable``) why there is none."""
+    external = os.environ.get("AGORA_TEST_POSTGRES_URL")
+    if external:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(external)
+        return PostgresServer(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username or "postgres",
+            password=parsed.password or "",
+        )
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        unavailable("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    assert initdb and pg_ctl
+    as_user = None
+    if os.geteuid() == 0:
+        if not shutil.which("runuser"):
+            unavailable("running as root without runuser: cannot start PostgreSQL")
+        as_user = "postgres"
+    folder = tempfile.mkdtemp(prefix="agora-pg-")
+    port = free_port()
+    server = PostgresServer("127.0.0.1", port, "postgres", folder=folder, as_user=as_user)
+    if as_user:
+        shutil.chown(folder, user=as_user)
+        os.chmod(folder, 0o700)
+    prefix = server._prefix()
+    init = subprocess.run(
+        [
+            *prefix,
+            initdb,
+            "-D",
+            f"{folder}/data",
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if init.returncode != 0:
+        server.stop()
+        unavailable(f"initdb failed: {init.stderr.strip()[-400:]}")
+    options = (
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    start = subprocess.run(
+        [
+            *prefix,
+            pg_ctl,
+            "-D",
+            f"{folder}/data",
+            "-o",
+            options,
+            "-l",
+            f"{folder}/log",
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if start.returncode != 0:
+        log = (
+            Path(f"{folder}/log").read_text(errors="replace")[-400:]
+            if Path(f"{folder}/log").exists()
+            else ""
+        )
+        server.stop()
+        unavailable(f"PostgreSQL did not start: {start.stderr.strip()[-300:]} {log}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
+async def create_database(server: PostgresServer, name: str) -> str:
+    """A fresh, empty database on ``server``; returns its URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password or None,
+        database="postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.url(name)

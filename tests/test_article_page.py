@@ -1,0 +1,150 @@
+"""The article-page query of API.md: exact values, and a fixed number of SQL statements."""
+
+from __future__ import annotations
+
+import math
+
+from db import models
+from tests.conftest import GraphQLClient, SqlCounter
+
+ARTICLE_PAGE = """
+query ArticlePage($slug: String!) {
+  article(slug: $slug) {
+    id slug title excerpt body publishedAt readingTimeMinutes featured
+    author { name initials slug }
+    breadcrumb { name slug }
+    tags { slug name }
+    commentCount
+    comments(first: 10) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor node { id body bodyHtml createdAt author { username displayName initials }
+        replyCount replies(first: 5) { nodes { id body createdAt author { username initials } } } } }
+    }
+    relatedArticles(first: 5) { slug title publishedAt commentCount }
+    markets { slug question status outcomes { label probability } }
+  }
+}
+"""
+
+CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
+
+
+async def test_the_central_asia_article_page(client: GraphQLClient) -> None:
+    data = await client.data(ARTICLE_PAGE, {"slug": CENTRAL_ASIA})
+    article = data["article"]
+    row = await models.Article.get(slug=CENTRAL_ASIA)
+    assert article["title"] == "Central Asian Leaders Strengthen Ties as Azerbaijan Joins Forum"
+    assert article["author"] == {"name": "Oliver Scott", "initials": "OS", "slug": "oliver-scott"}
+    assert [c["slug"] for c in article["breadcrumb"]] == [
+        "politics",
+        "diplomacy",
+        "bilateral-relations",
+    ]
+    assert [c["name"] for c in article["breadcrumb"]] == [
+        "Politics",
+        "Diplomacy",
+        "Bilateral Relations",
+    ]
+    assert sorted(t["slug"] for t in article["tags"]) == [
+        "azerbaijan",
+        "central-asia",
+        "diplomacy",
+        "featured",
+        "regional-integration",
+    ]
+    assert article["featured"] is True
+    assert article["readingTimeMinutes"] == max(1, math.ceil(len(row.body.split()) / 200))
+    assert len(article["markets"]) >= 1
+    for market in article["markets"]:
+        assert 2 <= len(market["outcomes"]) <= 10
+        assert math.isclose(sum(o["probability"] for o in market["outcomes"]), 1.0)
+
+    visible = await models.Comment.filter(article_id=row.id, deleted=False).count()
+    assert article["commentCount"] == visible
+    top_level = await models.Comment.filter(article_id=row.id, parent_id=None).count()
+    comments = article["comments"]
+    assert comments["totalCount"] == top_level
+    assert comments["pageInfo"]["hasNextPage"] == (top_level > 10)
+    created = [edge["node"]["createdAt"] for edge in comments["edges"]]
+    assert created == sorted(created, reverse=True)
+    for edge in comments["edges"]:
+        node = edge["node"]
+        replies = node["replies"]["nodes"]
+        assert len(replies) == min(5, await _reply_rows(node["id"]))
+        assert [r["createdAt"] for r in replies] == sorted(r["createdAt"] for r in replies)
+
+    related = article["relatedArticles"]
+    assert len(related) == 5
+    assert CENTRAL_ASIA not in [r["slug"] for r in related]
+
+
+async def _reply_rows(comment_gid: str) -> int:
+    from schema.node import from_global_id
+
+    _, pk = from_global_id(comment_gid)
+    return await models.Comment.filter(parent_id=pk).count()
+
+
+async def test_sql_statement_count_does_not_grow_with_the_thread(client: GraphQLClient) -> None:
+    # The busiest and a quiet article: the page must cost the same number of statements,
+    articles = await models.Article.all().order_by("-comment_count", "id")
+    busiest = articles[0]
+    assert busiest.comment_count >= 60
+    replies = await models.Comment.filter(article_id=busiest.id).exclude(parent_id=None).count()
+    assert replies > 0
+    # whatever the size of the thread. Both discuss a market (its outcomes are one query)
+    with_markets = set(await models.MarketArticle.all().values_list("article_id", flat=True))
+    assert busiest.id in with_markets
+    # ...and a reply in the thread: reply authors load one tick after comment authors.
+    with_replies = set(
+        await models.Comment.exclude(parent_id=None).values_list("article_id", flat=True)
+    )
+    quiet = next(
+        a
+        for a in reversed(articles)
+        if 2 <= a.comment_count <= 4 and a.id in with_markets and a.id in with_replies
+    )
+
+    counts: list[int] = []
+    statements: list[list[str]] = []
+    for slug in (quiet.slug, busiest.slug):
+        with SqlCounter().counting() as counter:
+            data = await client.data(ARTICLE_PAGE, {"slug": slug})
+        assert data["article"]["slug"] == slug
+        counts.append(len(counter.statements))
+        statements.append([s[:100] for s in counter.statements])
+    assert counts[0] == counts[1], (counts, statements)
+    assert counts[1] <= 15, counts
+
+
+async def test_an_unknown_slug_is_null(client: GraphQLClient) -> None:
+    data = await client.data(ARTICLE_PAGE, {"slug": "no-such-article"})
+    assert data == {"article": None}
+
+
+async def test_related_articles_follow_the_rule(client: GraphQLClient) -> None:
+    """Most shared tags, then same category, then newest, never itself, computed independently."""
+    source = await models.Article.get(slug=CENTRAL_ASIA)
+    links = await models.ArticleTag.all().values("article_id", "tag_id")
+    tags: dict[int, set[int]] = {}
+    for link in links:
+        tags.setdefault(link["article_id"], set()).add(link["tag_id"])
+    others = await models.Article.exclude(id=source.id)
+
+    def key(a: models.Article) -> tuple[int, int, float, int]:
+        shared = len(tags.get(a.id, set()) & tags.get(source.id, set()))
+        same = 1 if a.category_id == source.category_id else 0
+        return (-shared, -same, -a.published_at.timestamp(), -a.id)
+
+    expected = [a.slug for a in sorted(others, key=key)[:20]]
+    data = await client.data(
+        "query($s: String!) { article(slug: $s) { relatedArticles(first: 20) { slug } } }",
+        {"s": CENTRAL_ASIA},
+    )
+    assert [r["slug"] for r in data["article"]["relatedArticles"]] == expected
+
+    body = await client.post(
+        "query($s: String!) { article(slug: $s) { relatedArticles(first: 21) { slug } } }",
+        {"s": CENTRAL_ASIA},
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

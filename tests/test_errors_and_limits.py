@@ -1,0 +1,196 @@
+"""One error rule for each kind, query limits before execution, and the HTTP surface."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import pytest
+
+from resolvers.loaders import Loaders
+from schema.node import to_global_id
+from tests.conftest import GraphQLClient
+
+
+def _codes(body: dict) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+async def test_malformed_ids_are_bad_user_input(client: GraphQLClient) -> None:
+    for bad in [
+        "nope",
+        "",
+        base64.b64encode(b"Spaceship:1").decode(),
+        to_global_id("Article", 1)[:-2],
+    ]:
+        body = await client.post("query($id: ID!) { node(id: $id) { id } }", {"id": bad})
+        assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
+        assert body["data"] == {"node": None} or body["data"] is None
+
+
+async def test_an_id_of_nothing_is_null(client: GraphQLClient) -> None:
+    data = await client.data(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": to_global_id("Article", 999999)}
+    )
+    assert data == {"node": None}
+
+
+async def test_node_and_nodes_fetch_any_type(client: GraphQLClient) -> None:
+    data = await client.data(
+        """{ article(slug: "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum") {
+              id author { id } category { id } tags { id } markets { id outcomes { id } } } }"""
+    )
+    article = data["article"]
+    ids = [
+        article["id"],
+        article["author"]["id"],
+        article["category"]["id"],
+        article["tags"][0]["id"],
+        article["markets"][0]["id"],
+        article["markets"][0]["outcomes"][0]["id"],
+        to_global_id("Tag", 999999),
+    ]
+    data = await client.data(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }", {"ids": ids}
+    )
+    assert [n and n["__typename"] for n in data["nodes"]] == [
+        "Article",
+        "Author",
+        "Category",
+        "Tag",
+        "Market",
+        "Outcome",
+        None,
+    ]
+    assert [n["id"] for n in data["nodes"][:-1]] == ids[:-1]
+
+
+async def test_nodes_takes_at_most_100_ids(client: GraphQLClient) -> None:
+    ids = [to_global_id("Tag", i) for i in range(101)]
+    body = await client.post("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids})
+    assert _codes(body) == ["BAD_USER_INPUT"]
+    ids = ids[:100]
+    data = await client.data("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids})
+    assert len(data["nodes"]) == 100
+
+
+async def test_document_validation_errors_stay_readable(client: GraphQLClient) -> None:
+    body = await client.post("{ articles { nodes { nope } } }")
+    assert _codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "Cannot query field 'nope'" in body["errors"][0]["message"]
+    body = await client.post("{ articles { ")
+    assert _codes(body) == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_bad_scalar_values_are_bad_user_input(client: GraphQLClient) -> None:
+    body = await client.post("query($n: Int) { articles(first: $n) { totalCount } }", {"n": "x"})
+    assert _codes(body) == ["BAD_USER_INPUT"]
+    body = await client.post('{ articles(first: "x") { totalCount } }')
+    assert _codes(body) == ["BAD_USER_INPUT"]
+
+
+def _nested(depth: int) -> str:
+    # article → comments → node → replies → nodes → replies … gives depth quickly.
+    inner = "id"
+    for _ in range(depth):
+        inner = f"replies(first: 1) {{ nodes {{ {inner} }} }}"
+    return "{ articles(first: 1) { nodes { comments(first: 1) { nodes { " + inner + " } } } } }"
+
+
+async def test_limits_refuse_before_execution_within_a_second(client: GraphQLClient) -> None:
+    cases = {
+        "depth": _nested(15),
+        "aliases": "{ " + " ".join(f"a{i}: stats {{ articleCount }}" for i in range(200)) + " }",
+        "nodes": "{ articles(first: 100) { nodes { comments(first: 100) { nodes { "
+        "replies(first: 100) { nodes { id } } } } } } }",
+        "tokens": "{ " + "stats { articleCount } " * 3000 + "}",
+    }
+    for limit, query in cases.items():
+        started = time.monotonic()
+        body = await client.post(query)
+        assert time.monotonic() - started < 1.0, limit
+        assert _codes(body) == ["QUERY_TOO_COMPLEX"], (limit, body["errors"][0]["message"])
+        assert body["data"] is None
+
+
+async def test_thirty_levels_of_nesting_are_refused(client: GraphQLClient) -> None:
+    query = "{ categories { " + "children { " * 29 + "id" + " }" * 30 + " }"
+    body = await client.post(query)
+    assert _codes(body) == ["QUERY_TOO_COMPLEX"]
+
+
+async def test_node_limit_counts_variables(client: GraphQLClient) -> None:
+    query = """query($n: Int) { articles(first: $n) { nodes { comments(first: $n) {
+                 nodes { replies(first: $n) { nodes { id } } } } } } }"""
+    body = await client.post(query, {"n": 100})
+    assert _codes(body) == ["QUERY_TOO_COMPLEX"]
+    data = await client.data(query, {"n": 2})
+    assert len(data["articles"]["nodes"]) == 2
+
+
+async def test_unexpected_errors_are_masked_and_logged(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: Loaders) -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    monkeypatch.setattr(Loaders, "category_tree", broken)
+    with caplog.at_level(logging.ERROR, logger="agora.errors"):
+        body = await client.post("{ categories { slug } stats { articleCount } }")
+    assert body["errors"] == [
+        {
+            "message": "Internal server error.",
+            "locations": [{"line": 1, "column": 3}],
+            "path": ["categories"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+        }
+    ]
+    assert body["data"] is None
+    assert "SELECT secret" not in str(body)
+    assert any("SELECT secret" in (r.exc_text or "") for r in caplog.records)
+
+
+async def test_http_surface(client: GraphQLClient) -> None:
+    http = client.http
+    for path in ("/graphql", "/graphql/"):
+        response = await http.post(path, json={"query": "{ stats { articleCount } }"})
+        assert response.status_code == 200
+        assert response.json() == {"data": {"stats": {"articleCount": 50}}}
+    response = await http.get("/graphql", params={"query": "{ stats { articleCount } }"})
+    assert response.json() == {"data": {"stats": {"articleCount": 50}}}
+    response = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+    assert (await http.get("/healthz")).text == "ok"
+    assert (await http.get("/readyz")).json() == {"database": "ok"}
+
+
+async def test_bodies_over_one_mebibyte_get_413(client: GraphQLClient) -> None:
+    padding = " " * (1024 * 1024)
+    response = await client.http.post(
+        "/graphql",
+        content=('{"query": "{ stats { articleCount } }' + padding + '"}').encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_cors_allows_listed_origins_with_authorization(client: GraphQLClient) -> None:
+    response = await client.http.options(
+        "/graphql",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+    response = await client.http.options(
+        "/graphql",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers

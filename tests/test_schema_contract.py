@@ -1,0 +1,105 @@
+"""The committed schema is the printed schema, and every part of it is described."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLScalarType,
+)
+
+from schema.printer import printed_schema
+from schema.schema import build_schema
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_schema_matches_the_code() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == printed_schema(), "schema.graphql drifted: run `make schema` and commit it"
+
+
+def test_every_type_field_argument_and_enum_value_has_a_description() -> None:
+    schema = build_schema(Settings())._schema
+    missing: list[str] = []
+    for name, type_ in schema.type_map.items():
+        if name.startswith("__") or name in ("String", "Int", "Float", "Boolean", "ID"):
+            continue
+        if not type_.description:
+            missing.append(name)
+        if isinstance(type_, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            for field_name, field in type_.fields.items():
+                if not field.description:
+                    missing.append(f"{name}.{field_name}")
+                for arg_name, arg in getattr(field, "args", {}).items():
+                    if not arg.description:
+                        missing.append(f"{name}.{field_name}({arg_name})")
+        if isinstance(type_, GraphQLEnumType):
+            for value_name, value in type_.values.items():
+                if not value.description:
+                    missing.append(f"{name}.{value_name}")
+        if isinstance(type_, GraphQLScalarType) and not type_.description:
+            missing.append(name)
+    assert missing == []
+
+
+def test_contract_names_exist() -> None:
+    schema = build_schema(Settings())._schema
+    query = schema.query_type
+    assert query is not None
+    for field in [
+        "node",
+        "nodes",
+        "article",
+        "articles",
+        "author",
+        "authors",
+        "tag",
+        "tags",
+        "category",
+        "categories",
+        "market",
+        "markets",
+        "stats",
+    ]:
+        assert field in query.fields, field
+    article = schema.type_map["Article"]
+    assert isinstance(article, GraphQLObjectType)
+    for field in [
+        "id",
+        "slug",
+        "title",
+        "excerpt",
+        "body",
+        "publishedAt",
+        "updatedAt",
+        "readingTimeMinutes",
+        "featured",
+        "author",
+        "category",
+        "breadcrumb",
+        "tags",
+        "commentCount",
+        "comments",
+        "relatedArticles",
+        "markets",
+    ]:
+        assert field in article.fields, field
+    connection = schema.type_map["ArticleConnection"]
+    assert isinstance(connection, GraphQLObjectType)
+    assert set(connection.fields) == {"edges", "nodes", "pageInfo", "totalCount"}
+
+
+def test_readme_documents_every_setting() -> None:
+    import re
+
+    source = (ROOT / "settings.py").read_text()
+    env_vars = set(re.findall(r'_(?:int|str|bool|list)\(\s*"([A-Z_]+)"', source))
+    assert len(env_vars) >= 15
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in sorted(env_vars) if f"`{name}`" not in readme] == []

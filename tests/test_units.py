@@ -1,0 +1,86 @@
+"""Pure pieces: global IDs, cursors, the Decimal scalar, LMSR prices, settings."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from markets import lmsr
+from resolvers.lists import ARTICLE_ORDERS, COMMENT_ORDERS
+from resolvers.pagination import decode_cursor, encode_cursor
+from schema.errors import BadUserInput
+from schema.node import from_global_id, to_global_id
+from schema.scalars import parse_decimal, serialize_decimal
+from settings import SettingsError, load_settings
+
+
+def test_global_ids_round_trip_and_reject_garbage() -> None:
+    gid = to_global_id("Article", 42)
+    assert from_global_id(gid) == ("Article", 42)
+    assert from_global_id(gid, "Article") == ("Article", 42)
+    with pytest.raises(BadUserInput):
+        from_global_id(gid, "Comment")
+    for bad in ["", "!!!", to_global_id("Nope", 1), "QXJ0aWNsZTp4", "QXJ0aWNsZTotMQ=="]:
+        with pytest.raises(BadUserInput):
+            from_global_id(bad)
+
+
+def test_cursors_round_trip_and_are_tied_to_their_order() -> None:
+    newest = ARTICLE_ORDERS["NEWEST"]
+    at = datetime(2026, 11, 1, 12, 30, 0, 123456, tzinfo=UTC)
+    cursor = encode_cursor(newest, [at, 7])
+    assert decode_cursor(cursor, newest) == (at, 7)
+    # SQLite hands back the stored text: the cursor is the same.
+    assert encode_cursor(newest, ["2026-11-01 12:30:00.123456+00:00", 7]) == cursor
+    with pytest.raises(BadUserInput):
+        decode_cursor(cursor, ARTICLE_ORDERS["OLDEST"])
+    with pytest.raises(BadUserInput):
+        decode_cursor(cursor, COMMENT_ORDERS["TOP"])
+    for bad in ["", "x", "W10", "WyJORVdFU1QiLDEsMl0", "WyJORVdFU1QiLCJ4Iiw1XQ"]:
+        with pytest.raises(BadUserInput):
+            decode_cursor(bad, newest)
+
+
+@pytest.mark.parametrize("text", ["12.50", "0", "-3.1", "100000000000000.01"])
+def test_decimal_scalar_accepts_plain_decimals(text: str) -> None:
+    assert parse_decimal(text) == Decimal(text)
+    assert serialize_decimal(parse_decimal(text)) == text
+
+
+@pytest.mark.parametrize(
+    "value", ["NaN", "Infinity", "-Infinity", "1E+2", "1e5", " 1", "1.", ".5", "", 12.5, 3, None]
+)
+def test_decimal_scalar_refuses_everything_else(value: object) -> None:
+    with pytest.raises(BadUserInput):
+        parse_decimal(value)
+
+
+def test_decimal_scalar_never_prints_an_exponent() -> None:
+    assert serialize_decimal(Decimal("1E+2")) == "100"
+    assert serialize_decimal(Decimal(1250).scaleb(-2)) == "12.50"
+
+
+def test_lmsr_prices_are_a_distribution_without_overflow() -> None:
+    b = lmsr.liquidity_parameter(100.0, 2)
+    assert lmsr.prices([0.0, 0.0], b) == [0.5, 0.5]
+    huge = lmsr.prices([1e9, 0.0, 0.0], b)
+    assert huge[0] == 1.0 and math.isclose(sum(huge), 1.0)
+    assert math.isfinite(lmsr.cost([1e9, -1e9], b))
+    spend = lmsr.shares_for_spend([0.0, 0.0], b, 0, 10.0)
+    assert math.isclose(lmsr.cost([spend, 0.0], b) - lmsr.cost([0.0, 0.0], b), 10.0)
+    assert math.isclose(lmsr.proceeds_for_sale([spend, 0.0], b, 0, spend), 10.0)
+    p_after = lmsr.price_after_purchase(0.5, b, spend)
+    assert math.isclose(p_after, lmsr.prices([spend, 0.0], b)[0])
+
+
+def test_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_PAGE_SIZE", "abc")
+    with pytest.raises(SettingsError):
+        load_settings()
+    monkeypatch.setenv("MAX_PAGE_SIZE", "50")
+    monkeypatch.setenv("PORT", "9001")
+    settings = load_settings()
+    assert (settings.max_page_size, settings.port) == (50, 9001)
