@@ -1,0 +1,1 @@
+"""Benchmarks run outside pytest: ``python -m bench.article_page``."""
