@@ -23,9 +23,12 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
+from accounts.ratelimit import MemoryRateLimiter, RateLimiter
+from accounts.service import Accounts
+from comments.service import Comments
 from db.config import tortoise_config
 from db.sql import fetch_dicts
-from schema.context import Context
+from schema.context import Context, Services
 from schema.extensions import format_errors
 from schema.schema import build_schema
 from settings import Settings, load_settings
@@ -33,15 +36,37 @@ from settings import Settings, load_settings
 logger = logging.getLogger("agora")
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or ""."""
+    if not authorization:
+        return ""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and error rule."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, services: Services) -> None:
         super().__init__(build_schema(settings), graphql_ide="graphiql", allow_queries_via_get=True)
         self.settings = settings
+        self.services = services
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(settings=self.settings, request=request, response=response)
+        token = bearer_token(request.headers.get("authorization"))
+        viewer = await self.services.accounts.authenticate(token) if token else None
+        if token and viewer is None and isinstance(response, Response):
+            # An expired or revoked token: the request goes on as anonymous, and says why.
+            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return Context(
+            settings=self.settings,
+            services=self.services,
+            viewer=viewer,
+            token=token if viewer else "",
+            client_address=request.client.host if request.client else "unknown",
+            request=request,
+            response=response,
+        )
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -127,10 +152,15 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"database": "ok"})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the application for ``settings`` (read from the environment by default)."""
+def create_app(settings: Settings | None = None, limiter: RateLimiter | None = None) -> Starlette:
+    """Build the application for ``settings`` (read from the environment by default).
+
+    ``limiter`` replaces the in-process rate limiter (tests pass one with a fake clock).
+    """
     settings = settings or load_settings()
-    graphql = GraphQLApp(settings)
+    limiter = limiter or MemoryRateLimiter()
+    services = Services(accounts=Accounts(settings, limiter), comments=Comments(settings, limiter))
+    graphql = GraphQLApp(settings, services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -157,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
+    app.state.services = services
     return app
 
 

@@ -50,6 +50,24 @@ def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def parse_rate(text: str) -> tuple[int, float]:
+    """ "COUNT/SECONDS" → (COUNT, SECONDS); both positive."""
+    count, sep, seconds = text.partition("/")
+    try:
+        parsed = (int(count), float(seconds))
+    except ValueError as exc:
+        raise SettingsError(f"a rate is COUNT/SECONDS like 5/60, got {text!r}") from exc
+    if not sep or parsed[0] < 1 or parsed[1] <= 0:
+        raise SettingsError(f"a rate is COUNT/SECONDS like 5/60, both positive, got {text!r}")
+    return parsed
+
+
+def _rate(name: str, default: str) -> str:
+    value = _str(name, default)
+    parse_rate(value)
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration. Build with :func:`load_settings`; tests use ``replace``."""
@@ -79,6 +97,19 @@ class Settings:
     validation_cache_size: int = 256
     # Markets
     min_market_liquidity_cents: int = 1000
+    # Accounts
+    session_ttl_seconds: int = 30 * 24 * 3600
+    password_min_length: int = 8
+    password_max_length: int = 256
+    signup_grant_cents: int = 100_000
+    # Comments
+    comment_max_length: int = 10_000
+    report_reason_max_length: int = 500
+    # Rate limits, "COUNT/SECONDS": a bucket of COUNT refilled evenly over SECONDS
+    comment_rate: str = "5/60"
+    login_failure_rate_per_account: str = "5/900"
+    login_failure_rate_per_address: str = "50/900"
+    signup_rate_per_address: str = "200/3600"
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,11 +147,29 @@ def load_settings() -> Settings:
         min_market_liquidity_cents=_int(
             "MIN_MARKET_LIQUIDITY_CENTS", defaults.min_market_liquidity_cents, 1
         ),
+        session_ttl_seconds=_int("SESSION_TTL_SECONDS", defaults.session_ttl_seconds, 60),
+        password_min_length=_int("PASSWORD_MIN_LENGTH", defaults.password_min_length, 1),
+        password_max_length=_int("PASSWORD_MAX_LENGTH", defaults.password_max_length, 8),
+        signup_grant_cents=_int("SIGNUP_GRANT_CENTS", defaults.signup_grant_cents, 0),
+        comment_max_length=_int("COMMENT_MAX_LENGTH", defaults.comment_max_length, 1),
+        report_reason_max_length=_int(
+            "REPORT_REASON_MAX_LENGTH", defaults.report_reason_max_length, 1
+        ),
+        comment_rate=_rate("COMMENT_RATE", defaults.comment_rate),
+        login_failure_rate_per_account=_rate(
+            "LOGIN_FAILURE_RATE_PER_ACCOUNT", defaults.login_failure_rate_per_account
+        ),
+        login_failure_rate_per_address=_rate(
+            "LOGIN_FAILURE_RATE_PER_ADDRESS", defaults.login_failure_rate_per_address
+        ),
+        signup_rate_per_address=_rate("SIGNUP_RATE_PER_ADDRESS", defaults.signup_rate_per_address),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
             f"AGORA_ENV must be development, production or test, got {settings.env!r}"
         )
+    if settings.password_min_length > settings.password_max_length:
+        raise SettingsError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
     return settings

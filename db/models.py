@@ -161,6 +161,8 @@ class Comment(Model):
     deleted = fields.BooleanField(default=False)
     # Visible direct replies; kept by the comment write path.
     reply_count = fields.IntField(default=0)
+    # Reports not yet handled by a moderator (the moderation queue shows those above zero).
+    report_count = fields.IntField(default=0)
 
     class Meta:
         table = "comments"
@@ -275,3 +277,103 @@ class Trade(Model):
     class Meta:
         table = "trades"
         indexes = (("market_id", "created_at"),)
+
+
+class Session(Model):
+    """A login: an opaque bearer token, stored as its SHA-256 (the token itself is never kept)."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    user_id: int
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sessions"
+
+
+class CommentReport(Model):
+    """A user flagged a comment for moderators (once per user and comment)."""
+
+    id = fields.IntField(primary_key=True)
+    comment: fields.ForeignKeyRelation[Comment] = fields.ForeignKeyField(
+        "models.Comment", related_name="reports", on_delete=fields.CASCADE
+    )
+    comment_id: int
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reports", on_delete=fields.CASCADE
+    )
+    user_id: int
+    reason = fields.CharField(max_length=500)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "comment_reports"
+        unique_together = (("comment", "user"),)
+
+
+class AccountKind(StrEnum):
+    """Who holds a ledger account."""
+
+    ISSUER = "ISSUER"
+    USER = "USER"
+    MARKET = "MARKET"
+
+
+class LedgerAccount(Model):
+    """A balance in the double-entry ledger: a user's wallet, a market maker, or the issuer.
+
+    balance_cents is the sum of the account's entries, kept in the same transaction as they are
+    written (users' balances never go negative; the issuer's is minus everything it issued).
+    """
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharEnumField(AccountKind, max_length=16)
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="ledger_accounts", null=True, on_delete=fields.RESTRICT
+    )
+    user_id: int | None
+    market: fields.ForeignKeyNullableRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="ledger_accounts", null=True, on_delete=fields.RESTRICT
+    )
+    market_id: int | None
+    balance_cents = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "ledger_accounts"
+        unique_together = (("kind", "user"), ("kind", "market"))
+
+
+class LedgerTransaction(Model):
+    """One movement of money: its entries sum to zero."""
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField()
+    memo = fields.CharField(max_length=200, default="")
+
+    class Meta:
+        table = "ledger_transactions"
+
+
+class LedgerEntry(Model):
+    """One side of a movement: ``amount_cents`` added to (or, negative, taken from) an account."""
+
+    id = fields.IntField(primary_key=True)
+    transaction: fields.ForeignKeyRelation[LedgerTransaction] = fields.ForeignKeyField(
+        "models.LedgerTransaction", related_name="entries", on_delete=fields.RESTRICT
+    )
+    transaction_id: int
+    account: fields.ForeignKeyRelation[LedgerAccount] = fields.ForeignKeyField(
+        "models.LedgerAccount", related_name="entries", on_delete=fields.RESTRICT
+    )
+    account_id: int
+    amount_cents = fields.BigIntField()
+
+    class Meta:
+        table = "ledger_entries"
+        indexes = (("account_id", "id"),)

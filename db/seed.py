@@ -20,10 +20,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tortoise import Tortoise
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from accounts.passwords import hash_password
@@ -44,6 +42,7 @@ from db.models import (
     Tag,
     User,
 )
+from markets.ledger import grant_starting_credits
 from settings import Settings, load_settings
 
 SEED = 20261127
@@ -747,8 +746,6 @@ DESKS: dict[str, Desk] = {
         context=_items("""
             Health systems are still catching up on treatments delayed during the pandemic years.
 
-            Public health officials stress that prevention remains far cheaper than treatment.
-
             Rural clinics often lack the equipment and staff needed for new programmes.
 
             Surveillance data remain patchy in many countries, making it hard to measure the true
@@ -833,7 +830,11 @@ ARTICLES: tuple[ArticleSpec, ...] = (
             something lighter: no secretariat, no binding decisions, simply an annual meeting where
             presidents could talk without a chaperone. Bringing in Azerbaijan, which sits on the
             far shore of the Caspian and controls the westward exit of the route to Europe, turns
-            that informal club into something closer to a corridor alliance.
+            that informal club into something closer to a corridor alliance. It also gives Baku a
+            formal voice in discussions about water and energy that affect the whole Caspian
+            basin, from fisheries to the falling level of the sea itself. Diplomats from outside
+            the region, who attended as observers, said they would watch whether the wider forum
+            can still reach decisions by consensus, as the original five have done.
 
             The practical agenda is long. Kazakhstan wants faster ferry crossings from Aktau and
             Kuryk; Uzbekistan, the most populous member, wants its goods to reach the sea without
@@ -841,8 +842,12 @@ ARTICLES: tuple[ArticleSpec, ...] = (
             westward; and the mountain states, Kyrgyzstan and Tajikistan, want investment in
             hydropower and roads. Azerbaijan, for its part, has spent heavily on the port of Alat
             and on rail links to Georgia and Türkiye, and needs more cargo to pay for them.
-            Officials said a first progress report on the customs pilot would be presented to
-            foreign ministers in the spring.
+            Several governments also want the forum to coordinate their approach to climate
+            adaptation, after a series of droughts and mudslides in recent years. Officials
+            stressed that no new institution would be created for now: the presidents' offices
+            will take turns to coordinate work between meetings, as they have done since 2018. A
+            first progress report on the customs pilot is due to be presented to foreign ministers
+            in the spring.
         """,
     ),
     ArticleSpec(
@@ -1066,6 +1071,25 @@ ARTICLES: tuple[ArticleSpec, ...] = (
             that larger countries, with more obvious interests, find hard to match. Failures, by
             contrast, are rarely made public, which makes the record difficult for outsiders to
             judge.
+
+            Money matters too. Mediation is cheap compared with the cost of the conflicts it can
+            help prevent, but it is not free, and the hosts usually pay. Officials from one Gulf
+            state estimate that a single round of talks, with delegations flown in and housed for
+            a week, can cost several million dollars once security is included. Governments
+            justify the expense as an investment in influence: a country that helped negotiate a
+            ceasefire or a hostage release gains access to leaders who might otherwise ignore it,
+            and goodwill in international bodies where it needs votes. Critics at home sometimes
+            ask why public money is spent on other people's quarrels, and the answer, diplomats
+            admit, is rarely one that can be given in full.
+
+            There are also limits to what small states can do. They cannot underwrite an agreement
+            with troops or money on the scale that larger powers can, and they depend on the
+            parties' wish to be seen as reasonable. When one side decides that it has more to gain
+            from fighting than from talking, no venue, however comfortable, will bring it back to
+            the table. Mediators describe their role as keeping a door open rather than pushing
+            anyone through it. Several of the most successful recent efforts began as narrow,
+            practical talks about prisoners, shipping or humanitarian access, and only later
+            widened into discussions of the conflict itself.
 
             The trend is likely to continue. As rivalry between the largest powers hardens, the
             number of issues on which they cannot talk directly grows, and so does the demand for
@@ -2805,7 +2829,7 @@ def build_body(spec: ArticleSpec, rng: random.Random) -> str:
     # Lead, details, extra (0-3), background (0-3, less the extra), reaction (0-2) and an outlook
     # paragraph when the article has desks: 3 to 8 paragraphs.
     most_context = max(0, 3 - (len(own) - 2))
-    limits = {"context": 5 * most_context, "reaction": 8, "outlook": 3}
+    limits = {"context": 7 * most_context, "reaction": 8, "outlook": 3}
     shares = {"context": 0.62, "reaction": 0.28, "outlook": 0.10}
     desks = [DESKS[name] for name in spec.desks]
     pools: dict[str, list[str]] = {}
@@ -3021,15 +3045,6 @@ def _check_plan(articles: list[PlannedArticle]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _article_count(model: type[Model], count: int) -> dict[str, Any]:
-    """``article_count=count`` for a model that declares that column, else nothing.
-
-    The initial migration has an ``article_count`` column on tags and authors that the models
-    do not declare (yet); fill it whenever the model has it.
-    """
-    return {"article_count": count} if "article_count" in model._meta.fields_map else {}
-
-
 async def _database_is_empty() -> bool:
     return not (await User.all().exists() or await Article.all().exists())
 
@@ -3044,12 +3059,6 @@ async def load_demo_data() -> bool:
         return False
     plan = build_plan()
     password_hash = hash_password(DEMO_PASSWORD)
-    articles_by_author: dict[str, int] = {}
-    articles_by_tag: dict[str, int] = {}
-    for article in plan:
-        articles_by_author[article.spec.author] = articles_by_author.get(article.spec.author, 0) + 1
-        for tag in article.spec.tags:
-            articles_by_tag[tag] = articles_by_tag.get(tag, 0) + 1
 
     async with in_transaction() as conn:
         await User.bulk_create(
@@ -3066,6 +3075,12 @@ async def load_demo_data() -> bool:
             using_db=conn,
         )
         user_ids: dict[str, int] = dict(await User.all(using_db=conn).values_list("username", "id"))
+        # Every account starts with the sign-up grant, through the ledger like a real sign-up.
+        grant = load_settings().signup_grant_cents
+        for u in USERS:
+            await grant_starting_credits(
+                conn, user_ids[u.username], grant, BASE - timedelta(days=u.joined_days_ago, hours=3)
+            )
 
         await Author.bulk_create(
             [
@@ -3074,7 +3089,6 @@ async def load_demo_data() -> bool:
                     name=name,
                     bio=bio,
                     user_id=user_ids[username] if username else None,
-                    **_article_count(Author, articles_by_author.get(slug, 0)),
                 )
                 for slug, name, bio, username in AUTHORS
             ],
@@ -3104,10 +3118,7 @@ async def load_demo_data() -> bool:
             category_paths[slug] = category.path
 
         await Tag.bulk_create(
-            [
-                Tag(slug=slug, name=name, **_article_count(Tag, articles_by_tag.get(slug, 0)))
-                for slug, name in TAGS
-            ],
+            [Tag(slug=slug, name=name) for slug, name in TAGS],
             using_db=conn,
         )
         tag_ids: dict[str, int] = dict(await Tag.all(using_db=conn).values_list("slug", "id"))

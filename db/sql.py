@@ -45,10 +45,21 @@ def placeholders(count: int) -> str:
     return ", ".join("?" for _ in range(max(count, 1)))
 
 
-async def fetch_dicts(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Run a SELECT and return its rows as dicts."""
-    conn = connection()
+async def fetch_dicts(
+    sql: str, params: Sequence[Any] = (), conn: BaseDBAsyncClient | None = None
+) -> list[dict[str, Any]]:
+    """Run a statement (on ``conn``, a transaction, if given) and return its rows as dicts."""
+    conn = conn or connection()
     return await conn.execute_query_dict(to_dialect(sql, conn), list(params))
+
+
+async def execute(
+    sql: str, params: Sequence[Any] = (), conn: BaseDBAsyncClient | None = None
+) -> int:
+    """Run a statement that returns no rows; the number of rows it changed."""
+    conn = conn or connection()
+    count, _ = await conn.execute_query(to_dialect(sql, conn), list(params))
+    return int(count)
 
 
 async def fetch_models(model: type[M], sql: str, params: Sequence[Any] = ()) -> list[M]:

@@ -75,6 +75,21 @@ TOP_LEVEL_COMMENTS = Source(
     parent="c.article_id",
     joins=(_COMMENT_AUTHOR,),
 )
+REPORTED_COMMENTS = Source(
+    models.Comment,
+    "comments c",
+    "c",
+    where=(("c.report_count > 0 AND c.deleted = ?", (False,)),),
+    joins=(_COMMENT_AUTHOR,),
+)
+REPORTED_ORDER = Ordering(
+    "REPORTED",
+    (
+        SortKey("c.report_count", "int", True),
+        SortKey("c.created_at", "datetime", True),
+        SortKey("c.id", "int", True),
+    ),
+)
 REPLIES = Source(models.Comment, "comments c", "c", parent="c.parent_id", joins=(_COMMENT_AUTHOR,))
 AUTHORS = Source(models.Author, "authors au", "au")
 TAGS = Source(models.Tag, "tags t", "t")

@@ -18,6 +18,7 @@ from tortoise.models import Model
 
 from db import models
 from db.sql import fetch_dicts, placeholders
+from markets.ledger import balances_of_users
 from resolvers.pagination import Ordering, Page, PageRequest, Source, count_rows, fetch_pages
 
 M = TypeVar("M", bound=Model)
@@ -95,6 +96,7 @@ class Loaders:
         self.related_articles_by_article = DataLoader(self._related_articles)
         self.page_by_parent: DataLoader[tuple[Any, ListSpec], Page[Any]] = DataLoader(self._pages)
         self.count_by_parent: DataLoader[tuple[Any, Source], int] = DataLoader(self._counts)
+        self.balance_by_user = DataLoader(self._balances)
         self._tree: CategoryTree | None = None
 
     async def category_tree(self) -> CategoryTree:
@@ -102,6 +104,10 @@ class Loaders:
         if self._tree is None:
             self._tree = CategoryTree(await models.Category.all())
         return self._tree
+
+    async def _balances(self, keys: list[int]) -> list[int | None]:
+        found = await balances_of_users(list(set(keys)))
+        return [found.get(key) for key in keys]
 
     # -- relations through link tables ---------------------------------------------------
 

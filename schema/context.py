@@ -1,13 +1,26 @@
-"""The per-request context: settings, the viewer, and a fresh set of DataLoaders."""
+"""The per-request context: settings, services, the viewer, and a fresh set of DataLoaders."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from accounts.service import Accounts
+from comments.service import Comments
 from db import models
 from resolvers.loaders import Loaders
 from settings import Settings
+
+
+@dataclass
+class Services:
+    """Process-wide domain services, built once by the app's lifespan."""
+
+    accounts: Accounts
+    comments: Comments
+    # Called with each event after its write committed (the broker, once there is one).
+    publish: Callable[[Any], None] = lambda event: None
 
 
 @dataclass
@@ -15,7 +28,22 @@ class Context:
     """What every resolver can reach through ``info.context``."""
 
     settings: Settings
+    services: Services
     loaders: Loaders = field(default_factory=Loaders)
     viewer: models.User | None = None
+    token: str = ""
+    client_address: str = "unknown"
     request: Any = None
     response: Any = None
+
+    @property
+    def accounts(self) -> Accounts:
+        return self.services.accounts
+
+    @property
+    def comments(self) -> Comments:
+        return self.services.comments
+
+    def publish(self, event: Any) -> None:
+        """Hand an event to the broker; call only after the write has committed."""
+        self.services.publish(event)

@@ -7,21 +7,25 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from db import models
 from resolvers import lists, nodes, stats
 from resolvers.loaders import now_utc
 from schema.connection import After, Before, Connection, First, Last, load_connection
 from schema.errors import BadUserInput
+from schema.permissions import require_role
 from schema.types import (
     Article,
     ArticleOrder,
     Author,
     Category,
+    Comment,
     Market,
     MarketOrder,
     MarketStatus,
     Node,
     SiteStats,
     Tag,
+    User,
     money,
 )
 
@@ -221,6 +225,36 @@ class Query:
             lists.markets_source(values, now),
             lists.market_orders(order_by.name, now),
             Market.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="The logged-in account; null when anonymous.")
+    def me(self, info: Info) -> User | None:
+        viewer = info.context.viewer
+        return User.from_row(viewer) if viewer else None
+
+    @strawberry.field(
+        description="The moderation queue: live comments with reports, most reported first "
+        "(MODERATOR and ADMIN only)."
+    )
+    async def reported_comments(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Comment]:
+        require_role(info, models.Role.MODERATOR)
+        return await load_connection(
+            info,
+            None,
+            lists.REPORTED_COMMENTS,
+            lists.REPORTED_ORDER,
+            Comment.from_row,
             first,
             after,
             last,

@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.extensions import ErrorCodes, make_query_limits
+from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DECIMAL_SCALAR
 from schema.types import Article, Author, Category, Comment, Market, Outcome, Tag, User
@@ -38,6 +39,7 @@ def build_schema(settings: Settings) -> AgoraSchema:
     ]
     return AgoraSchema(
         query=Query,
+        mutation=Mutation,
         types=[Article, Author, Category, Comment, Market, Outcome, Tag, User],
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),

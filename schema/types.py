@@ -19,6 +19,7 @@ from resolvers.loaders import now_utc
 from schema.connection import After, Before, Connection, First, Last, load_connection
 from schema.errors import BadUserInput
 from schema.node import to_global_id
+from schema.permissions import has_role, require_role, require_self_or_admin
 
 WORDS_PER_MINUTE = 200
 
@@ -112,6 +113,17 @@ class User(Node):
     initials: str = strawberry.field(description="Up to two letters for an avatar.")
     created_at: datetime = strawberry.field(description="When the account was created.")
     role: Role = strawberry.field(description="What the account may do.")
+
+    @strawberry.field(
+        description=(
+            "Credits in the wallet: readable by the account itself and admins only (anyone "
+            "else gets FORBIDDEN and null)."
+        )
+    )
+    async def balance(self, info: Info) -> Decimal | None:
+        require_self_or_admin(info, self.pk)
+        cents = await info.context.loaders.balance_by_user.load(self.pk)
+        return None if cents is None else money(cents)
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
@@ -427,6 +439,7 @@ class Comment(Node):
     edited_at: datetime | None = strawberry.field(description="When it was last edited, if ever.")
     deleted: bool = strawberry.field(description="Deleted comments keep their place, bodiless.")
     reply_count: int = strawberry.field(description="Visible direct replies.")
+    report_count_value: strawberry.Private[int]
 
     @classmethod
     def from_row(cls, row: models.Comment) -> Comment:
@@ -444,6 +457,7 @@ class Comment(Node):
             edited_at=row.edited_at,
             deleted=deleted,
             reply_count=row.reply_count,
+            report_count_value=row.report_count,
         )
 
     @strawberry.field(description="Who wrote it.")
@@ -482,6 +496,11 @@ class Comment(Node):
             before,
         )
 
+    @strawberry.field(description="How many users reported it: moderators only (else FORBIDDEN).")
+    def report_count(self, info: Info) -> int | None:
+        require_role(info, models.Role.MODERATOR)
+        return self.report_count_value
+
     @strawberry.field(description="Whether the viewer may edit it (its author, not deleted).")
     def viewer_can_edit(self, info: Info) -> bool:
         viewer = info.context.viewer
@@ -492,10 +511,7 @@ class Comment(Node):
         viewer = info.context.viewer
         if viewer is None or self.deleted:
             return False
-        return viewer.id == self.author_id or viewer.role in (
-            models.Role.MODERATOR,
-            models.Role.ADMIN,
-        )
+        return viewer.id == self.author_id or has_role(viewer, models.Role.MODERATOR)
 
 
 @strawberry.type(description="One answer of a market, with its current probability.")

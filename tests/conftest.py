@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
+from accounts.ratelimit import MemoryRateLimiter
 from app import create_app
 from db.config import tortoise_config
 from db.migrate import apply_migrations
@@ -85,11 +86,37 @@ async def fresh_settings(
     return await prepare_database(url, demo=False)
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+SIGN_UP = """
+mutation($input: SignUpInput!) {
+  signUp(input: $input) { token expiresAt user { id username displayName role }
+    errors { code message field retryAfterSeconds } }
+}
+"""
+
+
 class GraphQLClient:
     """Sends GraphQL over HTTP the way browsers do."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, token: str | None = None) -> None:
         self.http = http
+        self.token = token
+
+    def as_user(self, token: str | None) -> GraphQLClient:
+        """The same client sending ``Authorization: Bearer <token>``."""
+        return GraphQLClient(self.http, token)
 
     async def post(
         self,
@@ -97,8 +124,11 @@ class GraphQLClient:
         variables: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        all_headers = dict(headers or {})
+        if self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -111,10 +141,40 @@ class GraphQLClient:
         data: dict[str, Any] = body["data"]
         return data
 
+    async def sign_up(
+        self, username: str, password: str = "a-good-password", display_name: str = ""
+    ) -> GraphQLClient:
+        """Sign a new account up; the client logged in as it."""
+        data = await self.data(
+            SIGN_UP,
+            {
+                "input": {
+                    "username": username,
+                    "password": password,
+                    "displayName": display_name or username.title(),
+                }
+            },
+        )
+        payload = data["signUp"]
+        assert payload["errors"] == [], payload["errors"]
+        return self.as_user(payload["token"])
 
-async def _client_for(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    async def log_in(self, username: str, password: str = "demo-password") -> GraphQLClient:
+        """A client logged in with an existing account."""
+        data = await self.data(
+            """mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) {
+                 token errors { code } } }""",
+            {"u": username, "p": password},
+        )
+        assert data["logIn"]["errors"] == [], data
+        return self.as_user(data["logIn"]["token"])
+
+
+async def _client_for(
+    settings: Settings, limiter: MemoryRateLimiter | None = None
+) -> AsyncIterator[GraphQLClient]:
     forget_compiled_statements()
-    app = create_app(settings)
+    app = create_app(settings, limiter=limiter)
     async with (
         LifespanManager(app),
         httpx.AsyncClient(
@@ -132,9 +192,30 @@ async def client(demo_settings: Settings) -> AsyncIterator[GraphQLClient]:
 
 
 @pytest.fixture
-async def fresh_client(fresh_settings: Settings) -> AsyncIterator[GraphQLClient]:
-    """A client of an app on its own empty database."""
-    async for gql in _client_for(fresh_settings):
+def clock() -> FakeClock:
+    """The rate limiters' clock in ``fresh_client``'s app."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def fresh_client(fresh_settings: Settings, clock: FakeClock) -> AsyncIterator[GraphQLClient]:
+    """A client of an app on its own empty database; its rate limits run on ``clock``."""
+    async for gql in _client_for(fresh_settings, MemoryRateLimiter(clock=clock)):
+        yield gql
+
+
+@pytest.fixture
+async def demo_client(fresh_settings: Settings, clock: FakeClock) -> AsyncIterator[GraphQLClient]:
+    """A client of an app on its own database with the demo data (for tests that write)."""
+    from db.seed import load_demo_data
+
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(fresh_settings))
+    try:
+        await load_demo_data()
+    finally:
+        await Tortoise.close_connections()
+    async for gql in _client_for(fresh_settings, MemoryRateLimiter(clock=clock)):
         yield gql
 
 

@@ -42,6 +42,12 @@ async def test_demo_data_matches_the_contract(demo_settings: Settings) -> None:
             assert verify_password(users[name].password_hash, "demo-password")
             assert not verify_password(users[name].password_hash, "wrong")
 
+        wallets = await models.LedgerAccount.filter(kind="USER")
+        assert len(wallets) == len(users)
+        assert {w.balance_cents for w in wallets} == {100000}
+        issuer = await models.LedgerAccount.get(kind="ISSUER")
+        assert issuer.balance_cents == -100000 * len(users)
+
         comments = await models.Comment.all()
         by_id = {c.id: c for c in comments}
 

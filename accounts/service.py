@@ -1,0 +1,210 @@
+"""Sign-up, log-in, sessions and passwords.
+
+Sessions are opaque random tokens (256 bits), kept only as their SHA-256, with an expiry.
+Failed log-ins are limited per (account, client address), so an attacker elsewhere can't lock a
+victim out, and per client address across accounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from accounts.passwords import hash_password, verify_password
+from accounts.ratelimit import RateLimiter, Rule
+from db import models
+from db.sql import execute, fetch_dicts
+from markets import ledger
+from refusals import Refusal, validation
+from settings import Settings
+
+USERNAME = re.compile(r"[a-z0-9_]{3,32}")
+# Verified against when the account doesn't exist, so a miss costs as long as a wrong password.
+_DUMMY_HASH = hash_password("not the password of anyone")
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    """A new session's token (shown once) and when it expires."""
+
+    token: str
+    expires_at: datetime
+    user: models.User
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def token_hash(token: str) -> str:
+    """What the database keeps of a token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Accounts:
+    """The account operations, bound to the settings and the rate limiter."""
+
+    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.signup_rule = Rule.parse("signup/address", settings.signup_rate_per_address)
+        self.login_account_rule = Rule.parse(
+            "login-failure/account", settings.login_failure_rate_per_account
+        )
+        self.login_address_rule = Rule.parse(
+            "login-failure/address", settings.login_failure_rate_per_address
+        )
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _password(self, password: str, field: str) -> None:
+        low, high = self.settings.password_min_length, self.settings.password_max_length
+        if not low <= len(password) <= high:
+            raise validation(f"Passwords are {low} to {high} characters long.", field)
+
+    @staticmethod
+    def _username(username: str) -> str:
+        name = username.strip().lower()
+        if not USERNAME.fullmatch(name):
+            raise validation("Usernames are 3 to 32 letters, digits or underscores.", "username")
+        return name
+
+    @staticmethod
+    def _display_name(display_name: str) -> str:
+        name = unicodedata.normalize("NFC", " ".join(display_name.split()))
+        if not 1 <= len(name) <= 80 or any(unicodedata.category(c)[0] == "C" for c in name):
+            raise validation("Display names are 1 to 80 printable characters.", "displayName")
+        return name
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def sign_up(
+        self, username: str, password: str, display_name: str, address: str
+    ) -> IssuedSession:
+        """Create a reader account with its starting credits, and log it in."""
+        name = self._username(username)
+        shown = self._display_name(display_name)
+        self._password(password, "password")
+        retry = await self.limiter.hit(self.signup_rule, address)
+        if retry is not None:
+            raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
+        password_hash = hash_password(password)
+        now = now_utc()
+        try:
+            async with in_transaction() as conn:
+                user = await models.User.create(
+                    username=name,
+                    display_name=shown,
+                    password_hash=password_hash,
+                    role=models.Role.READER,
+                    created_at=now,
+                    using_db=conn,
+                )
+                await ledger.grant_starting_credits(
+                    conn, user.id, self.settings.signup_grant_cents, now
+                )
+                session = await self._issue(conn, user, now)
+        except IntegrityError as exc:
+            raise Refusal(
+                "USERNAME_TAKEN", f"The username {name!r} is taken.", ["username"]
+            ) from exc
+        return session
+
+    async def log_in(self, username: str, password: str, address: str) -> IssuedSession:
+        """A new session for the right password; failures are rate limited."""
+        name = username.strip().lower()
+        account_key = f"{name}|{address}"
+        for rule, key in (
+            (self.login_account_rule, account_key),
+            (self.login_address_rule, address),
+        ):
+            retry = await self.limiter.peek(rule, key)
+            if retry is not None:
+                raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
+        user = await models.User.get_or_none(username=name)
+        ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        if user is None or not ok or len(password) > self.settings.password_max_length:
+            await self.limiter.hit(self.login_account_rule, account_key)
+            await self.limiter.hit(self.login_address_rule, address)
+            raise Refusal("INVALID_CREDENTIALS", "Wrong username or password.")
+        await self.limiter.reset(self.login_account_rule, account_key)
+        async with in_transaction() as conn:
+            return await self._issue(conn, user, now_utc())
+
+    async def log_out(self, token: str) -> bool:
+        """Revoke the session of ``token`` now; whether it was live."""
+        changed = await execute(
+            "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            (now_utc(), token_hash(token)),
+        )
+        return changed == 1
+
+    async def change_password(
+        self, user: models.User, token: str, current: str, new: str
+    ) -> datetime:
+        """Set a new password and end every other session of the account.
+
+        Returns the expiry of the session in use, which stays.
+        """
+        if not verify_password(user.password_hash, current):
+            raise Refusal(
+                "INVALID_CREDENTIALS", "The current password is wrong.", ["currentPassword"]
+            )
+        self._password(new, "newPassword")
+        if new == current:
+            raise validation("The new password is the current one.", "newPassword")
+        new_hash = hash_password(new)
+        now = now_utc()
+        keep = token_hash(token)
+        async with in_transaction() as conn:
+            await execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user.id), conn
+            )
+            await execute(
+                "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND token_hash <> ? "
+                "AND revoked_at IS NULL",
+                (now, user.id, keep),
+                conn,
+            )
+            rows = await fetch_dicts(
+                "SELECT expires_at FROM sessions WHERE token_hash = ?", (keep,), conn
+            )
+        user.password_hash = new_hash
+        expires = rows[0]["expires_at"]
+        return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
+
+    async def authenticate(self, token: str) -> models.User | None:
+        """The user of a live session token, or None (unknown, expired or revoked)."""
+        if not token or len(token) > 200:
+            return None
+        session = (
+            await models.Session.filter(
+                token_hash=token_hash(token), revoked_at=None, expires_at__gt=now_utc()
+            )
+            .select_related("user")
+            .first()
+        )
+        return session.user if session else None
+
+    async def _issue(
+        self, conn: BaseDBAsyncClient, user: models.User, now: datetime
+    ) -> IssuedSession:
+        token = secrets.token_urlsafe(32)
+        expires = now + timedelta(seconds=self.settings.session_ttl_seconds)
+        await models.Session.create(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires,
+            using_db=conn,
+        )
+        return IssuedSession(token, expires, user)

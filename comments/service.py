@@ -1,0 +1,196 @@
+"""The comment write path: post, edit, delete, report.
+
+Every counter (``Article.comment_count``, ``Article.comment_seq``, ``Comment.reply_count``,
+``Comment.report_count``) moves by an atomic ``UPDATE … SET n = n ± 1`` inside the write's
+transaction, never by read-modify-write, so they stay exact under concurrent writers on both
+databases. The sequence is taken with ``UPDATE … RETURNING``, which also locks the article row
+on PostgreSQL until the commit: sequences are handed out in commit order. Events are published
+by the caller after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from accounts.ratelimit import RateLimiter, Rule
+from comments.render import render_markdown
+from db import models
+from db.sql import execute, fetch_dicts
+from refusals import Refusal, not_found, validation
+from settings import Settings
+
+MODERATORS = (models.Role.MODERATOR, models.Role.ADMIN)
+
+
+class NotAllowed(Exception):
+    """The viewer may not do this to the comment (an access error, not a refusal)."""
+
+
+@dataclass(frozen=True)
+class CommentEvent:
+    """What changed, for subscribers: ids and the article's sequence."""
+
+    kind: str  # "added", "edited", "deleted"
+    article_id: int
+    comment_id: int
+    sequence: int
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Comments:
+    """Comment operations, bound to the settings and the rate limiter."""
+
+    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.post_rule = Rule.parse("comment/user", settings.comment_rate)
+
+    def _body(self, body: str) -> str:
+        text = body.strip()
+        limit = self.settings.comment_max_length
+        if not 1 <= len(text) <= limit:
+            raise validation(f"A comment is 1 to {limit} characters long.", "body")
+        if "\x00" in text:
+            raise validation("A comment can't contain NUL characters.", "body")
+        return text
+
+    async def post(
+        self, user: models.User, article_id: int, body: str, parent_id: int | None
+    ) -> tuple[models.Comment, CommentEvent]:
+        """A new comment (or a reply to ``parent_id``, on the same article, not deleted)."""
+        text = self._body(body)
+        retry = await self.limiter.hit(self.post_rule, str(user.id))
+        if retry is not None:
+            raise Refusal("RATE_LIMITED", "You are commenting too fast.", None, retry)
+        html = render_markdown(text)
+        now = now_utc()
+        async with in_transaction() as conn:
+            if parent_id is not None:
+                # Counting the reply on the parent first also checks it is live and here,
+                # and holds its row until the commit (a concurrent delete waits).
+                changed = await execute(
+                    "UPDATE comments SET reply_count = reply_count + 1 "
+                    "WHERE id = ? AND article_id = ? AND deleted = ?",
+                    (parent_id, article_id, False),
+                    conn,
+                )
+                if changed != 1:
+                    raise not_found(
+                        "There is no such comment to reply to on this article.", "parentId"
+                    )
+            rows = await fetch_dicts(
+                "UPDATE articles SET comment_seq = comment_seq + 1, "
+                "comment_count = comment_count + 1 WHERE id = ? RETURNING comment_seq",
+                (article_id,),
+                conn,
+            )
+            if not rows:
+                raise not_found("There is no such article.", "articleId")
+            sequence = int(rows[0]["comment_seq"])
+            comment = await models.Comment.create(
+                article_id=article_id,
+                parent_id=parent_id,
+                author_id=user.id,
+                sequence=sequence,
+                body=text,
+                body_html=html,
+                created_at=now,
+                using_db=conn,
+            )
+        return comment, CommentEvent("added", article_id, comment.id, sequence)
+
+    async def _live(self, comment_id: int) -> models.Comment:
+        comment = await models.Comment.get_or_none(id=comment_id)
+        if comment is None or comment.deleted:
+            raise not_found("There is no such comment.", "commentId")
+        return comment
+
+    async def edit(
+        self, user: models.User, comment_id: int, body: str
+    ) -> tuple[models.Comment, CommentEvent]:
+        """Change the body (its author only); sets ``edited_at``."""
+        comment = await self._live(comment_id)
+        if comment.author_id != user.id:
+            raise NotAllowed("Only its author can edit a comment.")
+        text = self._body(body)
+        now = now_utc()
+        changed = await execute(
+            "UPDATE comments SET body = ?, body_html = ?, edited_at = ? "
+            "WHERE id = ? AND deleted = ?",
+            (text, render_markdown(text), now, comment_id, False),
+        )
+        if changed != 1:
+            raise not_found("There is no such comment.", "commentId")
+        comment = await models.Comment.get(id=comment_id)
+        return comment, CommentEvent("edited", comment.article_id, comment.id, comment.sequence)
+
+    async def delete(
+        self, user: models.User, comment_id: int
+    ) -> tuple[models.Comment, CommentEvent | None]:
+        """Soft-delete (its author or a moderator): it keeps its place, replies survive.
+
+        Deleting a deleted comment changes nothing and succeeds (a retried request).
+        """
+        comment = await models.Comment.get_or_none(id=comment_id)
+        if comment is None:
+            raise not_found("There is no such comment.", "commentId")
+        if comment.author_id != user.id and user.role not in MODERATORS:
+            raise NotAllowed("Only its author or a moderator can delete a comment.")
+        if comment.deleted:
+            return comment, None
+        async with in_transaction() as conn:
+            changed = await execute(
+                "UPDATE comments SET deleted = ? WHERE id = ? AND deleted = ?",
+                (True, comment_id, False),
+                conn,
+            )
+            if changed == 1:
+                await execute(
+                    "UPDATE articles SET comment_count = comment_count - 1 WHERE id = ?",
+                    (comment.article_id,),
+                    conn,
+                )
+                if comment.parent_id is not None:
+                    await execute(
+                        "UPDATE comments SET reply_count = reply_count - 1 WHERE id = ?",
+                        (comment.parent_id,),
+                        conn,
+                    )
+        comment = await models.Comment.get(id=comment_id)
+        if changed != 1:
+            return comment, None  # a concurrent delete won
+        return comment, CommentEvent("deleted", comment.article_id, comment.id, comment.sequence)
+
+    async def report(self, user: models.User, comment_id: int, reason: str) -> models.Comment:
+        """Flag a comment for moderators, once per user and comment."""
+        text = " ".join(reason.split())
+        limit = self.settings.report_reason_max_length
+        if not 1 <= len(text) <= limit:
+            raise validation(f"A reason is 1 to {limit} characters long.", "reason")
+        comment = await self._live(comment_id)
+        try:
+            async with in_transaction() as conn:
+                await models.CommentReport.create(
+                    comment_id=comment_id,
+                    user_id=user.id,
+                    reason=text,
+                    created_at=now_utc(),
+                    using_db=conn,
+                )
+                await execute(
+                    "UPDATE comments SET report_count = report_count + 1 WHERE id = ?",
+                    (comment_id,),
+                    conn,
+                )
+        except IntegrityError as exc:
+            raise validation("You have already reported this comment.", "commentId") from exc
+        comment.report_count += 1
+        return comment

@@ -1,0 +1,132 @@
+"""The double-entry ledger: every movement of credits is a balanced set of entries.
+
+Accounts are users' wallets, each market's maker, and the issuer (created by a migration; its
+balance is minus everything it has issued). A movement inserts one transaction row and its
+entries and adjusts the balances with conditional updates in the caller's database transaction:
+a user's wallet never goes below zero, and a balance is never read, changed and written back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from db.sql import execute, fetch_dicts, placeholders
+
+SIGNUP_GRANT = "SIGNUP_GRANT"
+
+
+class InsufficientFunds(Exception):
+    """A user's wallet holds less than the movement takes from it."""
+
+
+class LedgerImbalance(Exception):
+    """Entries that don't sum to zero: a programming error, never a user's."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """``amount_cents`` into (positive) or out of (negative) ``account_id``."""
+
+    account_id: int
+    amount_cents: int
+
+
+async def issuer_account_id(conn: BaseDBAsyncClient) -> int:
+    """The issuer's account (migration 0002 creates it)."""
+    rows = await fetch_dicts(
+        "SELECT id FROM ledger_accounts WHERE kind = 'ISSUER' ORDER BY id LIMIT 1", (), conn
+    )
+    return int(rows[0]["id"])
+
+
+async def open_wallet(conn: BaseDBAsyncClient, user_id: int) -> int:
+    """Create the user's wallet (empty); returns its account id."""
+    rows = await fetch_dicts(
+        "INSERT INTO ledger_accounts (kind, user_id, balance_cents) VALUES ('USER', ?, 0) "
+        "RETURNING id",
+        (user_id,),
+        conn,
+    )
+    return int(rows[0]["id"])
+
+
+async def grant_starting_credits(
+    conn: BaseDBAsyncClient, user_id: int, cents: int, at: datetime
+) -> int:
+    """Open the user's wallet funded by the issuer with ``cents``; returns the wallet's id."""
+    wallet = await open_wallet(conn, user_id)
+    issuer = await issuer_account_id(conn)
+    await post(conn, SIGNUP_GRANT, [Entry(issuer, -cents), Entry(wallet, cents)], at)
+    return wallet
+
+
+async def wallet_id(conn: BaseDBAsyncClient, user_id: int) -> int | None:
+    """The user's wallet account id, if it has one."""
+    rows = await fetch_dicts(
+        "SELECT id FROM ledger_accounts WHERE kind = 'USER' AND user_id = ?", (user_id,), conn
+    )
+    return int(rows[0]["id"]) if rows else None
+
+
+async def post(
+    conn: BaseDBAsyncClient,
+    kind: str,
+    entries: Sequence[Entry],
+    at: datetime,
+    memo: str = "",
+) -> int:
+    """Record one balanced movement inside the caller's transaction; returns its id.
+
+    Raises InsufficientFunds (the caller's transaction must then roll back) when a user's
+    wallet would go negative.
+    """
+    if sum(e.amount_cents for e in entries) != 0:
+        raise LedgerImbalance(f"{kind}: entries sum to {sum(e.amount_cents for e in entries)}")
+    # Debits first, so a refusal happens before anything else is written.
+    ordered = sorted(entries, key=lambda e: (e.amount_cents >= 0, e.account_id))
+    for entry in ordered:
+        if entry.amount_cents == 0:
+            continue
+        changed = await execute(
+            "UPDATE ledger_accounts SET balance_cents = balance_cents + ? "
+            "WHERE id = ? AND (kind <> 'USER' OR balance_cents + ? >= 0)",
+            (entry.amount_cents, entry.account_id, entry.amount_cents),
+            conn,
+        )
+        if changed != 1:
+            raise InsufficientFunds(f"account {entry.account_id} cannot pay {-entry.amount_cents}")
+    rows = await fetch_dicts(
+        "INSERT INTO ledger_transactions (kind, created_at, memo) VALUES (?, ?, ?) RETURNING id",
+        (kind, at, memo),
+        conn,
+    )
+    transaction_id = int(rows[0]["id"])
+    nonzero = [e for e in entries if e.amount_cents != 0]
+    if nonzero:
+        values = ", ".join("(?, ?, ?)" for _ in nonzero)
+        params: list[int] = []
+        for entry in nonzero:
+            params.extend((transaction_id, entry.account_id, entry.amount_cents))
+        await execute(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount_cents) "
+            f"VALUES {values}",
+            params,
+            conn,
+        )
+    return transaction_id
+
+
+async def balances_of_users(user_ids: Sequence[int]) -> dict[int, int]:
+    """Wallet balances in cents by user id (users without a wallet are absent)."""
+    if not user_ids:
+        return {}
+    rows = await fetch_dicts(
+        "SELECT user_id, balance_cents FROM ledger_accounts WHERE kind = 'USER' "
+        f"AND user_id IN ({placeholders(len(user_ids))})",
+        list(user_ids),
+    )
+    return {int(r["user_id"]): int(r["balance_cents"]) for r in rows}

@@ -1,0 +1,283 @@
+"""The root Mutation type: accounts and comments (markets come with trading).
+
+Resolvers are thin: check access, decode IDs, call a domain service, and turn a ``Refusal``
+into ``errors: [UserError!]!`` with the result fields null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from comments.service import NotAllowed
+from db import models
+from refusals import Refusal
+from schema.errors import Forbidden
+from schema.node import from_global_id
+from schema.permissions import require_viewer
+from schema.types import Comment, User
+
+T = TypeVar("T")
+
+
+@strawberry.enum(description="Why a mutation was refused.")
+class ErrorCode(Enum):
+    VALIDATION = strawberry.enum_value("VALIDATION", description="An input is not acceptable.")
+    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="A referenced object is missing.")
+    RATE_LIMITED = strawberry.enum_value(
+        "RATE_LIMITED", description="Too many attempts; see retryAfterSeconds."
+    )
+    USERNAME_TAKEN = strawberry.enum_value("USERNAME_TAKEN", description="Pick another username.")
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS", description="Wrong username or password."
+    )
+    INSUFFICIENT_FUNDS = strawberry.enum_value(
+        "INSUFFICIENT_FUNDS", description="The wallet holds less than the trade costs."
+    )
+    INSUFFICIENT_SHARES = strawberry.enum_value(
+        "INSUFFICIENT_SHARES", description="The position holds fewer shares than the sale."
+    )
+    MARKET_NOT_OPEN = strawberry.enum_value(
+        "MARKET_NOT_OPEN", description="The market is closed, resolved or cancelled."
+    )
+    SLIPPAGE_EXCEEDED = strawberry.enum_value(
+        "SLIPPAGE_EXCEEDED", description="The price moved past the trade's guard."
+    )
+    IDEMPOTENCY_CONFLICT = strawberry.enum_value(
+        "IDEMPOTENCY_CONFLICT", description="The key was used for a different request."
+    )
+
+
+@strawberry.type(description="A business refusal: nothing changed.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="What kind of refusal.")
+    message: str = strawberry.field(description="A sentence to show the user.")
+    field: list[str] | None = strawberry.field(
+        description='The input field at fault, as a path (e.g. ["body"]), if one is.'
+    )
+    retry_after_seconds: int | None = strawberry.field(
+        description="With RATE_LIMITED: seconds until the next attempt can succeed."
+    )
+
+
+def user_error(refusal: Refusal) -> UserError:
+    """The payload form of a domain refusal."""
+    return UserError(
+        code=ErrorCode[refusal.code],
+        message=refusal.message,
+        field=refusal.field,
+        retry_after_seconds=refusal.retry_after_seconds,
+    )
+
+
+@strawberry.type(description="The result of signUp, logIn and changePassword.")
+class AuthPayload:
+    token: str | None = strawberry.field(
+        description="The bearer token: send `Authorization: Bearer <token>`. Shown once."
+    )
+    expires_at: datetime | None = strawberry.field(description="When the token stops working.")
+    user: User | None = strawberry.field(description="The account.")
+    errors: list[UserError] = strawberry.field(description="Why it was refused; [] on success.")
+
+
+@strawberry.type(description="The result of a comment mutation.")
+class CommentPayload:
+    comment: Comment | None = strawberry.field(description="The comment, as it is now.")
+    errors: list[UserError] = strawberry.field(description="Why it was refused; [] on success.")
+
+
+@strawberry.input(description="A new reader account.")
+class SignUpInput:
+    username: str = strawberry.field(description="3–32 letters, digits or underscores.")
+    password: str = strawberry.field(description="8–256 characters.")
+    display_name: str = strawberry.field(description="The name shown beside comments.")
+
+
+@strawberry.input(description="Credentials for a new session.")
+class LogInInput:
+    username: str = strawberry.field(description="The username (case-insensitive).")
+    password: str = strawberry.field(description="The password.")
+
+
+@strawberry.input(description="A new password for the viewer.")
+class ChangePasswordInput:
+    current_password: str = strawberry.field(description="The password now.")
+    new_password: str = strawberry.field(description="The password from now on.")
+
+
+@strawberry.input(description="A new comment, or a reply.")
+class PostCommentInput:
+    article_id: strawberry.ID = strawberry.field(description="The article commented on.")
+    body: str = strawberry.field(description="Markdown, 1–10,000 characters after trimming.")
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The comment replied to (on the same article), if any."
+    )
+
+
+@strawberry.input(description="A new body for the viewer's comment.")
+class EditCommentInput:
+    comment_id: strawberry.ID = strawberry.field(description="The comment.")
+    body: str = strawberry.field(description="The new body.")
+
+
+@strawberry.input(description="A comment to delete.")
+class DeleteCommentInput:
+    comment_id: strawberry.ID = strawberry.field(description="The comment.")
+
+
+@strawberry.input(description="A comment to flag for moderators.")
+class ReportCommentInput:
+    comment_id: strawberry.ID = strawberry.field(description="The comment.")
+    reason: str = strawberry.field(description="Why, in a sentence (1–500 characters).")
+
+
+def _pk(global_id: strawberry.ID, type_name: str) -> int:
+    return from_global_id(str(global_id), type_name)[1]
+
+
+async def _auth(call: Awaitable[T], on_error: Callable[[UserError], T]) -> T:
+    try:
+        return await call
+    except Refusal as refusal:
+        return on_error(user_error(refusal))
+
+
+def _auth_payload(token: str, expires_at: datetime, user: models.User) -> AuthPayload:
+    return AuthPayload(token=token, expires_at=expires_at, user=User.from_row(user), errors=[])
+
+
+def _auth_error(error: UserError) -> AuthPayload:
+    return AuthPayload(token=None, expires_at=None, user=None, errors=[error])
+
+
+def _comment_error(error: UserError) -> CommentPayload:
+    return CommentPayload(comment=None, errors=[error])
+
+
+async def _comment_call(
+    info: Info, call: Awaitable[tuple[models.Comment, object]]
+) -> CommentPayload:
+    try:
+        comment, event = await call
+    except Refusal as refusal:
+        return _comment_error(user_error(refusal))
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from exc
+    if event is not None:
+        info.context.publish(event)
+    return CommentPayload(comment=Comment.from_row(comment), errors=[])
+
+
+@strawberry.type(description="Every write of the graph.")
+class Mutation:
+    @strawberry.mutation(description="Create a reader account with 1000.00 credits; logs in.")
+    async def sign_up(
+        self,
+        info: Info,
+        input: Annotated[SignUpInput, strawberry.argument(description="What to do.")],
+    ) -> AuthPayload:
+        ctx = info.context
+
+        async def run() -> AuthPayload:
+            issued = await ctx.accounts.sign_up(
+                input.username, input.password, input.display_name, ctx.client_address
+            )
+            return _auth_payload(issued.token, issued.expires_at, issued.user)
+
+        return await _auth(run(), _auth_error)
+
+    @strawberry.mutation(description="A new session token for a username and password.")
+    async def log_in(
+        self,
+        info: Info,
+        input: Annotated[LogInInput, strawberry.argument(description="What to do.")],
+    ) -> AuthPayload:
+        ctx = info.context
+
+        async def run() -> AuthPayload:
+            issued = await ctx.accounts.log_in(input.username, input.password, ctx.client_address)
+            return _auth_payload(issued.token, issued.expires_at, issued.user)
+
+        return await _auth(run(), _auth_error)
+
+    @strawberry.mutation(
+        description="Revoke the token in use, at once, for HTTP and websockets opened with it."
+    )
+    async def log_out(self, info: Info) -> bool:
+        require_viewer(info)
+        revoked = await info.context.accounts.log_out(info.context.token)
+        if revoked:
+            info.context.publish(("session-revoked", info.context.token))
+        return revoked
+
+    @strawberry.mutation(description="Change the viewer's password; ends their other sessions.")
+    async def change_password(
+        self,
+        info: Info,
+        input: Annotated[ChangePasswordInput, strawberry.argument(description="What to do.")],
+    ) -> AuthPayload:
+        viewer = require_viewer(info)
+        ctx = info.context
+
+        async def run() -> AuthPayload:
+            expires = await ctx.accounts.change_password(
+                viewer, ctx.token, input.current_password, input.new_password
+            )
+            ctx.publish(("sessions-revoked", viewer.id, ctx.token))
+            return _auth_payload(ctx.token, expires, viewer)
+
+        return await _auth(run(), _auth_error)
+
+    @strawberry.mutation(description="Comment on an article, or reply to a comment.")
+    async def post_comment(
+        self,
+        info: Info,
+        input: Annotated[PostCommentInput, strawberry.argument(description="What to do.")],
+    ) -> CommentPayload:
+        viewer = require_viewer(info)
+        article_id = _pk(input.article_id, "Article")
+        parent_id = None if input.parent_id is None else _pk(input.parent_id, "Comment")
+        return await _comment_call(
+            info, info.context.comments.post(viewer, article_id, input.body, parent_id)
+        )
+
+    @strawberry.mutation(description="Change the body of the viewer's own comment.")
+    async def edit_comment(
+        self,
+        info: Info,
+        input: Annotated[EditCommentInput, strawberry.argument(description="What to do.")],
+    ) -> CommentPayload:
+        viewer = require_viewer(info)
+        comment_id = _pk(input.comment_id, "Comment")
+        return await _comment_call(info, info.context.comments.edit(viewer, comment_id, input.body))
+
+    @strawberry.mutation(
+        description="Delete a comment (its author or a moderator); it keeps its place."
+    )
+    async def delete_comment(
+        self,
+        info: Info,
+        input: Annotated[DeleteCommentInput, strawberry.argument(description="What to do.")],
+    ) -> CommentPayload:
+        viewer = require_viewer(info)
+        comment_id = _pk(input.comment_id, "Comment")
+        return await _comment_call(info, info.context.comments.delete(viewer, comment_id))
+
+    @strawberry.mutation(description="Flag a comment for moderators (once per user and comment).")
+    async def report_comment(
+        self,
+        info: Info,
+        input: Annotated[ReportCommentInput, strawberry.argument(description="What to do.")],
+    ) -> CommentPayload:
+        viewer = require_viewer(info)
+        comment_id = _pk(input.comment_id, "Comment")
+
+        async def run() -> tuple[models.Comment, object]:
+            return await info.context.comments.report(viewer, comment_id, input.reason), None
+
+        return await _comment_call(info, run())
