@@ -103,3 +103,29 @@ def test_readme_documents_every_setting() -> None:
     assert len(env_vars) >= 15
     readme = (ROOT / "README.md").read_text()
     assert [name for name in sorted(env_vars) if f"`{name}`" not in readme] == []
+
+
+async def test_readme_examples_return_what_they_show(client: object) -> None:
+    import re
+
+    from tests.conftest import GraphQLClient
+
+    assert isinstance(client, GraphQLClient)
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, re.S)
+    assert len(blocks) == 3
+    home = await client.data(blocks[0])
+    assert home["latest"]["totalCount"] == 50
+    featured = home["featured"]["nodes"][0]
+    assert featured["author"] == {"name": "Oliver Scott", "initials": "OS"}
+    assert f'"readingTimeMinutes": {featured["readingTimeMinutes"]}' in readme
+    slug = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
+    article = (await client.data(blocks[1], {"slug": slug}))["article"]
+    assert f'"id": "{article["id"]}"' in readme
+    assert f'"commentCount": {article["commentCount"]},' in readme
+    market_slug = article["markets"][0]["slug"]
+    assert f'{{"slug": "{market_slug}"}}' in readme
+    market = (await client.data(blocks[2], {"slug": market_slug}))["market"]
+    assert f'"id": "{market["id"]}"' in readme
+    assert f'"closesAt": "{market["closesAt"]}"' in readme
+    assert f'"liquidity": "{market["liquidity"]}"' in readme
