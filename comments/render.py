@@ -1,7 +1,7 @@
 """Comment bodies to safe HTML: markdown with raw HTML off, then an allow-list sanitiser.
 
 markdown-it-py renders (``html=False`` escapes any HTML the user typed); nh3 (Ammonia) then
-keeps only harmless tags and attributes, links only to http(s)/mailto, with
+keeps only harmless tags and attributes, links only to absolute http(s)/mailto URLs, with
 ``rel="nofollow ugc noopener"``. Images are not rendered: a comment can't make readers' browsers
 fetch a URL.
 """
@@ -47,5 +47,8 @@ def render_markdown(body: str) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="nofollow ugc noopener",
+        # Relative URLs have no scheme to check: markdown-it percent-encodes a smuggled one
+        # ("java%09script:") into what looks relative, and "//host" leaves the site.
+        url_relative="deny",
         strip_comments=True,
     ).strip()
