@@ -28,6 +28,7 @@ from accounts.service import Accounts
 from comments.service import Comments
 from db.config import tortoise_config
 from db.sql import fetch_dicts
+from markets.trading import Trading
 from schema.context import Context, Services
 from schema.extensions import format_errors
 from schema.schema import build_schema
@@ -159,7 +160,11 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     """
     settings = settings or load_settings()
     limiter = limiter or MemoryRateLimiter()
-    services = Services(accounts=Accounts(settings, limiter), comments=Comments(settings, limiter))
+    services = Services(
+        accounts=Accounts(settings, limiter),
+        comments=Comments(settings, limiter),
+        trading=Trading(settings),
+    )
     graphql = GraphQLApp(settings, services)
 
     @asynccontextmanager

@@ -377,3 +377,77 @@ class LedgerEntry(Model):
     class Meta:
         table = "ledger_entries"
         indexes = (("account_id", "id"),)
+
+
+class Position(Model):
+    """A user's holding of one outcome: shares, the average-cost basis, and realised profit.
+
+    A sale removes cost basis pro rata and adds (proceeds − basis removed) to realized_cents.
+    settled_value_cents is set when the market settles: the payout (resolution) or the share of
+    the refund (cancellation); until then the value follows the market's price.
+    """
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="positions", on_delete=fields.RESTRICT
+    )
+    user_id: int
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="positions", on_delete=fields.RESTRICT
+    )
+    market_id: int
+    outcome: fields.ForeignKeyRelation[Outcome] = fields.ForeignKeyField(
+        "models.Outcome", related_name="positions", on_delete=fields.RESTRICT
+    )
+    outcome_id: int
+    shares_units = fields.BigIntField(default=0)
+    cost_basis_cents = fields.BigIntField(default=0)
+    realized_cents = fields.BigIntField(default=0)
+    settled_value_cents = fields.BigIntField(null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "positions"
+        unique_together = (("user", "outcome"),)
+        indexes = (("market_id", "user_id"),)
+
+
+class PricePoint(Model):
+    """The market's probabilities after a change (creation, each trade, settlement)."""
+
+    id = fields.IntField(primary_key=True)
+    market: fields.ForeignKeyRelation[Market] = fields.ForeignKeyField(
+        "models.Market", related_name="price_points", on_delete=fields.CASCADE
+    )
+    market_id: int
+    at = fields.DatetimeField()
+    # Seconds since the epoch: buckets are at_epoch / interval on both databases.
+    at_epoch = fields.BigIntField()
+    # JSON list of floats, in the order of the market's outcomes.
+    probabilities = fields.TextField()
+
+    class Meta:
+        table = "price_points"
+        indexes = (("market_id", "at_epoch"),)
+
+
+class IdempotencyKey(Model):
+    """A trade request's key (per user, kept 24 hours) and what it produced."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="idempotency_keys", on_delete=fields.CASCADE
+    )
+    user_id: int
+    key = fields.CharField(max_length=100)
+    fingerprint = fields.CharField(max_length=64)
+    trade: fields.ForeignKeyRelation[Trade] = fields.ForeignKeyField(
+        "models.Trade", related_name="idempotency_keys", on_delete=fields.CASCADE
+    )
+    trade_id: int
+    balance_after_cents = fields.BigIntField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "idempotency_keys"
+        unique_together = (("user", "key"),)

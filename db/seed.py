@@ -13,6 +13,7 @@ text pools that article bodies and comments are composed from), a pure planner
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import random
@@ -38,11 +39,14 @@ from db.models import (
     MarketState,
     MarketTag,
     Outcome,
+    Position,
     Role,
     Tag,
     User,
 )
-from markets.ledger import grant_starting_credits
+from markets.ledger import fund_market, grant_starting_credits
+from markets.trading import Trading, record_price
+from refusals import Refusal
 from settings import Settings, load_settings
 
 SEED = 20261127
@@ -3242,7 +3246,59 @@ async def load_demo_data() -> bool:
             ],
             using_db=conn,
         )
+        # Each market maker is funded by the issuer, as createMarket does.
+        for m in MARKETS:
+            created = BASE - timedelta(hours=m.created_hours_ago)
+            await fund_market(conn, market_ids[m.slug], m.liquidity_cents, created)
+            even = 1 / len(m.outcomes)
+            await record_price(conn, market_ids[m.slug], [even] * len(m.outcomes), created)
+    await _trade_history(market_ids, user_ids)
     return True
+
+
+class _WalkingClock:
+    """A clock the demo trades set by hand, so the charts have days of history."""
+
+    def __init__(self) -> None:
+        self.now = BASE
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _trade_history(market_ids: dict[str, int], user_ids: dict[str, int]) -> None:
+    """Trade most markets through the real engine, spread over the days before BASE."""
+    rng = random.Random(20261128)
+    clock = _WalkingClock()
+    trading = Trading(Settings(), clock=clock)
+    traders = [u for u in USERS if u.role == Role.READER]
+    users = {u.username: await User.get(id=user_ids[u.username]) for u in traders}
+    for m in MARKETS[: max(1, len(MARKETS) - 3)]:
+        market_id = market_ids[m.slug]
+        outcomes = await Outcome.filter(market_id=market_id).order_by("position")
+        favourite = rng.randrange(len(outcomes))
+        start = BASE - timedelta(hours=m.created_hours_ago)
+        end = min(BASE, m.closes_at - timedelta(hours=1))
+        count = rng.randint(8, 30)
+        step = (end - start) / (count + 1)
+        for n in range(count):
+            clock.now = start + step * (n + 1) + timedelta(minutes=rng.randint(0, 30))
+            user = users[rng.choice(traders).username]
+            held = [
+                p
+                for p in await Position.filter(user_id=user.id, market_id=market_id)
+                if p.shares_units > 0
+            ]
+            if held and rng.random() < 0.25:
+                position = rng.choice(held)
+                units = max(1, position.shares_units // rng.choice([2, 3, 1]))
+                with contextlib.suppress(Refusal):  # e.g. a sale worth under a cent
+                    await trading.sell(user, position.outcome_id, units)
+                continue
+            index = favourite if rng.random() < 0.6 else rng.randrange(len(outcomes))
+            amount = rng.choice([500, 1000, 1500, 2500, 4000, 6000])
+            with contextlib.suppress(Refusal):  # a reader who has spent everything
+                await trading.buy(user, outcomes[index].id, amount)
 
 
 async def _load(settings: Settings) -> bool:

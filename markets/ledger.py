@@ -64,6 +64,38 @@ async def grant_starting_credits(
     return wallet
 
 
+async def fund_market(
+    conn: BaseDBAsyncClient, market_id: int, liquidity_cents: int, at: datetime
+) -> int:
+    """Open the market maker's account, funded by the issuer; returns its id."""
+    rows = await fetch_dicts(
+        "INSERT INTO ledger_accounts (kind, market_id, balance_cents) VALUES ('MARKET', ?, 0) "
+        "RETURNING id",
+        (market_id,),
+        conn,
+    )
+    maker = int(rows[0]["id"])
+    issuer = await issuer_account_id(conn)
+    await post(
+        conn,
+        "MARKET_FUNDING",
+        [Entry(issuer, -liquidity_cents), Entry(maker, liquidity_cents)],
+        at,
+        memo=f"market {market_id}",
+    )
+    return maker
+
+
+async def market_account_id(conn: BaseDBAsyncClient, market_id: int) -> int:
+    """The market maker's account id."""
+    rows = await fetch_dicts(
+        "SELECT id FROM ledger_accounts WHERE kind = 'MARKET' AND market_id = ?",
+        (market_id,),
+        conn,
+    )
+    return int(rows[0]["id"])
+
+
 async def wallet_id(conn: BaseDBAsyncClient, user_id: int) -> int | None:
     """The user's wallet account id, if it has one."""
     rows = await fetch_dicts(

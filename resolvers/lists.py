@@ -91,6 +91,18 @@ REPORTED_ORDER = Ordering(
     ),
 )
 REPLIES = Source(models.Comment, "comments c", "c", parent="c.parent_id", joins=(_COMMENT_AUTHOR,))
+TRADES_ORDER = _by_time("NEWEST", "t", "created_at", True)
+TRADES_BY_MARKET = Source(models.Trade, "trades t", "t", parent="t.market_id")
+TRADES_BY_USER = Source(models.Trade, "trades t", "t", parent="t.user_id")
+# Positions that hold shares or have realised something, most recently opened first.
+POSITIONS_ORDER = Ordering("NEWEST", (SortKey("p.id", "int", True),))
+POSITIONS_BY_USER = Source(
+    models.Position,
+    "positions p",
+    "p",
+    where=(("(p.shares_units <> 0 OR p.realized_cents <> 0)", ()),),
+    parent="p.user_id",
+)
 AUTHORS = Source(models.Author, "authors au", "au")
 TAGS = Source(models.Tag, "tags t", "t")
 MARKETS_BY_TAG = Source(

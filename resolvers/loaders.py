@@ -97,6 +97,9 @@ class Loaders:
         self.page_by_parent: DataLoader[tuple[Any, ListSpec], Page[Any]] = DataLoader(self._pages)
         self.count_by_parent: DataLoader[tuple[Any, Source], int] = DataLoader(self._counts)
         self.balance_by_user = DataLoader(self._balances)
+        self.trade_by_id = DataLoader(_by_field(models.Trade, "id"))
+        self.positions_by_user_market = DataLoader(self._positions_by_user_market)
+        self.price_history_by_market = DataLoader(self._price_history)
         self._tree: CategoryTree | None = None
 
     async def category_tree(self) -> CategoryTree:
@@ -108,6 +111,31 @@ class Loaders:
     async def _balances(self, keys: list[int]) -> list[int | None]:
         found = await balances_of_users(list(set(keys)))
         return [found.get(key) for key in keys]
+
+    async def _positions_by_user_market(
+        self, keys: list[tuple[int, int]]
+    ) -> list[list[models.Position]]:
+        users = list({u for u, _ in keys})
+        markets = list({m for _, m in keys})
+        rows = await models.Position.filter(
+            user_id__in=users, market_id__in=markets, shares_units__gt=0
+        ).order_by("outcome_id")
+        return _grouped(keys, (((r.user_id, r.market_id), r) for r in rows))
+
+    async def _price_history(
+        self, keys: list[tuple[int, int, int]]
+    ) -> list[list[models.PricePoint]]:
+        # (market, since epoch, bucket seconds): the last point of each bucket, at most 1000.
+        found = []
+        for market_id, since, bucket in keys:
+            rows = await fetch_dicts(
+                "SELECT p.* FROM price_points p JOIN (SELECT MAX(id) AS id FROM price_points "
+                "WHERE market_id = ? AND at_epoch >= ? GROUP BY at_epoch / ? "
+                "ORDER BY MAX(id) DESC LIMIT 1000) last ON last.id = p.id ORDER BY p.id",
+                (market_id, since, bucket),
+            )
+            found.append([models.PricePoint._init_from_db(**row) for row in rows])
+        return found
 
     # -- relations through link tables ---------------------------------------------------
 

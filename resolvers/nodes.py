@@ -37,6 +37,7 @@ async def load_node(info: Info, global_id: str) -> Any:
         "Comment": loaders.comment_by_id,
         "User": loaders.user_by_id,
         "Market": loaders.market_by_id,
+        "Trade": loaders.trade_by_id,
     }.get(type_name)
     if loader is None:
         return None

@@ -9,6 +9,7 @@ from typing import Any
 from accounts.service import Accounts
 from comments.service import Comments
 from db import models
+from markets.trading import Trading
 from resolvers.loaders import Loaders
 from settings import Settings
 
@@ -19,6 +20,7 @@ class Services:
 
     accounts: Accounts
     comments: Comments
+    trading: Trading
     # Called with each event after its write committed (the broker, once there is one).
     publish: Callable[[Any], None] = lambda event: None
 

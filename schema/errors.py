@@ -52,6 +52,14 @@ class QueryTooComplex(ApiError):
     code = "QUERY_TOO_COMPLEX"
 
 
+class Refused(ApiError):
+    """A query's business refusal, carrying the ErrorCode the mutation would have given."""
+
+    def __init__(self, code: str, message: str, **extensions: Any) -> None:
+        super().__init__(message, **extensions)
+        self.code = code
+
+
 def graphql_error(error: ApiError) -> GraphQLError:
     """A GraphQLError carrying ``error``'s code, for places that report rather than raise."""
     return GraphQLError(

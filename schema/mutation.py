@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, TypeVar
 
@@ -16,11 +17,13 @@ from strawberry.types import Info
 
 from comments.service import NotAllowed
 from db import models
+from markets.trading import OddsEvent, TradeResult
 from refusals import Refusal
+from schema.amounts import to_cents, to_share_units
 from schema.errors import Forbidden
 from schema.node import from_global_id
-from schema.permissions import require_viewer
-from schema.types import Comment, User
+from schema.permissions import require_role, require_viewer
+from schema.types import Comment, Market, Position, Trade, User, money
 
 T = TypeVar("T")
 
@@ -89,6 +92,112 @@ class AuthPayload:
 class CommentPayload:
     comment: Comment | None = strawberry.field(description="The comment, as it is now.")
     errors: list[UserError] = strawberry.field(description="Why it was refused; [] on success.")
+
+
+@strawberry.type(description="The result of buyShares and sellShares.")
+class TradePayload:
+    trade: Trade | None = strawberry.field(description="The trade (the first one, on a replay).")
+    position: Position | None = strawberry.field(description="The position after it.")
+    market: Market | None = strawberry.field(description="The market after it.")
+    balance: Decimal | None = strawberry.field(description="The wallet's balance right after it.")
+    errors: list[UserError] = strawberry.field(description="Why it was refused; [] on success.")
+
+
+@strawberry.type(description="The result of a market mutation.")
+class MarketPayload:
+    market: Market | None = strawberry.field(description="The market, as it is now.")
+    errors: list[UserError] = strawberry.field(description="Why it was refused; [] on success.")
+
+
+@strawberry.input(description="Spend credits on an outcome.")
+class BuySharesInput:
+    outcome_id: strawberry.ID = strawberry.field(description="The outcome to buy.")
+    amount: Decimal = strawberry.field(description="Credits to spend exactly (2 places).")
+    min_shares: Decimal | None = strawberry.field(
+        default=None, description="Slippage guard: refuse if this buys fewer shares."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Your key for this request (24 h): a retry returns the first trade.",
+    )
+
+
+@strawberry.input(description="Sell shares of an outcome.")
+class SellSharesInput:
+    outcome_id: strawberry.ID = strawberry.field(description="The outcome to sell.")
+    shares: Decimal = strawberry.field(description="Shares to sell (4 places).")
+    min_amount: Decimal | None = strawberry.field(
+        default=None, description="Slippage guard: refuse if the proceeds are less."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Your key for this request (24 h): a retry returns the first trade.",
+    )
+
+
+@strawberry.input(description="A new market (AUTHOR and above).")
+class CreateMarketInput:
+    question: str = strawberry.field(description="What it asks (10–300 characters).")
+    description: str = strawberry.field(description="Background for traders.")
+    resolution_criteria: str = strawberry.field(description="Exactly how it will be settled.")
+    outcomes: list[str] = strawberry.field(description="2 to 10 distinct answers.")
+    closes_at: datetime = strawberry.field(description="When trading stops (future, UTC).")
+    liquidity: Decimal = strawberry.field(
+        description="The maker's subsidy and maximum loss, at least the minimum (10.00)."
+    )
+    article_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="Articles that discuss it."
+    )
+    tag_slugs: list[str] = strawberry.field(default_factory=list, description="Its tags.")
+
+
+@strawberry.input(description="Settle a market on its winning outcome (ADMIN).")
+class ResolveMarketInput:
+    market_id: strawberry.ID = strawberry.field(description="The market.")
+    outcome_id: strawberry.ID = strawberry.field(description="The winning outcome.")
+
+
+@strawberry.input(description="Call a market off and refund traders (ADMIN).")
+class CancelMarketInput:
+    market_id: strawberry.ID = strawberry.field(description="The market.")
+
+
+def _trade_error(error: UserError) -> TradePayload:
+    return TradePayload(trade=None, position=None, market=None, balance=None, errors=[error])
+
+
+def _market_error(error: UserError) -> MarketPayload:
+    return MarketPayload(market=None, errors=[error])
+
+
+async def _trade_call(
+    info: Info, call: Callable[[], Awaitable[tuple[TradeResult, OddsEvent | None]]]
+) -> TradePayload:
+    try:
+        result, event = await call()
+    except Refusal as refusal:
+        return _trade_error(user_error(refusal))
+    if event is not None:
+        info.context.publish(event)
+    return TradePayload(
+        trade=Trade.from_row(result.trade),
+        position=Position.from_row(result.position),
+        market=Market.from_row(result.market),
+        balance=money(result.balance_cents),
+        errors=[],
+    )
+
+
+async def _market_call(
+    info: Info, call: Callable[[], Awaitable[tuple[models.Market, OddsEvent | None]]]
+) -> MarketPayload:
+    try:
+        market, event = await call()
+    except Refusal as refusal:
+        return _market_error(user_error(refusal))
+    if event is not None:
+        info.context.publish(event)
+    return MarketPayload(market=Market.from_row(market), errors=[])
 
 
 @strawberry.input(description="A new reader account.")
@@ -267,6 +376,104 @@ class Mutation:
         viewer = require_viewer(info)
         comment_id = _pk(input.comment_id, "Comment")
         return await _comment_call(info, info.context.comments.delete(viewer, comment_id))
+
+    @strawberry.mutation(
+        description="Spend exactly `amount` on an outcome; the shares are rounded down."
+    )
+    async def buy_shares(
+        self,
+        info: Info,
+        input: Annotated[BuySharesInput, strawberry.argument(description="What to do.")],
+    ) -> TradePayload:
+        viewer = require_viewer(info)
+        outcome_id = _pk(input.outcome_id, "Outcome")
+
+        async def run() -> tuple[TradeResult, OddsEvent | None]:
+            amount = to_cents(input.amount, "amount")
+            minimum = (
+                None
+                if input.min_shares is None
+                else to_share_units(input.min_shares, "minShares", allow_zero=True)
+            )
+            return await info.context.services.trading.buy(
+                viewer, outcome_id, amount, minimum, input.idempotency_key
+            )
+
+        return await _trade_call(info, run)
+
+    @strawberry.mutation(description="Sell shares; the proceeds are rounded down to the cent.")
+    async def sell_shares(
+        self,
+        info: Info,
+        input: Annotated[SellSharesInput, strawberry.argument(description="What to do.")],
+    ) -> TradePayload:
+        viewer = require_viewer(info)
+        outcome_id = _pk(input.outcome_id, "Outcome")
+
+        async def run() -> tuple[TradeResult, OddsEvent | None]:
+            units = to_share_units(input.shares, "shares")
+            minimum = (
+                None
+                if input.min_amount is None
+                else to_cents(input.min_amount, "minAmount", allow_zero=True)
+            )
+            return await info.context.services.trading.sell(
+                viewer, outcome_id, units, minimum, input.idempotency_key
+            )
+
+        return await _trade_call(info, run)
+
+    @strawberry.mutation(description="Create a market funded by the house (AUTHOR and above).")
+    async def create_market(
+        self,
+        info: Info,
+        input: Annotated[CreateMarketInput, strawberry.argument(description="What to do.")],
+    ) -> MarketPayload:
+        viewer = require_role(info, models.Role.AUTHOR)
+        article_ids = [_pk(gid, "Article") for gid in input.article_ids]
+
+        async def run() -> tuple[models.Market, OddsEvent | None]:
+            return await info.context.services.trading.create_market(
+                viewer,
+                input.question,
+                input.description,
+                input.resolution_criteria,
+                input.outcomes,
+                input.closes_at,
+                to_cents(input.liquidity, "liquidity"),
+                article_ids,
+                input.tag_slugs,
+            )
+
+        return await _market_call(info, run)
+
+    @strawberry.mutation(
+        description="Resolve a market (ADMIN): each winning share pays 1.00. Repeating it "
+        "changes nothing; any other settlement of a settled market is MARKET_NOT_OPEN."
+    )
+    async def resolve_market(
+        self,
+        info: Info,
+        input: Annotated[ResolveMarketInput, strawberry.argument(description="What to do.")],
+    ) -> MarketPayload:
+        require_role(info, models.Role.ADMIN)
+        market_id = _pk(input.market_id, "Market")
+        outcome_id = _pk(input.outcome_id, "Outcome")
+        trading = info.context.services.trading
+        return await _market_call(info, lambda: trading.resolve(market_id, outcome_id))
+
+    @strawberry.mutation(
+        description="Cancel a market (ADMIN): refunds each trader's net cost when positive."
+    )
+    async def cancel_market(
+        self,
+        info: Info,
+        input: Annotated[CancelMarketInput, strawberry.argument(description="What to do.")],
+    ) -> MarketPayload:
+        require_role(info, models.Role.ADMIN)
+        market_id = _pk(input.market_id, "Market")
+        trading = info.context.services.trading
+        return await _market_call(info, lambda: trading.cancel(market_id))
 
     @strawberry.mutation(description="Flag a comment for moderators (once per user and comment).")
     async def report_comment(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from db import models
-from resolvers import lists, nodes, stats
+from refusals import Refusal, validation
+from resolvers import leaderboard, lists, nodes, stats
 from resolvers.loaders import now_utc
+from schema.amounts import to_cents, to_share_units
 from schema.connection import After, Before, Connection, First, Last, load_connection
-from schema.errors import BadUserInput
+from schema.errors import BadUserInput, Refused
+from schema.node import from_global_id
 from schema.permissions import require_role
 from schema.types import (
     Article,
@@ -19,14 +23,18 @@ from schema.types import (
     Author,
     Category,
     Comment,
+    LeaderboardEntry,
     Market,
     MarketOrder,
     MarketStatus,
     Node,
+    Quote,
     SiteStats,
     Tag,
     User,
     money,
+    outcome_types,
+    shares,
 )
 
 
@@ -57,6 +65,20 @@ class MarketFilter:
     search: str | None = strawberry.field(
         default=None,
         description="Words in the question or description, case-insensitive (≤ 200 characters).",
+    )
+
+
+@strawberry.input(
+    description="A trade to preview: exactly one of `amount` (a purchase spending that amount) "
+    "or `shares` (a sale of that many shares)."
+)
+class QuoteInput:
+    outcome_id: strawberry.ID = strawberry.field(description="The outcome to trade.")
+    amount: Decimal | None = strawberry.field(
+        default=None, description="Credits to spend (a purchase), 2 decimal places at most."
+    )
+    shares: Decimal | None = strawberry.field(
+        default=None, description="Shares to sell, 4 decimal places at most."
     )
 
 
@@ -260,6 +282,68 @@ class Query:
             last,
             before,
         )
+
+    @strawberry.field(
+        description=(
+            "A preview of a trade at the current prices, by the same code as the trade itself; "
+            "changes nothing. Refusals are errors whose extensions.code is the ErrorCode the "
+            "trade would have given."
+        )
+    )
+    async def quote(
+        self,
+        info: Info,
+        input: Annotated[QuoteInput, strawberry.argument(description="The trade to preview.")],
+    ) -> Quote:
+        outcome_id = from_global_id(str(input.outcome_id), "Outcome")[1]
+        trading = info.context.services.trading
+        viewer = info.context.viewer
+        try:
+            if (input.amount is None) == (input.shares is None):
+                raise validation("Give exactly one of amount and shares.", "amount")
+            if input.amount is not None:
+                state, plan = await trading.quote_buy(
+                    viewer, outcome_id, to_cents(input.amount, "amount")
+                )
+            else:
+                assert input.shares is not None
+                state, plan = await trading.quote_sell(
+                    viewer, outcome_id, to_share_units(input.shares, "shares")
+                )
+        except Refusal as refusal:
+            raise Refused(refusal.code, refusal.message, field=refusal.field) from refusal
+        outcome = outcome_types(state.market, state.outcomes)[plan.index]
+        return Quote(
+            outcome=outcome,
+            shares=shares(abs(plan.shares_units)),
+            amount=money(abs(plan.amount_cents)),
+            average_price=plan.average_price,
+            probability_before=plan.probability_before,
+            probability_after=plan.probability_after,
+        )
+
+    @strawberry.field(description="Traders by profit (realised + unrealised), then volume.")
+    async def leaderboard(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="How many (0–100).")] = 20,
+    ) -> list[LeaderboardEntry]:
+        if not 0 <= first <= info.context.settings.max_page_size:
+            raise BadUserInput(
+                f"`first` must be between 0 and {info.context.settings.max_page_size}.",
+                field="first",
+            )
+        rows = await leaderboard.standings(first)
+        users = await info.context.loaders.user_by_id.load_many([r.user_id for r in rows])
+        return [
+            LeaderboardEntry(
+                rank=i + 1,
+                user=User.from_row(user),
+                profit=money(row.profit_cents),
+                volume=money(row.volume_cents),
+            )
+            for i, (row, user) in enumerate(zip(rows, users, strict=True))
+        ]
 
     @strawberry.field(description="Site-wide counts.")
     async def stats(self, info: Info) -> SiteStats:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -100,6 +101,13 @@ class MarketOrder(Enum):
     VOLUME = strawberry.enum_value("VOLUME", description="Most volume traded ever first.")
 
 
+@strawberry.enum(description="Bucket sizes of a price history.")
+class HistoryInterval(Enum):
+    MINUTE = strawberry.enum_value("MINUTE", description="One point a minute.")
+    HOUR = strawberry.enum_value("HOUR", description="One point an hour.")
+    DAY = strawberry.enum_value("DAY", description="One point a day.")
+
+
 @strawberry.interface(description="An object with a global ID: any of them is `node(id:)`.")
 class Node:
     id: strawberry.ID = strawberry.field(description="The global, opaque ID of this object.")
@@ -124,6 +132,48 @@ class User(Node):
         require_self_or_admin(info, self.pk)
         cents = await info.context.loaders.balance_by_user.load(self.pk)
         return None if cents is None else money(cents)
+
+    @strawberry.field(description="Holdings with shares or realised profit, newest first.")
+    async def positions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Position]:
+        return await load_connection(
+            info,
+            self.pk,
+            lists.POSITIONS_BY_USER,
+            lists.POSITIONS_ORDER,
+            Position.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(description="Trades, newest first (trading is public).")
+    async def trades(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Trade]:
+        return await load_connection(
+            info,
+            self.pk,
+            lists.TRADES_BY_USER,
+            lists.TRADES_ORDER,
+            Trade.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
@@ -626,11 +676,188 @@ class Market(Node):
         rows = await info.context.loaders.articles_by_market.load(self.pk)
         return [Article.from_row(row) for row in rows]
 
+    @strawberry.field(description="Trades on this market, newest first.")
+    async def trades(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Trade]:
+        return await load_connection(
+            info,
+            self.pk,
+            lists.TRADES_BY_MARKET,
+            lists.TRADES_ORDER,
+            Trade.from_row,
+            first,
+            after,
+            last,
+            before,
+        )
+
+    @strawberry.field(
+        description=(
+            "The probabilities over time: the last point of each interval since `since` "
+            "(default: the market's creation), at most 1000 points, kept after settlement."
+        )
+    )
+    async def price_history(
+        self,
+        info: Info,
+        since: Annotated[
+            datetime | None, strawberry.argument(description="The earliest time wanted.")
+        ] = None,
+        interval: Annotated[
+            HistoryInterval, strawberry.argument(description="The bucket size.")
+        ] = HistoryInterval.HOUR,
+    ) -> list[PricePoint]:
+        start = int(since.timestamp()) if since is not None else 0
+        seconds = {"MINUTE": 60, "HOUR": 3600, "DAY": 86400}[interval.name]
+        rows = await info.context.loaders.price_history_by_market.load((self.pk, start, seconds))
+        return [PricePoint(at=row.at, probabilities=json.loads(row.probabilities)) for row in rows]
+
+    @strawberry.field(description="The viewer's positions in this market; [] when anonymous.")
+    async def viewer_position(self, info: Info) -> list[Position]:
+        viewer = info.context.viewer
+        if viewer is None:
+            return []
+        rows = await info.context.loaders.positions_by_user_market.load((viewer.id, self.pk))
+        return [Position.from_row(row) for row in rows]
+
     @strawberry.field(description="The market's tags, by name.")
     async def tags(self, info: Info) -> list[Tag]:
         return [
             Tag.from_row(row) for row in await info.context.loaders.tags_by_market.load(self.pk)
         ]
+
+
+@strawberry.type(description="The probabilities of a market at a moment.")
+class PricePoint:
+    at: datetime = strawberry.field(description="When the last change in this bucket happened.")
+    probabilities: list[float] = strawberry.field(
+        description="One per outcome, in the order of Market.outcomes."
+    )
+
+
+async def _outcome_probability(info: Info, market_id: int, outcome_id: int) -> float:
+    market = await info.context.loaders.market_by_id.load(market_id)
+    rows = await info.context.loaders.outcomes_by_market.load(market_id)
+    for outcome in outcome_types(market, rows):
+        if outcome.pk == outcome_id:
+            return outcome.probability
+    return 0.0
+
+
+@strawberry.type(description="One executed purchase or sale.")
+class Trade(Node):
+    pk: strawberry.Private[int]
+    market_id: strawberry.Private[int]
+    outcome_id: strawberry.Private[int]
+    user_id: strawberry.Private[int]
+    shares: Decimal = strawberry.field(description="Shares: > 0 bought, < 0 sold.")
+    amount: Decimal = strawberry.field(description="Credits paid (> 0) or received (< 0).")
+    probability_before: float = strawberry.field(description="The outcome's probability before.")
+    probability_after: float = strawberry.field(description="The outcome's probability after.")
+    created_at: datetime = strawberry.field(description="When it executed.")
+
+    @classmethod
+    def from_row(cls, row: models.Trade) -> Trade:
+        return cls(
+            id=strawberry.ID(to_global_id("Trade", row.id)),
+            pk=row.id,
+            market_id=row.market_id,
+            outcome_id=row.outcome_id,
+            user_id=row.user_id,
+            shares=shares(row.shares_units),
+            amount=money(row.amount_cents),
+            probability_before=row.probability_before,
+            probability_after=row.probability_after,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(description="The market traded.")
+    async def market(self, info: Info) -> Market:
+        return Market.from_row(await info.context.loaders.market_by_id.load(self.market_id))
+
+    @strawberry.field(description="The outcome bought or sold.")
+    async def outcome(self, info: Info) -> Outcome:
+        return await _outcome(info, self.market_id, self.outcome_id)
+
+    @strawberry.field(description="Who traded (trading is public).")
+    async def user(self, info: Info) -> User:
+        return User.from_row(await info.context.loaders.user_by_id.load(self.user_id))
+
+
+async def _outcome(info: Info, market_id: int, outcome_id: int) -> Outcome:
+    market = await info.context.loaders.market_by_id.load(market_id)
+    rows = await info.context.loaders.outcomes_by_market.load(market_id)
+    return next(o for o in outcome_types(market, rows) if o.pk == outcome_id)
+
+
+def position_value_cents(row: models.Position, probability: float) -> int:
+    """shares × probability, rounded down to the cent; after settlement, what it paid."""
+    if row.settled_value_cents is not None:
+        return int(row.settled_value_cents)
+    return math.floor(row.shares_units * probability / 100)
+
+
+@strawberry.type(description="A user's holding of one outcome.")
+class Position:
+    row: strawberry.Private[models.Position]
+    shares: Decimal = strawberry.field(description="Shares held.")
+    cost_basis: Decimal = strawberry.field(
+        description="What the shares held cost, at average cost: a sale reduces it pro rata."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Position) -> Position:
+        return cls(row=row, shares=shares(row.shares_units), cost_basis=money(row.cost_basis_cents))
+
+    @strawberry.field(description="The market.")
+    async def market(self, info: Info) -> Market:
+        return Market.from_row(await info.context.loaders.market_by_id.load(self.row.market_id))
+
+    @strawberry.field(description="The outcome held.")
+    async def outcome(self, info: Info) -> Outcome:
+        return await _outcome(info, self.row.market_id, self.row.outcome_id)
+
+    async def _value_cents(self, info: Info) -> int:
+        p = await _outcome_probability(info, self.row.market_id, self.row.outcome_id)
+        return position_value_cents(self.row, p)
+
+    @strawberry.field(
+        description=(
+            "shares × probability, rounded down to the cent; after resolution shares × payout, "
+            "after cancellation the refund."
+        )
+    )
+    async def value(self, info: Info) -> Decimal:
+        return money(await self._value_cents(info))
+
+    @strawberry.field(description="value − costBasis + profit already realised by sales.")
+    async def profit(self, info: Info) -> Decimal:
+        value = await self._value_cents(info)
+        return money(value - self.row.cost_basis_cents + self.row.realized_cents)
+
+
+@strawberry.type(description="A preview of a trade at the current prices: nothing changes.")
+class Quote:
+    outcome: Outcome = strawberry.field(description="The outcome.")
+    shares: Decimal = strawberry.field(description="Shares the trade would buy or sell.")
+    amount: Decimal = strawberry.field(description="Credits it would cost or return.")
+    average_price: float = strawberry.field(description="amount / shares.")
+    probability_before: float = strawberry.field(description="The outcome's probability now.")
+    probability_after: float = strawberry.field(description="Its probability after the trade.")
+
+
+@strawberry.type(description="A trader's standing.")
+class LeaderboardEntry:
+    rank: int = strawberry.field(description="1 for the most profitable.")
+    user: User = strawberry.field(description="The trader.")
+    profit: Decimal = strawberry.field(description="Realised plus unrealised profit.")
+    volume: Decimal = strawberry.field(description="Credits traded, buys and sells.")
 
 
 @strawberry.type(description="Site-wide counts for a dashboard or footer.")
@@ -653,5 +880,6 @@ def as_type(type_name: str, row: Any) -> Any:
         "Comment": Comment.from_row,
         "User": User.from_row,
         "Market": Market.from_row,
+        "Trade": Trade.from_row,
     }
     return converters[type_name](row)

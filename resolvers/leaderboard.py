@@ -1,0 +1,69 @@
+"""The leaderboard: profit (realised + unrealised) per trader, then volume."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from db import models
+from db.sql import fetch_dicts, placeholders
+from markets.trading import MarketState
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One trader's numbers, in cents."""
+
+    user_id: int
+    profit_cents: int
+    volume_cents: int
+
+
+async def standings(limit: int) -> list[Standing]:
+    """The top ``limit`` traders by profit, then volume, then earliest account.
+
+    Unrealised profit needs every open position valued at its market's current price, so this
+    reads all positions: fine for thousands of traders; a larger site would keep a running
+    per-user tally updated by the trading transaction.
+    """
+    positions = await fetch_dicts(
+        "SELECT user_id, market_id, outcome_id, shares_units, cost_basis_cents, realized_cents, "
+        "settled_value_cents FROM positions"
+    )
+    volumes = {
+        int(r["user_id"]): int(r["v"])
+        for r in await fetch_dicts(
+            "SELECT user_id, SUM(ABS(amount_cents)) AS v FROM trades GROUP BY user_id"
+        )
+    }
+    market_ids = sorted({int(p["market_id"]) for p in positions})
+    probability: dict[int, float] = {}
+    if market_ids:
+        marks = placeholders(len(market_ids))
+        markets = {
+            int(r["id"]): models.Market._init_from_db(**r)
+            for r in await fetch_dicts(f"SELECT * FROM markets WHERE id IN ({marks})", market_ids)
+        }
+        outcomes: dict[int, list[models.Outcome]] = defaultdict(list)
+        for r in await fetch_dicts(
+            f"SELECT * FROM outcomes WHERE market_id IN ({marks}) ORDER BY market_id, position",
+            market_ids,
+        ):
+            outcomes[int(r["market_id"])].append(models.Outcome._init_from_db(**r))
+        for market_id, market in markets.items():
+            state = MarketState(market, outcomes[market_id])
+            for outcome, price in zip(state.outcomes, state.probabilities(), strict=True):
+                probability[outcome.id] = price
+    profit: dict[int, int] = defaultdict(int)
+    for p in positions:
+        if p["settled_value_cents"] is not None:
+            value = int(p["settled_value_cents"])
+        else:
+            value = math.floor(int(p["shares_units"]) * probability[int(p["outcome_id"])] / 100)
+        profit[int(p["user_id"])] += value - int(p["cost_basis_cents"]) + int(p["realized_cents"])
+    ranked = sorted(
+        (Standing(u, profit[u], volumes.get(u, 0)) for u in set(profit) | set(volumes)),
+        key=lambda s: (-s.profit_cents, -s.volume_cents, s.user_id),
+    )
+    return ranked[:limit]

@@ -1,0 +1,28 @@
+"""Decimal inputs to integer units: cents for money, 1/10,000 for shares."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from refusals import validation
+
+
+def to_units(value: Decimal, places: int, field: str, allow_zero: bool = False) -> int:
+    """``value`` × 10^places as an integer; VALIDATION if it has more places or isn't positive."""
+    scaled = value.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        raise validation(f"{field} has at most {places} decimal places.", field)
+    units = int(scaled)
+    if units < 0 or (units == 0 and not allow_zero):
+        raise validation(f"{field} must be positive.", field)
+    return units
+
+
+def to_cents(value: Decimal, field: str, allow_zero: bool = False) -> int:
+    """Credits as cents (2 places)."""
+    return to_units(value, 2, field, allow_zero)
+
+
+def to_share_units(value: Decimal, field: str, allow_zero: bool = False) -> int:
+    """Shares as ten-thousandths (4 places)."""
+    return to_units(value, 4, field, allow_zero)
