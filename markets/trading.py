@@ -762,7 +762,7 @@ async def record_price(
     """Append a price point (the chart's data)."""
     await execute(
         "INSERT INTO price_points (market_id, at, at_epoch, probabilities) VALUES (?, ?, ?, ?)",
-        (market_id, at, int(at.timestamp()), json.dumps([round(p, 12) for p in probabilities])),
+        (market_id, at, int(at.timestamp()), json.dumps(probabilities)),
         conn,
     )
 
