@@ -152,7 +152,7 @@ async def test_create_market_permissions_and_validation(fresh_client: GraphQLCli
         "liquidity": "100.00",
     }
     before = await _snapshot()
-    for changes, field in [
+    cases: list[tuple[dict[str, Any], list[str]]] = [
         ({"outcomes": ["Only"]}, ["outcomes"]),
         ({"outcomes": [str(i) for i in range(11)]}, ["outcomes"]),
         ({"outcomes": ["Yes", "yes"]}, ["outcomes"]),
@@ -162,7 +162,8 @@ async def test_create_market_permissions_and_validation(fresh_client: GraphQLCli
         ({"question": "Short?"}, ["question"]),
         ({"tagSlugs": ["no-such-tag"]}, ["tagSlugs"]),
         ({"articleIds": [to_global_id("Article", 999)]}, ["articleIds"]),
-    ]:
+    ]
+    for changes, field in cases:
         data = await admin.data(CREATE, {"input": {**good, **changes}})
         assert data["createMarket"]["market"] is None
         assert [e["field"] for e in data["createMarket"]["errors"]] == [field], changes
