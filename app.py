@@ -29,6 +29,9 @@ from comments.service import Comments
 from db.config import tortoise_config
 from db.sql import fetch_dicts
 from markets.trading import Trading
+from realtime.broker import broker_for
+from realtime.events import to_message
+from realtime.server import Hub, WebsocketEndpoint
 from schema.context import Context, Services
 from schema.extensions import format_errors
 from schema.schema import build_schema
@@ -165,18 +168,32 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         comments=Comments(settings, limiter),
         trading=Trading(settings),
     )
+    broker = broker_for(settings.redis_url or None)
+
+    async def publish(event: Any) -> None:
+        message = to_message(event)
+        if message is not None:
+            await broker.publish(*message)
+
+    services.publish = publish
     graphql = GraphQLApp(settings, services)
+    hub = Hub(graphql.schema, settings, services, broker)  # type: ignore[arg-type]
+    websocket = WebsocketEndpoint(hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
-            yield
+            await broker.start()
+            try:
+                yield
+            finally:
+                await broker.stop()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/graphql/", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
-        WebSocketRoute("/graphql/", graphql),
+        WebSocketRoute("/graphql", websocket.handle),
+        WebSocketRoute("/graphql/", websocket.handle),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -193,6 +210,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.services = services
+    app.state.broker = broker
+    app.state.hub = hub
     return app
 
 

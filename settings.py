@@ -105,6 +105,14 @@ class Settings:
     # Comments
     comment_max_length: int = 10_000
     report_reason_max_length: int = 500
+    # Real time
+    redis_url: str = ""
+    ws_init_timeout_seconds: int = 10
+    ws_max_subscriptions: int = 100
+    ws_max_message_bytes: int = 65_536
+    ws_queue_length: int = 256
+    ws_ping_interval_seconds: int = 20
+    ws_replay_limit: int = 10_000
     # Rate limits, "COUNT/SECONDS": a bucket of COUNT refilled evenly over SECONDS
     comment_rate: str = "5/60"
     login_failure_rate_per_account: str = "5/900"
@@ -155,6 +163,17 @@ def load_settings() -> Settings:
         report_reason_max_length=_int(
             "REPORT_REASON_MAX_LENGTH", defaults.report_reason_max_length, 1
         ),
+        redis_url=_str("REDIS_URL", defaults.redis_url),
+        ws_init_timeout_seconds=_int(
+            "WS_INIT_TIMEOUT_SECONDS", defaults.ws_init_timeout_seconds, 1
+        ),
+        ws_max_subscriptions=_int("WS_MAX_SUBSCRIPTIONS", defaults.ws_max_subscriptions, 1),
+        ws_max_message_bytes=_int("WS_MAX_MESSAGE_BYTES", defaults.ws_max_message_bytes, 1024),
+        ws_queue_length=_int("WS_QUEUE_LENGTH", defaults.ws_queue_length, 4),
+        ws_ping_interval_seconds=_int(
+            "WS_PING_INTERVAL_SECONDS", defaults.ws_ping_interval_seconds, 1
+        ),
+        ws_replay_limit=_int("WS_REPLAY_LIMIT", defaults.ws_replay_limit, 1),
         comment_rate=_rate("COMMENT_RATE", defaults.comment_rate),
         login_failure_rate_per_account=_rate(
             "LOGIN_FAILURE_RATE_PER_ACCOUNT", defaults.login_failure_rate_per_account

@@ -182,17 +182,21 @@ class Accounts:
         expires = rows[0]["expires_at"]
         return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
 
-    async def authenticate(self, token: str) -> models.User | None:
-        """The user of a live session token, or None (unknown, expired or revoked)."""
+    async def session(self, token: str) -> models.Session | None:
+        """The live session of a token (with its user), or None: unknown, expired or revoked."""
         if not token or len(token) > 200:
             return None
-        session = (
+        return (
             await models.Session.filter(
                 token_hash=token_hash(token), revoked_at=None, expires_at__gt=now_utc()
             )
             .select_related("user")
             .first()
         )
+
+    async def authenticate(self, token: str) -> models.User | None:
+        """The user of a live session token, or None (unknown, expired or revoked)."""
+        session = await self.session(token)
         return session.user if session else None
 
     async def _issue(

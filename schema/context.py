@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,10 @@ from resolvers.loaders import Loaders
 from settings import Settings
 
 
+async def _no_broker(event: Any) -> None:
+    return None
+
+
 @dataclass
 class Services:
     """Process-wide domain services, built once by the app's lifespan."""
@@ -21,8 +25,8 @@ class Services:
     accounts: Accounts
     comments: Comments
     trading: Trading
-    # Called with each event after its write committed (the broker, once there is one).
-    publish: Callable[[Any], None] = lambda event: None
+    # Called with each event after its write committed: hands it to the broker.
+    publish: Callable[[Any], Awaitable[None]] = field(default=_no_broker)
 
 
 @dataclass
@@ -46,6 +50,6 @@ class Context:
     def comments(self) -> Comments:
         return self.services.comments
 
-    def publish(self, event: Any) -> None:
+    async def publish(self, event: Any) -> None:
         """Hand an event to the broker; call only after the write has committed."""
-        self.services.publish(event)
+        await self.services.publish(event)

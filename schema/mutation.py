@@ -178,7 +178,7 @@ async def _trade_call(
     except Refusal as refusal:
         return _trade_error(user_error(refusal))
     if event is not None:
-        info.context.publish(event)
+        await info.context.publish(event)
     return TradePayload(
         trade=Trade.from_row(result.trade),
         position=Position.from_row(result.position),
@@ -196,7 +196,7 @@ async def _market_call(
     except Refusal as refusal:
         return _market_error(user_error(refusal))
     if event is not None:
-        info.context.publish(event)
+        await info.context.publish(event)
     return MarketPayload(market=Market.from_row(market), errors=[])
 
 
@@ -278,7 +278,7 @@ async def _comment_call(
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from exc
     if event is not None:
-        info.context.publish(event)
+        await info.context.publish(event)
     return CommentPayload(comment=Comment.from_row(comment), errors=[])
 
 
@@ -321,7 +321,7 @@ class Mutation:
         require_viewer(info)
         revoked = await info.context.accounts.log_out(info.context.token)
         if revoked:
-            info.context.publish(("session-revoked", info.context.token))
+            await info.context.publish(("session-revoked", info.context.token))
         return revoked
 
     @strawberry.mutation(description="Change the viewer's password; ends their other sessions.")
@@ -337,7 +337,7 @@ class Mutation:
             expires = await ctx.accounts.change_password(
                 viewer, ctx.token, input.current_password, input.new_password
             )
-            ctx.publish(("sessions-revoked", viewer.id, ctx.token))
+            await ctx.publish(("sessions-revoked", viewer.id, ctx.token))
             return _auth_payload(ctx.token, expires, viewer)
 
         return await _auth(run(), _auth_error)

@@ -15,6 +15,7 @@ from schema.extensions import ErrorCodes, make_query_limits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DECIMAL_SCALAR
+from schema.subscription import Subscription
 from schema.types import Article, Author, Category, Comment, Market, Outcome, Tag, Trade, User
 from settings import Settings
 
@@ -40,6 +41,7 @@ def build_schema(settings: Settings) -> AgoraSchema:
     return AgoraSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Article, Author, Category, Comment, Market, Outcome, Tag, Trade, User],
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),

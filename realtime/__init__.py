@@ -1,0 +1,1 @@
+"""Real time: the broker, channels and events, and the graphql-transport-ws server."""

@@ -1,0 +1,878 @@
+"""Stateful random tests of the trading service against a real database (SQLite and PostgreSQL).
+
+Hypothesis generates a program (a list of operations): sign-ups, market creations (some of
+them invalid), buys and sells (ordinary, all-in, too large, zero, with and without slippage
+limits and idempotency keys), retries of keyed requests (the same one, or a changed one), moves
+of the injected clock (past a market's closesAt, past the 24-hour life of idempotency keys),
+resolutions and cancellations (first, repeated, contradicting). Each program runs on a wiped
+database through ``Trading`` and ``Accounts`` while a model predicts every answer: which
+refusal (``Refusal.code``), or success and its exact effect on balances and positions.
+
+After every step, from the database:
+
+* ``audit()`` finds no problem (the ledger sums to zero, every account matches its entries);
+* no wallet is negative and no position holds negative shares;
+* each wallet and each position equals the model's; each outcome's q is the sum of the holdings;
+* each open market's probabilities (``lmsr.prices``) sum to 1 within 1e-9;
+* each settled market's maker holds 0;
+* a refused call, a replayed request and a repeated settlement changed nothing at all
+  (balances, positions, outcomes, markets and the row counts of every trading table).
+
+And per operation: a buy debits exactly the amount and credits the shares it pays for rounded
+down; a sale credits the proceeds rounded down to the cent; a replay answers the first trade and
+the balance after it; a resolution pays exactly floor(units / 100) cents per winning position
+out of a maker that can afford it; a cancellation refunds each trader max(0, net cost).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from argon2 import PasswordHasher
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from tortoise import Tortoise
+
+from accounts.ratelimit import MemoryRateLimiter
+from accounts.service import Accounts
+from db import models
+from db.config import tortoise_config
+from db.sql import execute, fetch_dicts
+from markets import lmsr
+from markets.audit import audit
+from markets.trading import IDEMPOTENCY_TTL, Trading
+from refusals import Refusal
+from settings import Settings
+from tests.conftest import forget_compiled_statements
+
+T = TypeVar("T")
+
+START = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
+GRANT_CENTS = 100_000
+DAY = 86_400
+
+# -- operations --------------------------------------------------------------------------------
+# Users, markets and outcomes are chosen by index, modulo how many exist at that point.
+
+
+@dataclass(frozen=True)
+class SignUp:
+    taken: bool = False  # reuse an existing username: USERNAME_TAKEN
+
+
+@dataclass(frozen=True)
+class CreateMarket:
+    user: int
+    outcomes: int
+    liquidity_cents: int
+    closes_in: int  # seconds after the clock
+    question: int  # small: questions (and slugs) collide
+    flaw: str | None = None  # "liquidity" (below the minimum) or "past" (closes now)
+
+
+@dataclass(frozen=True)
+class Buy:
+    user: int
+    market: int
+    outcome: int
+    amount: str  # "cents", "huge", "all" (the whole wallet), "over" (wallet + n), "bad"
+    n: int
+    key: str | None
+    slippage: str | None  # None, "exact" (the quote's shares), "above" (one unit more)
+
+
+@dataclass(frozen=True)
+class Sell:
+    user: int
+    market: int
+    outcome: int
+    size: str  # "part" (n % of the holding), "all", "more" (holding + n), "one", "zero"
+    n: int
+    key: str | None
+    slippage: str | None  # None, "exact" (the quote's cents), "above" (one cent more)
+    held: bool  # pick among the user's holdings (by ``outcome``) rather than by market
+
+
+@dataclass(frozen=True)
+class Retry:
+    which: int  # a keyed request sent before
+    changed: bool  # the same key with a different amount: IDEMPOTENCY_CONFLICT while live
+
+
+@dataclass(frozen=True)
+class Advance:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class CloseMarket:
+    market: int
+    exact: bool  # the clock lands on closesAt itself (closed: open means closesAt > now)
+
+
+@dataclass(frozen=True)
+class Resolve:
+    market: int
+    outcome: int
+    foreign: bool = False  # an outcome of another market (or none): NOT_FOUND
+
+
+@dataclass(frozen=True)
+class Cancel:
+    market: int
+
+
+Op = SignUp | CreateMarket | Buy | Sell | Retry | Advance | CloseMarket | Resolve | Cancel
+
+INDEX = st.integers(0, 7)
+KEYS = st.sampled_from([None, None, "k1", "k2", "k3"])
+SLIPPAGE = st.sampled_from([None, None, None, "exact", "above"])
+
+valid_markets = st.builds(
+    CreateMarket,
+    user=INDEX,
+    outcomes=st.integers(2, 4),
+    liquidity_cents=st.one_of(st.sampled_from([1000, 50_000]), st.integers(1000, 50_000)),
+    closes_in=st.one_of(st.sampled_from([60, DAY]), st.integers(60, 4 * DAY)),
+    question=st.integers(0, 2),
+)
+any_markets = st.one_of(
+    valid_markets,
+    st.builds(
+        CreateMarket,
+        user=INDEX,
+        outcomes=st.integers(2, 4),
+        liquidity_cents=st.sampled_from([999, 1000]),
+        closes_in=st.integers(60, DAY),
+        question=st.integers(0, 2),
+        flaw=st.sampled_from(["liquidity", "past"]),
+    ),
+)
+amounts = st.one_of(
+    st.tuples(st.just("cents"), st.integers(1, 20_000)),
+    st.tuples(st.just("cents"), st.just(1)),
+    st.tuples(st.just("huge"), st.integers(10**6, 10**9)),
+    st.tuples(st.just("all"), st.just(0)),
+    st.tuples(st.just("over"), st.integers(1, 100)),
+    st.tuples(st.just("bad"), st.sampled_from([0, -1])),
+)
+buys = st.builds(
+    lambda u, m, o, a, k, s: Buy(u, m, o, a[0], a[1], k, s),
+    INDEX,
+    INDEX,
+    INDEX,
+    amounts,
+    KEYS,
+    SLIPPAGE,
+)
+sizes = st.one_of(
+    st.tuples(st.just("part"), st.integers(1, 99)),
+    st.tuples(st.just("all"), st.just(0)),
+    st.tuples(st.just("more"), st.integers(1, 10_000)),
+    st.tuples(st.just("one"), st.just(1)),
+    st.tuples(st.just("zero"), st.just(0)),
+)
+sells = st.builds(
+    lambda u, m, o, z, k, s, h: Sell(u, m, o, z[0], z[1], k, s, h),
+    INDEX,
+    INDEX,
+    INDEX,
+    sizes,
+    KEYS,
+    SLIPPAGE,
+    st.booleans(),
+)
+retries = st.builds(Retry, which=INDEX, changed=st.booleans())
+# Trades dominate; the operations that end markets (clock moves, settlements) are rarer.
+operations: st.SearchStrategy[Op] = st.one_of(
+    buys,
+    sells,
+    retries,
+    buys,
+    sells,
+    buys,
+    sells,
+    retries,
+    buys,
+    sells,
+    st.builds(SignUp, taken=st.sampled_from([False, False, True])),
+    any_markets,
+    valid_markets,
+    st.builds(
+        Advance,
+        seconds=st.one_of(
+            st.sampled_from([1, 3600, DAY - 1, DAY, DAY + 1]), st.integers(1, 2 * DAY)
+        ),
+    ),
+    st.builds(CloseMarket, market=INDEX, exact=st.booleans()),
+    st.builds(Resolve, market=INDEX, outcome=INDEX, foreign=st.booleans()),
+    st.builds(Cancel, market=INDEX),
+)
+# Every program starts with a user and a market, so that trades have something to act on.
+programs = st.tuples(
+    st.integers(1, 2), valid_markets, st.lists(operations, min_size=10, max_size=40)
+)
+
+
+def build_program(start: tuple[int, CreateMarket, list[Op]]) -> list[Op]:
+    users, market, rest = start
+    first: list[Op] = [SignUp() for _ in range(users)]
+    return [*first, market, *rest]
+
+
+# -- database helpers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a trading operation can change (rows by id, and row counts)."""
+
+    rows: dict[str, dict[int, dict[str, Any]]]
+    counts: dict[str, int]
+
+    def wallets(self) -> dict[int, int]:
+        return {
+            int(a["user_id"]): int(a["balance_cents"])
+            for a in self.rows["accounts"].values()
+            if a["kind"] == "USER"
+        }
+
+    def maker(self, market_id: int) -> int:
+        [balance] = [
+            int(a["balance_cents"])
+            for a in self.rows["accounts"].values()
+            if a["kind"] == "MARKET" and a["market_id"] == market_id
+        ]
+        return balance
+
+    def q_units(self, outcome_ids: list[int]) -> list[int]:
+        return [int(self.rows["outcomes"][o]["shares_units"]) for o in outcome_ids]
+
+    def positions(self) -> dict[tuple[int, int], int]:
+        return {
+            (int(p["user_id"]), int(p["outcome_id"])): int(p["shares_units"])
+            for p in self.rows["positions"].values()
+        }
+
+
+SNAPSHOT_ROWS = {
+    "accounts": "SELECT id, kind, user_id, market_id, balance_cents FROM ledger_accounts",
+    "positions": "SELECT id, user_id, market_id, outcome_id, shares_units, cost_basis_cents, "
+    "realized_cents, settled_value_cents FROM positions",
+    "outcomes": "SELECT id, market_id, position, shares_units FROM outcomes",
+    "markets": "SELECT id, state, resolved_outcome_id, resolved_at, closes_at, liquidity_cents, "
+    "volume_cents, trader_count, odds_seq FROM markets",
+}
+COUNTED = (
+    "users",
+    "sessions",
+    "markets",
+    "outcomes",
+    "trades",
+    "positions",
+    "price_points",
+    "idempotency_keys",
+    "ledger_accounts",
+    "ledger_transactions",
+    "ledger_entries",
+)
+
+
+async def take_snapshot() -> Snapshot:
+    rows = {
+        name: {int(r["id"]): r for r in await fetch_dicts(sql)}
+        for name, sql in SNAPSHOT_ROWS.items()
+    }
+    counted = ", ".join(f"(SELECT COUNT(*) FROM {table}) AS {table}" for table in COUNTED)
+    [counts] = await fetch_dicts(f"SELECT {counted}")
+    return Snapshot(rows, {k: int(v) for k, v in counts.items()})
+
+
+WIPE = (
+    "DELETE FROM idempotency_keys",
+    "DELETE FROM price_points",
+    "DELETE FROM positions",
+    "DELETE FROM trades",
+    "DELETE FROM ledger_entries",
+    "DELETE FROM ledger_transactions",
+    "DELETE FROM ledger_accounts WHERE kind <> 'ISSUER'",
+    "UPDATE ledger_accounts SET balance_cents = 0",
+    "DELETE FROM market_tags",
+    "DELETE FROM market_articles",
+    "DELETE FROM outcomes",
+    "DELETE FROM markets",
+    "DELETE FROM sessions",
+    "DELETE FROM users",
+)
+
+
+async def wipe() -> None:
+    """Back to a migrated, empty database (the issuer's account stays, at 0)."""
+    for sql in WIPE:
+        await execute(sql)
+
+
+async def attempt(call: Awaitable[T]) -> tuple[T | None, Refusal | None]:
+    try:
+        return await call, None
+    except Refusal as refusal:
+        return None, refusal
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class MarketModel:
+    id: int
+    outcome_ids: list[int]
+    liquidity_cents: int
+    closes_at: datetime
+    state: str = "OPEN"
+    resolved: int | None = None
+    # Sum of each user's trade amounts (paid > 0, received < 0) in this market.
+    net: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    def is_open(self, now: datetime) -> bool:
+        return self.state == "OPEN" and self.closes_at > now
+
+    @property
+    def b(self) -> float:
+        return lmsr.liquidity_parameter(self.liquidity_cents / 100, len(self.outcome_ids))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A buy (``qty`` cents) or a sale (``qty`` units), as sent to the service."""
+
+    kind: str
+    user_id: int
+    outcome_id: int
+    qty: int
+    minimum: int | None
+    key: str | None
+    # How ``minimum`` was made from a quote of the same state: "exact" or "above" (one more).
+    slippage: str | None = field(default=None, compare=False)
+
+    @property
+    def fingerprint(self) -> tuple[str, int, int, int | None]:
+        return (self.kind, self.outcome_id, self.qty, self.minimum)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    request: Request
+    trade_id: int
+    balance_after: int
+    created_at: datetime
+
+
+def cost_units(q: list[int], b: float, i: int, add_units: float) -> float:
+    """C(q + add·e_i) − C(q), in credits, for q in units."""
+    before = [x / 10_000 for x in q]
+    after = list(before)
+    after[i] += add_units / 10_000
+    return lmsr.cost(after, b) - lmsr.cost(before, b)
+
+
+class World:
+    """Runs operations, predicts their answers, and checks the database after each."""
+
+    def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
+        self.clock = Clock()
+        self.trading = Trading(settings, clock=self.clock)
+        self.accounts = Accounts(settings, MemoryRateLimiter())
+        self.settings = settings
+        self.users: list[models.User] = []
+        self.balances: dict[int, int] = {}
+        self.markets: list[MarketModel] = []
+        self.holdings: dict[tuple[int, int], int] = {}
+        self.keys: dict[tuple[int, str], KeyRecord] = {}
+        self.keyed: list[Request] = []
+        self.snapshot = snapshot
+        self.log: list[str] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def user(self, index: int) -> models.User:
+        return self.users[index % len(self.users)]
+
+    def market(self, index: int) -> MarketModel:
+        return self.markets[index % len(self.markets)]
+
+    def trading_market(self, index: int) -> MarketModel:
+        """Mostly (indexes 0-5) an open market when there is one; else any market."""
+        live = [m for m in self.markets if m.is_open(self.clock())]
+        pool = live if live and index < 6 else self.markets
+        return pool[index % len(pool)]
+
+    def market_of(self, outcome_id: int) -> MarketModel:
+        [market] = [m for m in self.markets if outcome_id in m.outcome_ids]
+        return market
+
+    def live_key(self, user_id: int, key: str | None) -> KeyRecord | None:
+        if key is None:
+            return None
+        record = self.keys.get((user_id, key))
+        if record is None or record.created_at <= self.clock() - IDEMPOTENCY_TTL:
+            return None
+        return record
+
+    async def refused(self, before: Snapshot, refusal: Refusal, expected: set[str]) -> None:
+        assert refusal.code in expected, (
+            f"refused {refusal.code} ({refusal.message}), expected {expected}"
+        )
+        self.log.append(f"  -> {refusal.code}")
+        event(f"refused {refusal.code}")
+        await self.unchanged(before)
+
+    async def unchanged(self, before: Snapshot) -> None:
+        after = await take_snapshot()
+        assert after == before, "a refused or repeated call changed the database"
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def sign_up(self, op: SignUp) -> None:
+        before = self.snapshot
+        if op.taken and self.users:
+            name = self.users[0].username
+            _, refusal = await attempt(
+                self.accounts.sign_up(name, "a-good-password", "Taken", "10.0.0.1")
+            )
+            assert refusal is not None, "a taken username was accepted"
+            await self.refused(before, refusal, {"USERNAME_TAKEN"})
+            return
+        name = f"trader_{len(self.users)}"
+        session = await self.accounts.sign_up(name, "a-good-password", name.title(), "10.0.0.1")
+        self.users.append(session.user)
+        self.balances[session.user.id] = GRANT_CENTS
+
+    async def create_market(self, op: CreateMarket) -> None:
+        before = self.snapshot
+        if not self.users:
+            return
+        closes_at = self.clock() + timedelta(seconds=op.closes_in)
+        if op.flaw == "past":
+            closes_at = self.clock()
+        labels = [f"Answer {chr(65 + i)}" for i in range(op.outcomes)]
+        call = self.trading.create_market(
+            self.user(op.user),
+            f"Will stateful event number {op.question} happen?",
+            "A market made by the stateful test.",
+            "Resolves by the test's say-so.",
+            labels,
+            closes_at,
+            op.liquidity_cents,
+            [],
+            [],
+        )
+        result, refusal = await attempt(call)
+        flawed = op.flaw == "past" or op.liquidity_cents < self.settings.min_market_liquidity_cents
+        if flawed:
+            assert refusal is not None, f"created a flawed market: {op}"
+            await self.refused(before, refusal, {"VALIDATION"})
+            return
+        assert refusal is None, f"refused {refusal.code}: {refusal.message}"
+        assert result is not None
+        market, _event = result
+        outcomes = await models.Outcome.filter(market_id=market.id).order_by("position")
+        assert [o.label for o in outcomes] == labels
+        self.markets.append(
+            MarketModel(market.id, [o.id for o in outcomes], op.liquidity_cents, closes_at)
+        )
+        after = await take_snapshot()
+        assert after.maker(market.id) == op.liquidity_cents
+
+    async def buy(self, op: Buy) -> None:
+        if not self.users or not self.markets:
+            return
+        user = self.user(op.user)
+        market = self.trading_market(op.market)
+        outcome_id = market.outcome_ids[op.outcome % len(market.outcome_ids)]
+        balance = self.balances[user.id]
+        amount = {
+            "cents": op.n,
+            "huge": op.n,
+            "all": balance,
+            "over": balance + op.n,
+            "bad": op.n,
+        }[op.amount]
+        minimum = None
+        if op.slippage is not None and amount >= 1:
+            quoted, _ = await attempt(self.trading.quote_buy(None, outcome_id, amount))
+            if quoted is not None:
+                minimum = quoted[1].shares_units + (1 if op.slippage == "above" else 0)
+        slippage = op.slippage if minimum is not None else None
+        await self.trade(Request("buy", user.id, outcome_id, amount, minimum, op.key, slippage))
+
+    async def sell(self, op: Sell) -> None:
+        if not self.users or not self.markets:
+            return
+        user = self.user(op.user)
+        market = self.trading_market(op.market)
+        outcome_id = market.outcome_ids[op.outcome % len(market.outcome_ids)]
+        holdings = sorted(
+            o
+            for (u, o), units in self.holdings.items()
+            if u == user.id and units and self.market_of(o).is_open(self.clock())
+        )
+        if op.held and holdings:
+            outcome_id = holdings[op.outcome % len(holdings)]
+        held = self.holdings.get((user.id, outcome_id), 0)
+        units = {
+            "part": max(1, held * op.n // 100),
+            "all": held,
+            "more": held + op.n,
+            "one": 1,
+            "zero": 0,
+        }[op.size]
+        minimum = None
+        if op.slippage is not None and units >= 1:
+            quoted, _ = await attempt(self.trading.quote_sell(None, outcome_id, units))
+            if quoted is not None:
+                minimum = -quoted[1].amount_cents + (1 if op.slippage == "above" else 0)
+        slippage = op.slippage if minimum is not None else None
+        await self.trade(Request("sell", user.id, outcome_id, units, minimum, op.key, slippage))
+
+    async def retry(self, op: Retry) -> None:
+        if not self.keyed:
+            return
+        request = self.keyed[op.which % len(self.keyed)]
+        live = self.live_key(request.user_id, request.key)
+        if op.changed:
+            request = Request(
+                request.kind,
+                request.user_id,
+                request.outcome_id,
+                request.qty + 1,
+                request.minimum,
+                request.key,
+            )
+        if live is None:
+            # Expired: a new request; an old slippage limit would be a guess.
+            request = Request(
+                request.kind, request.user_id, request.outcome_id, request.qty, None, request.key
+            )
+        await self.trade(request)
+
+    def predict(self, request: Request) -> set[str]:
+        """The possible answers: refusal codes, "OK" or "REPLAY"."""
+        if request.qty < 1:
+            return {"VALIDATION"}
+        record = self.live_key(request.user_id, request.key)
+        if record is not None:
+            same = record.request.fingerprint == request.fingerprint
+            return {"REPLAY"} if same else {"IDEMPOTENCY_CONFLICT"}
+        market = self.market_of(request.outcome_id)
+        if not market.is_open(self.clock()):
+            return {"MARKET_NOT_OPEN"}
+        if request.slippage == "above":
+            return {"SLIPPAGE_EXCEEDED"}
+        if request.kind == "buy":
+            # A cent buys at least 0.01 shares: never "less than 0.0001 shares".
+            return (
+                {"INSUFFICIENT_FUNDS"} if request.qty > self.balances[request.user_id] else {"OK"}
+            )
+        i = market.outcome_ids.index(request.outcome_id)
+        worth = -cost_units(self.snapshot.q_units(market.outcome_ids), market.b, i, -request.qty)
+        held = self.holdings.get((request.user_id, request.outcome_id), 0)
+        rest = "INSUFFICIENT_SHARES" if held < request.qty else "OK"
+        if request.slippage == "exact" or worth * 100 >= 1 + 1e-6:
+            return {rest}  # (a quote of the same sale passed: worth at least a cent)
+        if worth * 100 < 1 - 1e-6:
+            return {"VALIDATION"}
+        return {"VALIDATION", rest}
+
+    async def trade(self, request: Request) -> None:
+        before = self.snapshot
+        expected = self.predict(request)
+        self.log.append(f"  {request} expecting {sorted(expected)}")
+        user = next(u for u in self.users if u.id == request.user_id)
+        if request.kind == "buy":
+            call = self.trading.buy(
+                user, request.outcome_id, request.qty, request.minimum, request.key
+            )
+        else:
+            call = self.trading.sell(
+                user, request.outcome_id, request.qty, request.minimum, request.key
+            )
+        result, refusal = await attempt(call)
+        if refusal is not None:
+            await self.refused(before, refusal, expected)
+            return
+        assert result is not None
+        done, odds = result
+        if "REPLAY" in expected:
+            record = self.live_key(request.user_id, request.key)
+            assert record is not None
+            assert done.replayed and odds is None
+            assert done.trade.id == record.trade_id, "a replay answered another trade"
+            assert done.balance_cents == record.balance_after, "a replay answered another balance"
+            await self.unchanged(before)
+            event("replayed")
+            return
+        assert "OK" in expected, f"succeeded, expected {expected}: {request}"
+        assert not done.replayed and odds is not None
+        market = self.market_of(request.outcome_id)
+        i = market.outcome_ids.index(request.outcome_id)
+        q = before.q_units(market.outcome_ids)
+        trade = done.trade
+        assert (trade.user_id, trade.outcome_id, trade.market_id) == (
+            request.user_id,
+            request.outcome_id,
+            market.id,
+        )
+        if request.kind == "buy":
+            units = trade.shares_units
+            assert trade.amount_cents == request.qty, "a buy did not debit exactly the amount"
+            assert units >= 1
+            if request.slippage == "exact":
+                assert units == request.minimum, "a buy credited other shares than its quote"
+            spend = request.qty / 100
+            slack = 1e-9 * max(1.0, spend)
+            # Rounded down: these shares cost no more than the amount, two units more do.
+            assert cost_units(q, market.b, i, units) <= spend + slack, (
+                "a buy credited too many shares"
+            )
+            assert cost_units(q, market.b, i, units + 2 + units * 1e-11) >= spend - slack, (
+                "a buy credited too few shares"
+            )
+            self.balances[request.user_id] -= request.qty
+            market.net[request.user_id] += request.qty
+            held_change = units
+        else:
+            cents = -trade.amount_cents
+            assert trade.shares_units == -request.qty
+            assert cents >= 1
+            if request.slippage == "exact":
+                assert cents == request.minimum, "a sale credited other cents than its quote"
+            worth = -cost_units(q, market.b, i, -request.qty) * 100
+            assert cents <= worth + 1e-6, "a sale credited more than the shares are worth"
+            assert cents >= worth - 1 - 1e-6, "a sale credited less than the proceeds rounded down"
+            self.balances[request.user_id] += cents
+            market.net[request.user_id] -= cents
+            held_change = -request.qty
+        key = (request.user_id, request.outcome_id)
+        self.holdings[key] = self.holdings.get(key, 0) + held_change
+        assert done.balance_cents == self.balances[request.user_id]
+        assert done.position.shares_units == self.holdings[key]
+        after = await take_snapshot()
+        assert after.counts["trades"] == before.counts["trades"] + 1
+        event(f"{request.kind} ok" + (" (all in)" if self.balances[request.user_id] == 0 else ""))
+        if request.key is not None:
+            self.keys[(request.user_id, request.key)] = KeyRecord(
+                request, trade.id, done.balance_cents, self.clock()
+            )
+            self.keyed.append(request)
+
+    async def advance(self, op: Advance) -> None:
+        self.clock.now += timedelta(seconds=op.seconds)
+
+    async def close_market(self, op: CloseMarket) -> None:
+        if not self.markets:
+            return
+        market = self.market(op.market)
+        target = market.closes_at + (timedelta(0) if op.exact else timedelta(seconds=1))
+        if target > self.clock.now:
+            self.clock.now = target
+
+    async def resolve(self, op: Resolve) -> None:
+        if not self.markets:
+            return
+        before = self.snapshot
+        market = self.market(op.market)
+        if op.foreign:
+            others = [o for m in self.markets if m is not market for o in m.outcome_ids]
+            outcome_id = others[op.outcome % len(others)] if others else 10**9
+        else:
+            outcome_id = market.outcome_ids[op.outcome % len(market.outcome_ids)]
+        result, refusal = await attempt(self.trading.resolve(market.id, outcome_id))
+        if op.foreign:
+            assert refusal is not None, "resolved with another market's outcome"
+            await self.refused(before, refusal, {"NOT_FOUND"})
+            return
+        if market.state == "CANCELLED" or (
+            market.state == "RESOLVED" and market.resolved != outcome_id
+        ):
+            assert refusal is not None, f"settled a {market.state} market again"
+            await self.refused(before, refusal, {"MARKET_NOT_OPEN"})
+            return
+        assert refusal is None, f"refused {refusal.code}: {refusal.message}"
+        assert result is not None
+        settled, odds = result
+        assert settled.state == models.MarketState.RESOLVED
+        assert settled.resolved_outcome_id == outcome_id
+        if market.state == "RESOLVED":
+            assert odds is None
+            await self.unchanged(before)
+            event(f"{type(op).__name__.lower()} repeated")
+            return
+        assert odds is not None
+        event(f"{type(op).__name__.lower()} ok")
+        payouts: dict[int, int] = defaultdict(int)
+        for (user_id, held_outcome), units in self.holdings.items():
+            if held_outcome == outcome_id:
+                payouts[user_id] += units // 100
+        assert before.maker(market.id) >= sum(payouts.values()), (
+            "the maker cannot pay the winners: the house lost more than the liquidity"
+        )
+        for user_id, cents in payouts.items():
+            self.balances[user_id] += cents
+        market.state, market.resolved = "RESOLVED", outcome_id
+        after = await take_snapshot()
+        for p in after.rows["positions"].values():
+            if p["market_id"] == market.id:
+                won = p["outcome_id"] == outcome_id
+                expected = int(p["shares_units"]) // 100 if won else 0
+                assert p["settled_value_cents"] == expected, f"position {p}: expected {expected}"
+
+    async def cancel(self, op: Cancel) -> None:
+        if not self.markets:
+            return
+        before = self.snapshot
+        market = self.market(op.market)
+        result, refusal = await attempt(self.trading.cancel(market.id))
+        if market.state == "RESOLVED":
+            assert refusal is not None, "cancelled a resolved market"
+            await self.refused(before, refusal, {"MARKET_NOT_OPEN"})
+            return
+        assert refusal is None, f"refused {refusal.code}: {refusal.message}"
+        assert result is not None
+        settled, odds = result
+        assert settled.state == models.MarketState.CANCELLED
+        if market.state == "CANCELLED":
+            assert odds is None
+            await self.unchanged(before)
+            event(f"{type(op).__name__.lower()} repeated")
+            return
+        assert odds is not None
+        event(f"{type(op).__name__.lower()} ok")
+        refunds = {user_id: max(0, net) for user_id, net in market.net.items()}
+        for user_id, cents in refunds.items():
+            self.balances[user_id] += cents
+        market.state = "CANCELLED"
+        after = await take_snapshot()
+        settled_by_user: dict[int, int] = defaultdict(int)
+        for p in after.rows["positions"].values():
+            if p["market_id"] == market.id:
+                assert p["settled_value_cents"] is not None
+                settled_by_user[int(p["user_id"])] += int(p["settled_value_cents"])
+        assert settled_by_user == {u: c for u, c in refunds.items()}, "refunds by position"
+
+    # -- invariants ------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        report = await audit()
+        assert report.problems == [], report.problems
+        snap = await take_snapshot()
+        wallets = snap.wallets()
+        assert all(balance >= 0 for balance in wallets.values()), wallets
+        assert wallets == self.balances, "wallets differ from the model"
+        positions = snap.positions()
+        assert all(units >= 0 for units in positions.values()), positions
+        assert positions == self.holdings, "positions differ from the model"
+        holdings: dict[int, int] = defaultdict(int)
+        for (_user_id, outcome_id), units in positions.items():
+            holdings[outcome_id] += units
+        assert {o: int(r["shares_units"]) for o, r in snap.rows["outcomes"].items()} == {
+            o: holdings.get(o, 0) for o in snap.rows["outcomes"]
+        }, "an outcome's q differs from the shares its holders hold"
+        assert len(snap.rows["markets"]) == len(self.markets)
+        for market in self.markets:
+            row = snap.rows["markets"][market.id]
+            assert (row["state"], row["resolved_outcome_id"]) == (market.state, market.resolved)
+            if market.state == "OPEN":
+                probabilities = lmsr.prices(
+                    [x / 10_000 for x in snap.q_units(market.outcome_ids)], market.b
+                )
+                assert abs(math.fsum(probabilities) - 1.0) <= 1e-9, probabilities
+                assert all(0.0 <= p <= 1.0 for p in probabilities)
+            else:
+                assert snap.maker(market.id) == 0, "a settled market's maker holds money"
+        self.snapshot = snap
+
+    async def step(self, op: Op) -> None:
+        self.log.append(f"{op} at +{(self.clock() - START).total_seconds():.0f}s")
+        handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            SignUp: self.sign_up,
+            CreateMarket: self.create_market,
+            Buy: self.buy,
+            Sell: self.sell,
+            Retry: self.retry,
+            Advance: self.advance,
+            CloseMarket: self.close_market,
+            Resolve: self.resolve,
+            Cancel: self.cancel,
+        }
+        await handlers[type(op)](op)
+        await self.check()
+
+
+async def run_program(db_settings: Settings, program: list[Op]) -> None:
+    await wipe()
+    world = World(db_settings, await take_snapshot())
+    await world.check()
+    try:
+        for op in program:
+            await world.step(op)
+    except BaseException:
+        print("\n".join(world.log))
+        raise
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+_cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+async def trading_db(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Settings]:
+    """Tortoise on a fresh database for the whole test function (wiped before each example)."""
+    # Sign-ups are not what is tested here: argon2's defaults cost 0.2 s a hash.
+    monkeypatch.setattr("accounts.service.hash_password", _cheap_hasher.hash)
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(fresh_settings))
+    try:
+        yield fresh_settings
+    finally:
+        await Tortoise.close_connections()
+
+
+STATEFUL = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@settings(STATEFUL, max_examples=40)
+@given(start=programs)
+async def test_trading_stateful_sqlite(
+    trading_db: Settings, start: tuple[int, CreateMarket, list[Op]]
+) -> None:
+    await run_program(trading_db, build_program(start))
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@settings(STATEFUL, max_examples=15)
+@given(start=programs)
+async def test_trading_stateful_postgres(
+    trading_db: Settings, start: tuple[int, CreateMarket, list[Op]]
+) -> None:
+    await run_program(trading_db, build_program(start))
