@@ -29,7 +29,7 @@ from comments.service import Comments
 from db.config import tortoise_config
 from db.sql import fetch_dicts
 from markets.trading import Trading
-from realtime.broker import broker_for
+from realtime.broker import RedisBroker, broker_for
 from realtime.events import to_message
 from realtime.server import Hub, WebsocketEndpoint
 from schema.context import Context, Services
@@ -147,13 +147,19 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers."""
+    """Readiness: the database answers, and Redis does when it is configured."""
+    body: dict[str, str] = {}
     try:
         await fetch_dicts("SELECT 1 AS ok")
+        body["database"] = "ok"
     except Exception:
         logger.exception("readiness check failed")
-        return JSONResponse({"database": "down"}, status_code=503)
-    return JSONResponse({"database": "ok"})
+        body["database"] = "down"
+    broker = request.app.state.broker
+    if isinstance(broker, RedisBroker):
+        body["redis"] = "ok" if broker.healthy else "down"
+    ready = all(value == "ok" for value in body.values())
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 def create_app(settings: Settings | None = None, limiter: RateLimiter | None = None) -> Starlette:

@@ -70,17 +70,23 @@ def shares_for_spend(q: Sequence[float], b: float, i: int, spend: float) -> floa
     s = x + b·log1p((p_i − 1)·e^(−x/b)) − b·ln p_i, the overflow-free form of
     b·ln((e^(x/b) − 1 + p_i)/p_i).
     """
+    _check(q, b)
     if not (spend >= 0 and math.isfinite(spend)):
         raise LmsrError("spend must be finite and not negative")
     if spend == 0:
         return 0.0
     lp = log_price(q, b, i)
     p = math.exp(lp)
-    return spend + b * math.log1p((p - 1.0) * math.exp(-spend / b)) - b * lp
+    decay = math.exp(-spend / b)
+    if p > 0.5:
+        return spend + b * math.log1p((p - 1.0) * decay) - b * lp
+    # For a small price p − 1 rounds to −1; 1 − e^(−x/b) + p·e^(−x/b) stays exact instead.
+    return spend + b * math.log(-math.expm1(-spend / b) + p * decay) - b * lp
 
 
 def proceeds_for_sale(q: Sequence[float], b: float, i: int, shares: float) -> float:
     """Credits returned for selling ``shares`` of outcome i: C(q) − C(q − s·e_i)."""
+    _check(q, b)
     if not (shares >= 0 and math.isfinite(shares)):
         raise LmsrError("shares must be finite and not negative")
     if shares == 0:
@@ -91,8 +97,17 @@ def proceeds_for_sale(q: Sequence[float], b: float, i: int, shares: float) -> fl
 
 
 def price_after_purchase(p_i: float, b: float, shares: float) -> float:
-    """p_i after buying ``shares`` of i: p_i·e^(s/b) / (1 − p_i + p_i·e^(s/b)), overflow-free."""
-    if p_i <= 0.0:
+    """p_i after buying ``shares`` of i: p_i·e^(s/b) / (1 − p_i + p_i·e^(s/b)), overflow-free.
+
+    A price that underflowed to 0 stays 0 here: compute ``prices`` of the new q instead.
+    """
+    if not (b > 0 and math.isfinite(b)):
+        raise LmsrError("b must be positive and finite")
+    if not (0.0 <= p_i <= 1.0):
+        raise LmsrError("p_i must be a probability")
+    if not (shares >= 0 and math.isfinite(shares)):
+        raise LmsrError("shares must be finite and not negative")
+    if p_i == 0.0:
         return 0.0
     # Divide through by e^(s/b): p / ((1 − p)·e^(−s/b) + p).
     return p_i / ((1.0 - p_i) * math.exp(-shares / b) + p_i)

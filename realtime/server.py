@@ -786,9 +786,10 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 
 def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
-    from graphql import value_from_ast_untyped
+    from graphql import Undefined, value_from_ast_untyped
 
-    return {
+    values = {
         argument.name.value: value_from_ast_untyped(argument.value, variables)
         for argument in node.arguments or ()
     }
+    return {name: value for name, value in values.items() if value is not Undefined}

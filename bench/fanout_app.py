@@ -1,0 +1,20 @@
+"""The app with per-subscriber execution: the unshared baseline of ``bench.fanout``.
+
+    uvicorn bench.fanout_app:create_unshared_app --factory
+
+Exactly ``app.create_app`` (settings from the environment), except that the hub puts every
+subscription in a group of its own (``Hub.share = False``, read at subscribe time), so each
+event is executed and encoded once per subscriber.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from app import create_app
+
+
+def create_unshared_app() -> Starlette:
+    app = create_app()
+    app.state.hub.share = False
+    return app

@@ -1,0 +1,476 @@
+"""Subscriptions over real websockets against uvicorn: live comments and odds, resume, close
+codes, revocation, limits, slow consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from app import create_app
+from db import models
+from schema.node import to_global_id
+from settings import Settings
+from tests.conftest import forget_compiled_statements
+from tests.services import free_port
+
+CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
+TRANSPORT = "graphql-transport-ws"
+
+
+@dataclass
+class Live:
+    """A running server and what tests need to talk to it."""
+
+    url: str
+    ws_url: str
+    app: Any
+    http: httpx.AsyncClient
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def token(self, username: str, password: str = "demo-password") -> str:
+        data = await self.gql(
+            "mutation($u: String!, $p: String!) { logIn(input: {username: $u, password: $p}) "
+            "{ token } }",
+            {"u": username, "p": password},
+        )
+        token: str = data["logIn"]["token"]
+        return token
+
+    async def article(self) -> dict[str, Any]:
+        data = await self.gql(
+            "query($s: String!) { article(slug: $s) { id commentCount markets { id outcomes { id } } } }",
+            {"s": CENTRAL_ASIA},
+        )
+        article: dict[str, Any] = data["article"]
+        return article
+
+    async def connect(
+        self, token: str | None = None, protocol: str = TRANSPORT, **headers: str
+    ) -> ClientConnection:
+        ws = await websockets.connect(
+            self.ws_url,
+            subprotocols=[protocol],
+            additional_headers=headers or None,  # type: ignore[list-item]
+        )
+        payload = {"authorization": f"Bearer {token}"} if token else {}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert json.loads(await recv(ws))["type"] == "connection_ack"
+        return ws
+
+
+async def recv(ws: ClientConnection, seconds: float = 5) -> str:
+    message = await asyncio.wait_for(ws.recv(), seconds)
+    return message if isinstance(message, str) else message.decode()
+
+
+async def next_payload(ws: ClientConnection, sub_id: str = "1") -> dict[str, Any]:
+    while True:
+        message = json.loads(await recv(ws))
+        if message["type"] == "ping":
+            continue
+        assert message.get("id") == sub_id, message
+        assert message["type"] in ("next", "data"), message
+        payload: dict[str, Any] = message["payload"]
+        return payload
+
+
+async def subscribe(
+    ws: ClientConnection, query: str, variables: dict[str, Any], sub_id: str = "1"
+) -> None:
+    await ws.send(
+        json.dumps(
+            {"id": sub_id, "type": "subscribe", "payload": {"query": query, "variables": variables}}
+        )
+    )
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    return ws.close_code
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Live]:
+    forget_compiled_statements()
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            yield Live(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", app, http)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live(fresh_settings: Settings) -> AsyncIterator[Live]:
+    """A uvicorn server on its own database with the demo data."""
+    from tortoise import Tortoise
+
+    from db.config import tortoise_config
+    from db.seed import load_demo_data
+
+    settings = replace(
+        fresh_settings,
+        comment_rate="1000/1",
+        ws_init_timeout_seconds=1,
+        ws_max_subscriptions=3,
+        ws_max_message_bytes=4096,
+    )
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        await load_demo_data()
+    finally:
+        await Tortoise.close_connections()
+    async with serving(settings) as server:
+        yield server
+
+
+ADDED = "subscription($a: ID!, $after: Int) { commentAdded(articleId: $a, afterSequence: $after) { sequence body deleted author { username } } }"
+UPDATED = (
+    "subscription($a: ID!) { commentUpdated(articleId: $a) { sequence body deleted editedAt } }"
+)
+ODDS = "subscription($m: ID!) { oddsUpdated(marketId: $m) { seq outcomes { probability } lastTrade { amount shares } market { volume } } }"
+POST = "mutation($a: ID!, $b: String!, $p: ID) { postComment(input: {articleId: $a, body: $b, parentId: $p}) { comment { id sequence } errors { code } } }"
+
+
+async def _post(live: Live, token: str, article_id: str, body: str) -> dict[str, Any]:
+    data = await live.gql(POST, {"a": article_id, "b": body}, token)
+    assert data["postComment"]["errors"] == []
+    comment: dict[str, Any] = data["postComment"]["comment"]
+    return comment
+
+
+async def test_live_comments_edits_and_deletions(live: Live) -> None:
+    token = await live.token("alice")
+    article = await live.article()
+    ws = await live.connect()
+    await subscribe(ws, ADDED, {"a": article["id"]})
+    await subscribe(ws, UPDATED, {"a": article["id"]}, "2")
+    await asyncio.sleep(0.1)
+    comment = await _post(live, token, article["id"], "Hello **live** readers")
+    payload = await next_payload(ws)
+    assert payload == {
+        "data": {
+            "commentAdded": {
+                "sequence": comment["sequence"],
+                "body": "Hello **live** readers",
+                "deleted": False,
+                "author": {"username": "alice"},
+            }
+        }
+    }
+    await live.gql(
+        'mutation($c: ID!) { editComment(input: {commentId: $c, body: "edited"}) { errors { code } } }',
+        {"c": comment["id"]},
+        token,
+    )
+    edited = (await next_payload(ws, "2"))["data"]["commentUpdated"]
+    assert (edited["body"], edited["deleted"]) == ("edited", False) and edited["editedAt"]
+    await live.gql(
+        "mutation($c: ID!) { deleteComment(input: {commentId: $c}) { errors { code } } }",
+        {"c": comment["id"]},
+        token,
+    )
+    deleted = (await next_payload(ws, "2"))["data"]["commentUpdated"]
+    assert (deleted["body"], deleted["deleted"]) == ("", True)
+    # Stop one subscription; the other goes on.
+    await ws.send(json.dumps({"id": "2", "type": "complete"}))
+    second = await _post(live, token, article["id"], "second")
+    assert (await next_payload(ws))["data"]["commentAdded"]["sequence"] == second["sequence"]
+    await ws.close()
+
+
+async def test_odds_first_message_then_one_per_change(live: Live) -> None:
+    token = await live.token("bob")
+    article = await live.article()
+    market = article["markets"][0]
+    ws = await live.connect()
+    await subscribe(ws, ODDS, {"m": market["id"]})
+    first = (await next_payload(ws))["data"]["oddsUpdated"]
+    assert first["lastTrade"] is None
+    row = await models.Market.get(id=int(first["seq"]) * 0 + _pk(market["id"]))
+    assert first["seq"] == row.odds_seq
+    assert abs(sum(o["probability"] for o in first["outcomes"]) - 1) < 1e-9
+    for n in range(3):
+        data = await live.gql(
+            'mutation($o: ID!) { buyShares(input: {outcomeId: $o, amount: "3.00"}) { trade { shares } errors { code } } }',
+            {"o": market["outcomes"][0]["id"]},
+            token,
+        )
+        update = (await next_payload(ws))["data"]["oddsUpdated"]
+        assert update["seq"] == first["seq"] + n + 1
+        assert update["lastTrade"] == {
+            "amount": "3.00",
+            "shares": data["buyShares"]["trade"]["shares"],
+        }
+    await ws.close()
+
+
+def _pk(global_id: str) -> int:
+    from schema.node import from_global_id
+
+    return from_global_id(global_id)[1]
+
+
+async def test_resume_across_a_reconnect_while_comments_arrive(live: Live) -> None:
+    token = await live.token("alice")
+    article = await live.article()
+    start = (await models.Article.get(id=_pk(article["id"]))).comment_seq
+    posted: list[int] = []
+
+    async def writer() -> None:
+        for i in range(40):
+            posted.append((await _post(live, token, article["id"], f"stream {i}"))["sequence"])
+            await asyncio.sleep(0.005)
+
+    seen: list[int] = []
+    task = asyncio.create_task(writer())
+    ws = await live.connect()
+    await subscribe(ws, ADDED, {"a": article["id"], "after": start})
+    while len(seen) < 12:
+        seen.append((await next_payload(ws))["data"]["commentAdded"]["sequence"])
+    await ws.close()  # drop mid-stream; comments keep coming
+    await asyncio.sleep(0.05)
+    ws = await live.connect()
+    await subscribe(ws, ADDED, {"a": article["id"], "after": seen[-1]})
+    await task
+    while len(seen) < 40:
+        seen.append((await next_payload(ws))["data"]["commentAdded"]["sequence"])
+    assert seen == posted == list(range(start + 1, start + 41))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), 0.3)  # nothing doubled
+    await ws.close()
+
+
+async def test_replay_skips_deleted_comments(live: Live) -> None:
+    token = await live.token("alice")
+    article = await live.article()
+    start = (await models.Article.get(id=_pk(article["id"]))).comment_seq
+    a = await _post(live, token, article["id"], "kept 1")
+    b = await _post(live, token, article["id"], "gone")
+    c = await _post(live, token, article["id"], "kept 2")
+    await live.gql(
+        "mutation($c: ID!) { deleteComment(input: {commentId: $c}) { errors { code } } }",
+        {"c": b["id"]},
+        token,
+    )
+    ws = await live.connect()
+    await subscribe(ws, ADDED, {"a": article["id"], "after": start})
+    got = [(await next_payload(ws))["data"]["commentAdded"]["sequence"] for _ in range(2)]
+    assert got == [a["sequence"], c["sequence"]]
+    d = await _post(live, token, article["id"], "live after gap")
+    assert (await next_payload(ws))["data"]["commentAdded"]["sequence"] == d["sequence"]
+    await ws.close()
+
+
+async def test_protocol_violations_get_the_spec_close_codes(live: Live) -> None:
+    # 4401: subscribe before connection_init.
+    async with websockets.connect(live.ws_url, subprotocols=[TRANSPORT]) as ws:  # type: ignore[list-item]
+        await subscribe(ws, ADDED, {"a": "x"})
+        assert await closed_with(ws) == 4401
+    # 4408: no connection_init in time (1 s in this test's settings).
+    async with websockets.connect(live.ws_url, subprotocols=[TRANSPORT]) as ws:  # type: ignore[list-item]
+        assert await closed_with(ws) == 4408
+    # 4429: a second connection_init.
+    ws = await live.connect()
+    await ws.send(json.dumps({"type": "connection_init"}))
+    assert await closed_with(ws) == 4429
+    # 4400: not JSON, or not a message.
+    for bad in ["not json", json.dumps({"no": "type"}), json.dumps({"type": "subscribe", "id": 5})]:
+        ws = await live.connect()
+        await ws.send(bad)
+        assert await closed_with(ws) == 4400, bad
+    # 4409: a subscription id in use.
+    article = await live.article()
+    ws = await live.connect()
+    await subscribe(ws, ADDED, {"a": article["id"]})
+    await subscribe(ws, ADDED, {"a": article["id"]})
+    assert await closed_with(ws) == 4409
+    # 1009: a message over the size limit.
+    ws = await live.connect()
+    await ws.send(json.dumps({"type": "ping", "payload": {"x": "y" * 5000}}))
+    assert await closed_with(ws) == 1009
+    # 4406: no supported subprotocol.
+    async with websockets.connect(live.ws_url) as ws:
+        assert await closed_with(ws) == 4406
+    # 4403: a bad token.
+    async with websockets.connect(live.ws_url, subprotocols=[TRANSPORT]) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})
+        )
+        assert await closed_with(ws) == 4403
+    # Ping gets pong.
+    ws = await live.connect()
+    await ws.send(json.dumps({"type": "ping", "payload": {"n": 1}}))
+    assert json.loads(await recv(ws)) == {"type": "pong", "payload": {"n": 1}}
+    await ws.close()
+
+
+async def test_cross_site_handshakes_are_refused(live: Live) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(
+            live.ws_url,
+            subprotocols=[TRANSPORT],  # type: ignore[list-item]
+            additional_headers={"Origin": "https://evil.example"},
+        )
+    assert refused.value.response.status_code == 403
+    ws = await live.connect(Origin="http://localhost:3000")
+    await ws.close()
+
+
+async def test_errors_as_messages_not_silent_streams(live: Live) -> None:
+    ws = await live.connect()
+    missing = to_global_id("Article", 999999)
+    await subscribe(ws, ADDED, {"a": missing})
+    message = json.loads(await recv(ws))
+    assert message["type"] == "error" and message["id"] == "1"
+    assert message["payload"][0]["extensions"]["code"] == "NOT_FOUND"
+    await subscribe(ws, "subscription { nope }", {}, "2")
+    message = json.loads(await recv(ws))
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    await subscribe(ws, ADDED, {"a": "garbage"}, "3")
+    message = json.loads(await recv(ws))
+    assert message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    # Queries over the socket: next, then complete.
+    await subscribe(ws, "{ stats { articleCount } }", {}, "4")
+    assert json.loads(await recv(ws)) == {
+        "id": "4",
+        "type": "next",
+        "payload": {"data": {"stats": {"articleCount": 50}}},
+    }
+    assert json.loads(await recv(ws)) == {"id": "4", "type": "complete"}
+    await ws.close()
+
+
+async def test_subscriptions_per_connection_are_limited(live: Live) -> None:
+    article = await live.article()
+    ws = await live.connect()
+    for n in range(3):
+        await subscribe(ws, ADDED, {"a": article["id"]}, str(n))
+    await subscribe(ws, ADDED, {"a": article["id"]}, "over")
+    message = json.loads(await recv(ws))
+    assert message["id"] == "over" and message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+    await ws.send(json.dumps({"type": "ping"}))
+    assert json.loads(await recv(ws))["type"] == "pong"  # the socket stays open
+    await ws.close()
+
+
+async def test_revocation_closes_sockets_with_4403(live: Live) -> None:
+    token = await live.token("alice", "demo-password")
+    other = await live.token("alice", "demo-password")
+    article = await live.article()
+    ws1 = await live.connect(token)
+    ws2 = await live.connect(other)
+    await subscribe(ws1, ADDED, {"a": article["id"]})
+    await subscribe(ws2, ADDED, {"a": article["id"]})
+    await asyncio.sleep(0.1)
+    assert await live.gql("mutation { logOut }", token=token) == {"logOut": True}
+    assert await closed_with(ws1) == 4403
+    # The other session is untouched until the password changes.
+    third = await live.token("alice")
+    await live.gql(
+        'mutation { changePassword(input: {currentPassword: "demo-password", newPassword: "brand-new-pass"}) { errors { code } } }',
+        token=third,
+    )
+    assert await closed_with(ws2) == 4403
+
+
+async def test_legacy_graphql_ws_protocol(live: Live) -> None:
+    token = await live.token("bob")
+    article = await live.article()
+    ws = await live.connect(protocol="graphql-ws")
+    await ws.send(
+        json.dumps(
+            {
+                "id": "1",
+                "type": "start",
+                "payload": {"query": ADDED, "variables": {"a": article["id"]}},
+            }
+        )
+    )
+    await asyncio.sleep(0.1)
+    comment = await _post(live, token, article["id"], "old clients too")
+    payload = await next_payload(ws)
+    assert payload["data"]["commentAdded"]["sequence"] == comment["sequence"]
+    await ws.send(json.dumps({"id": "1", "type": "stop"}))
+    await ws.send(json.dumps({"type": "connection_terminate"}))
+    assert await closed_with(ws) == 1000
+
+
+async def test_a_slow_consumer_is_cut_off_without_delaying_others(fresh_settings: Settings) -> None:
+    """A client that stops reading: its queue stays bounded, it gets an error, others go on."""
+    from realtime.server import Connection, Group, Hub, Sub
+
+    class StuckSocket:
+        sent: list[str] = []
+
+        async def send_text(self, frame: str) -> None:
+            await asyncio.Event().wait()  # never drains
+
+    class FastSocket:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send_text(self, frame: str) -> None:
+            self.sent.append(frame)
+
+    settings = replace(fresh_settings, ws_queue_length=4)
+    slow = Connection(StuckSocket(), "graphql-transport-ws", settings)  # type: ignore[arg-type]
+    fast_socket = FastSocket()
+    fast = Connection(fast_socket, "graphql-transport-ws", settings)  # type: ignore[arg-type]
+    writers = [asyncio.create_task(slow.writer()), asyncio.create_task(fast.writer())]
+    hub = Hub.__new__(Hub)
+    hub.groups, hub.by_channel, hub.connections = {}, {}, set()
+    group = Group(hub, ("k",), "commentAdded", 1, "comments:1", None, None)  # type: ignore[arg-type]
+    subs = [Sub(slow, "s", group, replaying=False), Sub(fast, "f", group, replaying=False)]
+    for sub in subs:
+        group.subs.add(sub)
+        sub.conn.subs[sub.id] = sub
+    hub.groups[group.key] = group
+    hub.by_channel["comments:1"] = {group}
+    for seq in range(1, 101):
+        for sub in list(group.subs):
+            sub.offer(seq, '{"data":{"n":' + str(seq) + "}}")
+        await asyncio.sleep(0)
+    assert len(slow.queue) <= 5  # the bound, plus the error frame
+    assert "s" not in slow.subs and subs[0].done
+    assert any('"SUBSCRIPTION_OVERFLOW"' in frame for frame in slow.queue)
+    await asyncio.sleep(0.01)
+    assert len(fast_socket.sent) == 100
+    for writer in writers:
+        writer.cancel()
