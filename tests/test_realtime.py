@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from app import create_app
 from db import models
@@ -70,8 +71,8 @@ class Live:
     ) -> ClientConnection:
         ws = await websockets.connect(
             self.ws_url,
-            subprotocols=[protocol],
-            additional_headers=headers or None,  # type: ignore[list-item]
+            subprotocols=[Subprotocol(protocol)],
+            additional_headers=headers or None,
         )
         payload = {"authorization": f"Bearer {token}"} if token else {}
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
