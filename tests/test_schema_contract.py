@@ -112,7 +112,11 @@ async def test_readme_examples_return_what_they_show(client: object) -> None:
 
     assert isinstance(client, GraphQLClient)
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```graphql\n(.*?)```", readme, re.S)
+    blocks = [
+        b
+        for b in re.findall(r"```graphql\n(.*?)```", readme, re.S)
+        if not b.lstrip().startswith("subscription")
+    ]
     assert len(blocks) == 3
     home = await client.data(blocks[0])
     assert home["latest"]["totalCount"] == 50
@@ -129,3 +133,20 @@ async def test_readme_examples_return_what_they_show(client: object) -> None:
     assert f'"id": "{market["id"]}"' in readme
     assert f'"closesAt": "{market["closesAt"]}"' in readme
     assert f'"liquidity": "{market["liquidity"]}"' in readme
+
+
+def test_readme_subscriptions_are_valid_documents() -> None:
+    import re
+
+    from graphql import parse, validate
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = [
+        b
+        for b in re.findall(r"```graphql\n(.*?)```", readme, re.S)
+        if b.lstrip().startswith("subscription")
+    ]
+    assert blocks
+    schema = build_schema(Settings())._schema
+    for block in blocks:
+        assert validate(schema, parse(block)) == []
