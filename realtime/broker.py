@@ -95,9 +95,17 @@ class RedisBroker(MemoryBroker):
 
     async def start(self) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # No silent retries: redis-py would otherwise reconnect the pub/sub connection on its
+        # own, and this broker would never learn it must fill the gap from the database.
         self._client = redis.from_url(
-            self.url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=5
+            self.url,
+            socket_connect_timeout=2,
+            socket_timeout=None,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 0),
         )
         self._task = asyncio.create_task(self._run(), name="redis-broker")
         with contextlib.suppress(TimeoutError):

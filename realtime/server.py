@@ -607,13 +607,12 @@ class WebsocketEndpoint:
         query = payload.get("query")
         variables = payload.get("variables") or {}
         operation_name = payload.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict):
-            self._error(
-                conn,
-                sub_id,
-                [GraphQLError("`query` must be a string.", extensions={"code": "BAD_USER_INPUT"})],
-            )
-            return
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict)
+            or not isinstance(operation_name, str | None)
+        ):
+            raise Closed(4400, "Invalid message received: malformed subscribe payload")
         if len(conn.subs) >= self.settings.ws_max_subscriptions:
             self._error(
                 conn,

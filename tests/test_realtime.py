@@ -310,7 +310,19 @@ async def test_protocol_violations_get_the_spec_close_codes(live: Live) -> None:
     await ws.send(json.dumps({"type": "connection_init"}))
     assert await closed_with(ws) == 4429
     # 4400: not JSON, or not a message.
-    for bad in ["not json", json.dumps({"no": "type"}), json.dumps({"type": "subscribe", "id": 5})]:
+    for bad in [
+        "not json",
+        json.dumps({"no": "type"}),
+        json.dumps({"type": "subscribe", "id": 5}),
+        json.dumps({"type": "subscribe", "id": "q", "payload": {"query": 42}}),
+        json.dumps(
+            {
+                "type": "subscribe",
+                "id": "v",
+                "payload": {"query": "{ stats { articleCount } }", "variables": []},
+            }
+        ),
+    ]:
         ws = await live.connect()
         await ws.send(bad)
         assert await closed_with(ws) == 4400, bad

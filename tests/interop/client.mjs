@@ -204,9 +204,9 @@ async function main() {
     throw new Error(`the query gave ${queryResults.length} results: ${JSON.stringify(queryResults)}`);
   }
 
+  disposing = true; // from here on, completes and the close are ours
   stopComments();
   stopOdds();
-  disposing = true;
   await client.dispose();
   await withTimeout(socketClosed.promise, 5_000, "the socket to close after dispose");
 
