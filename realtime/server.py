@@ -605,7 +605,9 @@ class WebsocketEndpoint:
 
     async def _subscribe(self, conn: Connection, sub_id: str, payload: dict[str, Any]) -> None:
         query = payload.get("query")
-        variables = payload.get("variables") or {}
+        variables = payload.get("variables")
+        if variables is None:
+            variables = {}
         operation_name = payload.get("operationName")
         if (
             not isinstance(query, str)
