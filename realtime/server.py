@@ -124,18 +124,22 @@ class Connection:
             self.wake.set()
 
     async def writer(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.queue or self.latest:
-                if self.queue:
-                    frame = self.queue.popleft()
-                else:
-                    sub_id = next(iter(self.latest))
-                    frame = self.latest.pop(sub_id)
-                await self.ws.send_text(frame)
-            if self.closing is not None:
-                return
+        """Send queued frames in order until closed; a vanished client just ends the loop."""
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.queue or self.latest:
+                    if self.queue:
+                        frame = self.queue.popleft()
+                    else:
+                        sub_id = next(iter(self.latest))
+                        frame = self.latest.pop(sub_id)
+                    await self.ws.send_text(frame)
+                if self.closing is not None:
+                    return
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.closing = self.closing or Closed(1006, "client went away")
 
 
 @dataclass(eq=False)
