@@ -194,3 +194,20 @@ async def test_cors_allows_listed_origins_with_authorization(client: GraphQLClie
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_malformed_http_requests_get_json_errors_with_codes(client: GraphQLClient) -> None:
+    http = client.http
+    cases = [
+        await http.get("/graphql", params={"query": "mutation { logOut }"}),
+        await http.post(
+            "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+        ),
+        await http.post("/graphql", json={"query": 5}),
+        await http.post("/graphql", json={"query": "{ stats { articleCount } }", "variables": [1]}),
+    ]
+    for response in cases:
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert body["errors"][0]["message"]
