@@ -153,17 +153,19 @@ class Comments:
                 conn,
             )
             if changed == 1:
-                await execute(
-                    "UPDATE articles SET comment_count = comment_count - 1 WHERE id = ?",
-                    (comment.article_id,),
-                    conn,
-                )
+                # Rows are locked in the order every writer uses (comment, parent, article), so
+                # a delete and a concurrent reply can't deadlock on PostgreSQL.
                 if comment.parent_id is not None:
                     await execute(
                         "UPDATE comments SET reply_count = reply_count - 1 WHERE id = ?",
                         (comment.parent_id,),
                         conn,
                     )
+                await execute(
+                    "UPDATE articles SET comment_count = comment_count - 1 WHERE id = ?",
+                    (comment.article_id,),
+                    conn,
+                )
         comment = await models.Comment.get(id=comment_id)
         if changed != 1:
             return comment, None  # a concurrent delete won

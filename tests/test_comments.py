@@ -353,3 +353,19 @@ async def test_fifty_concurrent_posts_get_sequences_without_gaps(
     sequences = await models.Comment.filter(article_id=row.id).values_list("sequence", flat=True)
     assert sorted(sequences) == list(range(1, 76))
     assert (await models.Comment.get(id=from_global_id(target)[1])).reply_count == 25
+
+    # Replies deleted while others are posted to the same parent (row-lock order matters).
+    clock.advance(60)
+    replies = await models.Comment.filter(parent_id=from_global_id(target)[1]).order_by("id")
+    doomed = replies[:10]
+
+    async def delete_reply(reply: models.Comment) -> None:
+        author = await models.User.get(id=reply.author_id)
+        owner = users[int(author.username.removeprefix("user"))]
+        data = await owner.data(DELETE, {"input": {"commentId": to_global_id("Comment", reply.id)}})
+        assert data["deleteComment"]["errors"] == []
+
+    await asyncio.gather(*(post(i, target) for i in range(10)), *(delete_reply(r) for r in doomed))
+    row = await models.Article.get(id=row.id)
+    assert (row.comment_count, row.comment_seq) == (55, 85)
+    assert (await models.Comment.get(id=from_global_id(target)[1])).reply_count == 25
