@@ -5,6 +5,7 @@ Run it with ``uvicorn app:create_app --factory`` (``make run`` does, after migra
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -206,6 +207,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             await broker.start()
+            # Start-up objects live as long as the process: keep them out of every full
+            # collection (they made fan-out pauses with thousands of sockets).
+            gc.freeze()
             try:
                 yield
             finally:

@@ -426,7 +426,9 @@ class Trading:
             balance = await _balance(conn, wallet)
             if key is not None:
                 await execute(
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?",
+                    # Exactly 24 hours old counts as expired, as in _replay.
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? "
+                    "AND created_at <= ?",
                     (user.id, key, now - IDEMPOTENCY_TTL),
                     conn,
                 )

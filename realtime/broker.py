@@ -44,17 +44,34 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
-    """In-process delivery: a listener is called synchronously in publish order."""
+    """In-process delivery, in publish order, by one dispatcher task once started.
+
+    The writer that publishes doesn't wait for the fan-out (a mutation answers at once); before
+    ``start`` (or after ``stop``) delivery happens inline.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self.healthy = True
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        return None
+        self._queue = asyncio.Queue()
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="broker-dispatch")
 
     async def stop(self) -> None:
-        return None
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        self._dispatcher = self._queue = None
+
+    async def _dispatch(self) -> None:
+        assert self._queue is not None
+        while True:
+            channel, event = await self._queue.get()
+            await self._deliver_now(channel, event)
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -66,6 +83,12 @@ class MemoryBroker:
         await self._deliver(channel, event)
 
     async def _deliver(self, channel: str, event: dict[str, Any]) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait((channel, event))
+        else:
+            await self._deliver_now(channel, event)
+
+    async def _deliver_now(self, channel: str, event: dict[str, Any]) -> None:
         for listener in list(self._listeners):
             try:
                 result = listener(channel, event)
@@ -94,6 +117,7 @@ class RedisBroker(MemoryBroker):
         self._reconnect_callbacks.append(callback)
 
     async def start(self) -> None:
+        await super().start()
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -112,6 +136,7 @@ class RedisBroker(MemoryBroker):
             await asyncio.wait_for(self._ready.wait(), 5)
 
     async def stop(self) -> None:
+        await super().stop()
         self._stopping = True
         if self._task is not None:
             self._task.cancel()

@@ -155,9 +155,13 @@ class Sub:
     task: asyncio.Task[None] | None = None
     done: bool = False
 
-    def frame(self, payload_json: str) -> str:
+    def __post_init__(self) -> None:
         kind = "next" if self.conn.protocol == TRANSPORT else "data"
-        return '{"id":' + _dumps(self.id) + ',"type":"' + kind + '","payload":' + payload_json + "}"
+        # Everything of a frame but the payload, built once per subscription.
+        self.prefix = '{"id":' + _dumps(self.id) + ',"type":"' + kind + '","payload":'
+
+    def frame(self, payload_json: str) -> str:
+        return self.prefix + payload_json + "}"
 
     def offer(self, seq: int | None, payload_json: str) -> None:
         """A rendered event for this subscriber, in the group's order."""
@@ -462,6 +466,7 @@ class WebsocketEndpoint:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.settings = hub.settings
+        self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
 
     def origin_allowed(self, ws: WebSocket) -> bool:
         origin = ws.headers.get("origin")
@@ -604,6 +609,20 @@ class WebsocketEndpoint:
             raise Closed(4409, f"Subscriber for {sub_id} already exists")
         await self._subscribe(conn, sub_id, payload)
 
+    def _checked(self, query: str) -> tuple[DocumentNode, list[GraphQLError]] | GraphQLSyntaxError:
+        """Parse and validate, cached by query text: thousands of clients send the same one."""
+        cached = self._documents.get(query)
+        if cached is None:
+            try:
+                document = parse(query, max_tokens=self.settings.max_query_tokens)
+            except GraphQLSyntaxError as exc:
+                return exc
+            cached = (document, list(validate(self.hub.schema._schema, document)))
+            if len(self._documents) >= self.settings.validation_cache_size:
+                self._documents.pop(next(iter(self._documents)))
+            self._documents[query] = cached
+        return cached
+
     def _error(self, conn: Connection, sub_id: str, errors: list[GraphQLError]) -> None:
         conn.send({"id": sub_id, "type": "error", "payload": _error_payload(errors)})
 
@@ -632,13 +651,12 @@ class WebsocketEndpoint:
                 ],
             )
             return
-        try:
-            document = parse(query, max_tokens=self.settings.max_query_tokens)
-        except GraphQLSyntaxError as exc:
-            self._error(conn, sub_id, [exc])
-            return
         schema = self.hub.schema._schema
-        errors = validate(schema, document)
+        parsed = self._checked(query)
+        if isinstance(parsed, GraphQLSyntaxError):
+            self._error(conn, sub_id, [parsed])
+            return
+        document, errors = parsed
         if not errors:
             limit = check_limits(schema, document, operation_name, variables, self.settings)
             errors = [limit] if limit else []
@@ -658,7 +676,7 @@ class WebsocketEndpoint:
             return
         try:
             await self._start_subscription(
-                conn, sub_id, document, operation, variables, operation_name
+                conn, sub_id, query, document, operation, variables, operation_name
             )
         except ApiError as exc:
             self._error(conn, sub_id, [GraphQLError(exc.message, extensions={"code": exc.code})])
@@ -697,6 +715,7 @@ class WebsocketEndpoint:
         self,
         conn: Connection,
         sub_id: str,
+        query: str,
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: dict[str, Any],
@@ -736,7 +755,7 @@ class WebsocketEndpoint:
             key = (
                 field_name,
                 target,
-                query_key(document),
+                query,
                 json.dumps(variables, sort_keys=True),
                 operation_name,
                 viewer_key,
@@ -774,13 +793,6 @@ class WebsocketEndpoint:
         rows = await fetch_dicts("SELECT comment_seq FROM articles WHERE id = ?", [target])
         sub.last_seq = int(rows[0]["comment_seq"]) if rows else 0
         sub.start_catch_up(None)
-
-
-def query_key(document: DocumentNode) -> str:
-    """A canonical text of a document (for grouping identical subscriptions)."""
-    from graphql import print_ast
-
-    return print_ast(document)
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

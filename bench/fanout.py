@@ -1,0 +1,1288 @@
+"""Benchmark: subscription fan-out of our hub vs per-subscriber execution vs a bare broadcast.
+
+    PYTHONPATH=. .venv/bin/python -m bench.fanout [--sizes 1000,5000] [--events 10]
+        [--markets 100] [--per-market 20] [--trade-rounds 1] [--burst-concurrency 8]
+        [--rounds 1] [--targets shared,unshared,bare] [--event-timeout 120]
+        [--time-limit 2400] [--deflate] [--keepalive]
+
+It builds a fresh SQLite database with the demo data and, one server at a time on loopback ports,
+measures three targets with the same clients:
+
+* ``shared``: the real app (``app:create_app``): identical subscriptions share one execution;
+* ``unshared``: the same app with ``Hub.share = False`` (``bench.fanout_app``): every
+  subscriber is its own group, so each event is executed and encoded once per subscriber;
+* ``bare``: a minimal ``websockets`` server (this module with ``--serve-bare``) that answers
+  graphql-transport-ws' ``connection_init``/``ping`` and, on a trigger sent over a control
+  socket, sends one frame of our frames' size to the matching clients with
+  ``websockets.broadcast`` (no database, no GraphQL: the floor).
+
+Clients are asyncio ``websockets`` connections in this process, one subscription each
+(``connection_init`` → ``subscribe`` → ``ping``; the ``pong`` says the subscription is in place,
+for odds also the first message). Scenarios, each on a freshly started server:
+
+* ``comments``: ``--sizes`` subscribers to ``commentAdded`` on ONE article (same document and
+  variables), then ``--events`` comments posted one after another over HTTP (``postComment`` as
+  the demo ``alice``; the server runs with ``COMMENT_RATE=100000/60``), waiting each time until
+  every subscriber has it. Before connecting, the same number of comments with no subscriber
+  (the mutation's own cost);
+* ``odds``: ``--per-market`` subscribers on each of ``--markets`` markets (created as the demo
+  admin), then one ``buyShares`` per market, one after another, each waited for; ``odds burst``:
+  one trade per market again, ``--burst-concurrency`` in flight.
+
+Latency is per delivery: the time this process read the frame off the socket − the time the
+mutation (or trigger) was sent; the wait from that read to the reader task is reported apart
+(``lag``). Deliveries/s: deliveries / the sum of (last delivery − send) over the events (the
+burst: / (last delivery − first send)). Server CPU is utime + stime of the server process
+(/proc/<pid>/stat) over all events of a scenario / events, and per delivery beyond the same
+events with nobody subscribed; RSS per idle connection is (VmRSS with the subscribers connected
+and idle − VmRSS before) / subscribers. Every subscriber must get every event exactly once, in
+order (sequence / odds ``seq``); anything else, or a warning in a server's log, is a problem
+(exit status 1). Machines here are noisy and the clients share the machine with the server:
+read the ratios, the client column (near 100%, the client limits the rate) and the others
+column (CPU of every other process while the events ran); ``--rounds`` repeats everything in
+turn and adds the rounds up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from http import HTTPStatus
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from bench.article_page import (
+    CENTRAL_ASIA,
+    HEADERS,
+    ROOT,
+    Target,
+    free_port,
+    log_tail,
+    percentile,
+    scratch_folder,
+    stop_server,
+    wait_ready,
+)
+from bench.trades import (
+    ADMIN,
+    CREATE_MARKET,
+    LOG_CONFIG,
+    LOG_IN,
+    PASSWORD,
+    RETRY_LINE,
+    SIGN_UP,
+    bounded,
+    graphql,
+)
+from settings import Settings
+
+SHARED, UNSHARED, BARE = "shared", "unshared", "bare"
+TARGETS = (SHARED, UNSHARED, BARE)
+FACTORIES = {SHARED: "app:create_app", UNSHARED: "bench.fanout_app:create_unshared_app"}
+COMMENTS, ODDS, BURST, QUIET = "comments", "odds", "odds burst", "no subscribers"
+PROTOCOL = Subprotocol("graphql-transport-ws")
+POSTER = ("alice", "demo-password")  # db.seed's demo reader
+
+INIT = json.dumps({"type": "connection_init", "payload": {}})
+ACK = json.dumps({"type": "connection_ack"})
+PING = json.dumps({"type": "ping"})
+PONG = json.dumps({"type": "pong"})
+
+# What an article page would subscribe to (nothing viewer-dependent: one group when shared).
+COMMENT_FEED = """
+subscription CommentFeed($articleId: ID!) {
+  commentAdded(articleId: $articleId) {
+    id sequence body bodyHtml createdAt replyCount deleted
+    author { username displayName initials }
+    parent { id }
+  }
+}
+"""
+# What a market widget would subscribe to.
+ODDS_FEED = """
+subscription Odds($marketId: ID!) {
+  oddsUpdated(marketId: $marketId) {
+    seq at
+    market { id status volume }
+    outcomes { id label probability }
+    lastTrade { id shares amount probabilityAfter }
+  }
+}
+"""
+POST_COMMENT = """
+mutation Post($input: PostCommentInput!) {
+  postComment(input: $input) { comment { id sequence } errors { code message } }
+}
+"""
+BUY = """
+mutation Buy($input: BuySharesInput!) {
+  buyShares(input: $input) { trade { id } errors { code message } }
+}
+"""
+ARTICLE = "query Article($slug: String!) { article(slug: $slug) { id } }"
+FILLER = (
+    "Interesting point about the regional forum, though I would like to see the figures on "
+    "trade volumes before drawing conclusions. The last two summits promised a lot and the "
+    "follow-up was thin; let's see whether this one is different."
+)
+
+
+def key_of(variables: dict[str, Any]) -> str:
+    """What identifies a subscription's target (clients and the bare server agree on it)."""
+    return json.dumps(variables, sort_keys=True)
+
+
+# -- the bare broadcast server (a subprocess: ``python -m bench.fanout --serve-bare``) ----------
+
+
+async def serve_bare(port: int, deflate: bool, keepalive: bool) -> None:
+    """graphql-transport-ws' handshake and nothing else; ``/control`` triggers broadcasts."""
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.http11 import Request, Response
+
+    groups: dict[str, set[ServerConnection]] = defaultdict(set)
+
+    def process_request(conn: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            return conn.respond(HTTPStatus.OK, "ok\n")
+        return None
+
+    async def handler(conn: ServerConnection) -> None:
+        if conn.request is not None and conn.request.path == "/control":
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in conn:
+                    message = json.loads(raw)
+                    broadcast(groups.get(message["key"], ()), message["frame"])
+            return
+        keys: list[str] = []
+        try:
+            async for raw in conn:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "connection_init":
+                    await conn.send(ACK)
+                elif kind == "subscribe":
+                    key = key_of(message["payload"].get("variables") or {})
+                    groups[key].add(conn)
+                    keys.append(key)
+                elif kind == "ping":
+                    await conn.send(PONG)
+        except ConnectionClosed:
+            pass
+        finally:
+            for key in keys:
+                groups[key].discard(conn)
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        subprotocols=[PROTOCOL],
+        compression="deflate" if deflate else None,
+        ping_interval=20 if keepalive else None,
+        process_request=process_request,
+        max_size=2**20,
+        backlog=2048,
+    ) as server:
+        await server.serve_forever()
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def start_target(name: str, args: argparse.Namespace, database_url: str, folder: Path) -> Target:
+    """Start ``name`` on a free loopback port (the caller stops it)."""
+    target = Target(name, FACTORIES.get(name, "bench.fanout --serve-bare"), "/graphql")
+    target.port = free_port()
+    target.log = folder / f"{name}-{target.port}.log"
+    log_config = folder / "logging.json"
+    log_config.write_text(json.dumps(LOG_CONFIG))
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        AGORA_ENV="test",
+        LOG_LEVEL="INFO",
+        COMMENT_RATE="100000/60",
+        SIGNUP_RATE_PER_ADDRESS="100000/60",
+        # The app's own graphql-transport-ws pings (every 20 s by default) off unless asked:
+        # 5,000 of them landing inside a measurement would be noise, not fan-out.
+        WS_PING_INTERVAL_SECONDS="20" if args.keepalive else "3600",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    if name == BARE:
+        command = [sys.executable, "-m", "bench.fanout", "--serve-bare", "--port", str(target.port)]
+        command += ["--deflate"] if args.deflate else []
+        command += ["--keepalive"] if args.keepalive else []
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target.factory,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(target.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-keep-alive",
+            "600",
+            "--ws-ping-interval",
+            "20" if args.keepalive else "0",
+            "--log-config",  # agora.* at INFO (trade retries), everything else at WARNING
+            str(log_config),
+        ]
+    with target.log.open("wb") as log:
+        target.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    return target
+
+
+def rss_kib(target: Target) -> int:
+    """The server process's resident memory (VmRSS) in KiB; 0 if unknown."""
+    if target.process is None:
+        return 0
+    try:
+        status = Path(f"/proc/{target.process.pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def loud_lines(target: Target) -> list[str]:
+    """Warnings, errors and tracebacks in the server's log."""
+    if target.log is None or not target.log.exists():
+        return []
+    words = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Exception")
+    return [
+        line
+        for line in target.log.read_text(errors="replace").splitlines()
+        if any(word in line for word in words) and not RETRY_LINE.search(line)
+    ]
+
+
+def trade_retries(target: Target) -> Counter[str]:
+    """agora.trading's retries by cause (SQLite's busy database, say)."""
+    if target.log is None or not target.log.exists():
+        return Counter()
+    text = target.log.read_text(errors="replace")
+    return Counter(match.group(1) for match in RETRY_LINE.finditer(text))
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+class TimedConnection(ClientConnection):
+    """Notes when bytes last came off the socket: a message's receive time.
+
+    With thousands of sockets ready at once, this process reads them all (``data_received``)
+    before the reader tasks get to the messages; stamping here keeps that queueing out of the
+    latency (it is reported separately as the client's lag).
+    """
+
+    arrived = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.arrived = time.perf_counter()
+        super().data_received(data)
+
+
+def mark_of(message: dict[str, Any]) -> tuple[Any, int]:
+    """(what identifies the event, its order number) of a ``next`` message."""
+    data = (message.get("payload") or {}).get("data") or {}
+    if "commentAdded" in data:
+        seq = (data["commentAdded"] or {}).get("sequence")
+        return seq, int(seq or 0)
+    if "oddsUpdated" in data:
+        update = data["oddsUpdated"] or {}
+        return (update.get("lastTrade") or {}).get("id"), int(update.get("seq") or 0)
+    return None, 0
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One client connection with one subscription, and what it received."""
+
+    key: str
+    ws: TimedConnection
+    # (arrived, handled by the reader, mark, order)
+    got: list[tuple[float, float, Any, int]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)  # error, complete, unparseable…
+    initial_order: int = 0
+    closed: str = ""
+    task: asyncio.Task[None] | None = None
+
+
+class Board:
+    """Counts deliveries per event as they arrive, and wakes whoever waits for all of them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[Any] = Counter()
+        self.waiters: dict[Any, tuple[int, asyncio.Event]] = {}
+        self.sample: str | None = None
+        self.stopping = False
+
+    def delivered(self, mark: Any) -> None:
+        self.counts[mark] += 1
+        waiter = self.waiters.get(mark)
+        if waiter is not None and self.counts[mark] >= waiter[0]:
+            waiter[1].set()
+
+    async def wait(self, mark: Any, needed: int, within: float) -> bool:
+        """Until ``needed`` deliveries of ``mark`` (some may have come before the answer)."""
+        if self.counts[mark] >= needed:
+            return True
+        event = asyncio.Event()
+        self.waiters[mark] = (needed, event)
+        try:
+            await asyncio.wait_for(event.wait(), within)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.waiters.pop(mark, None)
+
+
+async def read(sub: Subscriber, board: Board) -> None:
+    ws = sub.ws
+    with contextlib.suppress(ConnectionClosed):
+        async for raw in ws:
+            arrived, now = ws.arrived, time.perf_counter()
+            text = raw if isinstance(raw, str) else raw.decode()
+            try:
+                message = json.loads(text)
+            except ValueError:
+                sub.other.append(text[:300])
+                continue
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "next":
+                mark, order = mark_of(message)
+                sub.got.append((arrived, now, mark, order))
+                board.delivered(mark)
+                if board.sample is None:
+                    board.sample = text
+            elif kind == "ping":
+                await ws.send(PONG)
+            elif kind != "pong":
+                sub.other.append(text[:300])
+    if not board.stopping:
+        sub.closed = f"code {ws.close_code} {ws.close_reason or ''}".strip()
+
+
+async def open_subscriber(
+    url: str, variables: dict[str, Any], query: str, expect_first: bool, deflate: bool
+) -> Subscriber:
+    """Connect, init, subscribe; return once the subscription is in place."""
+    ws = await connect(
+        url,
+        subprotocols=[PROTOCOL],
+        compression="deflate" if deflate else None,
+        ping_interval=None,
+        proxy=None,
+        open_timeout=120,
+        close_timeout=5,
+        max_size=2**20,
+        create_connection=TimedConnection,
+    )
+    assert isinstance(ws, TimedConnection)
+    try:
+        sub = Subscriber(key_of(variables), ws)
+        await ws.send(INIT)
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if ack.get("type") != "connection_ack":
+            raise RuntimeError(f"expected connection_ack, got {json.dumps(ack)[:200]}")
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        # Messages are handled in order: the pong comes after the subscription is registered.
+        await ws.send(PING)
+        ponged, first = False, not expect_first
+        while not (ponged and first):
+            text = await asyncio.wait_for(ws.recv(), 60)
+            message = json.loads(text)
+            kind = message.get("type")
+            if kind == "pong":
+                ponged = True
+            elif kind == "next" and not first:
+                first = True
+                sub.initial_order = mark_of(message)[1]
+            elif kind == "ping":
+                await ws.send(PONG)
+            else:
+                raise RuntimeError(f"unexpected while subscribing: {str(text)[:200]}")
+        return sub
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await ws.close()
+        raise
+
+
+@dataclass
+class Opened:
+    subscribers: list[Subscriber]
+    failures: Counter[str]
+    seconds: float
+    server_cpu: float
+
+
+async def open_all(
+    target: Target,
+    url: str,
+    plan: list[dict[str, Any]],
+    query: str,
+    expect_first: bool,
+    args: argparse.Namespace,
+    board: Board,
+) -> Opened:
+    """One subscriber per ``plan`` entry (its variables), ``--connect-concurrency`` at a time."""
+    failures: Counter[str] = Counter()
+    semaphore = asyncio.Semaphore(args.connect_concurrency)
+    began, cpu = time.perf_counter(), target.cpu_seconds()
+    deadline = began + args.connect_time_limit
+
+    async def one(variables: dict[str, Any]) -> Subscriber | None:
+        async with semaphore:
+            if time.perf_counter() > deadline:
+                failures["not tried: connect phase over --connect-time-limit"] += 1
+                return None
+            try:
+                return await open_subscriber(url, variables, query, expect_first, args.deflate)
+            except Exception as exc:
+                failures[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
+                return None
+
+    results = await asyncio.gather(*(one(variables) for variables in plan))
+    subscribers = [sub for sub in results if sub is not None]
+    for sub in subscribers:
+        sub.task = asyncio.create_task(read(sub, board))
+    return Opened(subscribers, failures, time.perf_counter() - began, target.cpu_seconds() - cpu)
+
+
+async def close_all(subscribers: list[Subscriber], board: Board) -> None:
+    board.stopping = True
+
+    def closer(sub: Subscriber) -> Callable[[], Awaitable[None]]:
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await sub.ws.close()
+
+        return close
+
+    await bounded([closer(sub) for sub in subscribers], 500)
+    tasks = [sub.task for sub in subscribers if sub.task is not None]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- events -------------------------------------------------------------------------------------
+
+# (subscription key, index) -> the mark its deliveries will carry
+Trigger = Callable[[str, int], Awaitable[Any]]
+
+
+@dataclass
+class Sent:
+    key: str
+    mark: Any
+    sent: float
+    answered: float
+    needed: int
+    complete: bool = False
+    error: str = ""
+
+
+@dataclass
+class Batch:
+    sent: list[Sent]
+    concurrency: int
+    elapsed: float
+    server_cpu: float
+    client_cpu: float
+    others_cpu: float
+
+
+def machine_busy() -> float:
+    """CPU seconds every process on the machine has used so far (/proc/stat)."""
+    try:
+        line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    except OSError:
+        return math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+async def fire(
+    trigger: Trigger, board: Board, key: str, index: int, needed: int, within: float
+) -> Sent:
+    sent = time.perf_counter()
+    try:
+        mark = await trigger(key, index)
+    except Exception as exc:
+        return Sent(key, None, sent, time.perf_counter(), needed, error=str(exc)[:300])
+    answered = time.perf_counter()
+    complete = await board.wait(mark, needed, within)
+    return Sent(key, mark, sent, answered, needed, complete)
+
+
+async def run_events(
+    target: Target,
+    board: Board,
+    plan: list[tuple[str, int]],
+    trigger: Trigger,
+    concurrency: int,
+    within: float,
+) -> Batch:
+    """Fire ``plan`` ((key, deliveries to wait for) each), waiting for full delivery of each."""
+    server_cpu, client_cpu, busy = target.cpu_seconds(), time.process_time(), machine_busy()
+    began = time.perf_counter()
+    if concurrency <= 1:
+        sent = [
+            await fire(trigger, board, key, index, needed, within)
+            for index, (key, needed) in enumerate(plan)
+        ]
+    else:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(index: int, key: str, needed: int) -> Sent:
+            async with semaphore:
+                return await fire(trigger, board, key, index, needed, within)
+
+        sent = list(
+            await asyncio.gather(*(one(index, key, n) for index, (key, n) in enumerate(plan)))
+        )
+    server_cpu = target.cpu_seconds() - server_cpu
+    client_cpu = time.process_time() - client_cpu
+    # /proc/stat counts in clock ticks: over short batches this is rough, never below 0
+    others = max(0.0, machine_busy() - busy - server_cpu - client_cpu)
+    return Batch(sent, concurrency, time.perf_counter() - began, server_cpu, client_cpu, others)
+
+
+def comment_trigger(
+    http: httpx.AsyncClient, target: Target, token: str, article_id: str, tag: str
+) -> Trigger:
+    headers = {**HEADERS, "authorization": f"Bearer {token}"}
+    url = target.base_url + "/graphql"
+    posted = Counter[str]()
+
+    async def post(key: str, index: int) -> Any:
+        posted[key] += 1
+        text = f"Fan-out {tag} {target.name}:{target.port} #{posted[key]}. {FILLER}"
+        variables = {"input": {"articleId": article_id, "body": text}}
+        response = await http.post(
+            url,
+            content=json.dumps({"query": POST_COMMENT, "variables": variables}),
+            headers=headers,
+        )
+        payload = response.json()
+        result = (payload.get("data") or {}).get("postComment") or {}
+        if response.status_code != 200 or payload.get("errors") or result.get("errors"):
+            raise RuntimeError(f"postComment: HTTP {response.status_code} {response.text[:200]}")
+        return int(result["comment"]["sequence"])
+
+    return post
+
+
+def trade_trigger(
+    http: httpx.AsyncClient, target: Target, token: str, outcomes: dict[str, str]
+) -> Trigger:
+    """A 1.00 buy of the first outcome of the market of the subscription key."""
+    headers = {**HEADERS, "authorization": f"Bearer {token}"}
+    url = target.base_url + "/graphql"
+
+    async def buy(key: str, index: int) -> Any:
+        variables = {"input": {"outcomeId": outcomes[key], "amount": "1.00"}}
+        response = await http.post(
+            url, content=json.dumps({"query": BUY, "variables": variables}), headers=headers
+        )
+        payload = response.json()
+        result = (payload.get("data") or {}).get("buyShares") or {}
+        if response.status_code != 200 or payload.get("errors") or result.get("errors"):
+            raise RuntimeError(f"buyShares: HTTP {response.status_code} {response.text[:200]}")
+        return str(result["trade"]["id"])
+
+    return buy
+
+
+def bare_trigger(control: ClientConnection, template: str | None, field_name: str) -> Trigger:
+    """Send the bare server one frame to broadcast: ``template`` with a new mark and order."""
+    if template is not None:
+        frame: dict[str, Any] = json.loads(template)
+    else:  # no sample from our server in this run: a frame of a typical size
+        value: dict[str, Any] = {"sequence": 0, "seq": 0, "body": "x" * 600}
+        frame = {"id": "1", "type": "next", "payload": {"data": {field_name: value}}}
+    orders: Counter[str] = Counter()
+    sent = 0
+
+    async def trigger(key: str, index: int) -> Any:
+        nonlocal sent
+        sent += 1
+        orders[key] += 1
+        value = frame["payload"]["data"][field_name]
+        mark: Any
+        if field_name == "commentAdded":
+            mark = value["sequence"] = orders[key]
+        else:
+            mark = f"bare-trade-{sent}"
+            value["seq"] = orders[key]
+            value["lastTrade"] = {**(value.get("lastTrade") or {}), "id": mark}
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        await control.send(json.dumps({"key": key, "frame": text}))
+        return mark
+
+    return trigger
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One scenario on one target: totals, so that rounds add up."""
+
+    scenario: str
+    target: str
+    planned: int  # subscribers per round
+    rounds: int = 1
+    subscribers: int = 0  # connected, all rounds
+    events: int = 0
+    expected: int = 0
+    delivered: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds, per delivery
+    lags: list[float] = field(default_factory=list)  # socket read → reader task, per delivery
+    firsts: list[float] = field(default_factory=list)  # per event
+    answers: list[float] = field(default_factory=list)  # mutation round trips
+    window: float = 0.0  # seconds the deliveries took (see the module docstring)
+    elapsed: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    others_cpu: float = 0.0  # every other process on the machine
+    base_cpu: float = 0.0  # the same events with no subscriber…
+    base_events: int = 0  # …and how many
+    rss_growth_kib: float = 0.0
+    idle_cpu: float = 0.0
+    idle_seconds: float = 0.0
+    connect_seconds: float = 0.0
+    connect_cpu: float = 0.0
+    timeouts: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    unexpected: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    other: Counter[str] = field(default_factory=Counter)
+    closed: Counter[str] = field(default_factory=Counter)
+    connect_failures: Counter[str] = field(default_factory=Counter)
+    frame_bytes: int = 0
+
+    def merge(self, other: Result) -> None:
+        for f in fields(self):
+            if f.name in ("scenario", "target", "planned"):
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "frame_bytes":
+                setattr(self, f.name, max(mine, theirs))
+            elif isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, list):
+                mine.extend(theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
+
+    @staticmethod
+    def ms(values: list[float], q: float) -> float:
+        return percentile(sorted(values), q) * 1000
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.window if self.window > 0 else math.nan
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return self.server_cpu * 1000 / self.events if self.events else math.nan
+
+    @property
+    def cpu_us_per_delivery(self) -> float:
+        """Server CPU per delivery beyond what the same events cost with no subscriber."""
+        if not self.delivered:
+            return math.nan
+        base = self.base_cpu / self.base_events * self.events if self.base_events else 0.0
+        return (self.server_cpu - base) * 1e6 / self.delivered
+
+    @property
+    def rss_per_conn_kib(self) -> float:
+        return self.rss_growth_kib / self.subscribers if self.subscribers else math.nan
+
+    @property
+    def connect_cpu_ms(self) -> float:
+        return self.connect_cpu * 1000 / self.subscribers if self.subscribers else math.nan
+
+    def share(self, cpu: float) -> float:
+        return cpu / self.elapsed if self.elapsed else math.nan
+
+    @property
+    def problems(self) -> int:
+        return (
+            self.missing
+            + self.duplicates
+            + self.out_of_order
+            + self.unexpected
+            + self.timeouts
+            + sum(self.other.values())
+            + sum(self.closed.values())
+            + sum(self.errors.values())
+            + sum(self.connect_failures.values())
+        )
+
+
+def analyse(
+    scenario: str, target: str, planned: int, batch: Batch, subscribers: list[Subscriber]
+) -> Result:
+    """Latencies and rates from the clients' receive times; exactly-once-in-order checks."""
+    events = [s for s in batch.sent if s.error == ""]
+    by_mark = {s.mark: s for s in events}
+    marks_by_key: dict[str, list[Any]] = defaultdict(list)
+    for s in events:
+        marks_by_key[s.key].append(s.mark)
+    result = Result(scenario, target, planned, subscribers=len(subscribers))
+    result.events = len(batch.sent)
+    for s in batch.sent:
+        if s.error:
+            result.errors[s.error] += 1
+    result.timeouts = sum(1 for s in events if not s.complete)
+    result.answers = [s.answered - s.sent for s in events]
+    first: dict[Any, float] = {}
+    last: dict[Any, float] = {}
+    for sub in subscribers:
+        expected = marks_by_key.get(sub.key, [])
+        result.expected += len(expected)
+        seen: Counter[Any] = Counter()
+        previous = sub.initial_order
+        for arrived, handled, mark, order in sub.got:
+            if mark not in by_mark:
+                result.unexpected += 1
+                continue
+            seen[mark] += 1
+            if seen[mark] > 1:
+                result.duplicates += 1
+                continue
+            if order <= previous:
+                result.out_of_order += 1
+            previous = order
+            result.latencies.append(arrived - by_mark[mark].sent)
+            result.lags.append(handled - arrived)
+            first[mark] = min(first.get(mark, math.inf), arrived)
+            last[mark] = max(last.get(mark, -math.inf), arrived)
+        result.missing += sum(1 for mark in expected if not seen[mark])
+        for text in sub.other:
+            result.other[text[:160]] += 1
+        if sub.closed:
+            result.closed[sub.closed] += 1
+    result.delivered = len(result.latencies)
+    result.firsts = [first[m] - by_mark[m].sent for m in first]
+    if batch.concurrency <= 1:
+        result.window = sum(last[m] - by_mark[m].sent for m in last)
+    elif last:
+        result.window = max(last.values()) - min(s.sent for s in events)
+    result.elapsed = batch.elapsed
+    result.server_cpu = batch.server_cpu
+    result.client_cpu = batch.client_cpu
+    result.others_cpu = batch.others_cpu
+    return result
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    folder: Path
+    database_url: str
+    tag: str
+    article_id: str = ""
+    markets: list[tuple[str, str]] = field(default_factory=list)  # (market id, outcome id)
+    templates: dict[str, str] = field(default_factory=dict)  # field -> a frame of our server
+    results: dict[tuple[str, str, int], Result] = field(default_factory=dict)
+    loud: dict[str, list[str]] = field(default_factory=dict)
+    retries: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deadline: float = 0.0
+
+    def add(self, result: Result) -> None:
+        key = (result.scenario, result.target, result.planned)
+        if key in self.results:
+            self.results[key].merge(result)
+        else:
+            self.results[key] = result
+
+    def over_time(self, what: str) -> bool:
+        if time.perf_counter() > self.deadline:
+            self.skipped.append(what)
+            print(f"  skipped {what}: over --time-limit")
+            return True
+        return False
+
+
+async def log_in(http: httpx.AsyncClient, target: Target, who: tuple[str, str]) -> str:
+    variables = {"input": {"username": who[0], "password": who[1]}}
+    return str((await graphql(http, target, LOG_IN, variables, "logIn"))["token"])
+
+
+async def set_up(bench: Bench) -> None:
+    """Through the API, untimed: the article, and ``--markets`` markets created by the admin."""
+    target = start_target(SHARED, bench.args, bench.database_url, bench.folder)
+    try:
+        await wait_ready(target)
+        async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
+            response = await http.post(
+                target.base_url + "/graphql",
+                content=json.dumps({"query": ARTICLE, "variables": {"slug": CENTRAL_ASIA}}),
+                headers=HEADERS,
+            )
+            bench.article_id = str(response.json()["data"]["article"]["id"])
+            if not bench.args.markets:
+                return
+            admin = await log_in(http, target, ADMIN)
+            closes_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7 * 86400))
+
+            def job(i: int) -> Callable[[], Awaitable[dict[str, Any]]]:
+                variables = {
+                    "input": {
+                        "question": f"Fan-out benchmark {bench.tag} market {i}: will it hold?",
+                        "description": "Created by bench.fanout.",
+                        "resolutionCriteria": "Never resolved: a benchmark market.",
+                        "outcomes": ["Yes", "No"],
+                        "closesAt": closes_at,
+                        "liquidity": "1000.00",
+                    }
+                }
+                return lambda: graphql(
+                    http, target, CREATE_MARKET, variables, "createMarket", admin
+                )
+
+            began = time.perf_counter()
+            created = await bounded([job(i) for i in range(bench.args.markets)], 4)
+            bench.markets = [
+                (str(r["market"]["id"]), str(r["market"]["outcomes"][0]["id"])) for r in created
+            ]
+            print(
+                f"  {len(bench.markets)} markets created in {time.perf_counter() - began:.1f}s "
+                f"(createMarket as {ADMIN[0]})"
+            )
+    finally:
+        stop_server(target)
+        bench.loud["set-up"] = loud_lines(target)
+
+
+async def make_trigger(
+    bench: Bench,
+    name: str,
+    target: Target,
+    http: httpx.AsyncClient,
+    field_name: str,
+    controls: list[ClientConnection],
+) -> Trigger:
+    if name == BARE:
+        control = await connect(
+            f"ws://127.0.0.1:{target.port}/control",
+            subprotocols=[PROTOCOL],
+            compression=None,
+            ping_interval=None,
+            proxy=None,
+        )
+        controls.append(control)
+        return bare_trigger(control, bench.templates.get(field_name), field_name)
+    if field_name == "oddsUpdated":
+        username = f"fanout_{bench.tag}_{name}_{target.port}"
+        variables = {"input": {"username": username, "password": PASSWORD, "displayName": username}}
+        signed = await graphql(http, target, SIGN_UP, variables, "signUp")
+        outcomes = {key_of({"marketId": m}): o for m, o in bench.markets}
+        return trade_trigger(http, target, str(signed["token"]), outcomes)
+    token = await log_in(http, target, POSTER)
+    return comment_trigger(http, target, token, bench.article_id, bench.tag)
+
+
+async def measure(
+    bench: Bench,
+    name: str,
+    scenario: str,
+    plan: list[dict[str, Any]],
+    query: str,
+    field_name: str,
+) -> None:
+    """One fresh server: warm up, the no-subscriber baseline, connect, idle, then the events."""
+    args = bench.args
+    label = f"{scenario} × {len(plan)} on {name}"
+    if bench.over_time(label):
+        return
+    print(f"{label}:")
+    target = start_target(name, args, bench.database_url, bench.folder)
+    controls: list[ClientConnection] = []
+    subscribers: list[Subscriber] = []
+    board = Board()
+    try:
+        await wait_ready(target)
+        ws_url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
+        is_odds = field_name == "oddsUpdated"
+        expect_first = is_odds and name != BARE  # our oddsUpdated sends the odds at once
+        async with httpx.AsyncClient(timeout=600, trust_env=False) as http:
+            trigger = await make_trigger(bench, name, target, http, field_name, controls)
+            keys = [key_of(variables) for variables in plan]
+            distinct = list(dict.fromkeys(keys))
+
+            # Warm-up (untimed): a few subscribers and events, so every code path is loaded.
+            warm_board = Board()
+            warm = await open_all(target, ws_url, plan[:20], query, expect_first, args, warm_board)
+            warm_plan = [(k, sum(1 for s in warm.subscribers if s.key == k)) for k in keys[:2]]
+            await run_events(target, warm_board, warm_plan, trigger, 1, args.event_timeout)
+            await close_all(warm.subscribers, warm_board)
+
+            base_cpu, base_events = 0.0, 0
+            if name != BARE:  # the mutation's own cost: the same events, nobody subscribed
+                quiet_plan = [(distinct[i % len(distinct)], 0) for i in range(args.events)]
+                quiet = await run_events(target, Board(), quiet_plan, trigger, 1, 10)
+                bench.add(analyse(f"{scenario}: {QUIET}", name, 0, quiet, []))
+                base_cpu, base_events = quiet.server_cpu, len(quiet.sent)
+            await asyncio.sleep(0.5)
+            rss_before = rss_kib(target)
+
+            opened = await open_all(target, ws_url, plan, query, expect_first, args, board)
+            subscribers = opened.subscribers
+            print(
+                f"  {len(subscribers)}/{len(plan)} subscribed in {opened.seconds:.1f}s "
+                f"(server CPU {opened.server_cpu * 1000 / max(1, len(subscribers)):.2f} ms each)"
+                + (f"; failures: {dict(opened.failures.most_common(3))}" if opened.failures else "")
+            )
+            await asyncio.sleep(1.0)
+            idle_from = target.cpu_seconds()
+            await asyncio.sleep(2.0)
+            idle_cpu = target.cpu_seconds() - idle_from
+            rss_growth = rss_kib(target) - rss_before
+            per_key = Counter(sub.key for sub in subscribers)
+
+            phases: list[tuple[str, list[tuple[str, int]], int]]
+            if is_odds:
+                rounds = [(k, per_key[k]) for _ in range(args.trade_rounds) for k in distinct]
+                burst = [(k, per_key[k]) for k in distinct]
+                phases = [(ODDS, rounds, 1), (BURST, burst, args.burst_concurrency)]
+            else:
+                phases = [(COMMENTS, [(distinct[0], per_key[distinct[0]])] * args.events, 1)]
+            for phase, events, concurrency in phases:
+                batch = await run_events(
+                    target, board, events, trigger, concurrency, args.event_timeout
+                )
+                await asyncio.sleep(0.5)  # late or duplicated deliveries
+                result = analyse(phase, name, len(plan), batch, subscribers)
+                result.base_cpu, result.base_events = base_cpu, base_events
+                result.rss_growth_kib = rss_growth
+                result.idle_cpu, result.idle_seconds = idle_cpu, 2.0
+                result.connect_seconds, result.connect_cpu = opened.seconds, opened.server_cpu
+                result.connect_failures = opened.failures
+                if board.sample is not None:
+                    result.frame_bytes = len(board.sample.encode())
+                    if name == SHARED:
+                        bench.templates.setdefault(field_name, board.sample)
+                bench.add(result)
+                print(
+                    f"  {phase}: {result.delivered}/{result.expected} delivered, "
+                    f"p50 {result.ms(result.latencies, 50):.1f} ms, "
+                    f"p99 {result.ms(result.latencies, 99):.1f} ms, {result.rate:,.0f}/s, "
+                    f"server CPU {result.cpu_ms_per_event:.1f} ms/event, client lag p99 "
+                    f"{result.ms(result.lags, 99):.1f} ms, others "
+                    f"{result.share(result.others_cpu):.0%}, problems {result.problems}"
+                )
+                for sub in subscribers:
+                    sub.got.clear()
+                    sub.other.clear()
+                board.sample = None
+    finally:
+        with contextlib.suppress(Exception):
+            await close_all(subscribers, board)
+        for control in controls:
+            with contextlib.suppress(Exception):
+                await control.close()
+        stop_server(target)
+        bench.loud[label] = bench.loud.get(label, []) + loud_lines(target)
+        bench.retries.setdefault(f"{scenario} on {name}", Counter()).update(trade_retries(target))
+        if target.process is not None and target.process.returncode not in (0, -15, None):
+            print(f"  server exit status {target.process.returncode}:\n{log_tail(target)}")
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _f(value: float, width: int, spec: str) -> str:
+    """``value`` formatted, or "-" for NaN, right-aligned in ``width``."""
+    text = "-" if math.isnan(value) else format(value, spec)
+    return f"{text:>{width}}"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(b) else math.nan
+
+
+def _compare(a: Result, b: Result) -> str:
+    """a relative to b: latencies, CPU, memory; deliveries/s inverted (b's rate / a's)."""
+    text = (
+        f"p50 {_ratio(a.ms(a.latencies, 50), b.ms(b.latencies, 50)):.2f}x, "
+        f"p99 {_ratio(a.ms(a.latencies, 99), b.ms(b.latencies, 99)):.2f}x, "
+        f"deliveries/s {_ratio(b.rate, a.rate):.2f}x, "
+        f"CPU/event {_ratio(a.cpu_ms_per_event, b.cpu_ms_per_event):.2f}x, "
+        f"CPU/delivery {_ratio(a.cpu_us_per_delivery, b.cpu_us_per_delivery):.2f}x, "
+        f"RSS/conn {_ratio(a.rss_per_conn_kib, b.rss_per_conn_kib):.2f}x, "
+        f"CPU/subscribe {_ratio(a.connect_cpu_ms, b.connect_cpu_ms):.2f}x"
+    )
+    if a.target != BARE and b.target != BARE:
+        text += f", mutation p50 {_ratio(a.ms(a.answers, 50), b.ms(b.answers, 50)):.2f}x"
+    return text
+
+
+def report(bench: Bench, limit: tuple[int, int]) -> int:
+    args = bench.args
+    results = list(bench.results.values())
+    print()
+    print(
+        f"Python {platform.python_version()}, uvicorn {version('uvicorn')} (uvloop, httptools, "
+        f"websockets-sansio), websockets {version('websockets')}, SQLite; {os.cpu_count()} cores "
+        f"({len(os.sched_getaffinity(0))} usable), load average {os.getloadavg()[0]:.2f}; "
+        f"RLIMIT_NOFILE {limit[0]}/{limit[1]}; {args.rounds} round(s); permessage-deflate "
+        f"{'offered' if args.deflate else 'off'}, keepalive pings "
+        f"{'on (20 s)' if args.keepalive else 'off'}"
+    )
+    print()
+    header = (
+        f"{'scenario':<26} {'target':<8} {'subs':>5} {'events':>6} {'delivered':>13} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'1st p50':>7} {'mut p50':>7} {'deliv/s':>8} "
+        f"{'CPU ms/ev':>9} {'µs/deliv':>8} {'KiB/conn':>8} {'sub ms':>6} "
+        f"{'client':>6} {'others':>6} {'lag p99':>7} {'frame':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        quiet = r.scenario.endswith(QUIET)
+        mut = r.ms(r.answers, 50) if r.target != BARE else math.nan
+        delivered = f"{r.delivered}/{r.expected}" if not quiet else "-"
+        subs = r.subscribers // r.rounds if r.rounds else 0
+        print(
+            f"{r.scenario:<26} {r.target:<8} {subs:>5} {r.events:>6} {delivered:>13} "
+            f"{_f(r.ms(r.latencies, 50), 7, '.1f')} {_f(r.ms(r.latencies, 99), 7, '.1f')} "
+            f"{_f(r.ms(r.firsts, 50), 7, '.1f')} {_f(mut, 7, '.1f')} {_f(r.rate, 8, ',.0f')} "
+            f"{_f(r.cpu_ms_per_event, 9, '.1f')} {_f(r.cpu_us_per_delivery, 8, '.1f')} "
+            f"{_f(r.rss_per_conn_kib, 8, '.1f')} {_f(r.connect_cpu_ms, 6, '.2f')} "
+            f"{_f(r.share(r.client_cpu), 6, '.0%')} {_f(r.share(r.others_cpu), 6, '.0%')} "
+            f"{_f(r.ms(r.lags, 99), 7, '.1f')} {r.frame_bytes or '-':>5}"
+        )
+    print(
+        "latency: client socket read − mutation/trigger send, per delivery; 1st: the first "
+        "subscriber of each event;\nmut: the mutation's HTTP round trip; deliv/s: deliveries / "
+        "Σ(last delivery − send) (burst: / (last delivery − first send));\nCPU: server "
+        "utime+stime; µs/deliv: beyond the same events with no subscriber; KiB/conn: VmRSS "
+        "growth per idle subscribed connection;\nsub ms: server CPU per connect+subscribe; "
+        "client / others: CPU of this process / of every other process on the machine, in "
+        "cores,\nwhile the events ran; lag p99: socket read → this process's reader task; "
+        "frame: bytes of one message"
+    )
+    idle = [
+        f"{r.scenario} × {r.planned} {r.target} {r.idle_cpu / r.idle_seconds:.1%}"
+        for r in results
+        if r.idle_seconds and r.scenario in (COMMENTS, ODDS)
+    ]
+    print(f"server CPU while idle with everyone subscribed: {', '.join(idle)}")
+
+    print()
+    print("ratios (same run; a / b, so > 1 means a is slower or costlier; deliveries/s: b / a):")
+    sizes = [*args.sizes, args.markets * args.per_market]
+    for scenario in (COMMENTS, ODDS, BURST):
+        for size in dict.fromkeys(sizes):
+            shared = bench.results.get((scenario, SHARED, size))
+            if shared is None:
+                continue
+            name = f"{scenario} × {size}"
+            unshared = bench.results.get((scenario, UNSHARED, size))
+            if unshared is not None:
+                print(f"  {name:<18} unshared / shared: {_compare(unshared, shared)}")
+            bare = bench.results.get((scenario, BARE, size))
+            if bare is not None:
+                print(f"  {name:<18} shared / bare:     {_compare(shared, bare)}")
+
+    print()
+    failed = False
+    for r in results:
+        if not r.problems and r.subscribers == r.planned * r.rounds:
+            continue
+        failed = failed or bool(r.problems)
+        print(
+            f"{r.scenario} on {r.target}: {r.subscribers}/{r.planned * r.rounds} subscribed; "
+            f"missing {r.missing}, duplicates {r.duplicates}, out of order {r.out_of_order}, "
+            f"unexpected {r.unexpected}, events not fully delivered in time {r.timeouts}"
+        )
+        for label, counter in (
+            ("failed triggers", r.errors),
+            ("other messages", r.other),
+            ("closed by the server", r.closed),
+            ("connect failures", r.connect_failures),
+        ):
+            for text, n in counter.most_common(5):
+                print(f"    {label}: {n} × {text}")
+    if not failed:
+        print(
+            "delivery check: every subscriber got every event exactly once, in order "
+            "(no error/complete message, no connection closed by a server)"
+        )
+    loud = {label: lines for label, lines in bench.loud.items() if lines}
+    for label, lines in loud.items():
+        print(f"server log of {label}: {len(lines)} warning/error lines; the first:")
+        for line in lines[:5]:
+            print(f"    {line[:300]}")
+    if not loud:
+        print("server logs: no warnings or errors")
+    retries = {label: dict(c) for label, c in bench.retries.items() if c}
+    print(f"trade retries (agora.trading, INFO): {retries or 'none'}")
+    if bench.skipped:
+        print(f"skipped (time limit): {', '.join(bench.skipped)}")
+    for failure in bench.failures:
+        print(f"FAILED {failure}")
+    return 1 if failed or loud or bench.skipped or bench.failures else 0
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def raise_nofile() -> tuple[int, int]:
+    """The soft limit of open files up to the hard limit (the servers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+async def run(args: argparse.Namespace, folder: Path) -> int:
+    from app import prepare_database
+
+    limit = raise_nofile()
+    need = max([*args.sizes, args.markets * args.per_market]) + 200
+    if limit[0] < need:
+        print(f"RLIMIT_NOFILE is {limit[0]} (hard {limit[1]}): fewer than {need} sockets fit")
+    database_url = f"sqlite://{folder}/agora-fanout.sqlite3"
+    bench = Bench(args, folder, database_url, uuid.uuid4().hex[:6])
+    bench.deadline = time.perf_counter() + args.time_limit
+    print("preparing the database (SQLite) …")
+    await prepare_database(Settings(database_url=database_url, env="test"))
+    await set_up(bench)
+    targets = [t for t in TARGETS if t in args.targets]  # ours first: bare copies their frames
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"-- round {number + 1} of {args.rounds}")
+        for size in args.sizes:
+            plan = [{"articleId": bench.article_id}] * size
+            for name in targets:
+                await attempt(bench, name, COMMENTS, plan, COMMENT_FEED, "commentAdded")
+        if bench.markets:
+            market_ids = [m for m, _ in bench.markets]
+            plan = [{"marketId": m} for m in market_ids for _ in range(args.per_market)]
+            for name in targets:
+                await attempt(bench, name, ODDS, plan, ODDS_FEED, "oddsUpdated")
+    return report(bench, limit)
+
+
+async def attempt(
+    bench: Bench,
+    name: str,
+    scenario: str,
+    plan: list[dict[str, Any]],
+    query: str,
+    field_name: str,
+) -> None:
+    """``measure``; a scenario that fails is reported and the others still run."""
+    try:
+        await measure(bench, name, scenario, plan, query, field_name)
+    except Exception as exc:
+        failure = f"{scenario} × {len(plan)} on {name}: {type(exc).__name__}: {str(exc)[:500]}"
+        print(f"  FAILED {failure}")
+        bench.failures.append(failure)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"comma-separated counts, got {text!r}") from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("counts must be >= 1")
+    return sizes
+
+
+def _targets(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or any(name not in TARGETS for name in names):
+        raise argparse.ArgumentTypeError(f"a comma-separated subset of {', '.join(TARGETS)}")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout",
+        description="Subscription fan-out: shared vs per-subscriber execution vs bare broadcast.",
+    )
+    parser.add_argument("--sizes", type=_sizes, default=[1000, 5000], help="commentAdded subs")
+    parser.add_argument("--events", type=int, default=10, help="comments posted per size")
+    parser.add_argument("--markets", type=int, default=100, help="markets of the odds scenario")
+    parser.add_argument("--per-market", type=int, default=20, help="odds subscribers per market")
+    parser.add_argument("--trade-rounds", type=int, default=1, help="sequential trades/market")
+    parser.add_argument("--burst-concurrency", type=int, default=8, help="trades in flight")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat everything, add up")
+    parser.add_argument("--targets", type=_targets, default=list(TARGETS))
+    parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument("--connect-time-limit", type=float, default=600.0)
+    parser.add_argument("--event-timeout", type=float, default=120.0, help="per event, seconds")
+    parser.add_argument("--time-limit", type=float, default=2400.0, help="no new scenario after")
+    parser.add_argument("--deflate", action="store_true", help="clients offer permessage-deflate")
+    parser.add_argument("--keepalive", action="store_true", help="protocol and app pings on")
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    counts = (args.events, args.per_market, args.trade_rounds, args.burst_concurrency, args.rounds)
+    if min(counts) < 1 or args.markets < 0 or args.connect_concurrency < 1:
+        parser.error("counts must be >= 1 (--markets >= 0)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_bare:
+        uvloop.run(serve_bare(args.port, args.deflate, args.keepalive))
+        return 0
+    with scratch_folder() as folder:
+        return uvloop.run(run(args, folder))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
