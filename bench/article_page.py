@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -705,7 +705,13 @@ def report(summaries: list[Summary], facts: DataFacts) -> None:
     )
 
 
-async def bench_throwaway_postgres(args: argparse.Namespace, folder: Path) -> int:
+BenchFn = Callable[[argparse.Namespace, str, Path], Coroutine[Any, Any, int]]
+
+
+async def bench_throwaway_postgres(
+    args: argparse.Namespace, folder: Path, run: BenchFn | None = None
+) -> int:
+    """Run a benchmark on a throwaway PostgreSQL (started and stopped here)."""
     import pytest
 
     from tests.services import create_database, start_postgres
@@ -718,19 +724,23 @@ async def bench_throwaway_postgres(args: argparse.Namespace, folder: Path) -> in
     try:
         url = await create_database(server, f"agora_bench_{uuid.uuid4().hex[:12]}")
         print(f"throwaway PostgreSQL on 127.0.0.1:{server.port}")
-        return await bench(args, url, folder)
+        return await (run or bench)(args, url, folder)
     finally:
         server.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_on_chosen_database(args: argparse.Namespace, run: BenchFn) -> int:
+    """``--postgres``, ``--database-url`` or a temporary SQLite file: the benchmarks' one main."""
     with scratch_folder() as folder:
         if args.postgres:
-            return asyncio.run(bench_throwaway_postgres(args, folder))
+            return asyncio.run(bench_throwaway_postgres(args, folder, run))
         if args.database_url:
-            return asyncio.run(bench(args, args.database_url, folder))
-        return asyncio.run(bench(args, f"sqlite://{folder}/agora-bench.sqlite3", folder))
+            return asyncio.run(run(args, args.database_url, folder))
+        return asyncio.run(run(args, f"sqlite://{folder}/agora-bench.sqlite3", folder))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_on_chosen_database(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

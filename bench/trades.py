@@ -57,7 +57,7 @@ from bench.article_page import (
     free_port,
     log_tail,
     percentile,
-    scratch_folder,
+    run_on_chosen_database,
     stop_server,
     wait_ready,
 )
@@ -957,32 +957,8 @@ def report(
     )
 
 
-async def bench_throwaway_postgres(args: argparse.Namespace, folder: Path) -> int:
-    import pytest
-
-    from tests.services import create_database, start_postgres
-
-    try:
-        server = start_postgres()
-    except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
-        print(f"cannot start a throwaway PostgreSQL: {exc}")
-        return 2
-    try:
-        url = await create_database(server, f"agora_bench_{uuid.uuid4().hex[:12]}")
-        print(f"throwaway PostgreSQL on 127.0.0.1:{server.port}")
-        return await bench(args, url, folder)
-    finally:
-        server.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with scratch_folder() as folder:
-        if args.postgres:
-            return asyncio.run(bench_throwaway_postgres(args, folder))
-        if args.database_url:
-            return asyncio.run(bench(args, args.database_url, folder))
-        return asyncio.run(bench(args, f"sqlite://{folder}/agora-bench.sqlite3", folder))
+    return run_on_chosen_database(parse_args(argv), bench)
 
 
 if __name__ == "__main__":
