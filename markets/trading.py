@@ -369,16 +369,27 @@ class Trading:
             if state is None:
                 raise not_found("There is no such outcome.", "outcomeId")
             plan = planner(state, now)
-            wallet = await ledger.wallet_id(conn, user.id)
-            maker = await ledger.market_account_id(conn, market_id)
+            # Fewer statements while the market row is locked: it is the hot market's limit.
+            accounts = await fetch_dicts(
+                "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
+                "OR (kind = 'MARKET' AND market_id = ?)",
+                (user.id, market_id),
+                conn,
+            )
+            wallet = next((int(a["id"]) for a in accounts if a["kind"] == "USER"), None)
+            maker = next(int(a["id"]) for a in accounts if a["kind"] == "MARKET")
             if wallet is None:
                 raise Refusal("INSUFFICIENT_FUNDS", "You have no wallet.", ["amount"])
-            if plan.shares_units < 0:
-                held = await _position(conn, user.id, plan.outcome_id)
-                if held is None or held["shares_units"] < -plan.shares_units:
-                    raise Refusal(
-                        "INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"]
-                    )
+            mine = await fetch_dicts(
+                "SELECT * FROM positions WHERE user_id = ? AND market_id = ?",
+                (user.id, market_id),
+                conn,
+            )
+            held = next((p for p in mine if p["outcome_id"] == plan.outcome_id), None)
+            if plan.shares_units < 0 and (
+                held is None or held["shares_units"] < -plan.shares_units
+            ):
+                raise Refusal("INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"])
             try:
                 await ledger.post(
                     conn,
@@ -399,16 +410,11 @@ class Trading:
                 (plan.shares_units, plan.outcome_id),
                 conn,
             )
-            first_trade = not await fetch_dicts(
-                "SELECT id FROM positions WHERE user_id = ? AND market_id = ? LIMIT 1",
-                (user.id, market_id),
-                conn,
-            )
-            position_id = await _apply_to_position(conn, user.id, market_id, plan, now)
-            seq_rows = await fetch_dicts(
+            position_row = await _apply_to_position(conn, user.id, market_id, plan, held, now)
+            market_rows = await fetch_dicts(
                 "UPDATE markets SET volume_cents = volume_cents + ?, odds_seq = odds_seq + 1, "
-                "trader_count = trader_count + ? WHERE id = ? RETURNING odds_seq",
-                (abs(plan.amount_cents), 1 if first_trade else 0, market_id),
+                "trader_count = trader_count + ? WHERE id = ? RETURNING *",
+                (abs(plan.amount_cents), 0 if mine else 1, market_id),
                 conn,
             )
             trade = await models.Trade.create(
@@ -441,9 +447,9 @@ class Trading:
                     created_at=now,
                     using_db=conn,
                 )
-            position = await models.Position.get(id=position_id, using_db=conn)
-            market = await models.Market.get(id=market_id, using_db=conn)
-        seq = int(seq_rows[0]["odds_seq"])
+        position = models.Position._init_from_db(**position_row)
+        market = models.Market._init_from_db(**market_rows[0])
+        seq = market.odds_seq
         return (
             TradeResult(trade, position, market, balance, replayed=False),
             OddsEvent(market_id, seq, trade.id),
@@ -710,30 +716,25 @@ def _allocate(refunds: dict[int, int], positions: list[dict[str, Any]]) -> dict[
     return values
 
 
-async def _position(
-    conn: BaseDBAsyncClient, user_id: int, outcome_id: int
-) -> dict[str, Any] | None:
-    rows = await fetch_dicts(
-        "SELECT * FROM positions WHERE user_id = ? AND outcome_id = ?", (user_id, outcome_id), conn
-    )
-    return rows[0] if rows else None
-
-
 async def _apply_to_position(
-    conn: BaseDBAsyncClient, user_id: int, market_id: int, plan: Plan, now: datetime
-) -> int:
+    conn: BaseDBAsyncClient,
+    user_id: int,
+    market_id: int,
+    plan: Plan,
+    held: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
     """Add a trade to the user's position (average cost; a sale removes basis pro rata)."""
-    held = await _position(conn, user_id, plan.outcome_id)
     if held is None:
         assert plan.shares_units > 0
         rows = await fetch_dicts(
             "INSERT INTO positions (user_id, market_id, outcome_id, shares_units, "
             "cost_basis_cents, realized_cents, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?) "
-            "RETURNING id",
+            "RETURNING *",
             (user_id, market_id, plan.outcome_id, plan.shares_units, plan.amount_cents, now),
             conn,
         )
-        return int(rows[0]["id"])
+        return rows[0]
     shares, basis = int(held["shares_units"]), int(held["cost_basis_cents"])
     if plan.shares_units > 0:
         basis_change, realized_change = plan.amount_cents, 0
@@ -741,14 +742,14 @@ async def _apply_to_position(
         sold = -plan.shares_units
         removed = basis if sold == shares else basis * sold // shares
         basis_change, realized_change = -removed, -plan.amount_cents - removed
-    await execute(
+    rows = await fetch_dicts(
         "UPDATE positions SET shares_units = shares_units + ?, "
         "cost_basis_cents = cost_basis_cents + ?, realized_cents = realized_cents + ?, "
-        "updated_at = ? WHERE id = ?",
+        "updated_at = ? WHERE id = ? RETURNING *",
         (plan.shares_units, basis_change, realized_change, now, held["id"]),
         conn,
     )
-    return int(held["id"])
+    return rows[0]
 
 
 async def _balance(conn: BaseDBAsyncClient, account_id: int) -> int:
