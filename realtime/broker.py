@@ -108,6 +108,9 @@ class RedisBroker(MemoryBroker):
         self.max_backoff = max_backoff
         self.healthy = False
         self._client: Any = None
+        self._publisher: Any = None
+        self._publishing: asyncio.Task[None] | None = None
+        self._outbound: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
         self._task: asyncio.Task[None] | None = None
         self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._stopping = False
@@ -131,6 +134,10 @@ class RedisBroker(MemoryBroker):
             health_check_interval=5,
             retry=Retry(NoBackoff(), 0),
         )
+        # Publishing, on the other hand, should reconnect and retry by itself: a stale pooled
+        # connection after an outage must not lose the first event published once Redis is back.
+        self._publisher = redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        self._publishing = asyncio.create_task(self._publish_loop(), name="redis-publish")
         self._task = asyncio.create_task(self._run(), name="redis-broker")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), 5)
@@ -138,23 +145,35 @@ class RedisBroker(MemoryBroker):
     async def stop(self) -> None:
         await super().stop()
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.aclose()
+        for task in (self._task, self._publishing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for client in (self._client, self._publisher):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
         await self._deliver(channel, event)
         message = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
-        try:
-            await self._client.publish(PREFIX + channel, message)
-        except Exception as exc:
-            if self.healthy:
-                logger.error("redis publish failed (%s): other processes miss %s", exc, channel)
-            self.healthy = False
+        if self._outbound.full():
+            # Redis has been unreachable for a while: drop the oldest; subscribers elsewhere
+            # fill such gaps from the database.
+            self._outbound.get_nowait()
+        self._outbound.put_nowait((channel, message))
+
+    async def _publish_loop(self) -> None:
+        """Send to Redis off the writer's path: an outage never slows a mutation down."""
+        while True:
+            channel, message = await self._outbound.get()
+            try:
+                await self._publisher.publish(PREFIX + channel, message)
+            except Exception as exc:  # an outage must not stop the loop
+                if self.healthy:
+                    logger.error("redis publish failed (%s): other processes miss %s", exc, channel)
+                self.healthy = False
 
     async def _run(self) -> None:
         backoff = 0.1
