@@ -47,7 +47,7 @@ from realtime.events import SESSIONS, comments_channel, odds_channel
 from resolvers.loaders import Loaders
 from schema.context import Context, Services
 from schema.errors import ApiError, BadUserInput, NotFound
-from schema.extensions import check_limits, format_errors
+from schema.extensions import check_limits, check_nul_bytes, format_errors
 from schema.node import from_global_id
 from schema.schema import AgoraSchema
 from schema.subscription import OddsUpdate
@@ -658,7 +658,9 @@ class WebsocketEndpoint:
             return
         document, errors = parsed
         if not errors:
-            limit = check_limits(schema, document, operation_name, variables, self.settings)
+            limit = check_nul_bytes(query, variables) or check_limits(
+                schema, document, operation_name, variables, self.settings
+            )
             errors = [limit] if limit else []
         if errors:
             self._error(conn, sub_id, list(errors))

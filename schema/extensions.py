@@ -29,7 +29,7 @@ from graphql.error import GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from schema.errors import ApiError, QueryTooComplex, graphql_error
+from schema.errors import ApiError, BadUserInput, QueryTooComplex, graphql_error
 from settings import Settings
 
 logger = logging.getLogger("agora.errors")
@@ -184,6 +184,27 @@ def check_limits(
     return None
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_nul_bytes(query: str | None, variables: dict[str, Any] | None) -> GraphQLError | None:
+    """NUL characters in any string input (no text field may hold one; PostgreSQL can't).
+
+    The query text is searched for the character and for its escape, cheaper than a walk of the
+    parsed document on every request.
+    """
+    if _has_nul(variables or {}) or (query is not None and ("\x00" in query or "\\u0000" in query)):
+        return graphql_error(BadUserInput("Strings may not contain NUL (\\u0000) characters."))
+    return None
+
+
 def make_query_limits(settings: Settings) -> type[SchemaExtension]:
     """The QueryLimits extension class bound to ``settings``."""
 
@@ -207,7 +228,7 @@ def make_query_limits(settings: Settings) -> type[SchemaExtension]:
                         context.validation_rules,
                     )
                 if not context.pre_execution_errors:
-                    error = check_limits(
+                    error = check_nul_bytes(context.query, context.variables) or check_limits(
                         context.schema._schema,
                         context.graphql_document,
                         context.operation_name,

@@ -211,3 +211,18 @@ async def test_malformed_http_requests_get_json_errors_with_codes(client: GraphQ
         body = response.json()
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert body["errors"][0]["message"]
+
+
+async def test_nul_characters_in_string_inputs_are_bad_user_input(client: GraphQLClient) -> None:
+    cases = [
+        ("query($s: String!) { article(slug: $s) { id } }", {"s": "a\x00b"}),
+        (
+            "query($f: ArticleFilter) { articles(filter: $f) { totalCount } }",
+            {"f": {"search": "x\x00"}},
+        ),
+        ('{ article(slug: "a\\u0000b") { id } }', {}),
+    ]
+    for query, variables in cases:
+        body = await client.post(query, variables)
+        assert body["data"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], query
