@@ -180,7 +180,7 @@ def market_orders(name: str, now: datetime) -> Ordering:
         return _by_time("NEWEST", "m", "created_at", True)
     if name == "VOLUME":
         return Ordering(
-            "VOLUME", (SortKey("m.volume_cents", "int", True), SortKey("m.id", "int", True))
+            "VOLUME", (SortKey("m.volume_cents", "bigint", True), SortKey("m.id", "int", True))
         )
     now_sql = time_literal(now)
     if name == "CLOSING_SOON":
@@ -206,7 +206,7 @@ def market_orders(name: str, now: datetime) -> Ordering:
         return Ordering(
             "TRENDING",
             (
-                SortKey(volume_24h, "int", True),
+                SortKey(volume_24h, "bigint", True),
                 SortKey("m.created_at", "datetime", True),
                 SortKey("m.id", "int", True),
             ),

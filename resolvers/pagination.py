@@ -23,7 +23,9 @@ from schema.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
 
-Kind = Literal["int", "str", "datetime"]
+Kind = Literal["int", "bigint", "str", "datetime"]
+# An int4 column compared with a bigger value is an error on PostgreSQL, not an empty page.
+_LIMITS = {"int": 2**31, "bigint": 2**63}
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,11 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 raise bad
             values.append(value)
         else:
-            if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or abs(value) >= _LIMITS[key.kind]
+            ):
                 raise bad
             values.append(value)
     return tuple(values)

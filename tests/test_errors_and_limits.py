@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,23 @@ async def test_malformed_ids_are_bad_user_input(client: GraphQLClient) -> None:
         body = await client.post("query($id: ID!) { node(id: $id) { id } }", {"id": bad})
         assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
         assert body["data"] == {"node": None} or body["data"] is None
+
+
+async def test_ids_and_cursors_out_of_the_column_range_are_bad_user_input(
+    client: GraphQLClient,
+) -> None:
+    import base64 as b64
+
+    body = await client.post(
+        "query($id: ID!) { node(id: $id) { id } }",
+        {"id": b64.b64encode(b"Article:99999999999").decode()},
+    )
+    assert _codes(body) == ["BAD_USER_INPUT"]
+    cursor = b64.urlsafe_b64encode(b'["NEWEST","2026-01-01T00:00:00+00:00",99999999999]').decode()
+    body = await client.post(
+        "query($c: String) { articles(after: $c) { totalCount } }", {"c": cursor}
+    )
+    assert _codes(body) == ["BAD_USER_INPUT"]
 
 
 async def test_an_id_of_nothing_is_null(client: GraphQLClient) -> None:
@@ -214,7 +232,7 @@ async def test_malformed_http_requests_get_json_errors_with_codes(client: GraphQ
 
 
 async def test_nul_characters_in_string_inputs_are_bad_user_input(client: GraphQLClient) -> None:
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("query($s: String!) { article(slug: $s) { id } }", {"s": "a\x00b"}),
         (
             "query($f: ArticleFilter) { articles(filter: $f) { totalCount } }",
