@@ -239,6 +239,21 @@ class Sub:
                     return
                 self.last_seq = seq
             self.replaying = False
+        except Closed:
+            self.conn.send(
+                {
+                    "id": self.id,
+                    "type": "error",
+                    "payload": [
+                        {
+                            "message": "Too many comments to replay: resubscribe with a later "
+                            f"afterSequence (last delivered: {self.last_seq}).",
+                            "extensions": {"code": "REPLAY_LIMIT", "lastSequence": self.last_seq},
+                        }
+                    ],
+                }
+            )
+            self.group.hub.remove(self)
         except Exception:
             logger.exception("catching up subscription %s failed", self.id)
             self.conn.send(
@@ -386,7 +401,11 @@ class Hub:
             root = roots[group.kind]
             if root is None:
                 continue
-            payload = await group.render(root, loaders)
+            try:
+                payload = await group.render(root, loaders)
+            except Exception:  # one group's failure must not cost the others the event
+                logger.exception("rendering an event for %s failed", group.channel)
+                continue
             seq = event.get("seq")
             for sub in list(group.subs):
                 sub.offer(seq if isinstance(seq, int) else None, payload)
@@ -530,7 +549,26 @@ class WebsocketEndpoint:
             await self._init(conn)
             while conn.closing is None:
                 message = await self._receive(conn, None)
-                await self._handle(conn, message)
+                try:
+                    await self._handle(conn, message)
+                except (Closed, WebSocketDisconnect):
+                    raise
+                except Exception:
+                    # One bad message must not take the connection's other subscriptions down.
+                    logger.exception("handling a %s message failed", message.get("type"))
+                    if isinstance(message.get("id"), str):
+                        conn.send(
+                            {
+                                "id": message["id"],
+                                "type": "error",
+                                "payload": [
+                                    {
+                                        "message": "Internal server error.",
+                                        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                                    }
+                                ],
+                            }
+                        )
         except Closed as closed:
             conn.close(closed.code, closed.reason)
         except WebSocketDisconnect:
@@ -734,8 +772,9 @@ class WebsocketEndpoint:
         if isinstance(built, list):
             self._error(conn, sub_id, built)
             return
-        root_field = operation.selection_set.selections[0]
-        assert isinstance(root_field, FieldNode)
+        root_field = _root_field(document, operation)
+        if root_field is None:
+            raise BadUserInput("A subscription selects exactly one root field.")
         field_name = root_field.name.value
         args = _arguments(root_field, dict(built.variable_values.coerced))
         if field_name == "oddsUpdated":
@@ -781,9 +820,12 @@ class WebsocketEndpoint:
         if field_name == "oddsUpdated":
             update = await odds_update(target, None, None, Loaders())
             if update is not None:
-                sub.last_seq = update.seq
+                frame = sub.frame(await sub.group.render(update, Loaders()))
+                # A live update that arrived meanwhile is newer than this snapshot.
+                if update.seq > sub.last_seq:
+                    sub.last_seq = update.seq
+                    conn.push_latest(sub_id, frame)
                 sub.replaying = False
-                conn.push_latest(sub_id, sub.frame(await sub.group.render(update, Loaders())))
             return
         if field_name == "commentUpdated":
             sub.replaying = False
@@ -795,6 +837,27 @@ class WebsocketEndpoint:
         rows = await fetch_dicts("SELECT comment_seq FROM articles WHERE id = ?", [target])
         sub.last_seq = int(rows[0]["comment_seq"]) if rows else 0
         sub.start_catch_up(None)
+
+
+def _root_field(document: DocumentNode, operation: OperationDefinitionNode) -> FieldNode | None:
+    """The subscription's one root field, looking through fragments and inline fragments."""
+    from graphql import FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
+
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    selections = list(operation.selection_set.selections)
+    for _ in range(100):
+        if not selections:
+            return None
+        node = selections.pop(0)
+        if isinstance(node, FieldNode):
+            return node
+        if isinstance(node, InlineFragmentNode):
+            selections = list(node.selection_set.selections) + selections
+        elif isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
+            selections = list(fragments[node.name.value].selection_set.selections) + selections
+    return None
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from refusals import validation
 
 
 def to_units(value: Decimal, places: int, field: str, allow_zero: bool = False) -> int:
     """``value`` × 10^places as an integer; VALIDATION if it has more places or isn't positive."""
-    scaled = value.scaleb(places)
-    if scaled != scaled.to_integral_value():
+    exact = Context(prec=60)  # above any input the scalar lets through: no silent rounding
+    exponent = value.normalize(exact).as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -places:
         raise validation(f"{field} has at most {places} decimal places.", field)
-    units = int(scaled)
+    units = int(value.scaleb(places, exact))
     if units < 0 or (units == 0 and not allow_zero):
         raise validation(f"{field} must be positive.", field)
     return units

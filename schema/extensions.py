@@ -50,6 +50,15 @@ _INPUT_ERROR_MARKERS = (
 # -- query limits ---------------------------------------------------------------------------
 
 
+# Fragments spread twice per level expand exponentially: past this many field visits the
+# document is too complex whatever its other numbers are.
+MAX_FIELD_VISITS = 20_000
+
+
+class _TooManyVisits(Exception):
+    """The walk gave up."""
+
+
 class _Walker:
     """Depth, aliases and GitHub-style node count of one operation, fragments expanded."""
 
@@ -59,14 +68,17 @@ class _Walker:
         fragments: dict[str, FragmentDefinitionNode],
         variables: dict[str, Any],
         default_page: int,
+        max_page: int,
     ) -> None:
         self.schema = schema
+        self.max_page = max_page
         self.fragments = fragments
         self.variables = variables
         self.default_page = default_page
         self.max_depth = 0
         self.aliases = 0
         self.nodes = 0
+        self.visits = 0
 
     def walk(
         self,
@@ -97,6 +109,9 @@ class _Walker:
     def _field(
         self, node: FieldNode, parent_type: Any, depth: int, multiplier: int, seen: frozenset[str]
     ) -> None:
+        self.visits += 1
+        if self.visits > MAX_FIELD_VISITS:
+            raise _TooManyVisits
         name = node.name.value
         if node.alias is not None:
             self.aliases += 1
@@ -122,12 +137,13 @@ class _Walker:
         for argument in node.arguments or ():
             if argument.name.value in ("first", "last"):
                 value = argument.value
+                # An out-of-range size is the resolver's BAD_USER_INPUT, not a complexity error.
                 if isinstance(value, IntValueNode):
-                    return int(value.value)
+                    return min(int(value.value), self.max_page)
                 if isinstance(value, VariableNode):
                     raw = self.variables.get(value.name.value)
                     if isinstance(raw, int) and not isinstance(raw, bool):
-                        return raw
+                        return min(raw, self.max_page)
         for arg_name in ("first", "last"):
             arg = field_def.args.get(arg_name)
             if arg is not None and isinstance(arg.default_value, int):
@@ -155,10 +171,19 @@ def check_limits(
     }
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
-    walker = _Walker(schema, fragments, variables or {}, settings.default_page_size)
-    for operation in operations:
-        root = schema.get_root_type(operation.operation)
-        walker.walk(operation.selection_set, root, 0, 1)
+    walker = _Walker(
+        schema, fragments, variables or {}, settings.default_page_size, settings.max_page_size
+    )
+    try:
+        for operation in operations:
+            root = schema.get_root_type(operation.operation)
+            walker.walk(operation.selection_set, root, 0, 1)
+    except _TooManyVisits:
+        return graphql_error(
+            QueryTooComplex(
+                f"Query expands to more than {MAX_FIELD_VISITS} fields.", limit="fields"
+            )
+        )
     if walker.max_depth > settings.max_query_depth:
         return graphql_error(
             QueryTooComplex(

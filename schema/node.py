@@ -30,7 +30,11 @@ def from_global_id(global_id: str, *expected: str) -> tuple[str, int]:
     try:
         raw = base64.b64decode(global_id.encode("ascii"), validate=True).decode("utf-8")
         type_name, _, pk_text = raw.partition(":")
-        if type_name not in NODE_TYPES or not pk_text.isdigit() or len(pk_text) > 10:
+        if (
+            type_name not in NODE_TYPES
+            or not (pk_text.isascii() and pk_text.isdigit())
+            or len(pk_text) > 10
+        ):
             raise ValueError(raw)
         pk = int(pk_text)
         if pk >= 2**31:  # ids are int4: a bigger one can't be ours

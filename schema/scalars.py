@@ -9,7 +9,7 @@ import strawberry
 
 from schema.errors import BadUserInput
 
-_PLAIN_DECIMAL = re.compile(r"-?\d{1,30}(\.\d{1,30})?")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
 
 def parse_decimal(value: object) -> Decimal:

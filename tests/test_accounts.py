@@ -77,7 +77,7 @@ async def test_sign_up_logs_in_with_1000_credits(fresh_client: GraphQLClient) ->
         ({"password": "short"}, "VALIDATION", ["password"]),
         ({"password": "p" * 257}, "VALIDATION", ["password"]),
         ({"displayName": "   "}, "VALIDATION", ["displayName"]),
-        ({"displayName": "bad\u0000name"}, "VALIDATION", ["displayName"]),
+        ({"displayName": "bad\u0007name"}, "VALIDATION", ["displayName"]),
     ],
 )
 async def test_bad_sign_ups_are_refused_and_change_nothing(

@@ -244,3 +244,42 @@ async def test_nul_characters_in_string_inputs_are_bad_user_input(client: GraphQ
         body = await client.post(query, variables)
         assert body["data"] is None
         assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], query
+
+
+async def test_fragments_spread_exponentially_are_refused_quickly(client: GraphQLClient) -> None:
+    levels = 24
+    fragments = " ".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)
+    )
+    query = "query { ...F0 } " + fragments + f" fragment F{levels} on Query {{ __typename }}"
+    started = time.monotonic()
+    body = await client.post(query)
+    assert time.monotonic() - started < 1.0
+    assert _codes(body) == ["QUERY_TOO_COMPLEX"]
+
+
+async def test_huge_page_sizes_are_bad_input_not_complexity(client: GraphQLClient) -> None:
+    for query in [
+        "{ leaderboard(first: 1000000000) { rank } }",
+        "{ articles(first: 1) { nodes { comments(first: 100000) { totalCount } } } }",
+    ]:
+        body = await client.post(query)
+        assert _codes(body) == ["BAD_USER_INPUT"], query
+
+
+async def test_non_ascii_digits_are_not_numbers(client: GraphQLClient) -> None:
+    import base64 as b64
+
+    body = await client.post(
+        "query($id: ID!) { node(id: $id) { id } }",
+        {"id": b64.b64encode("User:١".encode()).decode()},
+    )
+    assert _codes(body) == ["BAD_USER_INPUT"]
+    outcome = await client.data("{ markets(first: 1) { nodes { outcomes { id } } } }")
+    outcome_id = outcome["markets"]["nodes"][0]["outcomes"][0]["id"]
+    for amount in ["١٢", "1.0000000000000000000000000001"]:
+        body = await client.post(
+            "query($o: ID!, $a: Decimal) { quote(input: {outcomeId: $o, amount: $a}) { shares } }",
+            {"o": outcome_id, "a": amount},
+        )
+        assert _codes(body) in (["BAD_USER_INPUT"], ["VALIDATION"]), amount

@@ -487,3 +487,54 @@ async def test_a_slow_consumer_is_cut_off_without_delaying_others(fresh_settings
     assert len(fast_socket.sent) == 100
     for writer in writers:
         writer.cancel()
+
+
+async def test_root_fields_inside_fragments_and_bad_messages_keep_the_socket(live: Live) -> None:
+    token = await live.token("alice")
+    article = await live.article()
+    ws = await live.connect()
+    await subscribe(
+        ws,
+        "subscription($a: ID!) { ...F } fragment F on Subscription { commentAdded(articleId: $a) { sequence } }",
+        {"a": article["id"]},
+    )
+    await subscribe(
+        ws,
+        "subscription($a: ID!) { ... on Subscription { commentUpdated(articleId: $a) { sequence } } }",
+        {"a": article["id"]},
+        "2",
+    )
+    await asyncio.sleep(0.1)
+    comment = await _post(live, token, article["id"], "through a fragment")
+    assert (await next_payload(ws))["data"]["commentAdded"]["sequence"] == comment["sequence"]
+    await ws.close()
+
+
+async def test_replaying_past_the_limit_is_a_coded_error(fresh_settings: Settings) -> None:
+    from tortoise import Tortoise
+
+    from db.config import tortoise_config
+    from db.seed import load_demo_data
+
+    settings = replace(fresh_settings, ws_replay_limit=2)
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        await load_demo_data()
+    finally:
+        await Tortoise.close_connections()
+    async with serving(settings) as server:
+        article = await server.article()
+        ws = await server.connect()
+        await subscribe(ws, ADDED, {"a": article["id"], "after": 0})
+        first = [json.loads(await recv(ws)) for _ in range(3)]
+        assert [m["type"] for m in first] == ["next", "next", "error"]
+        error = first[2]["payload"][0]
+        assert error["extensions"]["code"] == "REPLAY_LIMIT"
+        assert (
+            error["extensions"]["lastSequence"]
+            == first[1]["payload"]["data"]["commentAdded"]["sequence"]
+        )
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await recv(ws))["type"] == "pong"
+        await ws.close()
