@@ -130,9 +130,11 @@ class Accounts:
             retry = await self.limiter.peek(rule, key)
             if retry is not None:
                 raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
-        user = await models.User.get_or_none(username=name)
-        ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
-        if user is None or not ok or len(password) > self.settings.password_max_length:
+        # An over-long password can't be right: refuse it without paying for the hash.
+        too_long = len(password) > self.settings.password_max_length
+        user = None if too_long else await models.User.get_or_none(username=name)
+        ok = not too_long and verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        if user is None or not ok:
             await self.limiter.hit(self.login_account_rule, account_key)
             await self.limiter.hit(self.login_address_rule, address)
             raise Refusal("INVALID_CREDENTIALS", "Wrong username or password.")
