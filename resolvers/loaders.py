@@ -125,17 +125,29 @@ class Loaders:
     async def _price_history(
         self, keys: list[tuple[int, int, int]]
     ) -> list[list[models.PricePoint]]:
-        # (market, since epoch, bucket seconds): the last point of each bucket, at most 1000.
-        found = []
+        # (market, since epoch, bucket seconds): the last point of each bucket, the latest 1000
+        # buckets per market; one statement for all markets asking the same since and bucket.
+        by_window: dict[tuple[int, int], list[int]] = defaultdict(list)
         for market_id, since, bucket in keys:
+            by_window[(since, bucket)].append(market_id)
+        found: dict[tuple[int, int, int], list[models.PricePoint]] = {}
+        for (since, bucket), market_ids in by_window.items():
+            unique = list(set(market_ids))
             rows = await fetch_dicts(
-                "SELECT p.* FROM price_points p JOIN (SELECT MAX(id) AS id FROM price_points "
-                "WHERE market_id = ? AND at_epoch >= ? GROUP BY at_epoch / ? "
-                "ORDER BY MAX(id) DESC LIMIT 1000) last ON last.id = p.id ORDER BY p.id",
-                (market_id, since, bucket),
+                "SELECT * FROM (SELECT p.*, ROW_NUMBER() OVER "
+                "(PARTITION BY p.market_id ORDER BY p.id DESC) AS _rn FROM price_points p "
+                "JOIN (SELECT MAX(id) AS id FROM price_points "
+                f"WHERE market_id IN ({placeholders(len(unique))}) AND at_epoch >= ? "
+                "GROUP BY market_id, at_epoch / ?) last ON last.id = p.id) w "
+                "WHERE _rn <= 1000 ORDER BY market_id, id",
+                [*unique, since, bucket],
             )
-            found.append([models.PricePoint._init_from_db(**row) for row in rows])
-        return found
+            grouped: dict[int, list[models.PricePoint]] = defaultdict(list)
+            for row in rows:
+                grouped[row["market_id"]].append(models.PricePoint._init_from_db(**row))
+            for market_id in unique:
+                found[(market_id, since, bucket)] = grouped.get(market_id, [])
+        return [found[key] for key in keys]
 
     # -- relations through link tables ---------------------------------------------------
 

@@ -530,3 +530,23 @@ async def test_read_side_positions_trades_history_leaderboard(client: GraphQLCli
         assert sum(Decimal(p["profit"]) for p in positions) == Decimal(entry["profit"])
     body = await client.post("{ leaderboard(first: 101) { rank } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_price_history_of_a_market_list_is_one_statement(client: GraphQLClient) -> None:
+    from tests.conftest import SqlCounter
+
+    query = """query($n: Int) { markets(first: $n, orderBy: NEWEST) { nodes {
+                 priceHistory(interval: HOUR) { at probabilities } } } }"""
+    counts, histories = [], []
+    for n in (2, 13):
+        with SqlCounter().counting() as counter:
+            data = await client.data(query, {"n": n})
+        counts.append(len(counter.statements))
+        histories.append([m["priceHistory"] for m in data["markets"]["nodes"]])
+    assert counts[0] == counts[1], counts
+    assert histories[1][:2] == histories[0]
+    for market, points in zip(
+        await models.Market.all().order_by("-created_at", "-id"), histories[1], strict=True
+    ):
+        trades = await models.Trade.filter(market_id=market.id).count()
+        assert 1 <= len(points) <= trades + 1
