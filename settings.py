@@ -7,7 +7,7 @@ table lists them. Nothing else in the project reads ``os.environ``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 
 class SettingsError(ValueError):
@@ -30,17 +30,6 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
 def _str(name: str, default: str) -> str:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else raw
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
 def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -192,8 +181,3 @@ def load_settings() -> Settings:
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
     return settings
-
-
-def setting_names() -> list[str]:
-    """The names of all settings (for the README table test)."""
-    return [f.name for f in fields(Settings)]

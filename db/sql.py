@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.models import Model
-
-M = TypeVar("M", bound=Model)
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -60,12 +57,6 @@ async def execute(
     conn = conn or connection()
     count, _ = await conn.execute_query(to_dialect(sql, conn), list(params))
     return int(count)
-
-
-async def fetch_models(model: type[M], sql: str, params: Sequence[Any] = ()) -> list[M]:
-    """Run a SELECT of ``model``'s columns (extra columns are ignored) as model instances."""
-    rows = await fetch_dicts(sql, params)
-    return [model._init_from_db(**row) for row in rows]
 
 
 def like_pattern(text: str) -> str:

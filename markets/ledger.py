@@ -96,14 +96,6 @@ async def market_account_id(conn: BaseDBAsyncClient, market_id: int) -> int:
     return int(rows[0]["id"])
 
 
-async def wallet_id(conn: BaseDBAsyncClient, user_id: int) -> int | None:
-    """The user's wallet account id, if it has one."""
-    rows = await fetch_dicts(
-        "SELECT id FROM ledger_accounts WHERE kind = 'USER' AND user_id = ?", (user_id,), conn
-    )
-    return int(rows[0]["id"]) if rows else None
-
-
 async def post(
     conn: BaseDBAsyncClient,
     kind: str,

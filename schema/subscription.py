@@ -43,10 +43,6 @@ async def _websocket_only() -> AsyncGenerator[Any, None]:
     yield  # pragma: no cover - makes this an async generator
 
 
-def _root(root: Any, info: Info) -> Any:
-    return root
-
-
 @strawberry.type(description="Live updates over websockets (graphql-transport-ws at /graphql).")
 class Subscription:
     @strawberry.subscription(
