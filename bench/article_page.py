@@ -547,6 +547,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=120.0,
         help="hard cap in seconds on all measured rounds together (split evenly between batches)",
     )
+    add_database_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--requests, --concurrency and --rounds must be positive, --warmup >= 0")
+    if args.database_url and not args.database_url.startswith(
+        ("postgres://", "postgresql://", "asyncpg://")
+    ):
+        parser.error("--database-url must be a postgres:// URL (SQLite is the default)")
+    return args
+
+
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--database-url`` or ``--postgres`` (default: a temporary SQLite file)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--database-url", help="an EMPTY PostgreSQL database (postgres://…); default: temp SQLite"
@@ -556,14 +569,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="start a throwaway PostgreSQL server (tests.services), bench on it, stop it",
     )
-    args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--requests, --concurrency and --rounds must be positive, --warmup >= 0")
-    if args.database_url and not args.database_url.startswith(
-        ("postgres://", "postgresql://", "asyncpg://")
-    ):
-        parser.error("--database-url must be a postgres:// URL (SQLite is the default)")
-    return args
 
 
 @contextmanager

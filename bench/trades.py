@@ -53,6 +53,7 @@ from bench.article_page import (
     HEADERS,
     ROOT,
     Target,
+    add_database_arguments,
     ensure_empty_postgres,
     free_port,
     log_tail,
@@ -666,15 +667,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=240.0,
         help="hard cap in seconds on all measured batches together (split evenly)",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--database-url", help="an EMPTY PostgreSQL database (postgres://…); default: temp SQLite"
-    )
-    where.add_argument(
-        "--postgres",
-        action="store_true",
-        help="start a throwaway PostgreSQL server (tests.services), bench on it, stop it",
-    )
+    add_database_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.users, args.concurrency, args.markets, args.requests, args.rounds) < 1:
         parser.error("--users, --concurrency, --markets, --requests and --rounds must be >= 1")
