@@ -6,6 +6,7 @@ table lists them. Nothing else in the project reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -67,7 +68,15 @@ class Settings:
     port: int = 8000
     database_url: str = "sqlite://agora.sqlite3"
     db_pool_size: int = 10
+    # A database that doesn't answer within this many seconds is down: HTTP 503
+    db_timeout_seconds: int = 5
+    # Retry-After on a 503 while the database is down
+    retry_after_seconds: int = 5
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges); none by default
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Longest logged value (an input echoed in an error message, say), characters
+    log_value_max_chars: int = 300
     cors_origins: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
     # HTTP
     max_body_bytes: int = 1024 * 1024
@@ -81,6 +90,14 @@ class Settings:
     max_query_tokens: int = 5000
     max_query_aliases: int = 30
     max_query_nodes: int = 50_000
+    # Field selections in one document, fragments counted once: graphql-core's validation is
+    # quadratic in repeated fields and recurses on them, so this is checked before it runs
+    max_query_fields: int = 1000
+    # Fields declared expensive (password hashing, trades, settlements) in one document
+    max_expensive_fields: int = 5
+    # One bound during execution: rows loaded for one response, and its encoded size
+    max_response_objects: int = 100_000
+    max_response_bytes: int = 16 * 1024 * 1024
     # Caches
     parser_cache_size: int = 256
     validation_cache_size: int = 256
@@ -91,6 +108,10 @@ class Settings:
     password_min_length: int = 8
     password_max_length: int = 256
     signup_grant_cents: int = 100_000
+    # Password hashing runs off the event loop on this many threads; at most this many
+    # hashes wait for one (more: RATE_LIMITED, retry in a second)
+    password_hash_workers: int = 2
+    password_hash_queue: int = 64
     # Comments
     comment_max_length: int = 10_000
     report_reason_max_length: int = 500
@@ -102,11 +123,17 @@ class Settings:
     ws_queue_length: int = 256
     ws_ping_interval_seconds: int = 20
     ws_replay_limit: int = 10_000
+    # Replays (afterSequence) read this many comments at a time, run at most this many at once
+    # per connection and per process; the rest wait their turn
+    ws_replay_page_size: int = 200
+    ws_replays_per_connection: int = 2
+    ws_replays_per_process: int = 8
     # Rate limits, "COUNT/SECONDS": a bucket of COUNT refilled evenly over SECONDS
     comment_rate: str = "5/60"
     login_failure_rate_per_account: str = "5/900"
     login_failure_rate_per_address: str = "50/900"
     signup_rate_per_address: str = "200/3600"
+    change_password_failure_rate: str = "5/900"
 
     @property
     def is_sqlite(self) -> bool:
@@ -128,7 +155,11 @@ def load_settings() -> Settings:
         port=_int("PORT", defaults.port, 1),
         database_url=_str("DATABASE_URL", defaults.database_url),
         db_pool_size=_int("DB_POOL_SIZE", defaults.db_pool_size, 1),
+        db_timeout_seconds=_int("DB_TIMEOUT_SECONDS", defaults.db_timeout_seconds, 1),
+        retry_after_seconds=_int("RETRY_AFTER_SECONDS", defaults.retry_after_seconds, 1),
+        trusted_proxies=_list("TRUSTED_PROXIES", defaults.trusted_proxies),
         log_level=_str("LOG_LEVEL", defaults.log_level).upper(),
+        log_value_max_chars=_int("LOG_VALUE_MAX_CHARS", defaults.log_value_max_chars, 20),
         cors_origins=_list("CORS_ORIGINS", defaults.cors_origins),
         max_body_bytes=_int("MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
         default_page_size=_int("DEFAULT_PAGE_SIZE", defaults.default_page_size, 1),
@@ -139,6 +170,10 @@ def load_settings() -> Settings:
         max_query_tokens=_int("MAX_QUERY_TOKENS", defaults.max_query_tokens, 10),
         max_query_aliases=_int("MAX_QUERY_ALIASES", defaults.max_query_aliases, 0),
         max_query_nodes=_int("MAX_QUERY_NODES", defaults.max_query_nodes, 1),
+        max_query_fields=_int("MAX_QUERY_FIELDS", defaults.max_query_fields, 10),
+        max_expensive_fields=_int("MAX_EXPENSIVE_FIELDS", defaults.max_expensive_fields, 1),
+        max_response_objects=_int("MAX_RESPONSE_OBJECTS", defaults.max_response_objects, 100),
+        max_response_bytes=_int("MAX_RESPONSE_BYTES", defaults.max_response_bytes, 1024),
         parser_cache_size=_int("PARSER_CACHE_SIZE", defaults.parser_cache_size, 1),
         validation_cache_size=_int("VALIDATION_CACHE_SIZE", defaults.validation_cache_size, 1),
         min_market_liquidity_cents=_int(
@@ -148,6 +183,8 @@ def load_settings() -> Settings:
         password_min_length=_int("PASSWORD_MIN_LENGTH", defaults.password_min_length, 1),
         password_max_length=_int("PASSWORD_MAX_LENGTH", defaults.password_max_length, 8),
         signup_grant_cents=_int("SIGNUP_GRANT_CENTS", defaults.signup_grant_cents, 0),
+        password_hash_workers=_int("PASSWORD_HASH_WORKERS", defaults.password_hash_workers, 1),
+        password_hash_queue=_int("PASSWORD_HASH_QUEUE", defaults.password_hash_queue, 1),
         comment_max_length=_int("COMMENT_MAX_LENGTH", defaults.comment_max_length, 1),
         report_reason_max_length=_int(
             "REPORT_REASON_MAX_LENGTH", defaults.report_reason_max_length, 1
@@ -163,6 +200,11 @@ def load_settings() -> Settings:
             "WS_PING_INTERVAL_SECONDS", defaults.ws_ping_interval_seconds, 1
         ),
         ws_replay_limit=_int("WS_REPLAY_LIMIT", defaults.ws_replay_limit, 1),
+        ws_replay_page_size=_int("WS_REPLAY_PAGE_SIZE", defaults.ws_replay_page_size, 1),
+        ws_replays_per_connection=_int(
+            "WS_REPLAYS_PER_CONNECTION", defaults.ws_replays_per_connection, 1
+        ),
+        ws_replays_per_process=_int("WS_REPLAYS_PER_PROCESS", defaults.ws_replays_per_process, 1),
         comment_rate=_rate("COMMENT_RATE", defaults.comment_rate),
         login_failure_rate_per_account=_rate(
             "LOGIN_FAILURE_RATE_PER_ACCOUNT", defaults.login_failure_rate_per_account
@@ -171,6 +213,9 @@ def load_settings() -> Settings:
             "LOGIN_FAILURE_RATE_PER_ADDRESS", defaults.login_failure_rate_per_address
         ),
         signup_rate_per_address=_rate("SIGNUP_RATE_PER_ADDRESS", defaults.signup_rate_per_address),
+        change_password_failure_rate=_rate(
+            "CHANGE_PASSWORD_FAILURE_RATE", defaults.change_password_failure_rate
+        ),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
@@ -180,4 +225,9 @@ def load_settings() -> Settings:
         raise SettingsError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
     if settings.default_page_size > settings.max_page_size:
         raise SettingsError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+    for entry in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"TRUSTED_PROXIES: {entry!r} is not an address or range") from exc
     return settings

@@ -351,3 +351,31 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and getattr(result, "errors", None):
             result.errors = format_errors(result.errors)
+
+
+# -- the checks every transport runs ---------------------------------------------------------
+
+
+def document_errors(schema: GraphQLSchema, document: Any, settings: Settings) -> list[GraphQLError]:
+    """Everything that depends on the document alone: validation and the document-only limits.
+
+    The result may be cached by query text (the websocket server does).
+    """
+    from graphql import validate
+
+    return list(validate(schema, document))
+
+
+def request_error(
+    schema: GraphQLSchema,
+    document: Any,
+    query: str | None,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+) -> GraphQLError | None:
+    """The first check that depends on this request's variables and operation name to fail:
+    string hygiene of the variables, the choice of operation, the node count."""
+    return check_nul_bytes(query, variables) or check_limits(
+        schema, document, operation_name, variables, settings
+    )
