@@ -5,8 +5,9 @@ Run it with ``uvicorn app:create_app --factory`` (``make run`` does, after migra
 
 from __future__ import annotations
 
+import asyncio
 import gc
-import logging
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,19 +28,23 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
+from clientaddr import client_address
 from comments.service import Comments
 from db.config import tortoise_config
+from db.health import is_database_down
 from db.sql import fetch_dicts
+from logs import configure_logging, get_logger, truncate
 from markets.trading import Trading
 from realtime.broker import RedisBroker, broker_for
 from realtime.events import to_message
 from realtime.server import Hub, WebsocketEndpoint
+from resolvers.loaders import Loaders
 from schema.context import Context, Services
-from schema.extensions import format_errors
+from schema.extensions import MASKED_MESSAGE, format_errors
 from schema.schema import build_schema
 from settings import Settings, load_settings
 
-logger = logging.getLogger("agora")
+logger = get_logger("agora")
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -48,6 +53,15 @@ def bearer_token(authorization: str | None) -> str:
         return ""
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """A GraphQL response carrying one request-level error."""
+    return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+class _DatabaseDown(Exception):
+    """Raised out of the view to answer 503."""
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -62,29 +76,83 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        # Strawberry answers a malformed request in plain text; clients get JSON with a code.
+        # Whatever goes wrong, the client gets JSON with a code: strawberry answers a malformed
+        # request in plain text, and an exception escaping here would be uvicorn's plain 500
+        # (and a closed keep-alive connection).
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except HTTPException as exc:
             code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_USER_INPUT"
-            response = JSONResponse(
-                {"errors": [{"message": exc.reason, "extensions": {"code": code}}]},
-                status_code=exc.status_code,
-            )
+            response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
+        except Exception as exc:
+            if isinstance(exc, _DatabaseDown) or is_database_down(exc):
+                response = self.unavailable()
+            else:
+                logger.error("request failed outside execution", exc_info=exc)
+                response = JSONResponse(
+                    error_body(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR"), status_code=500
+                )
         await response(scope, receive, send)
+
+    def unavailable(self) -> Response:
+        """HTTP 503 while the database doesn't answer: clients retry after Retry-After."""
+        return JSONResponse(
+            error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"),
+            status_code=503,
+            headers={"Retry-After": str(self.settings.retry_after_seconds)},
+        )
+
+    def decode_json(self, data: str | bytes) -> object:
+        # json.loads raises UnicodeDecodeError on invalid UTF-8 and RecursionError on deep
+        # nesting, neither of which strawberry turns into a 400; and a body that is a JSON
+        # string or number breaks strawberry's `.get`.
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError as exc:
+            raise HTTPException(400, "The request body is not valid UTF-8.") from exc
+        try:
+            value = json.loads(text)
+        except RecursionError as exc:
+            raise HTTPException(400, "The request body is nested too deeply.") from exc
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return value
+
+    def encode_json(self, data: object) -> str:
+        encoded = json.dumps(data, separators=(",", ":"))
+        # ensure_ascii: one character is one byte, so len() is the body's size.
+        if len(encoded) > self.settings.max_response_bytes:
+            return json.dumps(
+                error_body(
+                    f"The response would exceed {self.settings.max_response_bytes} bytes. "
+                    "Ask for less.",
+                    "RESPONSE_TOO_LARGE",
+                ),
+                separators=(",", ":"),
+            )
+        return encoded
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         token = bearer_token(request.headers.get("authorization"))
-        viewer = await self.services.accounts.authenticate(token) if token else None
+        viewer = None
+        if token:
+            viewer = await asyncio.wait_for(
+                self.services.accounts.authenticate(token), self.settings.db_timeout_seconds
+            )
         if token and viewer is None and isinstance(response, Response):
             # An expired or revoked token: the request goes on as anonymous, and says why.
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return Context(
             settings=self.settings,
             services=self.services,
+            loaders=Loaders(self.settings.max_response_objects),
             viewer=viewer,
             token=token if viewer else "",
-            client_address=request.client.host if request.client else "unknown",
+            client_address=client_address(
+                request.client.host if request.client else None,
+                request.headers,
+                self.settings.trusted_proxies,
+            ),
             request=request,
             response=response,
         )
@@ -94,6 +162,13 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         # Errors raised outside the operation (by an extension, say) skip ErrorCodes' hook.
         result.errors = format_errors(result.errors)
+        for error in result.errors or ():
+            code = (error.extensions or {}).get("code")
+            if code == "SERVICE_UNAVAILABLE":
+                raise _DatabaseDown
+            if code == "RESPONSE_TOO_LARGE":
+                # Never a truncated body: no data, one error.
+                return {"data": None, "errors": [error.formatted]}
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [error.formatted for error in result.errors]
@@ -167,10 +242,12 @@ async def readyz(request: Request) -> Response:
     """Readiness: the database answers, and Redis does when it is configured."""
     body: dict[str, str] = {}
     try:
-        await fetch_dicts("SELECT 1 AS ok")
+        await asyncio.wait_for(
+            fetch_dicts("SELECT 1 AS ok"), request.app.state.settings.db_timeout_seconds
+        )
         body["database"] = "ok"
-    except Exception:
-        logger.exception("readiness check failed")
+    except Exception as exc:
+        logger.warning("readiness check failed: %s", truncate(repr(exc), 300))
         body["database"] = "down"
     broker = request.app.state.broker
     if isinstance(broker, RedisBroker):
@@ -261,21 +338,27 @@ async def prepare_database(settings: Settings) -> None:
 
 def main() -> None:
     """``python -m app``: migrate, seed an empty development database, serve."""
-    import asyncio
-
     import uvicorn
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     asyncio.run(prepare_database(settings))
     logger.info("serving http://%s:%s/graphql", settings.host, settings.port)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What every start path passes to uvicorn (README's command line spells the same)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # configure_logging's handlers, which truncate
+        # The app derives the client address itself (clientaddr, TRUSTED_PROXIES).
+        "proxy_headers": False,
+        # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.
+        "ws_max_size": settings.ws_max_message_bytes,
+    }
 
 
 if __name__ == "__main__":

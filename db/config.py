@@ -31,6 +31,10 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         connection["engine"] = "tortoise.backends.asyncpg"
         connection["credentials"]["minsize"] = 1
         connection["credentials"]["maxsize"] = settings.db_pool_size
+        # A database that stops answering is an answer within DB_TIMEOUT_SECONDS (503), not
+        # requests that hang: asyncpg's connect timeout, and its timeout for every statement.
+        connection["credentials"]["timeout"] = settings.db_timeout_seconds
+        connection["credentials"]["command_timeout"] = settings.db_timeout_seconds
     else:
         raise ValueError(f"unsupported DATABASE_URL scheme: {url.split('://', 1)[0]!r}")
     return {

@@ -7,11 +7,12 @@ spec with one windowed statement (see ``resolvers.pagination``).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
@@ -20,6 +21,7 @@ from db import models
 from db.sql import fetch_dicts, placeholders
 from markets.ledger import balances_of_users
 from resolvers.pagination import Ordering, Page, PageRequest, Source, count_rows, fetch_pages
+from schema.errors import ResponseTooLarge
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K", bound=Hashable)
@@ -35,8 +37,12 @@ class ListSpec:
 
 
 def _by_field(model: type[M], field: str) -> Callable[[list[Any]], Awaitable[list[M | None]]]:
+    # A key longer than the column matches nothing (and Tortoise refuses to send it).
+    max_length = getattr(model._meta.fields_map[field], "max_length", None)
+
     async def load(keys: list[Any]) -> list[M | None]:
-        rows = await model.filter(**{f"{field}__in": list(set(keys))})
+        wanted = {k for k in keys if max_length is None or len(k) <= max_length}
+        rows = await model.filter(**{f"{field}__in": list(wanted)}) if wanted else []
         found = {getattr(row, field): row for row in rows}
         return [found.get(key) for key in keys]
 
@@ -72,35 +78,104 @@ class CategoryTree:
         return trail
 
 
-class Loaders:
-    """All loaders of one request (or one subscription event): a fresh cache each time."""
+class ResponseBudget:
+    """How many objects loaders may hand to one response (cache hits included: one article id
+    asked for 100 times under 30 aliases is one row but 3,000 objects to render)."""
 
-    def __init__(self) -> None:
-        self.user_by_id = DataLoader(_by_field(models.User, "id"))
-        self.author_by_id = DataLoader(_by_field(models.Author, "id"))
-        self.author_by_slug = DataLoader(_by_field(models.Author, "slug"))
-        self.author_by_user = DataLoader(_by_field(models.Author, "user_id"))
-        self.article_by_id = DataLoader(_by_field(models.Article, "id"))
-        self.article_by_slug = DataLoader(_by_field(models.Article, "slug"))
-        self.tag_by_id = DataLoader(_by_field(models.Tag, "id"))
-        self.tag_by_slug = DataLoader(_by_field(models.Tag, "slug"))
-        self.comment_by_id = DataLoader(_by_field(models.Comment, "id"))
-        self.market_by_id = DataLoader(_by_field(models.Market, "id"))
-        self.market_by_slug = DataLoader(_by_field(models.Market, "slug"))
-        self.outcome_by_id = DataLoader(_by_field(models.Outcome, "id"))
-        self.outcomes_by_market = DataLoader(self._outcomes_by_market)
-        self.tags_by_article = DataLoader(self._tags_by_article)
-        self.markets_by_article = DataLoader(self._markets_by_article)
-        self.articles_by_market = DataLoader(self._articles_by_market)
-        self.tags_by_market = DataLoader(self._tags_by_market)
-        self.related_articles_by_article = DataLoader(self._related_articles)
-        self.page_by_parent: DataLoader[tuple[Any, ListSpec], Page[Any]] = DataLoader(self._pages)
-        self.count_by_parent: DataLoader[tuple[Any, Source], int] = DataLoader(self._counts)
-        self.balance_by_user = DataLoader(self._balances)
-        self.trade_by_id = DataLoader(_by_field(models.Trade, "id"))
-        self.positions_by_user_market = DataLoader(self._positions_by_user_market)
-        self.price_history_by_market = DataLoader(self._price_history)
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.used > self.limit
+
+    def spend(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        value = future.result()
+        if isinstance(value, list):
+            self.used += len(value)
+        elif isinstance(value, Page):
+            self.used += len(value.rows)
+        else:
+            self.used += 1
+
+
+T = TypeVar("T")
+
+
+class CountingDataLoader(DataLoader[K, T]):
+    """A DataLoader that counts what it hands out against a ResponseBudget; once over it, every
+    further load fails at once, so execution winds down instead of building the response."""
+
+    budget: ResponseBudget
+
+    def load(self, key: K) -> Awaitable[T]:
+        if self.budget.exceeded:
+            failed: asyncio.Future[T] = self.loop.create_future()
+            failed.set_exception(
+                ResponseTooLarge(
+                    f"The response would hold more than {self.budget.limit} objects. Ask for less.",
+                    limit="responseObjects",
+                )
+            )
+            return failed
+        future = cast("asyncio.Future[T]", super().load(key))
+        # A callback, not a wrapping coroutine: loads are the hot path of every page.
+        if future.done():
+            self.budget.spend(future)
+        else:
+            future.add_done_callback(self.budget.spend)
+        return future
+
+
+class Loaders:
+    """All loaders of one request (or one subscription event): a fresh cache each time.
+
+    ``max_objects`` bounds what one response may load (None: no bound, for subscription events,
+    whose size the document limits already bound).
+    """
+
+    def __init__(self, max_objects: int | None = None) -> None:
+        self.budget = ResponseBudget(max_objects)
+        # Every relation is one loader counted against the budget.
+        self.user_by_id = self._loader(_by_field(models.User, "id"))
+        self.author_by_id = self._loader(_by_field(models.Author, "id"))
+        self.author_by_slug = self._loader(_by_field(models.Author, "slug"))
+        self.author_by_user = self._loader(_by_field(models.Author, "user_id"))
+        self.article_by_id = self._loader(_by_field(models.Article, "id"))
+        self.article_by_slug = self._loader(_by_field(models.Article, "slug"))
+        self.tag_by_id = self._loader(_by_field(models.Tag, "id"))
+        self.tag_by_slug = self._loader(_by_field(models.Tag, "slug"))
+        self.comment_by_id = self._loader(_by_field(models.Comment, "id"))
+        self.market_by_id = self._loader(_by_field(models.Market, "id"))
+        self.market_by_slug = self._loader(_by_field(models.Market, "slug"))
+        self.outcome_by_id = self._loader(_by_field(models.Outcome, "id"))
+        self.outcomes_by_market = self._loader(self._outcomes_by_market)
+        self.tags_by_article = self._loader(self._tags_by_article)
+        self.markets_by_article = self._loader(self._markets_by_article)
+        self.articles_by_market = self._loader(self._articles_by_market)
+        self.tags_by_market = self._loader(self._tags_by_market)
+        self.related_articles_by_article = self._loader(self._related_articles)
+        self.page_by_parent: CountingDataLoader[tuple[Any, ListSpec], Page[Any]] = self._loader(
+            self._pages
+        )
+        self.count_by_parent: CountingDataLoader[tuple[Any, Source], int] = self._loader(
+            self._counts
+        )
+        self.balance_by_user = self._loader(self._balances)
+        self.trade_by_id = self._loader(_by_field(models.Trade, "id"))
+        self.positions_by_user_market = self._loader(self._positions_by_user_market)
+        self.price_history_by_market = self._loader(self._price_history)
         self._tree: CategoryTree | None = None
+
+    def _loader(
+        self, load_fn: Callable[[list[Any]], Awaitable[Any]]
+    ) -> CountingDataLoader[Any, Any]:
+        loader: CountingDataLoader[Any, Any] = CountingDataLoader(load_fn)
+        loader.budget = self.budget
+        return loader
 
     async def category_tree(self) -> CategoryTree:
         """The category tree, from one query the first time it is needed in this request."""

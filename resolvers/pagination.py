@@ -169,7 +169,8 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
+        # RecursionError: a cursor of nested brackets exhausts the JSON decoder's stack.
         raise bad from exc
     if (
         not isinstance(data, list)
@@ -184,10 +185,11 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 raise bad
             try:
                 values.append(_as_datetime(datetime.fromisoformat(value)))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
+                # OverflowError: year 1 with a positive offset has no UTC equivalent.
                 raise bad from exc
         elif key.kind == "str":
-            if not isinstance(value, str):
+            if not isinstance(value, str) or not _storable(value):
                 raise bad
             values.append(value)
         else:
@@ -199,6 +201,17 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 raise bad
             values.append(value)
     return tuple(values)
+
+
+def _storable(value: str) -> bool:
+    """Whether a database can compare against ``value``: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_datetime(value: Any) -> datetime:

@@ -52,6 +52,18 @@ class QueryTooComplex(ApiError):
     code = "QUERY_TOO_COMPLEX"
 
 
+class ResponseTooLarge(ApiError):
+    """The response outgrew its bound during execution: answered with ``data: null``."""
+
+    code = "RESPONSE_TOO_LARGE"
+
+
+class ServiceUnavailable(ApiError):
+    """The database didn't answer in time: HTTP 503 with Retry-After."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 class Refused(ApiError):
     """A query's business refusal, carrying the ErrorCode the mutation would have given."""
 

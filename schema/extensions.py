@@ -5,34 +5,43 @@ Both hooks are synchronous: an async hook would make every field async (DESIGN.m
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    Node,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
+    ValueNode,
     VariableNode,
     get_named_type,
+    specified_rules,
 )
 from graphql.error import GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from tortoise.exceptions import ValidationError as TortoiseValidationError
 
+from db.health import is_database_down
+from logs import get_logger, truncate
 from schema.errors import ApiError, BadUserInput, QueryTooComplex, graphql_error
 from settings import Settings
 
-logger = logging.getLogger("agora.errors")
+logger = get_logger("agora.errors")
 
 MASKED_MESSAGE = "Internal server error."
 # graphql-core's wording for a value that doesn't fit its type (a literal or a variable): those
@@ -53,31 +62,62 @@ _INPUT_ERROR_MARKERS = (
 # Fragments spread twice per level expand exponentially: past this many field visits the
 # document is too complex whatever its other numbers are.
 MAX_FIELD_VISITS = 20_000
+# A plain list field (no size argument, not a connection's edges/nodes) counts as this many
+# items unless its definition declares ``metadata={"max_items": N}``: tags, outcomes and
+# breadcrumbs are short, but a nested list of lists must still multiply.
+SHORT_LIST_ITEMS = 10
 
 
 class _TooManyVisits(Exception):
     """The walk gave up."""
 
 
+def _too_complex(message: str, limit: str) -> GraphQLError:
+    return graphql_error(QueryTooComplex(message, limit=limit))
+
+
+def _metadata(field_def: Any) -> Mapping[str, Any]:
+    definition = (field_def.extensions or {}).get("strawberry-definition")
+    return getattr(definition, "metadata", None) or {}
+
+
+def _unwrap(type_: Any) -> Any:
+    while isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return type_
+
+
+def _is_list(type_: Any) -> bool:
+    return isinstance(_unwrap(type_), GraphQLList)
+
+
 class _Walker:
-    """Depth, aliases and GitHub-style node count of one operation, fragments expanded."""
+    """Depth, aliases, expensive fields and GitHub-style node count of one operation, fragments
+    expanded. Without variables (``variables is None``) it measures what the document alone
+    decides; with them, the node count at the sizes this request asks for.
+
+    Every list counts at its real size: a connection at its ``first``/``last``, ``nodes(ids:)``
+    at the number of ids, ``relatedArticles(first:)`` and ``leaderboard(first:)`` at theirs, a
+    short plain list at its declared bound, and every list given as an argument (ids, slugs,
+    outcomes: work the resolver does) adds its items.
+    """
 
     def __init__(
         self,
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
-        variables: dict[str, Any],
-        default_page: int,
-        max_page: int,
+        variables: dict[str, Any] | None,
+        settings: Settings,
     ) -> None:
         self.schema = schema
-        self.max_page = max_page
         self.fragments = fragments
-        self.variables = variables
-        self.default_page = default_page
+        self.variables = variables or {}
+        self.settings = settings
+        self.max_list = max(settings.max_page_size, settings.max_node_ids)
         self.max_depth = 0
         self.aliases = 0
         self.nodes = 0
+        self.expensive = 0
         self.visits = 0
 
     def walk(
@@ -116,45 +156,310 @@ class _Walker:
         if node.alias is not None:
             self.aliases += 1
         if name.startswith("__"):
-            return  # introspection: bounded by the token limit
+            return  # introspection: bounded by the token and field limits
         depth += 1
         self.max_depth = max(self.max_depth, depth)
-        field_def = None
-        if isinstance(parent_type, GraphQLObjectType) or hasattr(parent_type, "fields"):
-            field_def = parent_type.fields.get(name)
-        child_type = get_named_type(field_def.type) if field_def is not None else None
-        size = self._page_size(node, field_def)
+        fields = getattr(parent_type, "fields", None)
+        field_def = fields.get(name) if fields is not None else None
+        if field_def is None:
+            return  # validation reports it
+        if _metadata(field_def).get("expensive"):
+            self.expensive += multiplier
+        self.nodes += multiplier * self._argument_items(node)
+        size = self._list_size(node, field_def, parent_type)
         if size is not None:
             multiplier *= max(size, 1)
             self.nodes += multiplier
-        elif field_def is not None and _is_list(field_def.type):
-            self.nodes += multiplier
-        self.walk(node.selection_set, child_type, depth, multiplier, seen)
+        self.walk(node.selection_set, get_named_type(field_def.type), depth, multiplier, seen)
 
-    def _page_size(self, node: FieldNode, field_def: Any) -> int | None:
-        if field_def is None or not ({"first", "last"} & set(field_def.args)):
+    def _list_size(self, node: FieldNode, field_def: Any, parent_type: Any) -> int | None:
+        """How many items this field returns at most, or None for a single object."""
+        args = field_def.args
+        if "first" in args or "last" in args:
+            for argument in node.arguments or ():
+                if argument.name.value in ("first", "last"):
+                    value = self._value(argument.value)
+                    # An out-of-range size is the resolver's BAD_USER_INPUT, not a complexity
+                    # error: count it at the largest size a resolver accepts.
+                    if isinstance(value, int) and not isinstance(value, bool):
+                        return min(max(value, 0), self.max_list)
+            for arg_name in ("first", "last"):
+                arg = args.get(arg_name)
+                if arg is not None and isinstance(arg.default_value, int):
+                    return int(arg.default_value)
+            return self.settings.default_page_size
+        if not _is_list(field_def.type):
             return None
         for argument in node.arguments or ():
-            if argument.name.value in ("first", "last"):
-                value = argument.value
-                # An out-of-range size is the resolver's BAD_USER_INPUT, not a complexity error.
-                if isinstance(value, IntValueNode):
-                    return min(int(value.value), self.max_page)
-                if isinstance(value, VariableNode):
-                    raw = self.variables.get(value.name.value)
-                    if isinstance(raw, int) and not isinstance(raw, bool):
-                        return min(raw, self.max_page)
-        for arg_name in ("first", "last"):
-            arg = field_def.args.get(arg_name)
-            if arg is not None and isinstance(arg.default_value, int):
-                return arg.default_value
-        return self.default_page
+            arg_def = args.get(argument.name.value)
+            if arg_def is not None and _is_list(arg_def.type):  # nodes(ids:): one per id
+                value = self._value(argument.value)
+                return min(len(value), self.max_list) if isinstance(value, list) else 1
+        if getattr(parent_type, "name", "").endswith("Connection"):
+            return 1  # edges / nodes: the connection field has multiplied already
+        declared = _metadata(field_def).get("max_items")
+        return int(declared) if declared is not None else SHORT_LIST_ITEMS
+
+    def _value(self, value: ValueNode) -> Any:
+        """An argument's value: the variable's (as sent) or the literal's."""
+        if isinstance(value, VariableNode):
+            return self.variables.get(value.name.value)
+        if isinstance(value, ListValueNode):
+            return [self._value(v) for v in value.values]
+        if isinstance(value, IntValueNode):
+            return int(value.value)
+        if isinstance(value, ObjectValueNode):
+            return {f.name.value: self._value(f.value) for f in value.fields}
+        return None
+
+    def _argument_items(self, node: FieldNode) -> int:
+        """The items of every list inside this field's arguments, however nested."""
+        total = 0
+        stack: list[Any] = [self._value(a.value) for a in node.arguments or ()]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, list):
+                total += len(value)
+                stack.extend(value)
+            elif isinstance(value, dict):
+                stack.extend(value.values())
+        return total
 
 
-def _is_list(type_: Any) -> bool:
-    while isinstance(type_, GraphQLNonNull):
-        type_ = type_.of_type
-    return isinstance(type_, GraphQLList)
+def _definitions(
+    document: DocumentNode,
+) -> tuple[list[OperationDefinitionNode], dict[str, FragmentDefinitionNode]]:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return operations, fragments
+
+
+def _walk(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operations: list[OperationDefinitionNode],
+    variables: dict[str, Any] | None,
+    settings: Settings,
+) -> _Walker:
+    _, fragments = _definitions(document)
+    walker = _Walker(schema, fragments, variables, settings)
+    for operation in operations:
+        root = schema.get_root_type(operation.operation)
+        walker.walk(operation.selection_set, root, 0, 1)
+    return walker
+
+
+def count_fields(document: DocumentNode) -> int:
+    """Field selections written in the document (each fragment counted once)."""
+    count = 0
+    stack: list[Any] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FieldNode):
+            count += 1
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return count
+
+
+def _bad_string(value: str) -> str | None:
+    """Why ``value`` can't be stored or sent, or None: NUL (PostgreSQL can't hold it) and lone
+    surrogates (no database, and no UTF-8 encoder, accepts them)."""
+    if "\x00" in value:
+        return "Strings may not contain NUL (\\u0000) characters."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Strings may not contain lone surrogates (\\ud800–\\udfff)."
+    return None
+
+
+def string_literal_error(document: DocumentNode) -> GraphQLError | None:
+    """A string literal in the document that no string input may hold, as BAD_USER_INPUT."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, StringValueNode):
+            reason = _bad_string(node.value)
+            if reason is not None:
+                return graphql_error(BadUserInput(reason))
+            continue
+        for key in node.keys:
+            child = getattr(node, key, None)
+            if isinstance(child, Node):
+                stack.append(child)
+            elif isinstance(child, tuple | list):
+                stack.extend(c for c in child if isinstance(c, Node))
+    return None
+
+
+def variables_error(variables: Mapping[str, Any] | None) -> GraphQLError | None:
+    """A string in the variables (keys included) that no input may hold, as BAD_USER_INPUT.
+
+    Iterative: a deeply nested value must not exhaust the stack here.
+    """
+    stack: list[Any] = [variables or {}]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            reason = _bad_string(value)
+            if reason is not None:
+                return graphql_error(BadUserInput(reason))
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+def document_errors(
+    schema: GraphQLSchema, document: DocumentNode, settings: Settings
+) -> list[GraphQLError]:
+    """Everything that depends on the document alone, cheapest first: the field count (before
+    graphql-core's validation, which is quadratic in repeated fields and recurses on them),
+    string literals, validation, then depth, aliases and expensive fields.
+
+    Transports cache the result by query text.
+    """
+    fields = count_fields(document)
+    if fields > settings.max_query_fields:
+        return [
+            _too_complex(
+                f"Query selects {fields} fields; the limit is {settings.max_query_fields}.",
+                "fields",
+            )
+        ]
+    literal = string_literal_error(document)
+    if literal is not None:
+        return [literal]
+    errors = validate_document(schema, document, tuple(specified_rules))
+    if errors:
+        return list(errors)
+    operations, _ = _definitions(document)
+    try:
+        walker = _walk(schema, document, operations, None, settings)
+    except _TooManyVisits:
+        return [_too_complex(f"Query expands to more than {MAX_FIELD_VISITS} fields.", "fields")]
+    if walker.max_depth > settings.max_query_depth:
+        return [
+            _too_complex(
+                f"Query depth {walker.max_depth} exceeds the limit of {settings.max_query_depth}.",
+                "depth",
+            )
+        ]
+    if walker.aliases > settings.max_query_aliases:
+        return [
+            _too_complex(
+                f"Query uses {walker.aliases} aliases; the limit is {settings.max_query_aliases}.",
+                "aliases",
+            )
+        ]
+    if walker.expensive > settings.max_expensive_fields:
+        return [
+            _too_complex(
+                f"Query asks for {walker.expensive} expensive fields (password checks, trades, "
+                f"settlements); the limit is {settings.max_expensive_fields}.",
+                "expensive",
+            )
+        ]
+    return []
+
+
+def request_error(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    query: str | None,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+) -> GraphQLError | None:
+    """The first check that depends on this request's variables and operation name to fail:
+    the strings in the variables, the choice of operation, the node count at the sizes asked.
+    Run after ``document_errors`` found nothing."""
+    error = variables_error(variables)
+    if error is not None:
+        return error
+    operations, _ = _definitions(document)
+    if operation_name is None:
+        if len(operations) > 1:
+            return graphql_error(
+                BadUserInput("Must provide operation name if query contains multiple operations.")
+            )
+    else:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+        if not operations:
+            return graphql_error(BadUserInput(f"Unknown operation named '{operation_name}'."))
+    walker = _walk(schema, document, operations, variables or {}, settings)
+    if walker.nodes > settings.max_query_nodes:
+        return _too_complex(
+            f"Query could return {walker.nodes} nodes; the limit is "
+            f"{settings.max_query_nodes}. Ask for smaller pages or fewer ids.",
+            "nodes",
+        )
+    return None
+
+
+class _LRU:
+    """A small LRU map (query text → document errors), shared by every request of a schema."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[str, list[GraphQLError]] = OrderedDict()
+
+    def get(self, key: str) -> list[GraphQLError] | None:
+        found = self.items.get(key)
+        if found is not None:
+            self.items.move_to_end(key)
+        return found
+
+    def put(self, key: str, value: list[GraphQLError]) -> None:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+def make_query_limits(settings: Settings) -> type[SchemaExtension]:
+    """The DocumentChecks extension class bound to ``settings``: it replaces strawberry's
+    validation step (and ValidationCache) with ``document_errors``, cached by query text, then
+    runs ``request_error`` for this request."""
+    cache = _LRU(settings.validation_cache_size)
+
+    class DocumentChecks(SchemaExtension):
+        """Refuses over-large, over-deep, over-aliased or malformed documents before execution."""
+
+        def on_operation(self) -> Iterator[None]:
+            self.execution_context.parse_options["max_tokens"] = settings.max_query_tokens
+            yield
+
+        def on_validate(self) -> Iterator[None]:
+            # Strawberry validates only when no extension has (pre_execution_errors is None),
+            # and decides whether to execute right after this hook: so the checks run here,
+            # before it yields.
+            context = self.execution_context
+            document = context.graphql_document
+            if document is not None:
+                schema = context.schema._schema
+                key = context.query
+                errors = cache.get(key) if key is not None else None
+                if errors is None:
+                    errors = document_errors(schema, document, settings)
+                    if key is not None:
+                        cache.put(key, errors)
+                if not errors:
+                    # strawberry's operation_name falls back to the first operation's name.
+                    provided = getattr(context, "_provided_operation_name", None)
+                    error = request_error(
+                        schema, document, key, provided, context.variables, settings
+                    )
+                    errors = [error] if error is not None else []
+                context.pre_execution_errors = list(errors)
+            yield
+
+    return DocumentChecks
 
 
 def check_limits(
@@ -164,107 +469,16 @@ def check_limits(
     variables: dict[str, Any] | None,
     settings: Settings,
 ) -> GraphQLError | None:
-    """The first limit the operation breaks, as a QUERY_TOO_COMPLEX error, or None."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    walker = _Walker(
-        schema, fragments, variables or {}, settings.default_page_size, settings.max_page_size
-    )
-    try:
-        for operation in operations:
-            root = schema.get_root_type(operation.operation)
-            walker.walk(operation.selection_set, root, 0, 1)
-    except _TooManyVisits:
-        return graphql_error(
-            QueryTooComplex(
-                f"Query expands to more than {MAX_FIELD_VISITS} fields.", limit="fields"
-            )
-        )
-    if walker.max_depth > settings.max_query_depth:
-        return graphql_error(
-            QueryTooComplex(
-                f"Query depth {walker.max_depth} exceeds the limit of {settings.max_query_depth}.",
-                limit="depth",
-            )
-        )
-    if walker.aliases > settings.max_query_aliases:
-        return graphql_error(
-            QueryTooComplex(
-                f"Query uses {walker.aliases} aliases; the limit is {settings.max_query_aliases}.",
-                limit="aliases",
-            )
-        )
-    if walker.nodes > settings.max_query_nodes:
-        return graphql_error(
-            QueryTooComplex(
-                f"Query could return {walker.nodes} nodes; the limit is "
-                f"{settings.max_query_nodes}. Ask for smaller pages.",
-                limit="nodes",
-            )
-        )
-    return None
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    """Deprecated shim for the websocket server until it calls ``request_error``."""
+    errors = document_errors(schema, document, settings)
+    if errors:
+        return errors[0]
+    return request_error(schema, document, None, operation_name, variables, settings)
 
 
 def check_nul_bytes(query: str | None, variables: dict[str, Any] | None) -> GraphQLError | None:
-    """NUL characters in any string input (no text field may hold one; PostgreSQL can't).
-
-    The query text is searched for the character and for its escape, cheaper than a walk of the
-    parsed document on every request.
-    """
-    if _has_nul(variables or {}) or (query is not None and ("\x00" in query or "\\u0000" in query)):
-        return graphql_error(BadUserInput("Strings may not contain NUL (\\u0000) characters."))
-    return None
-
-
-def make_query_limits(settings: Settings) -> type[SchemaExtension]:
-    """The QueryLimits extension class bound to ``settings``."""
-
-    class QueryLimits(SchemaExtension):
-        """Refuses over-deep, over-aliased, over-large or over-long documents before execution."""
-
-        def on_operation(self) -> Iterator[None]:
-            self.execution_context.parse_options["max_tokens"] = settings.max_query_tokens
-            yield
-
-        def on_validate(self) -> Iterator[None]:
-            # Strawberry decides inside the validation step whether to go on, so the check
-            # runs before this hook yields: after ValidationCache (listed before this extension)
-            # has validated the document, or after validating it here.
-            context = self.execution_context
-            if context.graphql_document is not None:
-                if context.pre_execution_errors is None:
-                    context.pre_execution_errors = validate_document(
-                        context.schema._schema,
-                        context.graphql_document,
-                        context.validation_rules,
-                    )
-                if not context.pre_execution_errors:
-                    error = check_nul_bytes(context.query, context.variables) or check_limits(
-                        context.schema._schema,
-                        context.graphql_document,
-                        context.operation_name,
-                        context.variables,
-                        settings,
-                    )
-                    if error is not None:
-                        context.pre_execution_errors = [error]
-            yield
-
-    return QueryLimits
+    """Deprecated shim for the websocket server until it calls ``request_error``."""
+    return variables_error(variables)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -305,9 +519,34 @@ def format_error(error: GraphQLError) -> GraphQLError:
         # Document validation and variable coercion: readable as graphql-core wrote them.
         input_error = any(marker in error.message for marker in _INPUT_ERROR_MARKERS)
         return _with_code(error, "BAD_USER_INPUT" if input_error else "GRAPHQL_VALIDATION_FAILED")
+    where = ".".join(str(p) for p in error.path or []) or "(operation)"
+    if is_database_down(error.original_error):
+        logger.warning(
+            "database unavailable at %s: %s", where, truncate(repr(error.original_error))
+        )
+        return GraphQLError(
+            "The database is unavailable; retry shortly.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "SERVICE_UNAVAILABLE"},
+        )
+    if isinstance(error.original_error, TortoiseValidationError):
+        # A value the model refuses (longer than its column, say) that no resolver checked
+        # first: still the client's input, never an internal error.
+        logger.warning("unchecked input at %s: %s", where, truncate(str(error.original_error)))
+        return GraphQLError(
+            "A value is not acceptable for this field (too long, perhaps).",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "BAD_USER_INPUT"},
+        )
     logger.error(
         "unexpected error at %s: %s",
-        ".".join(str(p) for p in error.path or []) or "(operation)",
+        where,
         error.message,
         exc_info=(
             type(error.original_error),
@@ -351,31 +590,3 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and getattr(result, "errors", None):
             result.errors = format_errors(result.errors)
-
-
-# -- the checks every transport runs ---------------------------------------------------------
-
-
-def document_errors(schema: GraphQLSchema, document: Any, settings: Settings) -> list[GraphQLError]:
-    """Everything that depends on the document alone: validation and the document-only limits.
-
-    The result may be cached by query text (the websocket server does).
-    """
-    from graphql import validate
-
-    return list(validate(schema, document))
-
-
-def request_error(
-    schema: GraphQLSchema,
-    document: Any,
-    query: str | None,
-    operation_name: str | None,
-    variables: dict[str, Any] | None,
-    settings: Settings,
-) -> GraphQLError | None:
-    """The first check that depends on this request's variables and operation name to fail:
-    string hygiene of the variables, the choice of operation, the node count."""
-    return check_nul_bytes(query, variables) or check_limits(
-        schema, document, operation_name, variables, settings
-    )

@@ -28,6 +28,11 @@ from schema.types import Comment, Market, Position, Trade, User, money
 T = TypeVar("T")
 
 
+# Declared where the field is defined: at most MAX_EXPENSIVE_FIELDS of these in one document
+# (password hashing, trades and settlements each cost far more than a read).
+EXPENSIVE = {"expensive": True}
+
+
 @strawberry.enum(description="Why a mutation was refused.")
 class ErrorCode(Enum):
     VALIDATION = strawberry.enum_value("VALIDATION", description="An input is not acceptable.")
@@ -284,7 +289,9 @@ async def _comment_call(
 
 @strawberry.type(description="Every write of the graph.")
 class Mutation:
-    @strawberry.mutation(description="Create a reader account with 1000.00 credits; logs in.")
+    @strawberry.mutation(
+        metadata=EXPENSIVE, description="Create a reader account with 1000.00 credits; logs in."
+    )
     async def sign_up(
         self,
         info: Info,
@@ -300,7 +307,9 @@ class Mutation:
 
         return await _auth(run(), _auth_error)
 
-    @strawberry.mutation(description="A new session token for a username and password.")
+    @strawberry.mutation(
+        metadata=EXPENSIVE, description="A new session token for a username and password."
+    )
     async def log_in(
         self,
         info: Info,
@@ -324,7 +333,9 @@ class Mutation:
             await info.context.publish(("session-revoked", info.context.token))
         return revoked
 
-    @strawberry.mutation(description="Change the viewer's password; ends their other sessions.")
+    @strawberry.mutation(
+        metadata=EXPENSIVE, description="Change the viewer's password; ends their other sessions."
+    )
     async def change_password(
         self,
         info: Info,
@@ -378,7 +389,8 @@ class Mutation:
         return await _comment_call(info, info.context.comments.delete(viewer, comment_id))
 
     @strawberry.mutation(
-        description="Spend exactly `amount` on an outcome; the shares are rounded down."
+        metadata=EXPENSIVE,
+        description="Spend exactly `amount` on an outcome; the shares are rounded down.",
     )
     async def buy_shares(
         self,
@@ -401,7 +413,9 @@ class Mutation:
 
         return await _trade_call(info, run)
 
-    @strawberry.mutation(description="Sell shares; the proceeds are rounded down to the cent.")
+    @strawberry.mutation(
+        metadata=EXPENSIVE, description="Sell shares; the proceeds are rounded down to the cent."
+    )
     async def sell_shares(
         self,
         info: Info,
@@ -423,7 +437,9 @@ class Mutation:
 
         return await _trade_call(info, run)
 
-    @strawberry.mutation(description="Create a market funded by the house (AUTHOR and above).")
+    @strawberry.mutation(
+        metadata=EXPENSIVE, description="Create a market funded by the house (AUTHOR and above)."
+    )
     async def create_market(
         self,
         info: Info,
@@ -448,8 +464,9 @@ class Mutation:
         return await _market_call(info, run)
 
     @strawberry.mutation(
+        metadata=EXPENSIVE,
         description="Resolve a market (ADMIN): each winning share pays 1.00. Repeating it "
-        "changes nothing; any other settlement of a settled market is MARKET_NOT_OPEN."
+        "changes nothing; any other settlement of a settled market is MARKET_NOT_OPEN.",
     )
     async def resolve_market(
         self,
@@ -463,7 +480,8 @@ class Mutation:
         return await _market_call(info, lambda: trading.resolve(market_id, outcome_id))
 
     @strawberry.mutation(
-        description="Cancel a market (ADMIN): refunds each trader's net cost when positive."
+        metadata=EXPENSIVE,
+        description="Cancel a market (ADMIN): refunds each trader's net cost when positive.",
     )
     async def cancel_market(
         self,

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -31,11 +31,11 @@ class AgoraSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> AgoraSchema:
     """The executable schema for ``settings`` (limits are bound at build time)."""
-    # Order matters: QueryLimits' validation hook must run inside ValidationCache's.
+    # DocumentChecks replaces strawberry's validation step (and its ValidationCache): the cheap
+    # document limits must run before graphql-core's validation, and both are cached together.
     extensions: list[Any] = [
         ErrorCodes,
         lambda: ParserCache(maxsize=settings.parser_cache_size),
-        lambda: ValidationCache(maxsize=settings.validation_cache_size),
         make_query_limits(settings),
     ]
     return AgoraSchema(

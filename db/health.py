@@ -1,0 +1,41 @@
+"""Telling "the database is down" apart from every other failure of a statement.
+
+A connection problem is the client's cue to retry later (HTTP 503, websocket close 1013); any
+other exception is a bug or a bad statement and is masked and logged as such.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from tortoise.exceptions import DBConnectionError
+
+# asyncpg's errors for a server that went away or isn't taking connections: SQLSTATE class 08
+# (PostgresConnectionError and its family: connection does not exist, failure, rejected), and
+# from class 57 the ones that mean the server is starting, shutting down or crashed.
+_DOWN: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    OSError,  # ConnectionError, ConnectionRefusedError, socket errors, and TimeoutError
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+
+# How far along __cause__ / original_error to look: Tortoise, strawberry and graphql-core each
+# wrap at most once or twice; the bound keeps a cyclic chain from looping.
+_MAX_DEPTH = 5
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database can't be reached right now."""
+    seen: BaseException | None = exc
+    for _ in range(_MAX_DEPTH):
+        if seen is None:
+            return False
+        if isinstance(seen, _DOWN):
+            return True
+        # A GraphQLError carries the resolver's exception as original_error; others chain it.
+        seen = getattr(seen, "original_error", None) or seen.__cause__
+    return False
