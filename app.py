@@ -142,7 +142,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if token and viewer is None and isinstance(response, Response):
             # An expired or revoked token: the request goes on as anonymous, and says why.
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return Context(
+        context = Context(
             settings=self.settings,
             services=self.services,
             loaders=Loaders(self.settings.max_response_objects),
@@ -156,19 +156,31 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+        request.state.context = context  # for process_result, which gets only the request
+        return context
 
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         # Errors raised outside the operation (by an extension, say) skip ErrorCodes' hook.
         result.errors = format_errors(result.errors)
+        context = getattr(request.state, "context", None)
+        if context is not None and context.loaders.budget.exceeded:
+            # Loads issued in one batch all complete before the budget can refuse the next.
+            # Never a truncated body: no data, one error.
+            error = context.loaders.budget.error()
+            return {
+                "data": None,
+                "errors": [
+                    {
+                        "message": error.message,
+                        "extensions": {"code": error.code, **error.extensions},
+                    }
+                ],
+            }
         for error in result.errors or ():
-            code = (error.extensions or {}).get("code")
-            if code == "SERVICE_UNAVAILABLE":
+            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
                 raise _DatabaseDown
-            if code == "RESPONSE_TOO_LARGE":
-                # Never a truncated body: no data, one error.
-                return {"data": None, "errors": [error.formatted]}
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [error.formatted for error in result.errors]

@@ -86,6 +86,13 @@ class ResponseBudget:
         self.limit = limit
         self.used = 0
 
+    def error(self) -> ResponseTooLarge:
+        """What the response becomes once over the budget."""
+        return ResponseTooLarge(
+            f"The response would hold more than {self.limit} objects. Ask for less.",
+            limit="responseObjects",
+        )
+
     @property
     def exceeded(self) -> bool:
         return self.limit is not None and self.used > self.limit
@@ -114,12 +121,7 @@ class CountingDataLoader(DataLoader[K, T]):
     def load(self, key: K) -> Awaitable[T]:
         if self.budget.exceeded:
             failed: asyncio.Future[T] = self.loop.create_future()
-            failed.set_exception(
-                ResponseTooLarge(
-                    f"The response would hold more than {self.budget.limit} objects. Ask for less.",
-                    limit="responseObjects",
-                )
-            )
+            failed.set_exception(self.budget.error())
             return failed
         future = cast("asyncio.Future[T]", super().load(key))
         # A callback, not a wrapping coroutine: loads are the hot path of every page.

@@ -181,7 +181,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
     values: list[Any] = []
     for key, value in zip(ordering.keys, data[1:], strict=True):
         if key.kind == "datetime":
-            if not isinstance(value, str):
+            if not isinstance(value, str) or not _storable(value):
                 raise bad
             try:
                 values.append(_as_datetime(datetime.fromisoformat(value)))

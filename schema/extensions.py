@@ -251,18 +251,42 @@ def _walk(
     return walker
 
 
-def count_fields(document: DocumentNode) -> int:
-    """Field selections written in the document (each fragment counted once)."""
-    count = 0
-    stack: list[Any] = list(document.definitions)
+def field_cost(document: DocumentNode, budget: int) -> int:
+    """The fields of the document with fragments expanded, a response key selected ``m`` times
+    in one selection set counted ``m²`` times (and the selections under it merged).
+
+    That is what graphql-core's overlapping-fields validation pays: it compares every pair of
+    same-named fields, and their sub-selections pairwise again, so 2,000 repeats of one field
+    held the loop for seconds and ended in "Validation aborted". Stops counting past ``budget``.
+    """
+    operations, fragments = _definitions(document)
+    cost = 0
+    stack: list[list[SelectionSetNode]] = [[op.selection_set] for op in operations]
     while stack:
-        node = stack.pop()
-        if isinstance(node, FieldNode):
-            count += 1
-        selection_set = getattr(node, "selection_set", None)
-        if selection_set is not None:
-            stack.extend(selection_set.selections)
-    return count
+        groups: dict[str, list[FieldNode]] = {}
+        pending = list(stack.pop())
+        expanded: set[str] = set()  # each fragment once per merged set, as graphql-core memoises
+        while pending:
+            for selection in pending.pop().selections or ():
+                if isinstance(selection, FieldNode):
+                    key = (selection.alias or selection.name).value
+                    groups.setdefault(key, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = fragments.get(name)
+                    if fragment is not None and name not in expanded:
+                        expanded.add(name)
+                        pending.append(fragment.selection_set)
+        for nodes in groups.values():
+            cost += len(nodes) * len(nodes)
+            if cost > budget:
+                return cost
+            subsets = [n.selection_set for n in nodes if n.selection_set is not None]
+            if subsets:
+                stack.append(subsets)
+    return cost
 
 
 def _bad_string(value: str) -> str | None:
@@ -319,54 +343,55 @@ def variables_error(variables: Mapping[str, Any] | None) -> GraphQLError | None:
 def document_errors(
     schema: GraphQLSchema, document: DocumentNode, settings: Settings
 ) -> list[GraphQLError]:
-    """Everything that depends on the document alone, cheapest first: the field count (before
-    graphql-core's validation, which is quadratic in repeated fields and recurses on them),
-    string literals, validation, then depth, aliases and expensive fields.
+    """Everything that depends on the document alone, cheapest first and validation last: the
+    field cost (graphql-core's validation is quadratic in repeated fields and recurses on them),
+    depth, aliases and expensive fields, string literals, then validation.
 
     Transports cache the result by query text.
     """
-    fields = count_fields(document)
+    fields = field_cost(document, settings.max_query_fields)
     if fields > settings.max_query_fields:
         return [
             _too_complex(
-                f"Query selects {fields} fields; the limit is {settings.max_query_fields}.",
+                f"Query selects more than {settings.max_query_fields} fields (a field repeated "
+                "n times in one selection counts n² times).",
                 "fields",
             )
         ]
-    literal = string_literal_error(document)
-    if literal is not None:
-        return [literal]
-    errors = validate_document(schema, document, tuple(specified_rules))
-    if errors:
-        return list(errors)
+    # The rest of the document-only limits, still before validation (which is the costly part):
+    # the walk stops at unknown fields and types and within MAX_FIELD_VISITS.
     operations, _ = _definitions(document)
     try:
         walker = _walk(schema, document, operations, None, settings)
     except _TooManyVisits:
         return [_too_complex(f"Query expands to more than {MAX_FIELD_VISITS} fields.", "fields")]
+    limit = _document_limit(walker, settings)
+    if limit is not None:
+        return [limit]
+    literal = string_literal_error(document)
+    if literal is not None:
+        return [literal]
+    return list(validate_document(schema, document, tuple(specified_rules)))
+
+
+def _document_limit(walker: _Walker, settings: Settings) -> GraphQLError | None:
     if walker.max_depth > settings.max_query_depth:
-        return [
-            _too_complex(
-                f"Query depth {walker.max_depth} exceeds the limit of {settings.max_query_depth}.",
-                "depth",
-            )
-        ]
+        return _too_complex(
+            f"Query depth {walker.max_depth} exceeds the limit of {settings.max_query_depth}.",
+            "depth",
+        )
     if walker.aliases > settings.max_query_aliases:
-        return [
-            _too_complex(
-                f"Query uses {walker.aliases} aliases; the limit is {settings.max_query_aliases}.",
-                "aliases",
-            )
-        ]
+        return _too_complex(
+            f"Query uses {walker.aliases} aliases; the limit is {settings.max_query_aliases}.",
+            "aliases",
+        )
     if walker.expensive > settings.max_expensive_fields:
-        return [
-            _too_complex(
-                f"Query asks for {walker.expensive} expensive fields (password checks, trades, "
-                f"settlements); the limit is {settings.max_expensive_fields}.",
-                "expensive",
-            )
-        ]
-    return []
+        return _too_complex(
+            f"Query asks for {walker.expensive} expensive fields (password checks, trades, "
+            f"settlements); the limit is {settings.max_expensive_fields}.",
+            "expensive",
+        )
+    return None
 
 
 def request_error(

@@ -698,10 +698,11 @@ class Market(Node):
         )
 
     @strawberry.field(
+        metadata={"max_items": 1000},  # what the query limits count it as
         description=(
             "The probabilities over time: the last point of each interval since `since` "
             "(default: the market's creation), at most 1000 points, kept after settlement."
-        )
+        ),
     )
     async def price_history(
         self,
