@@ -32,6 +32,7 @@ from graphql import (
     specified_rules,
 )
 from graphql.error import GraphQLSyntaxError
+from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from tortoise.exceptions import ValidationError as TortoiseValidationError
@@ -418,7 +419,19 @@ def request_error(
         operations = [o for o in operations if o.name and o.name.value == operation_name]
         if not operations:
             return graphql_error(BadUserInput(f"Unknown operation named '{operation_name}'."))
-    walker = _walk(schema, document, operations, variables or {}, settings)
+    coerced: dict[str, Any] = {}
+    for operation in operations:
+        # Count at the values execution will see (a single value for a list variable becomes a
+        # list of one, 100.0 becomes 100). Values that don't coerce fail execution anyway, with
+        # graphql-core's BAD_USER_INPUT; counting them raw until then is a safe bound.
+        values = get_variable_values(
+            schema, operation.variable_definitions or (), variables or {}, max_errors=1
+        )
+        if isinstance(values, list):  # errors
+            coerced.update(variables or {})
+        else:
+            coerced.update(values.coerced)
+    walker = _walk(schema, document, operations, coerced, settings)
     if walker.nodes > settings.max_query_nodes:
         return _too_complex(
             f"Query could return {walker.nodes} nodes; the limit is "
