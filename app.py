@@ -303,6 +303,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
                 yield
             finally:
                 await broker.stop()
+                # Password-hashing threads: waiting hashes are cancelled, running ones finish.
+                await services.accounts.close()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

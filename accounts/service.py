@@ -2,7 +2,10 @@
 
 Sessions are opaque random tokens (256 bits), kept only as their SHA-256, with an expiry.
 Failed log-ins are limited per (account, client address), so an attacker elsewhere can't lock a
-victim out, and per client address across accounts.
+victim out, and per client address across accounts; failed password changes per account.
+
+Every argon2 hash and verification runs on the service's bounded :class:`HashPool`, never on the
+event loop, and a refusal that can be decided without one (a rate limit, a bad input) is.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from accounts.passwords import hash_password, verify_password
+from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
 from db import models
 from db.sql import execute, fetch_dicts
@@ -27,8 +30,6 @@ from refusals import Refusal, validation
 from settings import Settings
 
 USERNAME = re.compile(r"[a-z0-9_]{3,32}")
-# Verified against when the account doesn't exist, so a miss costs as long as a wrong password.
-_DUMMY_HASH = hash_password("not the password of anyone")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,10 @@ def token_hash(token: str) -> str:
 
 
 class Accounts:
-    """The account operations, bound to the settings and the rate limiter."""
+    """The account operations, bound to the settings and the rate limiter.
+
+    Owns the password-hashing threads (started on first use): call :meth:`close` at shut-down.
+    """
 
     def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
         self.settings = settings
@@ -63,6 +67,14 @@ class Accounts:
         self.login_address_rule = Rule.parse(
             "login-failure/address", settings.login_failure_rate_per_address
         )
+        self.change_password_rule = Rule.parse(
+            "change-password-failure/account", settings.change_password_failure_rate
+        )
+        self.hashing = HashPool(settings.password_hash_workers, settings.password_hash_queue)
+
+    async def close(self) -> None:
+        """Stop the hashing threads (the app's lifespan calls this on shut-down)."""
+        await self.hashing.close()
 
     # -- validation --------------------------------------------------------------------------
 
@@ -94,10 +106,14 @@ class Accounts:
         name = self._username(username)
         shown = self._display_name(display_name)
         self._password(password, "password")
-        retry = await self.limiter.hit(self.signup_rule, address)
-        if retry is not None:
-            raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
-        password_hash = hash_password(password)
+        # The hash's place first: a server too busy to hash refuses without using up the
+        # address's sign-up budget.
+        with self.hashing.reserve() as slot:
+            retry = await self.limiter.hit(self.signup_rule, address)
+            if retry is not None:
+                raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
+            # Looked up at call time: tests swap in a cheap hasher.
+            password_hash = await slot.run(hash_password, password)
         now = now_utc()
         try:
             async with in_transaction() as conn:
@@ -132,8 +148,16 @@ class Accounts:
                 raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
         # An over-long password can't be right: refuse it without paying for the hash.
         too_long = len(password) > self.settings.password_max_length
-        user = None if too_long else await models.User.get_or_none(username=name)
-        ok = not too_long and verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        # A name no account can have (longer than the column, say: Tortoise refuses to send it).
+        no_such_name = not USERNAME.fullmatch(name)
+        user = None if too_long or no_such_name else await models.User.get_or_none(username=name)
+        if too_long:
+            ok = False
+        elif user is None:
+            # As long as a wrong password, so a miss doesn't tell which usernames exist.
+            ok = await self.hashing.run(verify_unknown, password)
+        else:
+            ok = await self.hashing.run(verify_password, user.password_hash, password)
         if user is None or not ok:
             await self.limiter.hit(self.login_account_rule, account_key)
             await self.limiter.hit(self.login_address_rule, address)
@@ -155,16 +179,31 @@ class Accounts:
     ) -> datetime:
         """Set a new password and end every other session of the account.
 
-        Returns the expiry of the session in use, which stays.
+        Returns the expiry of the session in use, which stays. Wrong current passwords are
+        limited per account (``change_password_failure_rate``); a success clears the count.
         """
-        if not verify_password(user.password_hash, current):
+        # Everything that needs no hash is refused before one is paid for.
+        self._password(new, "newPassword")
+        key = str(user.id)
+        with self.hashing.reserve() as slot:
+            # The token is taken before verifying, not after a failure as log-in does: checking
+            # first and counting later let every concurrent request through on one token. A
+            # success refills the bucket, so only failures stay counted.
+            retry = await self.limiter.hit(self.change_password_rule, key)
+            if retry is not None:
+                raise Refusal("RATE_LIMITED", "Too many wrong passwords; wait.", None, retry)
+            # An over-long password can't be right: refused without hashing it.
+            ok = len(current) <= self.settings.password_max_length and await slot.run(
+                verify_password, user.password_hash, current
+            )
+        if not ok:
             raise Refusal(
                 "INVALID_CREDENTIALS", "The current password is wrong.", ["currentPassword"]
             )
-        self._password(new, "newPassword")
+        await self.limiter.reset(self.change_password_rule, key)
         if new == current:
             raise validation("The new password is the current one.", "newPassword")
-        new_hash = hash_password(new)
+        new_hash = await self.hashing.run(hash_password, new)
         now = now_utc()
         keep = token_hash(token)
         async with in_transaction() as conn:

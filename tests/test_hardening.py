@@ -1,0 +1,492 @@
+"""Hostile inputs over HTTP: limits that count the real cost, strings no column can hold, hostile
+cursors and bodies, the one bound during execution, and logs that stay small. Each case gave an
+internal error, a plain-text 500 or an unbounded response before."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from accounts.ratelimit import MemoryRateLimiter
+from app import create_app
+from resolvers.loaders import Loaders
+from settings import Settings
+from tests.conftest import FakeClock, GraphQLClient, _client_for, with_settings
+
+ARTICLE_ID = "QXJ0aWNsZTo1MA=="  # Article:50, the Central Asia article of the demo data
+ITEM_1 = (
+    "query($ids: [ID!]!) { "
+    + " ".join(
+        f"a{i}: nodes(ids: $ids) {{ ... on Article {{ body comments(first: 20) {{ nodes {{ body "
+        "bodyHtml author { username } replies(first: 10) { nodes { body bodyHtml } } } } "
+        "relatedArticles(first: 20) { body } } }"
+        for i in range(30)
+    )
+    + " }"
+)
+
+
+def _codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+def _limit(body: dict[str, Any]) -> str | None:
+    errors = body.get("errors") or [{}]
+    limit: str | None = errors[0].get("extensions", {}).get("limit")
+    return limit
+
+
+async def _raw(client: GraphQLClient, body: str | bytes) -> tuple[int, dict[str, Any]]:
+    response = await client.http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    return response.status_code, response.json()
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+# -- item 1: every list at its real size ---------------------------------------------------
+
+
+async def test_nodes_ids_count_at_their_number(client: GraphQLClient) -> None:
+    started = time.monotonic()
+    body = await client.post(ITEM_1, {"ids": [ARTICLE_ID] * 100})
+    assert _codes(body) == ["QUERY_TOO_COMPLEX"]
+    assert _limit(body) == "nodes"
+    assert body["data"] is None
+    assert time.monotonic() - started < 1.0
+    # The same document with a small variable runs: the count is per request.
+    small = await client.post(ITEM_1, {"ids": [ARTICLE_ID]})
+    assert "errors" not in small, small["errors"]
+    assert small["data"]["a0"][0]["body"]
+    # A literal list counts the same way.
+    literal = ITEM_1.replace("query($ids: [ID!]!) ", "")
+    literal = literal.replace("$ids", "[" + ",".join([f'"{ARTICLE_ID}"'] * 100) + "]")
+    body = await client.post(literal)
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
+
+
+async def test_fragments_and_first_arguments_count_too(client: GraphQLClient) -> None:
+    fragment = """
+      query($ids: [ID!]!, $n: Int!) { nodes(ids: $ids) { ...A } }
+      fragment A on Article { relatedArticles(first: $n) { comments(first: 100) {
+        nodes { replies(first: 100) { nodes { body } } } } } }"""
+    body = await client.post(fragment, {"ids": [ARTICLE_ID] * 3, "n": 20})
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
+    body = await client.post(fragment, {"ids": [ARTICLE_ID], "n": 1})
+    assert "errors" not in body, body["errors"]
+    body = await client.post(
+        "{ "
+        + " ".join(
+            f"l{i}: leaderboard(first: 100) {{ user {{ trades(first: 100) {{ nodes {{ id }} }} }} }}"
+            for i in range(6)
+        )
+        + " }"
+    )
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
+
+
+async def test_variables_count_after_coercion(client: GraphQLClient) -> None:
+    query = """query($n: Int!, $ids: [ID!]!) { nodes(ids: $ids) { id } articles(first: $n) {
+                 nodes { comments(first: $n) { nodes { replies(first: $n) { nodes { id } } } } } } }"""
+    for n in (100, 100.0):  # 100.0 is an Int to graphql-core
+        body = await client.post(query, {"n": n, "ids": ARTICLE_ID})
+        assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes"), n
+    # A single value for a list variable is a list of one.
+    data = await client.data(query, {"n": 2, "ids": ARTICLE_ID})
+    assert data["nodes"] == [{"id": ARTICLE_ID}]
+
+
+async def test_short_lists_multiply(client: GraphQLClient) -> None:
+    # 100 articles × their tags × 100 articles of each tag × their tags: plain lists count too.
+    query = """{ articles(first: 100) { nodes { tags { articles(first: 100) { nodes {
+                 tags { name } } } } } } }"""
+    body = await client.post(query)
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
+
+
+async def test_list_arguments_add_their_items(client: GraphQLClient) -> None:
+    # Two articles' worth of output, but 99 × 500 ids to check: the argument itself is work.
+    ids = ",".join([f'"{ARTICLE_ID}"'] * 99)
+    query = "{ " + " ".join(f"n{i}: nodes(ids: [{ids}]) {{ id }}" for i in range(30)) + " }"
+    body = await client.post(query)
+    assert "errors" not in body, body["errors"]
+    data = await client.data(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": [ARTICLE_ID] * 100}
+    )
+    assert len(data["nodes"]) == 100
+
+
+async def test_expensive_fields_are_capped_per_document(client: GraphQLClient) -> None:
+    six = (
+        "mutation { "
+        + " ".join(
+            f'l{i}: logIn(input: {{username: "alice", password: "wrong-password"}}) {{ token }}'
+            for i in range(6)
+        )
+        + " }"
+    )
+    started = time.monotonic()
+    body = await client.post(six)
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "expensive")
+    assert body["data"] is None
+    assert time.monotonic() - started < 0.5  # refused before any hashing
+    five = six.replace(" l5: logIn", " #").split(" #")[0] + " }"
+    body = await client.post(five)
+    assert _codes(body) == []
+    assert [body["data"][f"l{i}"]["token"] for i in range(5)] == [None] * 5
+
+
+async def test_repeated_fields_are_refused_before_validation(client: GraphQLClient) -> None:
+    for query in (
+        "{ stats { " + "articleCount " * 2000 + "} }",
+        "{ stats { " + "articleCount " * 40 + "} }",
+        "{ " + "articles { nodes { slug } } " * 200 + "}",
+        # Repeats under repeats multiply: 5 × 5 × 5 replies.
+        "{ articles { nodes { comments { nodes { "
+        + " ".join(
+            ["replies { nodes { " + " ".join(["replies { nodes { id } }"] * 5) + " } }"] * 25
+        )
+        + " } } } } }",
+        # Repeats hidden in fragments count the same.
+        "{ stats { ...A ...B } } fragment A on SiteStats { "
+        + "articleCount " * 30
+        + "} fragment B on SiteStats { "
+        + "articleCount " * 30
+        + "}",
+    ):
+        started = time.monotonic()
+        body = await client.post(query)
+        assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "fields"), query[:80]
+        assert time.monotonic() - started < 0.5
+    # What clients send stays well inside: GraphiQL's introspection query, fragments that
+    # overlap a little.
+    from graphql import get_introspection_query
+
+    data = await client.data(get_introspection_query(descriptions=True))
+    assert data["__schema"]["queryType"]["name"] == "Query"
+    data = await client.data(
+        "{ stats { ...A ...B articleCount } } fragment A on SiteStats { articleCount "
+        "commentCount } fragment B on SiteStats { articleCount marketCount }"
+    )
+    assert data["stats"]["articleCount"] == 50
+
+
+# -- the one bound during execution -----------------------------------------------------------
+
+
+async def test_a_response_over_its_object_budget_is_data_null(demo_settings: Settings) -> None:
+    settings = with_settings(demo_settings, max_response_objects=200)
+    async for client in _client_for(settings):
+        body = await client.post(
+            "{ articles(first: 100) { nodes { comments(first: 100) { nodes { body } } } } }"
+        )
+        assert body == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "The response would hold more than 200 objects. Ask for less.",
+                    "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": "responseObjects"},
+                }
+            ],
+        }
+        # Cache hits count: one article asked for 100 times is 100 objects to render.
+        body = await client.post(
+            "query($ids: [ID!]!) { a: nodes(ids: $ids) { id } b: nodes(ids: $ids) { id } "
+            "c: nodes(ids: $ids) { id } }",
+            {"ids": [ARTICLE_ID] * 100},
+        )
+        assert _codes(body) == ["RESPONSE_TOO_LARGE"]
+        assert body["data"] is None
+        small = await client.data("{ articles(first: 5) { nodes { slug } } }")
+        assert len(small["articles"]["nodes"]) == 5
+
+
+async def test_a_response_over_its_byte_bound_is_data_null(demo_settings: Settings) -> None:
+    settings = with_settings(demo_settings, max_response_bytes=20_000)
+    async for client in _client_for(settings):
+        response = await client.http.post(
+            "/graphql", json={"query": "{ articles(first: 50) { nodes { body } } }"}
+        )
+        assert response.status_code == 200
+        assert response.json() == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "The response would exceed 20000 bytes. Ask for less.",
+                    "extensions": {"code": "RESPONSE_TOO_LARGE"},
+                }
+            ],
+        }
+        small = await client.data("{ articles(first: 2) { nodes { slug } } }")
+        assert len(small["articles"]["nodes"]) == 2
+
+
+# -- item 4: strings and cursors that reached an internal error -----------------------------
+
+
+@pytest.mark.parametrize("field", ["article", "author", "tag", "market", "category"])
+async def test_a_slug_longer_than_its_column_is_nothing(client: GraphQLClient, field: str) -> None:
+    for length in (201, 1000, 100_000):
+        body = await client.post(f'{{ {field}(slug: "{"a" * length}") {{ id }} }}')
+        assert body == {"data": {field: None}}, (field, length)
+
+
+async def test_log_in_with_an_over_long_username_is_invalid_credentials(
+    client: GraphQLClient,
+) -> None:
+    data = await client.data(
+        'mutation($u: String!) { logIn(input: {username: $u, password: "whatever-pass"}) '
+        "{ token errors { code } } }",
+        {"u": "a" * 5000},
+    )
+    assert data["logIn"] == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\ud800", "a\udfffb", "\x00", "ok\x00", "\udbff\udfff\ud800"],
+    ids=["high", "low-inside", "nul", "nul-inside", "pair-then-lone"],
+)
+async def test_unstorable_strings_in_variables_are_bad_user_input(
+    client: GraphQLClient, value: str
+) -> None:
+    documents = [
+        ("query($s: String!) { article(slug: $s) { id } }", {"s": value}),
+        ("query($s: String) { articles(filter: {search: $s}) { totalCount } }", {"s": value}),
+        ("query($s: String) { articles(after: $s) { totalCount } }", {"s": value}),
+        ("query($s: [ID!]!) { nodes(ids: $s) { id } }", {"s": [value]}),
+        # Keys too: a variables object is not only values.
+        ("query($s: String!) { article(slug: $s) { id } }", {"s": "x", value: 1}),
+    ]
+    for query, variables in documents:
+        status, body = await _raw(
+            client, json.dumps({"query": query, "variables": variables}, ensure_ascii=True)
+        )
+        assert status == 200
+        assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
+        assert body["data"] is None
+
+
+@pytest.mark.parametrize("literal", ["a\\u{0}b", "\\u{000}", "x\\u0000", "\\u{D800}"], ids=str)
+async def test_unstorable_string_literals_are_refused(client: GraphQLClient, literal: str) -> None:
+    for query in (
+        f'{{ article(slug: "{literal}") {{ id }} }}',
+        f'{{ articles(filter: {{search: "{literal}"}}) {{ totalCount }} }}',
+        f'{{ articles(after: "{literal}") {{ totalCount }} }}',
+    ):
+        body = await client.post(query)
+        # graphql-core refuses a surrogate escape while parsing; NUL gets through to us.
+        assert _codes(body) in (["BAD_USER_INPUT"], ["GRAPHQL_PARSE_FAILED"]), (query, body)
+        assert body["data"] is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _cursor(["NEWEST", "0001-01-01T00:00:00+01:00", 1]),
+        base64.urlsafe_b64encode(b"[" * 100_000).decode(),
+        _cursor(["NEWEST", "2026-01-01T00:00:00+00:00\x00", 1]),
+        _cursor(["TOP", 1, "x\x00", 3]),
+        "\u00e9\u00e9\u00e9\u00e9",
+        "=" * 1000,
+    ],
+    ids=["year-1-offset", "deep-brackets", "nul-in-date", "nul-in-value", "non-ascii", "padding"],
+)
+async def test_hostile_cursors_are_bad_user_input(client: GraphQLClient, cursor: str) -> None:
+    for query in (
+        "query($c: String) { articles(after: $c) { totalCount } }",
+        "query($c: String) { articles(before: $c, last: 2) { totalCount } }",
+        """query($c: String) { article(slug:
+             "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum") {
+             comments(after: $c, orderBy: TOP) { totalCount } } }""",
+    ):
+        body = await client.post(query, {"c": cursor})
+        assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
+
+
+# -- item 5: bodies that were plain-text 500s -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'"hello"', "The request body must be a JSON object."),
+        (b"12", "The request body must be a JSON object."),
+        (b"null", "The request body must be a JSON object."),
+        (b'{"query": "{ stats { articleCount } }\xff"}', "The request body is not valid UTF-8."),
+        (
+            b'{"query": "{ stats { articleCount } }", "variables": {"v": '
+            + b"[" * 50_000
+            + b"]" * 50_000
+            + b"}}",
+            "The request body is nested too deeply.",
+        ),
+    ],
+    ids=["json-string", "json-number", "json-null", "invalid-utf8", "deep-variables"],
+)
+async def test_malformed_bodies_are_json_errors(
+    client: GraphQLClient, body: bytes, message: str
+) -> None:
+    status, answer = await _raw(client, body)
+    assert status == 400
+    assert answer == {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}],
+    }
+
+
+async def test_an_exception_outside_execution_is_a_masked_json_500(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app import GraphQLApp
+
+    async def broken(self: Any, request: Any, response: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(GraphQLApp, "get_context", broken)
+    with caplog.at_level(logging.ERROR, logger="agora"):
+        response = await client.http.post("/graphql", json={"query": "{ stats { articleCount } }"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        ],
+    }
+    assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
+
+
+# -- item 10 ----------------------------------------------------------------------------------
+
+
+async def test_several_operations_need_an_operation_name(client: GraphQLClient) -> None:
+    document = "query A { stats { articleCount } } query B { stats { commentCount } }"
+    body = await client.post(document)
+    assert body == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Must provide operation name if query contains multiple operations.",
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ],
+    }
+    response = await client.http.post("/graphql", json={"query": document, "operationName": "B"})
+    assert set(response.json()["data"]["stats"]) == {"commentCount"}
+
+
+# -- item 7 and 9: one client address, the websocket message limit on every start path -----
+
+
+def test_client_address_believes_only_trusted_proxies() -> None:
+    from clientaddr import client_address
+
+    headers = {"x-forwarded-for": "203.0.113.9, 192.0.2.7"}
+    assert client_address("127.0.0.1", headers, ()) == "127.0.0.1"
+    assert client_address("127.0.0.1", headers, ("127.0.0.1",)) == "192.0.2.7"
+    # A client's own X-Forwarded-For entries are left of what the proxies appended.
+    assert client_address("127.0.0.1", headers, ("127.0.0.0/8", "192.0.2.0/24")) == "203.0.113.9"
+    assert client_address("198.51.100.1", headers, ("127.0.0.1",)) == "198.51.100.1"
+    assert client_address("127.0.0.1", {"x-forwarded-for": "junk"}, ("127.0.0.1",)) == "127.0.0.1"
+    assert client_address("127.0.0.1", {}, ("127.0.0.1",)) == "127.0.0.1"
+    assert client_address(None, headers, ()) == "unknown"
+
+
+async def test_http_rate_limits_key_on_the_forwarded_address_behind_a_trusted_proxy(
+    demo_settings: Settings,
+) -> None:
+    query = (
+        'mutation($u: String!) { logIn(input: {username: $u, password: "wrong-password"}) '
+        "{ errors { code } } }"
+    )
+    rule_limit = 5
+    for trusted, shared in (((), True), (("127.0.0.1",), False)):
+        settings = with_settings(
+            demo_settings, trusted_proxies=trusted, login_failure_rate_per_address="5/900"
+        )
+        async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
+            for i in range(rule_limit):
+                body = await client.post(
+                    query, {"u": f"nobody{i}"}, headers={"X-Forwarded-For": "192.0.2.1"}
+                )
+                assert body["data"]["logIn"]["errors"] == [{"code": "INVALID_CREDENTIALS"}], i
+            other = await client.post(
+                query, {"u": "somebody"}, headers={"X-Forwarded-For": "192.0.2.2"}
+            )
+            expected = "RATE_LIMITED" if shared else "INVALID_CREDENTIALS"
+            assert other["data"]["logIn"]["errors"] == [{"code": expected}], trusted
+
+
+def test_every_start_path_sets_the_websocket_limit_and_ignores_proxy_headers() -> None:
+    from app import uvicorn_options
+
+    settings = Settings(ws_max_message_bytes=65_536)
+    options = uvicorn_options(settings)
+    assert options["ws_max_size"] == 65_536
+    assert options["proxy_headers"] is False
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    command = readme[readme.index("uvicorn app:create_app") :].split("#", 1)[0]
+    assert "--ws-max-size 65536" in command
+    assert "--no-proxy-headers" in command
+
+
+# -- item 8: logs stay small --------------------------------------------------------------
+
+
+async def test_failing_inputs_are_logged_truncated(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "x" * 1_000_000
+
+    async def broken(self: Loaders) -> None:
+        raise ValueError(f"cannot handle {huge}") from KeyError(huge)
+
+    monkeypatch.setattr(Loaders, "category_tree", broken)
+    with caplog.at_level(logging.ERROR, logger="agora.errors"):
+        body = await client.post("{ categories { slug } }")
+    assert _codes(body) == ["INTERNAL_SERVER_ERROR"]
+    records = [r for r in caplog.records if r.name == "agora.errors"]
+    assert records
+    for record in records:
+        logged = record.getMessage() + (record.exc_text or "")
+        assert "cannot handle xxx" in logged
+        assert len(logged) < 30_000, len(logged)
+
+
+def test_access_log_lines_drop_query_strings() -> None:
+    from logs import TruncatingFilter
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        (
+            "127.0.0.1:5000",
+            "GET",
+            "/graphql?query=" + "q" * 100_000 + "&password=hunter2",
+            "1.1",
+            200,
+        ),
+        None,
+    )
+    assert TruncatingFilter().filter(record)
+    line = record.getMessage()
+    assert "hunter2" not in line
+    assert len(line) < 200
+    assert line.startswith('127.0.0.1:5000 - "GET /graphql?…')
+
+
+def test_the_app_builds_with_trusted_proxies() -> None:
+    create_app(Settings(trusted_proxies=("10.0.0.0/8",), database_url="sqlite://:memory:"))
