@@ -6,6 +6,13 @@ pure LMSR math (``plan_buy``/``plan_sell``, which ``quote`` calls too), move the
 the ledger with conditional updates, write the trade, position, price point and idempotency
 key, commit. Deadlocks and serialization failures are retried a bounded number of times.
 Amounts are integers: cents, and 1/10,000 shares. Rounding always favours the house.
+
+An idempotency key is claimed inside the trade's transaction. On PostgreSQL the user's wallet
+row is locked right after the market row, so each trade of a user waits for the one before it
+to commit; on SQLite whole transactions already run one at a time. Only then is the key looked
+up, so a retry sent while its first request still runs waits for it and answers as its replay,
+before anything is planned (planned again, it would be refused: the first trade spent the money
+or the shares and moved the price).
 """
 
 from __future__ import annotations
@@ -210,7 +217,7 @@ async def load_state(
     conn: BaseDBAsyncClient | None, market_id: int, lock: bool = False
 ) -> MarketState | None:
     """The market and its outcomes; with ``lock``, the market row stays locked (PostgreSQL)."""
-    suffix = " FOR UPDATE" if lock and is_postgres(conn) else ""
+    suffix = _for_update(conn) if lock else ""
     rows = await fetch_dicts(f"SELECT * FROM markets WHERE id = ?{suffix}", (market_id,), conn)
     if not rows:
         return None
@@ -219,6 +226,12 @@ async def load_state(
         "SELECT * FROM outcomes WHERE market_id = ? ORDER BY position", (market_id,), conn
     )
     return MarketState(market, [models.Outcome._init_from_db(**r) for r in outcome_rows])
+
+
+def _for_update(conn: BaseDBAsyncClient | None) -> str:
+    """Row locks on PostgreSQL; SQLite has none and needs none (Tortoise runs its transactions
+    one at a time on its single connection)."""
+    return " FOR UPDATE" if is_postgres(conn) else ""
 
 
 async def market_of_outcome(outcome_id: int) -> int:
@@ -338,6 +351,8 @@ class Trading:
         planner: Callable[[MarketState, datetime], Plan],
     ) -> tuple[TradeResult, OddsEvent | None]:
         if key is not None:
+            # A retry of a request that committed a while ago answers without taking any lock;
+            # one that is still running is caught under the locks in _trade_once.
             replay = await self._replay(user.id, key, fingerprint)
             if replay is not None:
                 return replay, None
@@ -347,7 +362,9 @@ class Trading:
                 lambda: self._trade_once(user, market_id, key, fingerprint, planner)
             )
         except IntegrityError:
-            # The same key committed concurrently: answer as its replay.
+            # A backstop: the wallet lock serialises a user's trades, so the unique (user, key)
+            # index should never be what catches a second use. Should it ever be, answer as the
+            # replay of the trade that holds the key rather than with an internal error.
             if key is None:
                 raise
             replay = await self._replay(user.id, key, fingerprint)
@@ -362,22 +379,39 @@ class Trading:
         key: str | None,
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
-    ) -> tuple[TradeResult, OddsEvent]:
+    ) -> tuple[TradeResult, OddsEvent | None]:
         now = self.clock()
         async with in_transaction() as conn:
             state = await load_state(conn, market_id, lock=True)
             if state is None:
                 raise not_found("There is no such outcome.", "outcomeId")
-            plan = planner(state, now)
             # Fewer statements while the market row is locked: it is the hot market's limit.
+            # FOR UPDATE also locks the user's wallet now rather than at the debit: the market
+            # lock serialises retries of one request (same outcome, same market), but one key
+            # may be sent with another request on another market, and only the wallet is common
+            # to all of a user's trades. Under READ COMMITTED the key lookup below is a new
+            # statement taken after this lock is granted, so it sees the key of whichever trade
+            # held the lock before. (One statement can't do both: a join evaluated while waiting
+            # for the lock would not see a key row committed meanwhile.) The maker's row is
+            # locked too; it is debited or credited below anyway, and only trades on this market,
+            # already serialised, want it. Market first, then wallet, as settlement takes them.
             accounts = await fetch_dicts(
                 "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
-                "OR (kind = 'MARKET' AND market_id = ?)",
+                f"OR (kind = 'MARKET' AND market_id = ?){_for_update(conn)}",
                 (user.id, market_id),
                 conn,
             )
             wallet = next((int(a["id"]) for a in accounts if a["kind"] == "USER"), None)
             maker = next(int(a["id"]) for a in accounts if a["kind"] == "MARKET")
+            stored = None
+            if key is not None:
+                stored = await _stored_key(conn, user.id, key)
+                if stored is not None and _is_live(stored, now):
+                    # Before planning: the first trade spent the money (or the shares) and moved
+                    # the price, so planning this copy again would refuse it.
+                    replay = await _replay_of(conn, stored, fingerprint)
+                    return replay, None
+            plan = planner(state, now)
             if wallet is None:
                 raise Refusal("INSUFFICIENT_FUNDS", "You have no wallet.", ["amount"])
             mine = await fetch_dicts(
@@ -431,13 +465,9 @@ class Trading:
             await record_price(conn, market_id, plan.probabilities_after, now)
             balance = await _balance(conn, wallet)
             if key is not None:
-                await execute(
-                    # Exactly 24 hours old counts as expired, as in _replay.
-                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? "
-                    "AND created_at <= ?",
-                    (user.id, key, now - IDEMPOTENCY_TTL),
-                    conn,
-                )
+                if stored is not None:
+                    # It has expired (a live one answered above): the key is free again.
+                    await execute("DELETE FROM idempotency_keys WHERE id = ?", (stored.id,), conn)
                 await models.IdempotencyKey.create(
                     user_id=user.id,
                     key=key,
@@ -456,21 +486,11 @@ class Trading:
         )
 
     async def _replay(self, user_id: int, key: str, fingerprint: str) -> TradeResult | None:
-        row = await models.IdempotencyKey.filter(
-            user_id=user_id, key=key, created_at__gt=self.clock() - IDEMPOTENCY_TTL
-        ).first()
-        if row is None:
+        """The stored answer of a live key, read without locks; None if there is none."""
+        stored = await _stored_key(None, user_id, key)
+        if stored is None or not _is_live(stored, self.clock()):
             return None
-        if row.fingerprint != fingerprint:
-            raise Refusal(
-                "IDEMPOTENCY_CONFLICT",
-                "This idempotency key was used for a different request.",
-                ["idempotencyKey"],
-            )
-        trade = await models.Trade.get(id=row.trade_id)
-        position = await models.Position.get(user_id=user_id, outcome_id=trade.outcome_id)
-        market = await models.Market.get(id=trade.market_id)
-        return TradeResult(trade, position, market, row.balance_after_cents, replayed=True)
+        return await _replay_of(None, stored, fingerprint)
 
     # -- markets -----------------------------------------------------------------------------
 
@@ -698,6 +718,37 @@ class Trading:
                 now,
                 memo=f"market {market_id}",
             )
+
+
+async def _stored_key(
+    conn: BaseDBAsyncClient | None, user_id: int, key: str
+) -> models.IdempotencyKey | None:
+    """The user's row for ``key``, live or expired (an expired one is deleted when reused)."""
+    return await models.IdempotencyKey.filter(user_id=user_id, key=key).using_db(conn).first()
+
+
+def _is_live(stored: models.IdempotencyKey, now: datetime) -> bool:
+    """Kept 24 hours: exactly 24 hours old is expired."""
+    return stored.created_at > now - IDEMPOTENCY_TTL
+
+
+async def _replay_of(
+    conn: BaseDBAsyncClient | None, stored: models.IdempotencyKey, fingerprint: str
+) -> TradeResult:
+    """The first trade and the balance right after it; IDEMPOTENCY_CONFLICT if the key was used
+    for a different request. Position and market are as they are now."""
+    if stored.fingerprint != fingerprint:
+        raise Refusal(
+            "IDEMPOTENCY_CONFLICT",
+            "This idempotency key was used for a different request.",
+            ["idempotencyKey"],
+        )
+    trade = await models.Trade.get(id=stored.trade_id, using_db=conn)
+    position = await models.Position.get(
+        user_id=stored.user_id, outcome_id=trade.outcome_id, using_db=conn
+    )
+    market = await models.Market.get(id=trade.market_id, using_db=conn)
+    return TradeResult(trade, position, market, stored.balance_after_cents, replayed=True)
 
 
 def _allocate(refunds: dict[int, int], positions: list[dict[str, Any]]) -> dict[int, int]:
