@@ -542,7 +542,10 @@ class Trading:
         found_articles = await models.Article.filter(id__in=article_ids).count()
         if found_articles != len(article_ids):
             raise not_found("One of the articles does not exist.", "articleIds")
-        tags = await models.Tag.filter(slug__in=tag_slugs)
+        # A slug longer than the column names no tag (and Tortoise refuses to send it).
+        tag_slug_length = getattr(models.Tag._meta.fields_map["slug"], "max_length", 120)
+        storable = [slug for slug in tag_slugs if len(slug) <= tag_slug_length]
+        tags = await models.Tag.filter(slug__in=storable) if storable else []
         if len(tags) != len(tag_slugs):
             raise not_found("One of the tags does not exist.", "tagSlugs")
         base_slug = slugify(question)

@@ -161,6 +161,8 @@ async def test_create_market_permissions_and_validation(fresh_client: GraphQLCli
         ({"closesAt": "2001-01-01T00:00:00Z"}, ["closesAt"]),
         ({"question": "Short?"}, ["question"]),
         ({"tagSlugs": ["no-such-tag"]}, ["tagSlugs"]),
+        ({"tagSlugs": ["t" * 121]}, ["tagSlugs"]),  # longer than the column: was an internal error
+        ({"tagSlugs": ["t" * 100_000]}, ["tagSlugs"]),
         ({"articleIds": [to_global_id("Article", 999)]}, ["articleIds"]),
     ]
     for changes, field in cases:
@@ -335,6 +337,7 @@ async def test_idempotent_retries_return_the_first_trade(fresh_client: GraphQLCl
     results = await asyncio.gather(*(dana.data(BUY, burst) for _ in range(8)))
     assert {r["buyShares"]["trade"]["id"] for r in results} != {None}
     assert len({r["buyShares"]["trade"]["id"] for r in results}) == 1
+    assert [r["buyShares"]["errors"] for r in results] == [[]] * 8
     assert await _balance(dana) == "963.00"
     # Keys are per user.
     erin = await fresh_client.sign_up("erin")
