@@ -36,6 +36,13 @@ def is_database_down(exc: BaseException) -> bool:
             return False
         if isinstance(seen, _DOWN):
             return True
-        # A GraphQLError carries the resolver's exception as original_error; others chain it.
-        seen = getattr(seen, "original_error", None) or seen.__cause__
+        # A GraphQLError carries the resolver's exception as original_error; others chain it,
+        # explicitly (``raise … from``) or implicitly: an error raised while handling the lost
+        # connection (Tortoise's rollback on it: asyncpg's InterfaceError "the underlying
+        # connection is closed") is a consequence of it, unless ``from None`` disowned it.
+        seen = (
+            getattr(seen, "original_error", None)
+            or seen.__cause__
+            or (None if seen.__suppress_context__ else seen.__context__)
+        )
     return False

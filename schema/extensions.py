@@ -15,8 +15,10 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -198,6 +200,8 @@ class _Walker:
                 return min(len(value), self.max_list) if isinstance(value, list) else 1
         if getattr(parent_type, "name", "").endswith("Connection"):
             return 1  # edges / nodes: the connection field has multiplied already
+        if not isinstance(get_named_type(field_def.type), GraphQLObjectType | GraphQLInterfaceType):
+            return 1  # a list of scalars is part of its object (probabilities, a field path)
         declared = _metadata(field_def).get("max_items")
         return int(declared) if declared is not None else SHORT_LIST_ITEMS
 
