@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format schema migrations seed clean
+.PHONY: run test test-fast lint format schema migrations seed clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+## Lint and the quick tests: none marked slow, services (PostgreSQL, Redis), node or browser
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -q -m "not slow and not services and not node and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

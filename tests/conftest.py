@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
@@ -24,6 +27,71 @@ from settings import Settings
 from tests.services import PostgresServer, create_database, start_postgres
 
 BACKENDS = ["sqlite", "postgres"]
+
+# -- hypothesis: one profile for the suite ----------------------------------------------------
+
+_IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Explicit @settings in a test (test_lmsr's FAST/THOROUGH, the stateful trading runs) still win;
+# this bounds the rest and keeps CI steady: no deadlines (a loaded 2-core runner is not a
+# regression), and in CI the same examples every run, with no example database to carry over.
+hypothesis_settings.register_profile(
+    "agora",
+    deadline=None,
+    max_examples=50,
+    derandomize=_IN_CI,
+    **({"database": None} if _IN_CI else {}),
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "agora"))
+
+
+# -- markers: applied here, by module or test name, rather than in every file --------------------
+
+# Modules (``test_x.py``) or tests (``test_x.py::test_name``, any parametrisation) that take
+# seconds; measured with ``pytest --durations``. Names that don't exist (yet) are harmless.
+SLOW = (
+    "test_trading_stateful.py::test_trading_stateful_sqlite",
+    "test_trading_stateful.py::test_trading_stateful_postgres",
+    "test_realtime.py",
+    "test_scaleout.py",
+    "test_interop_graphql_ws.py",
+    "test_comments.py::test_fifty_concurrent_posts_get_sequences_without_gaps",
+    "test_trading.py::test_many_traders_on_one_market_lose_or_double_nothing",
+    "test_string_inputs.py",
+    "test_idempotency_race.py",
+    "test_password_hashing.py",
+    "test_hardening.py::test_http_rate_limits_key_on_the_forwarded_address_behind_a_trusted_proxy",
+    "test_hardening.py::test_expensive_fields_are_capped_per_document",
+    "test_abuse.py",
+    "test_outage.py",
+)
+# Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
+# and every test that asks for one of the SERVICE_FIXTURES is a services test.
+SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
+SERVICE_FIXTURES = {"postgres_server", "redis_server"}
+NODE = ("test_interop_graphql_ws.py",)
+
+
+def _listed(item: pytest.Item, names: tuple[str, ...]) -> bool:
+    module = item.path.name
+    test = f"{module}::{getattr(item, 'originalname', item.name)}"
+    return module in names or test in names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests ``slow``, ``services`` and ``node`` (``make test-fast`` leaves them out)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if on_postgres or fixtures & SERVICE_FIXTURES or _listed(item, SERVICES):
+            item.add_marker(pytest.mark.services)
+        if _listed(item, NODE):
+            item.add_marker(pytest.mark.node)
+        if _listed(item, SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
