@@ -9,7 +9,14 @@ resumes with ``afterSequence``), odds coalesce to the latest, and a slow client 
 
 ``commentAdded`` keeps, per subscriber, the last sequence delivered: a gap (a message lost
 between processes, say) is filled from the database before going on, a duplicate is dropped, and
-``afterSequence`` replays from the database while live events wait in a buffer.
+``afterSequence`` replays from the database while live events wait in a bounded buffer.
+
+Replays are the one place a single message asks for unbounded work (one socket with 100
+``afterSequence: 0`` subscriptions on a long thread once pushed 2.4 GB in 40 s and held everyone's
+queries at ~0.9 s), so they are bounded three ways: at most ``ws_replays_per_connection`` run at
+once per connection (the others wait their turn), at most ``ws_replays_per_process`` read or
+render a page at once in the process, and no page is pushed faster than the connection's writer
+drains the queue.
 """
 
 from __future__ import annotations
@@ -20,10 +27,10 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from graphql import (
     DocumentNode,
@@ -33,21 +40,23 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     parse,
-    validate,
 )
 from graphql.error import GraphQLSyntaxError
 from graphql.execution import Executor
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from accounts.service import token_hash
+from clientaddr import UNKNOWN, client_address
 from db import models
+from db.health import is_database_down
 from db.sql import fetch_dicts
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
 from resolvers.loaders import Loaders
+from schema import extensions
 from schema.context import Context, Services
 from schema.errors import ApiError, BadUserInput, NotFound
-from schema.extensions import check_limits, check_nul_bytes, format_errors
+from schema.extensions import format_errors
 from schema.node import from_global_id
 from schema.schema import AgoraSchema
 from schema.subscription import OddsUpdate
@@ -56,8 +65,12 @@ from settings import Settings
 
 logger = logging.getLogger("agora.ws")
 
+T = TypeVar("T")
+
 TRANSPORT = "graphql-transport-ws"
 LEGACY = "graphql-ws"
+# Replay comments rendered between two yields to the event loop (see Group.render_page).
+RENDER_SLICE = 25
 # Fields whose value depends on who is asking: documents selecting them are not shared.
 VIEWER_FIELDS = {"viewerCanEdit", "viewerCanDelete", "viewerPosition", "balance", "reportCount"}
 
@@ -69,6 +82,28 @@ class Closed(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``await awaitable``, or TimeoutError after ``seconds``.
+
+    Not ``asyncio.wait_for``: on time-out it cancels the work and then waits for the work to
+    finish being cancelled, and asyncpg's cancellation sends a cancel request to the server it
+    can't reach (another second against a silent database here, up to its connect timeout on
+    a real partition). The abandoned work winds down in the background instead.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    # Retrieve its outcome, so that it isn't logged as "never retrieved".
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    raise TimeoutError(f"no answer within {seconds} s")
 
 
 def _dumps(value: Any) -> str:
@@ -85,10 +120,15 @@ def _error_payload(errors: list[GraphQLError]) -> list[Any]:
 class Connection:
     """One websocket: its viewer, subscriptions, bounded outbox and writer task."""
 
-    def __init__(self, ws: WebSocket, protocol: str, settings: Settings) -> None:
+    def __init__(
+        self, ws: WebSocket, protocol: str, settings: Settings, client_address: str = UNKNOWN
+    ) -> None:
         self.ws = ws
         self.protocol = protocol
         self.settings = settings
+        # Derived once from the handshake: every operation of the socket is rate limited as
+        # coming from here (without it all websocket clients shared the "unknown" bucket).
+        self.client_address = client_address
         self.viewer: models.User | None = None
         self.token = ""
         self.token_hash = ""
@@ -99,6 +139,15 @@ class Connection:
         self.wake = asyncio.Event()
         self.closing: Closed | None = None
         self.last_pong = asyncio.get_running_loop().time()
+        # Replays of this connection running at once; the rest wait their turn here.
+        self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_connection)
+        # A replay fills the queue up to half its bound, leaving the other half to live events
+        # (which end their subscription when the queue is full), and resumes once the writer has
+        # drained it to a quarter: a high and a low water mark, so the two don't take turns
+        # frame by frame.
+        self.replay_high_water = max(1, settings.ws_queue_length // 2)
+        self.replay_low_water = self.replay_high_water // 2
+        self.drained = asyncio.Event()
 
     def push(self, frame: str, force: bool = False) -> bool:
         """Queue a frame; False (and nothing queued) if the queue is full, unless forced."""
@@ -122,6 +171,13 @@ class Connection:
         if self.closing is None:
             self.closing = Closed(code, reason)
             self.wake.set()
+            self.drained.set()  # a replay waiting for room must not wait forever
+
+    async def room_for_replay(self) -> None:
+        """Wait until the writer has drained the queue enough for a replay to push more."""
+        while self.closing is None and len(self.queue) >= self.replay_high_water:
+            self.drained.clear()
+            await self.drained.wait()
 
     async def writer(self) -> None:
         """Send queued frames in order until closed; a vanished client just ends the loop."""
@@ -132,14 +188,19 @@ class Connection:
                 while self.queue or self.latest:
                     if self.queue:
                         frame = self.queue.popleft()
+                        if len(self.queue) <= self.replay_low_water:
+                            self.drained.set()
                     else:
                         sub_id = next(iter(self.latest))
                         frame = self.latest.pop(sub_id)
+                    # Waits while the client isn't reading (the transport's buffer is full):
+                    # that is what paces replays to the client.
                     await self.ws.send_text(frame)
                 if self.closing is not None:
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closing = self.closing or Closed(1006, "client went away")
+            self.drained.set()
 
 
 @dataclass(eq=False)
@@ -178,9 +239,13 @@ class Sub:
             self._push(payload_json)
             return
         if self.replaying:
+            if len(self.buffer) >= self.conn.settings.ws_queue_length:
+                # Bounded: drop the oldest. It is in the database, and the newer event kept
+                # here makes the catch-up fill the gap from there. (Ending the subscription
+                # instead would punish a client for waiting its turn to replay.)
+                self.buffer.sort()
+                del self.buffer[0]
             self.buffer.append((seq, payload_json))
-            if len(self.buffer) > self.conn.settings.ws_queue_length:
-                self.overflow()
             return
         if seq <= self.last_seq:
             return
@@ -271,26 +336,50 @@ class Sub:
             self.group.hub.remove(self)
 
     async def _fill(self, after: int, before: int | None) -> None:
-        limit = self.conn.settings.ws_replay_limit
+        """Deliver the comments in (``after``, ``before``) from the database, in order, skipping
+        deleted ones.
+
+        A page at a time: the connection's replay slot is held throughout (so one socket runs at
+        most ``ws_replays_per_connection`` replays, however many it asks for), the process's only
+        while a page is read and rendered (so a client that stops reading stalls its own
+        replays, not everyone's), and each frame waits for room in the connection's queue.
+        """
+        conn = self.conn
+        settings = conn.settings
+        hub = self.group.hub
+        limit = settings.ws_replay_limit
         sent = 0
-        while not self.done:
-            rows = await fetch_dicts(
-                "SELECT * FROM comments WHERE article_id = ? AND sequence > ? AND deleted = ? "
-                + ("AND sequence < ? " if before is not None else "")
-                + "ORDER BY sequence LIMIT 100",
-                [self.group.target, after, False] + ([before] if before is not None else []),
-            )
-            for row in rows:
-                comment = models.Comment._init_from_db(**row)
-                payload = await self.group.render(Comment.from_row(comment), Loaders())
-                if not self._push(payload):
-                    return
-                self.last_seq = after = comment.sequence
-                sent += 1
+        async with conn.replay_slots:
+            while not self.done and conn.closing is None:
+                wanted = min(settings.ws_replay_page_size, limit - sent)
+                async with hub.replay_slots:
+                    rows = await fetch_dicts(
+                        "SELECT * FROM comments WHERE article_id = ? AND sequence > ? "
+                        "AND deleted = ? "
+                        + ("AND sequence < ? " if before is not None else "")
+                        + "ORDER BY sequence LIMIT ?",
+                        [self.group.target, after, False]
+                        + ([before] if before is not None else [])
+                        + [wanted],
+                    )
+                    comments = [models.Comment._init_from_db(**row) for row in rows]
+                    payloads = await self.group.render_page(
+                        [Comment.from_row(comment) for comment in comments]
+                    )
+                for comment, payload in zip(comments, payloads, strict=True):
+                    await conn.room_for_replay()
+                    if self.done or conn.closing is not None:
+                        return
+                    if not self._push(payload):
+                        return
+                    self.last_seq = after = comment.sequence
+                    sent += 1
                 if sent >= limit:
                     raise Closed(4400, "replay limit reached")
-            if len(rows) < 100:
-                return
+                if len(rows) < wanted:
+                    return
+                # Let every other task run between pages, even when nothing above had to wait.
+                await asyncio.sleep(0)
 
 
 # -- groups and the hub ----------------------------------------------------------------------
@@ -309,23 +398,60 @@ class Group:
     viewer: models.User | None
     subs: set[Sub] = field(default_factory=set)
 
-    async def render(self, root: Any, loaders: Loaders) -> str:
-        """Execute the document once with ``root`` and encode the payload once."""
+    def _execute(self, root: Any, loaders: Loaders) -> Any:
+        """Start executing the document with ``root``: a result, or an awaitable of one."""
         event_executor = self.executor.build_per_event_executor(root)
+        # graphql-core's per-event copy shares the group's memo of collected subfields, keyed by
+        # the identity of field lists each execution builds anew: shared, it kept an entry or
+        # two (and their field lists) per event for the life of the group — 27,500 objects
+        # after a 13,750-comment replay, and full collections of 100-300 ms. One per event.
+        event_executor._relevant_sub_fields = {}
+        # No client address: a group's context is shared by many sockets, and nothing a
+        # subscription's selection reaches is rate limited.
         event_executor.context_value = Context(
             settings=self.hub.settings,
             services=self.hub.services,
             loaders=loaders,
             viewer=self.viewer,
         )
-        outcome = event_executor.execute_operation(False)
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        result = cast(ExecutionResult, outcome)
+        return event_executor.execute_operation(False)
+
+    @staticmethod
+    def _encode(result: ExecutionResult) -> str:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = _error_payload(list(result.errors))
         return _dumps(payload)
+
+    async def render(self, root: Any, loaders: Loaders) -> str:
+        """Execute the document once with ``root`` and encode the payload once."""
+        outcome = self._execute(root, loaders)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        return self._encode(cast(ExecutionResult, outcome))
+
+    async def render_page(self, roots: list[Any]) -> list[str]:
+        """Render a replay page with one set of loaders, so a relation the selection reaches is
+        one batched query per slice (and mostly cache hits after the first slice).
+
+        In slices, with a yield between them: a whole page of 200 held the loop for 30-150 ms
+        on a busy 2-core machine (~0.3 ms of graphql-core per comment).
+        """
+        loaders = Loaders()
+        payloads: list[str] = []
+        for start in range(0, len(roots), RENDER_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            outcomes = [
+                self._execute(root, loaders) for root in roots[start : start + RENDER_SLICE]
+            ]
+            pending = [(i, o) for i, o in enumerate(outcomes) if inspect.isawaitable(o)]
+            if pending:
+                done = await asyncio.gather(*(outcome for _, outcome in pending))
+                for (i, _), result in zip(pending, done, strict=True):
+                    outcomes[i] = result
+            payloads.extend(self._encode(cast(ExecutionResult, o)) for o in outcomes)
+        return payloads
 
 
 class Hub:
@@ -347,6 +473,8 @@ class Hub:
         self.groups: dict[tuple[Any, ...], Group] = {}
         self.by_channel: dict[str, set[Group]] = {}
         self.connections: set[Connection] = set()
+        # Replay pages read and rendered at once in this process (see Sub._fill).
+        self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_process)
         broker.listen(self.on_event)
         broker.on_reconnect(self.resync)
 
@@ -505,7 +633,10 @@ class WebsocketEndpoint:
             await ws.close(code=4406, reason="Subprotocol not acceptable")
             return
         await ws.accept(subprotocol=protocol)
-        conn = Connection(ws, protocol, self.settings)
+        address = client_address(
+            ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
+        )
+        conn = Connection(ws, protocol, self.settings, address)
         self.hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         reader = asyncio.create_task(self._read(conn))
@@ -582,10 +713,18 @@ class WebsocketEndpoint:
         if raw["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(raw.get("code", 1000))
         text = raw.get("text")
+        data = raw.get("bytes")
+        limit = self.settings.ws_max_message_bytes
+        # Size first, whatever the kind: a too-big binary message is "too big" (1009) too. A
+        # character is 1 to 4 bytes of UTF-8, so most texts are decided without encoding them.
+        if text is not None:
+            too_big = len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
+        else:
+            too_big = len(data or b"") > limit
+        if too_big:
+            raise Closed(1009, "Message too big")
         if text is None:
             raise Closed(4400, "Binary messages are not supported")
-        if len(text.encode()) > self.settings.ws_max_message_bytes:
-            raise Closed(1009, "Message too big")
         try:
             message = json.loads(text)
         except ValueError as exc:
@@ -609,7 +748,18 @@ class WebsocketEndpoint:
             scheme, _, token = str(authorization).strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Closed(4403, "Forbidden: bad authorization")
-            session = await self.hub.services.accounts.session(token.strip())
+            try:
+                session = await _within(
+                    self.hub.services.accounts.session(token.strip()),
+                    self.settings.db_timeout_seconds,
+                )
+            except Exception as exc:
+                if not is_database_down(exc):
+                    raise
+                # Not the client's fault and not a bad token: 1013 tells it to come back later
+                # (a close without a code, as before, reads as "done", 1011 as a server bug).
+                logger.warning("connection_init: the database is unavailable (%r)", exc)
+                raise Closed(1013, "Try again later: the database is unavailable") from exc
             if session is None:
                 raise Closed(4403, "Forbidden: invalid or expired token")
             conn.viewer, conn.session_expires = session.user, session.expires_at
@@ -655,7 +805,11 @@ class WebsocketEndpoint:
                 document = parse(query, max_tokens=self.settings.max_query_tokens)
             except GraphQLSyntaxError as exc:
                 return exc
-            cached = (document, list(validate(self.hub.schema._schema, document)))
+            # The checks every transport runs on a document alone: cacheable by its text.
+            cached = (
+                document,
+                extensions.document_errors(self.hub.schema._schema, document, self.settings),
+            )
             if len(self._documents) >= self.settings.validation_cache_size:
                 self._documents.pop(next(iter(self._documents)))
             self._documents[query] = cached
@@ -696,20 +850,17 @@ class WebsocketEndpoint:
             return
         document, errors = parsed
         if not errors:
-            limit = check_nul_bytes(query, variables) or check_limits(
-                schema, document, operation_name, variables, self.settings
+            # The checks every transport runs on this request's variables and operation name.
+            error = extensions.request_error(
+                schema, document, query, operation_name, variables, self.settings
             )
-            errors = [limit] if limit else []
+            errors = [error] if error else []
         if errors:
             self._error(conn, sub_id, list(errors))
             return
         operation = _operation(document, operation_name)
-        if operation is None:
-            self._error(
-                conn,
-                sub_id,
-                [GraphQLError("Unknown operation.", extensions={"code": "BAD_USER_INPUT"})],
-            )
+        if isinstance(operation, GraphQLError):
+            self._error(conn, sub_id, [operation])
             return
         if operation.operation != OperationType.SUBSCRIPTION:
             await self._execute_once(conn, sub_id, query, variables, operation_name)
@@ -734,6 +885,7 @@ class WebsocketEndpoint:
             services=self.hub.services,
             viewer=conn.viewer,
             token=conn.token,
+            client_address=conn.client_address,
             request=conn.ws,
         )
         result = await self.hub.schema.execute(
@@ -761,7 +913,12 @@ class WebsocketEndpoint:
         variables: dict[str, Any],
         operation_name: str | None,
     ) -> None:
-        context = Context(settings=self.settings, services=self.hub.services, viewer=conn.viewer)
+        context = Context(
+            settings=self.settings,
+            services=self.hub.services,
+            viewer=conn.viewer,
+            client_address=conn.client_address,
+        )
         built = Executor.build(
             self.hub.schema._schema,
             document,
@@ -860,11 +1017,24 @@ def _root_field(document: DocumentNode, operation: OperationDefinitionNode) -> F
     return None
 
 
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | GraphQLError:
+    """The operation to run, or the error saying why there is none (graphql-core's wording,
+    as the spec's GetOperation: without a name, a document must hold exactly one)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((o for o in operations if o.name and o.name.value == name), None)
+        if len(operations) == 1:
+            return operations[0]
+        message = (
+            "Must provide operation name if query contains multiple operations."
+            if operations
+            else "Must provide an operation."
+        )
+    else:
+        found = next((o for o in operations if o.name and o.name.value == name), None)
+        if found is not None:
+            return found
+        message = f"Unknown operation named '{name}'."
+    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
 def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
