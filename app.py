@@ -31,7 +31,7 @@ from accounts.service import Accounts
 from clientaddr import client_address
 from comments.service import Comments
 from db.config import tortoise_config
-from db.health import is_database_down
+from db.health import is_database_down, within
 from db.sql import fetch_dicts
 from logs import configure_logging, get_logger, truncate
 from markets.trading import Trading
@@ -136,7 +136,7 @@ class GraphQLApp(GraphQL[Context, None]):
         token = bearer_token(request.headers.get("authorization"))
         viewer = None
         if token:
-            viewer = await asyncio.wait_for(
+            viewer = await within(
                 self.services.accounts.authenticate(token), self.settings.db_timeout_seconds
             )
         if token and viewer is None and isinstance(response, Response):
@@ -168,16 +168,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if context is not None and context.loaders.budget.exceeded:
             # Loads issued in one batch all complete before the budget can refuse the next.
             # Never a truncated body: no data, one error.
-            error = context.loaders.budget.error()
-            return {
-                "data": None,
-                "errors": [
-                    {
-                        "message": error.message,
-                        "extensions": {"code": error.code, **error.extensions},
-                    }
-                ],
-            }
+            return {"data": None, "errors": [context.loaders.budget.error().formatted()]}
         for error in result.errors or ():
             if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
                 raise _DatabaseDown
@@ -254,9 +245,7 @@ async def readyz(request: Request) -> Response:
     """Readiness: the database answers, and Redis does when it is configured."""
     body: dict[str, str] = {}
     try:
-        await asyncio.wait_for(
-            fetch_dicts("SELECT 1 AS ok"), request.app.state.settings.db_timeout_seconds
-        )
+        await within(fetch_dicts("SELECT 1 AS ok"), request.app.state.settings.db_timeout_seconds)
         body["database"] = "ok"
     except Exception as exc:
         logger.warning("readiness check failed: %s", truncate(repr(exc), 300))

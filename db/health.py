@@ -6,6 +6,10 @@ other exception is a bug or a bad statement and is masked and logged as such.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import asyncpg
 from tortoise.exceptions import DBConnectionError
 
@@ -46,3 +50,28 @@ def is_database_down(exc: BaseException) -> bool:
             or (None if seen.__suppress_context__ else seen.__context__)
         )
     return False
+
+
+T = TypeVar("T")
+
+
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``await awaitable``, or TimeoutError after ``seconds``.
+
+    Not ``asyncio.wait_for``: on time-out it cancels the work and then waits for the work to
+    finish being cancelled, and asyncpg's cancellation sends a cancel request to the server it
+    can't reach (another second against a silent database here, up to its connect timeout on
+    a real partition). The abandoned work winds down in the background instead.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    # Retrieve its outcome, so that it isn't logged as "never retrieved".
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    raise TimeoutError(f"no answer within {seconds} s")

@@ -27,10 +27,10 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from graphql import (
     DocumentNode,
@@ -48,7 +48,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from accounts.service import token_hash
 from clientaddr import UNKNOWN, client_address
 from db import models
-from db.health import is_database_down
+from db.health import is_database_down, within
 from db.sql import fetch_dicts
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
@@ -65,7 +65,6 @@ from settings import Settings
 
 logger = logging.getLogger("agora.ws")
 
-T = TypeVar("T")
 
 TRANSPORT = "graphql-transport-ws"
 LEGACY = "graphql-ws"
@@ -82,28 +81,6 @@ class Closed(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """``await awaitable``, or TimeoutError after ``seconds``.
-
-    Not ``asyncio.wait_for``: on time-out it cancels the work and then waits for the work to
-    finish being cancelled, and asyncpg's cancellation sends a cancel request to the server it
-    can't reach (another second against a silent database here, up to its connect timeout on
-    a real partition). The abandoned work winds down in the background instead.
-    """
-    task = asyncio.ensure_future(awaitable)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if task in done:
-        return task.result()
-    task.cancel()
-    # Retrieve its outcome, so that it isn't logged as "never retrieved".
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    raise TimeoutError(f"no answer within {seconds} s")
 
 
 def _dumps(value: Any) -> str:
@@ -749,7 +726,7 @@ class WebsocketEndpoint:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Closed(4403, "Forbidden: bad authorization")
             try:
-                session = await _within(
+                session = await within(
                     self.hub.services.accounts.session(token.strip()),
                     self.settings.db_timeout_seconds,
                 )
@@ -887,12 +864,16 @@ class WebsocketEndpoint:
             token=conn.token,
             client_address=conn.client_address,
             request=conn.ws,
+            loaders=Loaders(self.settings.max_response_objects),
         )
         result = await self.hub.schema.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name
         )
         payload: dict[str, Any] = {"data": result.data}
-        if result.errors:
+        if context.loaders.budget.exceeded:
+            # As over HTTP: never a truncated result, no data and one error.
+            payload = {"data": None, "errors": [context.loaders.budget.error().formatted()]}
+        elif result.errors:
             payload["errors"] = _error_payload(list(result.errors))
         conn.send(
             {

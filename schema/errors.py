@@ -21,6 +21,10 @@ class ApiError(Exception):
         self.message = message
         self.extensions = extensions
 
+    def formatted(self) -> dict[str, Any]:
+        """As an entry of a response's ``errors``."""
+        return {"message": self.message, "extensions": {**self.extensions, "code": self.code}}
+
 
 class BadUserInput(ApiError):
     """A malformed argument: a bad ID, cursor, scalar or page size."""

@@ -114,12 +114,23 @@ async def closed_with(ws: ClientConnection) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[Live]:
+async def serving(settings: Settings, ws_max_size: int | None = None) -> AsyncIterator[Live]:
+    """A uvicorn server for ``settings`` started as every start path starts it;
+    ``ws_max_size`` replaces uvicorn's message limit (to test the app's own)."""
     forget_compiled_statements()
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # As every start path does (app.uvicorn_options): the app derives client addresses.
+            proxy_headers=False,
+            ws_max_size=ws_max_size or settings.ws_max_message_bytes,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -41,7 +41,15 @@ from schema.node import from_global_id
 from settings import Settings
 from tests.conftest import forget_compiled_statements, prepare_database
 from tests.services import PostgresServer, create_database, free_port
-from tests.test_realtime import TRANSPORT, Live, closed_with, recv, serving, subscribe
+from tests.test_realtime import (
+    TRANSPORT,
+    Live,
+    closed_with,
+    next_payload,
+    recv,
+    serving,
+    subscribe,
+)
 
 # What a thread view asks for: two relations per comment, batched per page (they were one
 # query each per comment).
@@ -89,7 +97,7 @@ def _forget_dummy_hash() -> None:
 
 
 @contextlib.asynccontextmanager
-async def demo_server(settings: Settings) -> AsyncIterator[Live]:
+async def demo_server(settings: Settings, ws_max_size: int | None = None) -> AsyncIterator[Live]:
     """A uvicorn server on ``settings``' (empty) database, with the demo data loaded."""
     forget_compiled_statements()
     await Tortoise.init(config=tortoise_config(settings))
@@ -97,7 +105,7 @@ async def demo_server(settings: Settings) -> AsyncIterator[Live]:
         await load_demo_data()
     finally:
         await Tortoise.close_connections()
-    async with serving(settings) as server:
+    async with serving(settings, ws_max_size) as server:
         yield server
 
 
@@ -686,7 +694,8 @@ async def test_messages_over_the_limit_close_1009_at_once(fresh_settings: Settin
     counted in UTF-8 bytes, to text and binary messages alike."""
     limit = fresh_settings.ws_max_message_bytes
     assert limit == 65_536
-    async with demo_server(fresh_settings) as live:
+    # uvicorn's own limit at its default, as a start path that forgot --ws-max-size would have.
+    async with demo_server(fresh_settings, ws_max_size=16 * 1024 * 1024) as live:
 
         def ping(padding: str) -> str:
             return json.dumps({"type": "ping", "payload": {"p": padding}}, ensure_ascii=False)
@@ -710,3 +719,25 @@ async def test_messages_over_the_limit_close_1009_at_once(fresh_settings: Settin
             assert await closed_with(ws) == 1009
             assert ws.close_reason == "Message too big"
             assert time.monotonic() - began < 1
+
+
+async def test_a_query_over_the_socket_over_its_object_budget_is_data_null(
+    demo_settings: Settings,
+) -> None:
+    async with serving(replace(demo_settings, max_response_objects=100)) as server:
+        ws = await server.connect()
+        await subscribe(ws, "{ articles(first: 100) { nodes { tags { slug } } } }", {})
+        assert await next_payload(ws) == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "The response would hold more than 100 objects. Ask for less.",
+                    "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": "responseObjects"},
+                }
+            ],
+        }
+        await subscribe(ws, "{ articles(first: 2) { nodes { slug } } }", {}, sub_id="2")
+        assert json.loads(await recv(ws)) == {"id": "1", "type": "complete"}
+        small = await next_payload(ws, "2")
+        assert len(small["data"]["articles"]["nodes"]) == 2
+        await ws.close()
