@@ -444,14 +444,15 @@ async def _websocket_init(base: str, token: str) -> str:
 
 async def _lock_markets(server: PostgresServer, database: str) -> tuple[asyncpg.Connection, int]:
     """Hold every market row until the connection goes; returns once buys wait on it (at most
-    two, within 60% of DB_TIMEOUT_SECONDS, so that they are still waiting)."""
+    two, within 30% of DB_TIMEOUT_SECONDS: a statement's own timeout is half of it, and a buy
+    that waited that long on this lock would time out before the outage began)."""
     locker = await asyncpg.connect(
         host=server.host, port=server.port, user=server.user, database=database
     )
     await locker.execute("BEGIN")
     await locker.execute("SELECT id FROM markets FOR UPDATE")
     blocked = 0
-    deadline = time.monotonic() + DB_TIMEOUT_SECONDS * 0.6
+    deadline = time.monotonic() + DB_TIMEOUT_SECONDS * 0.3
     while time.monotonic() < deadline and blocked < 2:
         await asyncio.sleep(0.05)
         blocked = await locker.fetchval(
