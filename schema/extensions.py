@@ -504,25 +504,6 @@ def make_query_limits(settings: Settings) -> type[SchemaExtension]:
     return DocumentChecks
 
 
-def check_limits(
-    schema: GraphQLSchema,
-    document: Any,
-    operation_name: str | None,
-    variables: dict[str, Any] | None,
-    settings: Settings,
-) -> GraphQLError | None:
-    """Deprecated shim for the websocket server until it calls ``request_error``."""
-    errors = document_errors(schema, document, settings)
-    if errors:
-        return errors[0]
-    return request_error(schema, document, None, operation_name, variables, settings)
-
-
-def check_nul_bytes(query: str | None, variables: dict[str, Any] | None) -> GraphQLError | None:
-    """Deprecated shim for the websocket server until it calls ``request_error``."""
-    return variables_error(variables)
-
-
 # -- errors ---------------------------------------------------------------------------------
 
 
