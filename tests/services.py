@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -247,3 +248,43 @@ def start_redis() -> RedisServer:
     server = RedisServer(free_port())
     server.start()
     return server
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_app_process(
+    env: dict[str, str], log: Path | None = None, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The app in its own uvicorn process, started as README's command line starts it (no
+    proxy headers, the websocket message limit), on a free port; returns it and "host:port".
+
+    ``env`` adds to this process's environment (DATABASE_URL at least); output goes to ``log``
+    when given.
+    """
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-proxy-headers",
+        "--ws-max-size",
+        "65536",
+    ]
+    full_env = {**os.environ, "AGORA_ENV": "test", "PYTHONPATH": str(ROOT), **env}
+    if log is None:
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env)
+    else:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
+    return process, f"{host}:{port}"

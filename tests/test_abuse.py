@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from db import models
 from db.config import tortoise_config
 from schema.node import to_global_id
 from tests.conftest import forget_compiled_statements, prepare_database
-from tests.services import PostgresServer, create_database, free_port
+from tests.services import PostgresServer, create_database, start_app_process
 
 pytestmark = [pytest.mark.slow]
 
@@ -262,12 +261,8 @@ async def _prepare(url: str, flood: bool) -> Flood | None:
 
 
 def _start(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
-        "AGORA_ENV": "test",
-        "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",
         # The attacks come from one address: limits that would refuse them before they cost
         # anything are lifted, so that the cost itself is what is measured.
@@ -277,30 +272,7 @@ def _start(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         "CHANGE_PASSWORD_FAILURE_RATE": "100000/1",
         "COMMENT_RATE": "100000/1",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app:create_app",
-                "--factory",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--no-proxy-headers",
-                "--ws-max-size",
-                "65536",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"{HOST}:{port}"
+    return start_app_process(env, log, HOST)
 
 
 def _tail(log: Path, chars: int = 4000) -> str:

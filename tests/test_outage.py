@@ -42,7 +42,7 @@ from tests.services import (
     PostgresServer,
     _binary,
     create_database,
-    free_port,
+    start_app_process,
     start_postgres,
     unavailable,
 )
@@ -188,39 +188,15 @@ class Served:
 
 
 def _start_uvicorn(database_url: str, log: Path) -> Served:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "AGORA_ENV": "test",
-        "DB_TIMEOUT_SECONDS": str(DB_TIMEOUT_SECONDS),
-        "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
-        "PYTHONPATH": str(ROOT),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-proxy-headers",
-                "--ws-max-size",
-                "65536",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Served(process, f"127.0.0.1:{port}", log)
+    process, address = start_app_process(
+        {
+            "DATABASE_URL": database_url,
+            "DB_TIMEOUT_SECONDS": str(DB_TIMEOUT_SECONDS),
+            "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
+        },
+        log,
+    )
+    return Served(process, address, log)
 
 
 async def _wait_ready(served: Served) -> None:

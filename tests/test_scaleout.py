@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +17,13 @@ import pytest
 import websockets
 
 from tests.conftest import prepare_database
-from tests.services import PostgresServer, RedisServer, create_database, free_port, start_redis
+from tests.services import (
+    PostgresServer,
+    RedisServer,
+    create_database,
+    start_app_process,
+    start_redis,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
@@ -37,33 +41,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 def _start_server(database_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "AGORA_ENV": "test",
-        "COMMENT_RATE": "1000/1",
-        "PYTHONPATH": str(ROOT),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
+    return start_app_process(
+        {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "COMMENT_RATE": "1000/1"}
     )
-    return process, f"127.0.0.1:{port}"
 
 
 async def _wait_ready(address: str, want: int = 200) -> dict[str, Any]:
