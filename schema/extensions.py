@@ -527,13 +527,8 @@ def format_error(error: GraphQLError) -> GraphQLError:
         message = error.message
         if error.path is not None or isinstance(error.original_error, ApiError):
             message = api_error.message
-        return GraphQLError(
-            message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={**api_error.extensions, **extensions, "code": api_error.code},
+        return _rewritten(
+            error, message, {**api_error.extensions, **extensions, "code": api_error.code}
         )
     if isinstance(error, GraphQLSyntaxError):
         code = "QUERY_TOO_COMPLEX" if "tokens" in error.message else "GRAPHQL_PARSE_FAILED"
@@ -543,59 +538,44 @@ def format_error(error: GraphQLError) -> GraphQLError:
         input_error = any(marker in error.message for marker in _INPUT_ERROR_MARKERS)
         return _with_code(error, "BAD_USER_INPUT" if input_error else "GRAPHQL_VALIDATION_FAILED")
     where = ".".join(str(p) for p in error.path or []) or "(operation)"
-    if is_database_down(error.original_error):
-        logger.warning(
-            "database unavailable at %s: %s", where, truncate(repr(error.original_error))
+    original = error.original_error
+    if is_database_down(original):
+        logger.warning("database unavailable at %s: %s", where, truncate(repr(original)))
+        return _rewritten(
+            error, "The database is unavailable; retry shortly.", {"code": "SERVICE_UNAVAILABLE"}
         )
-        return GraphQLError(
-            "The database is unavailable; retry shortly.",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": "SERVICE_UNAVAILABLE"},
-        )
-    if isinstance(error.original_error, TortoiseValidationError):
+    if isinstance(original, TortoiseValidationError):
         # A value the model refuses (longer than its column, say) that no resolver checked
         # first: still the client's input, never an internal error.
-        logger.warning("unchecked input at %s: %s", where, truncate(str(error.original_error)))
-        return GraphQLError(
+        logger.warning("unchecked input at %s: %s", where, truncate(str(original)))
+        return _rewritten(
+            error,
             "A value is not acceptable for this field (too long, perhaps).",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": "BAD_USER_INPUT"},
+            {"code": "BAD_USER_INPUT"},
         )
     logger.error(
         "unexpected error at %s: %s",
         where,
         error.message,
-        exc_info=(
-            type(error.original_error),
-            error.original_error,
-            error.original_error.__traceback__,
-        ),
+        exc_info=(type(original), original, original.__traceback__),
     )
+    return _rewritten(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
+
+
+def _rewritten(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    """``error`` at the same place, with another message and extensions."""
     return GraphQLError(
-        MASKED_MESSAGE,
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": "INTERNAL_SERVER_ERROR"},
+        extensions=extensions,
     )
 
 
 def _with_code(error: GraphQLError, code: str) -> GraphQLError:
-    return GraphQLError(
-        error.message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions={**(error.extensions or {}), "code": code},
-    )
+    return _rewritten(error, error.message, {**(error.extensions or {}), "code": code})
 
 
 def format_errors(errors: list[GraphQLError] | None) -> list[GraphQLError] | None:
