@@ -14,6 +14,7 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -33,14 +34,19 @@ from comments.service import Comments
 from db.config import tortoise_config
 from db.health import is_database_down, within
 from db.sql import fetch_dicts
-from logs import configure_logging, get_logger, truncate
+from logs import configure_logging, get_logger, install_log_filters, truncate
 from markets.trading import Trading
 from realtime.broker import RedisBroker, broker_for
 from realtime.events import to_message
 from realtime.server import Hub, WebsocketEndpoint
 from resolvers.loaders import Loaders
 from schema.context import Context, Services
-from schema.extensions import MASKED_MESSAGE, format_errors
+from schema.extensions import (
+    MASKED_MESSAGE,
+    format_errors,
+    response_size_over,
+    response_too_large,
+)
 from schema.schema import build_schema
 from settings import Settings, load_settings
 
@@ -64,6 +70,19 @@ class _DatabaseDown(Exception):
     """Raised out of the view to answer 503."""
 
 
+class _Refused(Exception):
+    """Raised out of the view to answer with another status than 200."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+# Request-level errors that the GraphQL-over-HTTP spec answers with a 4xx status.
+_STATUS_OF_CODE = {"STREAMING_TRANSPORT_REQUIRED": 400}
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and error rule."""
 
@@ -84,6 +103,8 @@ class GraphQLApp(GraphQL[Context, None]):
         except HTTPException as exc:
             code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_USER_INPUT"
             response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
+        except _Refused as refused:
+            response = JSONResponse(refused.body, status_code=refused.status)
         except Exception as exc:
             if isinstance(exc, _DatabaseDown) or is_database_down(exc):
                 response = self.unavailable()
@@ -114,6 +135,9 @@ class GraphQLApp(GraphQL[Context, None]):
             value = json.loads(text)
         except RecursionError as exc:
             raise HTTPException(400, "The request body is nested too deeply.") from exc
+        except ValueError as exc:
+            # JSONDecodeError, and a number of over 4,300 digits (Python won't convert it).
+            raise HTTPException(400, "Unable to parse request body as JSON.") from exc
         if not isinstance(value, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
         return value
@@ -122,12 +146,9 @@ class GraphQLApp(GraphQL[Context, None]):
         encoded = json.dumps(data, separators=(",", ":"))
         # ensure_ascii: one character is one byte, so len() is the body's size.
         if len(encoded) > self.settings.max_response_bytes:
+            # process_result's estimate missed it (escapes make a body longer than its text).
             return json.dumps(
-                error_body(
-                    f"The response would exceed {self.settings.max_response_bytes} bytes. "
-                    "Ask for less.",
-                    "RESPONSE_TOO_LARGE",
-                ),
+                {"data": None, "errors": [response_too_large(self.settings.max_response_bytes)]},
                 separators=(",", ":"),
             )
         return encoded
@@ -169,9 +190,16 @@ class GraphQLApp(GraphQL[Context, None]):
             # Loads issued in one batch all complete before the budget can refuse the next.
             # Never a truncated body: no data, one error.
             return {"data": None, "errors": [context.loaders.budget.error().formatted()]}
+        if result.data is not None and response_size_over(
+            result.data, self.settings.max_response_bytes
+        ):
+            return {"data": None, "errors": [response_too_large(self.settings.max_response_bytes)]}
         for error in result.errors or ():
-            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
+            code = (error.extensions or {}).get("code")
+            if code == "SERVICE_UNAVAILABLE":
                 raise _DatabaseDown
+            if code in _STATUS_OF_CODE:
+                raise _Refused(_STATUS_OF_CODE[code], {"data": None, "errors": [error.formatted]})
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [error.formatted for error in result.errors]
@@ -236,6 +264,15 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing's own errors (an unknown path, PUT /graphql) as JSON with a code, like the rest."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_USER_INPUT")
+    return JSONResponse(
+        error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def healthz(request: Request) -> Response:
     """Liveness: the process answers."""
     return PlainTextResponse("ok")
@@ -263,6 +300,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     ``limiter`` replaces the in-process rate limiter (tests pass one with a fake clock).
     """
     settings = settings or load_settings()
+    # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
+    # and uvicorn's are cut short and access lines lose their query strings.
+    install_log_filters(settings)
     limiter = limiter or MemoryRateLimiter()
     services = Services(
         accounts=Accounts(settings, limiter),
@@ -313,7 +353,12 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         ),
         Middleware(BodySizeLimit, limit=settings.max_body_bytes),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={StarletteHTTPException: http_error},
+    )
     app.state.settings = settings
     app.state.services = services
     app.state.broker = broker

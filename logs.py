@@ -64,10 +64,22 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def configure_logging(settings: Settings) -> None:
-    """One stderr handler at LOG_LEVEL for the app and uvicorn, through TruncatingFilter."""
+# Loggers whose records come from outside the app's own get_logger calls.
+_FILTERED = ("uvicorn.access", "uvicorn.error", "agora", "asyncpg", "tortoise")
+
+
+def install_log_filters(settings: Settings) -> None:
+    """TruncatingFilter on uvicorn's and the app's loggers, whichever handlers write them; the
+    value limit from LOG_VALUE_MAX_CHARS."""
     global value_max_chars
     value_max_chars = settings.log_value_max_chars
+    for name in _FILTERED:
+        get_logger(name)
+
+
+def configure_logging(settings: Settings) -> None:
+    """One stderr handler at LOG_LEVEL for the app and uvicorn, through TruncatingFilter."""
+    install_log_filters(settings)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, TruncatingFilter) for f in handler.filters):

@@ -92,7 +92,9 @@ class Settings:
     max_query_nodes: int = 50_000
     # Field selections in one document, fragments counted once: graphql-core's validation is
     # quadratic in repeated fields and recurses on them, so this is checked before it runs
-    max_query_fields: int = 1000
+    max_query_fields: int = 5000
+    # Longest query text (values belong in variables): parsing is linear but not free
+    max_query_chars: int = 131_072
     # Fields declared expensive (password hashing, trades, settlements) in one document
     max_expensive_fields: int = 5
     # One bound during execution: rows loaded for one response, and its encoded size
@@ -171,6 +173,7 @@ def load_settings() -> Settings:
         max_query_aliases=_int("MAX_QUERY_ALIASES", defaults.max_query_aliases, 0),
         max_query_nodes=_int("MAX_QUERY_NODES", defaults.max_query_nodes, 1),
         max_query_fields=_int("MAX_QUERY_FIELDS", defaults.max_query_fields, 10),
+        max_query_chars=_int("MAX_QUERY_CHARS", defaults.max_query_chars, 1024),
         max_expensive_fields=_int("MAX_EXPENSIVE_FIELDS", defaults.max_expensive_fields, 1),
         max_response_objects=_int("MAX_RESPONSE_OBJECTS", defaults.max_response_objects, 100),
         max_response_bytes=_int("MAX_RESPONSE_BYTES", defaults.max_response_bytes, 1024),

@@ -49,6 +49,10 @@ class RateLimiter(Protocol):
         """Refill a bucket (a successful login clears its account's failures)."""
         ...
 
+    async def refund(self, rule: Rule, key: str) -> None:
+        """Give back one token taken by ``hit`` (an attempt that turned out not to count)."""
+        ...
+
 
 class MemoryRateLimiter:
     """Buckets in this process's memory, bounded: buckets that have refilled are dropped."""
@@ -84,6 +88,11 @@ class MemoryRateLimiter:
 
     async def reset(self, rule: Rule, key: str) -> None:
         self._buckets.pop((rule.name, key), None)
+
+    async def refund(self, rule: Rule, key: str) -> None:
+        now = self.clock()
+        tokens = min(float(rule.capacity), self._level(rule, key, now) + 1.0)
+        self._buckets[(rule.name, key)] = (tokens, now, now + (rule.capacity - tokens) / rule.rate)
 
     def _prune(self, now: float) -> None:
         for bucket_key in [k for k, (_, _, full_at) in self._buckets.items() if full_at <= now]:

@@ -139,30 +139,44 @@ class Accounts:
         """A new session for the right password; failures are rate limited."""
         name = username.strip().lower()
         account_key = f"{name}|{address}"
+        # Take the tokens before hashing, not after a failure: checking first and counting
+        # later let any number of concurrent guesses through on one token. A success gives the
+        # address's token back and clears the account's failures.
+        taken: list[tuple[Rule, str]] = []
         for rule, key in (
             (self.login_account_rule, account_key),
             (self.login_address_rule, address),
         ):
-            retry = await self.limiter.peek(rule, key)
+            retry = await self.limiter.hit(rule, key)
             if retry is not None:
+                for taken_rule, taken_key in taken:
+                    await self.limiter.refund(taken_rule, taken_key)
                 raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
+            taken.append((rule, key))
         # An over-long password can't be right: refuse it without paying for the hash.
         too_long = len(password) > self.settings.password_max_length
         # A name no account can have (longer than the column, say: Tortoise refuses to send it).
         no_such_name = not USERNAME.fullmatch(name)
-        user = None if too_long or no_such_name else await models.User.get_or_none(username=name)
-        if too_long:
-            ok = False
-        elif user is None:
-            # As long as a wrong password, so a miss doesn't tell which usernames exist.
-            ok = await self.hashing.run(verify_unknown, password)
-        else:
-            ok = await self.hashing.run(verify_password, user.password_hash, password)
+        try:
+            user = None
+            if not (too_long or no_such_name):
+                user = await models.User.get_or_none(username=name)
+            if too_long:
+                ok = False
+            elif user is None:
+                # As long as a wrong password, so a miss doesn't tell which usernames exist.
+                ok = await self.hashing.run(verify_unknown, password)
+            else:
+                ok = await self.hashing.run(verify_password, user.password_hash, password)
+        except BaseException:
+            # No attempt was made (the hash pool was full, the database down): it doesn't count.
+            for taken_rule, taken_key in taken:
+                await self.limiter.refund(taken_rule, taken_key)
+            raise
         if user is None or not ok:
-            await self.limiter.hit(self.login_account_rule, account_key)
-            await self.limiter.hit(self.login_address_rule, address)
             raise Refusal("INVALID_CREDENTIALS", "Wrong username or password.")
         await self.limiter.reset(self.login_account_rule, account_key)
+        await self.limiter.refund(self.login_address_rule, address)
         async with in_transaction() as conn:
             return await self._issue(conn, user, now_utc())
 

@@ -7,6 +7,7 @@ other exception is a bug or a bad statement and is masked and logged as such.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -40,6 +41,8 @@ def is_database_down(exc: BaseException) -> bool:
             return False
         if isinstance(seen, _DOWN):
             return True
+        if isinstance(seen, sqlite3.OperationalError) and "database is locked" in str(seen):
+            return True  # another process holds the SQLite file past its busy timeout
         # A GraphQLError carries the resolver's exception as original_error; others chain it,
         # explicitly (``raise … from``) or implicitly: an error raised while handling the lost
         # connection (Tortoise's rollback on it: asyncpg's InterfaceError "the underlying

@@ -9,9 +9,10 @@ from tortoise import Tortoise
 from tortoise.migrations.api.migrate import migrate
 
 from db.config import tortoise_config
+from logs import get_logger
 from settings import Settings, load_settings
 
-logger = logging.getLogger("agora.migrate")
+logger = get_logger("agora.migrate")
 
 
 async def apply_migrations(settings: Settings) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import re
 import unicodedata
@@ -35,11 +34,12 @@ from tortoise.transactions import in_transaction
 
 from db import models
 from db.sql import execute, fetch_dicts, is_postgres, placeholders
+from logs import get_logger
 from markets import ledger, lmsr
 from refusals import Refusal, not_found, validation
 from settings import Settings
 
-logger = logging.getLogger("agora.trading")
+logger = get_logger("agora.trading")
 
 UNITS_PER_SHARE = 10_000
 CENTS_PER_CREDIT = 100

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-logger = logging.getLogger("agora.broker")
+from logs import get_logger
+
+logger = get_logger("agora.broker")
 
 Listener = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 PREFIX = "agora:"

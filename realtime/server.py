@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import inspect
 import json
-import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from clientaddr import UNKNOWN, client_address
 from db import models
 from db.health import is_database_down, within
 from db.sql import fetch_dicts
+from logs import get_logger
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
 from resolvers.loaders import Loaders
@@ -63,7 +63,7 @@ from schema.subscription import OddsUpdate
 from schema.types import Comment, Market, Trade, outcome_types
 from settings import Settings
 
-logger = logging.getLogger("agora.ws")
+logger = get_logger("agora.ws")
 
 
 TRANSPORT = "graphql-transport-ws"
@@ -829,13 +829,13 @@ class WebsocketEndpoint:
         if not errors:
             # The checks every transport runs on this request's variables and operation name.
             error = extensions.request_error(
-                schema, document, query, operation_name, variables, self.settings
+                schema, document, operation_name, variables, self.settings
             )
             errors = [error] if error else []
         if errors:
             self._error(conn, sub_id, list(errors))
             return
-        operation = _operation(document, operation_name)
+        operation = extensions.choose_operation(document, operation_name)
         if isinstance(operation, GraphQLError):
             self._error(conn, sub_id, [operation])
             return
@@ -870,9 +870,12 @@ class WebsocketEndpoint:
             query, variable_values=variables, context_value=context, operation_name=operation_name
         )
         payload: dict[str, Any] = {"data": result.data}
+        limit = self.settings.max_response_bytes
         if context.loaders.budget.exceeded:
             # As over HTTP: never a truncated result, no data and one error.
             payload = {"data": None, "errors": [context.loaders.budget.error().formatted()]}
+        elif result.data is not None and extensions.response_size_over(result.data, limit):
+            payload = {"data": None, "errors": [extensions.response_too_large(limit)]}
         elif result.errors:
             payload["errors"] = _error_payload(list(result.errors))
         conn.send(
@@ -996,26 +999,6 @@ def _root_field(document: DocumentNode, operation: OperationDefinitionNode) -> F
         elif isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
             selections = list(fragments[node.name.value].selection_set.selections) + selections
     return None
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | GraphQLError:
-    """The operation to run, or the error saying why there is none (graphql-core's wording,
-    as the spec's GetOperation: without a name, a document must hold exactly one)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        if len(operations) == 1:
-            return operations[0]
-        message = (
-            "Must provide operation name if query contains multiple operations."
-            if operations
-            else "Must provide an operation."
-        )
-    else:
-        found = next((o for o in operations if o.name and o.name.value == name), None)
-        if found is not None:
-            return found
-        message = f"Unknown operation named '{name}'."
-    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
 def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:

@@ -62,10 +62,10 @@ class ResponseTooLarge(ApiError):
     code = "RESPONSE_TOO_LARGE"
 
 
-class ServiceUnavailable(ApiError):
-    """The database didn't answer in time: HTTP 503 with Retry-After."""
+class StreamingTransportRequired(ApiError):
+    """A subscription sent over plain HTTP: HTTP 400, use the websocket."""
 
-    code = "SERVICE_UNAVAILABLE"
+    code = "STREAMING_TRANSPORT_REQUIRED"
 
 
 class Refused(ApiError):

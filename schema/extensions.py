@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -22,16 +23,20 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    KnownFragmentNamesRule,
     ListValueNode,
     Node,
+    NoFragmentCyclesRule,
     ObjectValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     StringValueNode,
     ValueNode,
     VariableNode,
     get_named_type,
     specified_rules,
+    validate,
 )
 from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import get_variable_values
@@ -41,7 +46,14 @@ from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from db.health import is_database_down
 from logs import get_logger, truncate
-from schema.errors import ApiError, BadUserInput, QueryTooComplex, graphql_error
+from schema.errors import (
+    ApiError,
+    BadUserInput,
+    QueryTooComplex,
+    ResponseTooLarge,
+    StreamingTransportRequired,
+    graphql_error,
+)
 from settings import Settings
 
 logger = get_logger("agora.errors")
@@ -62,9 +74,15 @@ _INPUT_ERROR_MARKERS = (
 # -- query limits ---------------------------------------------------------------------------
 
 
-# Fragments spread twice per level expand exponentially: past this many field visits the
-# document is too complex whatever its other numbers are.
+# Fragments spread twice per level expand exponentially: past this many selections visited
+# (fields, spreads and inline fragments alike) the document is too complex whatever its other
+# numbers are.
 MAX_FIELD_VISITS = 20_000
+# __schema / __type selections in one operation: GraphiQL asks once; each answer is the whole
+# schema, built synchronously.
+MAX_INTROSPECTION_FIELDS = 2
+# Characters of query text the document cache keeps in all (parsed, a few dozen times more).
+CACHE_MAX_CHARS = 1024 * 1024
 # A plain list field (no size argument, not a connection's edges/nodes) counts as this many
 # items unless its definition declares ``metadata={"max_items": N}``: tags, outcomes and
 # breadcrumbs are short, but a nested list of lists must still multiply.
@@ -121,6 +139,7 @@ class _Walker:
         self.aliases = 0
         self.nodes = 0
         self.expensive = 0
+        self.introspection = 0
         self.visits = 0
 
     def walk(
@@ -134,6 +153,11 @@ class _Walker:
         if selection_set is None:
             return
         for selection in selection_set.selections or ():
+            # Every selection costs a visit, spreads too: fragments that spread each other twice
+            # per level (and end in nothing, or in a cycle) expand exponentially without a field.
+            self.visits += 1
+            if self.visits > MAX_FIELD_VISITS:
+                raise _TooManyVisits
             if isinstance(selection, FieldNode):
                 self._field(selection, parent_type, depth, multiplier, seen)
             elif isinstance(selection, InlineFragmentNode):
@@ -152,14 +176,14 @@ class _Walker:
     def _field(
         self, node: FieldNode, parent_type: Any, depth: int, multiplier: int, seen: frozenset[str]
     ) -> None:
-        self.visits += 1
-        if self.visits > MAX_FIELD_VISITS:
-            raise _TooManyVisits
         name = node.name.value
         if node.alias is not None:
             self.aliases += 1
+        if name in ("__schema", "__type"):
+            # Introspection answers are large (the whole schema) and built synchronously.
+            self.introspection += multiplier
         if name.startswith("__"):
-            return  # introspection: bounded by the token and field limits
+            return  # the rest of introspection is bounded by the token and field limits
         depth += 1
         self.max_depth = max(self.max_depth, depth)
         fields = getattr(parent_type, "fields", None)
@@ -212,7 +236,11 @@ class _Walker:
         if isinstance(value, ListValueNode):
             return [self._value(v) for v in value.values]
         if isinstance(value, IntValueNode):
-            return int(value.value)
+            # Python refuses int() of over 4,300 digits; any size past an int8 is "too big".
+            text = value.value
+            if len(text.lstrip("-")) > 18:
+                return -(10**18) if text.startswith("-") else 10**18
+            return int(text)
         if isinstance(value, ObjectValueNode):
             return {f.name.value: self._value(f.value) for f in value.fields}
         return None
@@ -257,20 +285,23 @@ def _walk(
 
 
 def field_cost(document: DocumentNode, budget: int) -> int:
-    """The fields of the document with fragments expanded, a response key selected ``m`` times
-    in one selection set counted ``m²`` times (and the selections under it merged).
+    """What graphql-core's overlapping-fields validation will pay, counted cheaply: the fields
+    of the document with fragments expanded, a response key selected ``m`` times in one
+    selection set counted ``m²`` times (and the selections under it merged), and ``k`` fragment
+    spreads in one selection set ``k²`` times (it compares them pairwise too).
 
-    That is what graphql-core's overlapping-fields validation pays: it compares every pair of
-    same-named fields, and their sub-selections pairwise again, so 2,000 repeats of one field
-    held the loop for seconds and ended in "Validation aborted". Stops counting past ``budget``.
+    2,000 repeats of one field held the loop for seconds and ended in "Validation aborted";
+    400 spreads in one selection, 0.36 s. Stops counting past ``budget``.
     """
     operations, fragments = _definitions(document)
     cost = 0
     stack: list[list[SelectionSetNode]] = [[op.selection_set] for op in operations]
+    stack.extend([f.selection_set] for f in fragments.values())
     while stack:
         groups: dict[str, list[FieldNode]] = {}
         pending = list(stack.pop())
         expanded: set[str] = set()  # each fragment once per merged set, as graphql-core memoises
+        spreads = 0
         while pending:
             for selection in pending.pop().selections or ():
                 if isinstance(selection, FieldNode):
@@ -279,11 +310,16 @@ def field_cost(document: DocumentNode, budget: int) -> int:
                 elif isinstance(selection, InlineFragmentNode):
                     pending.append(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
+                    spreads += 1
                     name = selection.name.value
                     fragment = fragments.get(name)
                     if fragment is not None and name not in expanded:
                         expanded.add(name)
                         pending.append(fragment.selection_set)
+            cost += 1
+            if cost > budget:
+                return cost
+        cost += spreads * spreads
         for nodes in groups.values():
             cost += len(nodes) * len(nodes)
             if cost > budget:
@@ -292,6 +328,20 @@ def field_cost(document: DocumentNode, budget: int) -> int:
             if subsets:
                 stack.append(subsets)
     return cost
+
+
+def _aliases_written(document: DocumentNode) -> int:
+    """Aliases as written (each fragment once): a bound on validation's work, before it runs."""
+    count = 0
+    stack: list[Any] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FieldNode) and node.alias is not None:
+            count += 1
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return count
 
 
 def _bad_string(value: str) -> str | None:
@@ -345,41 +395,62 @@ def variables_error(variables: Mapping[str, Any] | None) -> GraphQLError | None:
     return None
 
 
+# graphql-core rules that are linear and make the walks below safe to run on an unvalidated
+# document: every spread names a fragment, and no fragment spreads itself.
+_FRAGMENT_RULES = (KnownFragmentNamesRule, NoFragmentCyclesRule)
+
+
 def document_errors(
     schema: GraphQLSchema, document: DocumentNode, settings: Settings
 ) -> list[GraphQLError]:
-    """Everything that depends on the document alone, cheapest first and validation last: the
-    field cost (graphql-core's validation is quadratic in repeated fields and recurses on them),
-    depth, aliases and expensive fields, string literals, then validation.
+    """Everything about the whole document, cheapest first and validation last: fragments that
+    exist and don't cycle, the field cost (graphql-core's validation is quadratic in repeated
+    fields and spreads), aliases as written, string literals, then validation itself.
 
+    Limits of one operation (depth, aliases, expensive fields, nodes) are ``operation_limit``'s.
     Transports cache the result by query text.
     """
-    fields = field_cost(document, settings.max_query_fields)
-    if fields > settings.max_query_fields:
+    errors = validate(schema, document, _FRAGMENT_RULES)
+    if errors:
+        return list(errors)
+    cost = field_cost(document, settings.max_query_fields)
+    if cost > settings.max_query_fields:
         return [
             _too_complex(
-                f"Query selects more than {settings.max_query_fields} fields (a field repeated "
-                "n times in one selection counts n² times).",
+                f"Query selects more than {settings.max_query_fields} fields (a field or "
+                "fragment repeated n times in one selection counts n² times).",
                 "fields",
             )
         ]
-    # The rest of the document-only limits, still before validation (which is the costly part):
-    # the walk stops at unknown fields and types and within MAX_FIELD_VISITS.
-    operations, _ = _definitions(document)
-    try:
-        walker = _walk(schema, document, operations, None, settings)
-    except _TooManyVisits:
-        return [_too_complex(f"Query expands to more than {MAX_FIELD_VISITS} fields.", "fields")]
-    limit = _document_limit(walker, settings)
-    if limit is not None:
-        return [limit]
+    # Per operation the alias limit is exact (operation_limit); over the whole document, four
+    # times it bounds what validation will compare.
+    aliases = _aliases_written(document)
+    if aliases > 4 * settings.max_query_aliases:
+        return [
+            _too_complex(
+                f"Query uses {aliases} aliases; the limit is {settings.max_query_aliases}.",
+                "aliases",
+            )
+        ]
     literal = string_literal_error(document)
     if literal is not None:
         return [literal]
     return list(validate_document(schema, document, tuple(specified_rules)))
 
 
-def _document_limit(walker: _Walker, settings: Settings) -> GraphQLError | None:
+def operation_limit(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    settings: Settings,
+) -> GraphQLError | None:
+    """The first limit of ``operation`` that the document alone breaks: depth, aliases,
+    expensive fields, introspection, and the node count when no variable can change it.
+    Cacheable with the document."""
+    try:
+        walker = _walk(schema, document, [operation], None, settings)
+    except _TooManyVisits:
+        return _too_complex(f"Query expands to more than {MAX_FIELD_VISITS} fields.", "fields")
     if walker.max_depth > settings.max_query_depth:
         return _too_complex(
             f"Query depth {walker.max_depth} exceeds the limit of {settings.max_query_depth}.",
@@ -396,46 +467,18 @@ def _document_limit(walker: _Walker, settings: Settings) -> GraphQLError | None:
             f"settlements); the limit is {settings.max_expensive_fields}.",
             "expensive",
         )
+    if walker.introspection > MAX_INTROSPECTION_FIELDS:
+        return _too_complex(
+            f"Query asks for __schema or __type {walker.introspection} times; the limit is "
+            f"{MAX_INTROSPECTION_FIELDS}.",
+            "introspection",
+        )
+    if not operation.variable_definitions:
+        return _nodes_limit(walker, settings)
     return None
 
 
-def request_error(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    query: str | None,
-    operation_name: str | None,
-    variables: dict[str, Any] | None,
-    settings: Settings,
-) -> GraphQLError | None:
-    """The first check that depends on this request's variables and operation name to fail:
-    the strings in the variables, the choice of operation, the node count at the sizes asked.
-    Run after ``document_errors`` found nothing."""
-    error = variables_error(variables)
-    if error is not None:
-        return error
-    operations, _ = _definitions(document)
-    if operation_name is None:
-        if len(operations) > 1:
-            return graphql_error(
-                BadUserInput("Must provide operation name if query contains multiple operations.")
-            )
-    else:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-        if not operations:
-            return graphql_error(BadUserInput(f"Unknown operation named '{operation_name}'."))
-    coerced: dict[str, Any] = {}
-    for operation in operations:
-        # Count at the values execution will see (a single value for a list variable becomes a
-        # list of one, 100.0 becomes 100). Values that don't coerce fail execution anyway, with
-        # graphql-core's BAD_USER_INPUT; counting them raw until then is a safe bound.
-        values = get_variable_values(
-            schema, operation.variable_definitions or (), variables or {}, max_errors=1
-        )
-        if isinstance(values, list):  # errors
-            coerced.update(variables or {})
-        else:
-            coerced.update(values.coerced)
-    walker = _walk(schema, document, operations, coerced, settings)
+def _nodes_limit(walker: _Walker, settings: Settings) -> GraphQLError | None:
     if walker.nodes > settings.max_query_nodes:
         return _too_complex(
             f"Query could return {walker.nodes} nodes; the limit is "
@@ -445,36 +488,129 @@ def request_error(
     return None
 
 
+def choose_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | GraphQLError:
+    """The operation a request runs, or why there is none (BAD_USER_INPUT), as the spec says."""
+    operations, _ = _definitions(document)
+    if operation_name is None:
+        if len(operations) == 1:
+            return operations[0]
+        if not operations:
+            return graphql_error(BadUserInput("The document holds no operation."))
+        return graphql_error(
+            BadUserInput("Must provide operation name if query contains multiple operations.")
+        )
+    for operation in operations:
+        if operation.name is not None and operation.name.value == operation_name:
+            return operation
+    return graphql_error(BadUserInput(f"Unknown operation named '{operation_name}'."))
+
+
+def request_error(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+    limits: dict[str | None, GraphQLError | None] | None = None,
+) -> GraphQLError | None:
+    """The first check of this request to fail, after ``document_errors`` found nothing: the
+    strings in the variables, the choice of operation, its document-only limits (from
+    ``limits``, a per-document cache of ``operation_limit`` by operation name, when given), and
+    the node count at the sizes the variables ask for, after coercion."""
+    error = variables_error(variables)
+    if error is not None:
+        return error
+    operation = choose_operation(document, operation_name)
+    if isinstance(operation, GraphQLError):
+        return operation
+    key = operation.name.value if operation.name else None
+    if limits is not None and key in limits:
+        error = limits[key]
+    else:
+        error = operation_limit(schema, document, operation, settings)
+        if limits is not None:
+            limits[key] = error
+    if error is not None or not operation.variable_definitions:
+        return error
+    # Count at the values execution will see (a single value for a list variable becomes a list
+    # of one, 100.0 becomes 100). Values that don't coerce fail execution anyway, with
+    # graphql-core's BAD_USER_INPUT; counting them raw until then is a safe bound.
+    values = get_variable_values(
+        schema, operation.variable_definitions, variables or {}, max_errors=1
+    )
+    coerced = variables or {} if isinstance(values, list) else values.coerced
+    walker = _walk(schema, document, [operation], coerced, settings)
+    return _nodes_limit(walker, settings)
+
+
+@dataclass
+class _Checked:
+    """What the HTTP transport caches per query text."""
+
+    document: DocumentNode
+    errors: list[GraphQLError]
+    limits: dict[str | None, GraphQLError | None] = field(default_factory=dict)
+
+
 class _LRU:
-    """A small LRU map (query text → document errors), shared by every request of a schema."""
+    """The parsed and checked documents by query text, shared by every request of a schema,
+    bounded by entries and by the characters of the texts it keeps (a parsed document is a
+    few dozen times its text): a client sending new megabyte documents can't grow memory."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_chars: int) -> None:
         self.size = size
-        self.items: OrderedDict[str, list[GraphQLError]] = OrderedDict()
+        self.max_chars = max_chars
+        self.chars = 0
+        self.items: OrderedDict[str, _Checked] = OrderedDict()
 
-    def get(self, key: str) -> list[GraphQLError] | None:
+    def get(self, key: str) -> _Checked | None:
+        """The entry for ``key``, now the most recently used; None when absent."""
         found = self.items.get(key)
         if found is not None:
             self.items.move_to_end(key)
         return found
 
-    def put(self, key: str, value: list[GraphQLError]) -> None:
+    def put(self, key: str, value: _Checked) -> None:
+        """Keep ``value`` unless its text alone is over a tenth of the budget."""
+        if len(key) > self.max_chars // 10 or key in self.items:
+            return
         self.items[key] = value
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
+        self.chars += len(key)
+        while len(self.items) > self.size or self.chars > self.max_chars:
+            old, _ = self.items.popitem(last=False)
+            self.chars -= len(old)
 
 
 def make_query_limits(settings: Settings) -> type[SchemaExtension]:
     """The DocumentChecks extension class bound to ``settings``: it replaces strawberry's
-    validation step (and ValidationCache) with ``document_errors``, cached by query text, then
-    runs ``request_error`` for this request."""
-    cache = _LRU(settings.validation_cache_size)
+    parsing cache and validation step with ``document_errors``, cached by query text, then runs
+    ``request_error`` for this request."""
+    cache = _LRU(settings.parser_cache_size, CACHE_MAX_CHARS)
 
     class DocumentChecks(SchemaExtension):
         """Refuses over-large, over-deep, over-aliased or malformed documents before execution."""
 
         def on_operation(self) -> Iterator[None]:
             self.execution_context.parse_options["max_tokens"] = settings.max_query_tokens
+            yield
+
+        def on_parse(self) -> Iterator[None]:
+            context = self.execution_context
+            query = context.query
+            if query is not None:
+                if len(query) > settings.max_query_chars:
+                    raise graphql_error(
+                        QueryTooComplex(
+                            f"The document is {len(query)} characters long; the limit is "
+                            f"{settings.max_query_chars}. Send long values as variables.",
+                            limit="characters",
+                        )
+                    )
+                cached = cache.get(query)
+                if cached is not None:
+                    context.graphql_document = cached.document
             yield
 
         def on_validate(self) -> Iterator[None]:
@@ -485,23 +621,87 @@ def make_query_limits(settings: Settings) -> type[SchemaExtension]:
             document = context.graphql_document
             if document is not None:
                 schema = context.schema._schema
-                key = context.query
-                errors = cache.get(key) if key is not None else None
-                if errors is None:
-                    errors = document_errors(schema, document, settings)
-                    if key is not None:
-                        cache.put(key, errors)
+                query = context.query
+                checked = cache.get(query) if query is not None else None
+                if checked is None:
+                    checked = _Checked(document, document_errors(schema, document, settings))
+                    if query is not None:
+                        cache.put(query, checked)
+                errors = checked.errors
                 if not errors:
-                    # strawberry's operation_name falls back to the first operation's name.
-                    provided = getattr(context, "_provided_operation_name", None)
-                    error = request_error(
-                        schema, document, key, provided, context.variables, settings
-                    )
-                    errors = [error] if error is not None else []
+                    if _is_subscription_over_http(context, document):
+                        errors = [
+                            graphql_error(
+                                StreamingTransportRequired(
+                                    "Subscriptions need a streaming transport: the websocket "
+                                    "at /graphql (graphql-transport-ws)."
+                                )
+                            )
+                        ]
+                    else:
+                        # strawberry's operation_name falls back to the first operation's name.
+                        provided = getattr(context, "_provided_operation_name", None)
+                        error = request_error(
+                            schema,
+                            document,
+                            provided,
+                            context.variables,
+                            settings,
+                            limits=checked.limits,
+                        )
+                        errors = [error] if error is not None else []
                 context.pre_execution_errors = list(errors)
             yield
 
     return DocumentChecks
+
+
+def _is_subscription_over_http(context: Any, document: DocumentNode) -> bool:
+    """A subscription operation in a request that came over plain HTTP (strawberry would run the
+    field's resolver, which never yields: realtime lives in the websocket server)."""
+    request = getattr(context.context, "request", None)
+    if getattr(request, "scope", {}).get("type") != "http":
+        return False
+    provided = getattr(context, "_provided_operation_name", None)
+    operation = choose_operation(document, provided)
+    return (
+        isinstance(operation, OperationDefinitionNode)
+        and operation.operation == OperationType.SUBSCRIPTION
+    )
+
+
+# -- the response ----------------------------------------------------------------------------
+
+
+def response_size_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` as JSON would be over ``limit`` characters, estimated from what it holds
+    and stopping as soon as it is: before anything is encoded. A string referenced many times
+    counts each time (one article body under 84,000 aliases and ids is a small result and a
+    245 MB body)."""
+    size = 0
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + sum(len(key) + 4 for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += 2 + len(item)
+            stack.extend(item)
+        else:
+            size += 8
+        if size > limit:
+            return True
+    return False
+
+
+def response_too_large(limit: int) -> dict[str, Any]:
+    """The one error a response over MAX_RESPONSE_BYTES becomes."""
+    return ResponseTooLarge(
+        f"The response would exceed {limit} bytes. Ask for less.", limit="responseBytes"
+    ).formatted()
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -537,6 +737,10 @@ def format_error(error: GraphQLError) -> GraphQLError:
         # Document validation and variable coercion: readable as graphql-core wrote them.
         input_error = any(marker in error.message for marker in _INPUT_ERROR_MARKERS)
         return _with_code(error, "BAD_USER_INPUT" if input_error else "GRAPHQL_VALIDATION_FAILED")
+    if error.path is None and any(marker in error.message for marker in _INPUT_ERROR_MARKERS):
+        # A literal that fails its scalar during validation with a Python error (an integer of
+        # 5,000 digits): the client's input, said as graphql-core says it.
+        return _rewritten(error, truncate(error.message, 500), {"code": "BAD_USER_INPUT"})
     where = ".".join(str(p) for p in error.path or []) or "(operation)"
     original = error.original_error
     if is_database_down(original):

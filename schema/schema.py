@@ -7,7 +7,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -31,11 +30,11 @@ class AgoraSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> AgoraSchema:
     """The executable schema for ``settings`` (limits are bound at build time)."""
-    # DocumentChecks replaces strawberry's validation step (and its ValidationCache): the cheap
-    # document limits must run before graphql-core's validation, and both are cached together.
+    # DocumentChecks replaces strawberry's parser and validation caches and its validation step:
+    # the cheap document limits must run before graphql-core's validation, and the parsed and
+    # checked document are cached together, bounded in entries and in characters.
     extensions: list[Any] = [
         ErrorCodes,
-        lambda: ParserCache(maxsize=settings.parser_cache_size),
         make_query_limits(settings),
     ]
     return AgoraSchema(

@@ -147,7 +147,7 @@ async def test_expensive_fields_are_capped_per_document(client: GraphQLClient) -
 async def test_repeated_fields_are_refused_before_validation(client: GraphQLClient) -> None:
     for query in (
         "{ stats { " + "articleCount " * 2000 + "} }",
-        "{ stats { " + "articleCount " * 40 + "} }",
+        "{ stats { " + "articleCount " * 80 + "} }",
         "{ " + "articles { nodes { slug } } " * 200 + "}",
         # Repeats under repeats multiply: 5 × 5 × 5 replies.
         "{ articles { nodes { comments { nodes { "
@@ -157,9 +157,9 @@ async def test_repeated_fields_are_refused_before_validation(client: GraphQLClie
         + " } } } } }",
         # Repeats hidden in fragments count the same.
         "{ stats { ...A ...B } } fragment A on SiteStats { "
-        + "articleCount " * 30
+        + "articleCount " * 40
         + "} fragment B on SiteStats { "
-        + "articleCount " * 30
+        + "articleCount " * 40
         + "}",
     ):
         started = time.monotonic()
@@ -221,7 +221,7 @@ async def test_a_response_over_its_byte_bound_is_data_null(demo_settings: Settin
             "errors": [
                 {
                     "message": "The response would exceed 20000 bytes. Ask for less.",
-                    "extensions": {"code": "RESPONSE_TOO_LARGE"},
+                    "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": "responseBytes"},
                 }
             ],
         }
@@ -490,3 +490,210 @@ def test_access_log_lines_drop_query_strings() -> None:
 
 def test_the_app_builds_with_trusted_proxies() -> None:
     create_app(Settings(trusted_proxies=("10.0.0.0/8",), database_url="sqlite://:memory:"))
+
+
+# -- found by the review: fragments, numbers, caches, transports ----------------------------
+
+
+def _fragment_chain(levels: int, leaf: str) -> str:
+    """F0 spreads F1 twice, F1 spreads F2 twice, …: 2^levels expansions of ``leaf``."""
+    parts = ["query { ...F0 }"]
+    for i in range(levels):
+        parts.append(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}")
+    parts.append(f"fragment F{levels} on Query {{ {leaf} }}")
+    return " ".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        (_fragment_chain(23, "...F0"), "GRAPHQL_VALIDATION_FAILED"),  # a cycle at the end
+        (_fragment_chain(23, "...Nope"), "GRAPHQL_VALIDATION_FAILED"),  # an unknown fragment
+        (_fragment_chain(23, "stats { articleCount }"), "QUERY_TOO_COMPLEX"),  # valid, huge
+        (_fragment_chain(23, "__typename"), "QUERY_TOO_COMPLEX"),
+    ],
+    ids=["cycle", "unknown", "valid-fields", "valid-typename"],
+)
+async def test_fragment_bombs_are_refused_at_once(
+    client: GraphQLClient, query: str, code: str
+) -> None:
+    started = time.monotonic()
+    body = await client.post(query)
+    assert _codes(body) == [code], body
+    assert body["data"] is None
+    assert time.monotonic() - started < 0.5  # was 18 s for 23 levels, doubling with each
+
+
+async def test_many_spreads_in_one_selection_are_refused_before_validation(
+    client: GraphQLClient,
+) -> None:
+    fragments = " ".join(
+        f"fragment G{i} on Query {{ stats {{ articleCount }} }}" for i in range(400)
+    )
+    spreads = " ".join(f"...G{i}" for i in range(400))
+    started = time.monotonic()
+    body = await client.post(f"query {{ {spreads} }} {fragments}")
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "fields")
+    assert time.monotonic() - started < 0.5
+    # A Relay-style page: a couple dozen fragments on one object, each with its own fields.
+    few = " ".join(f"fragment G{i} on SiteStats {{ articleCount commentCount }}" for i in range(24))
+    data = await client.data("{ stats { " + " ".join(f"...G{i}" for i in range(24)) + " } } " + few)
+    assert data["stats"]["articleCount"] == 50
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ articles(first: " + "9" * 5000 + ") { totalCount } }",
+        "{ leaderboard(first: " + "9" * 5000 + ") { rank } }",
+        "{ articles(first: -" + "9" * 30 + ") { totalCount } }",
+        '{ article(slug: "x") { relatedArticles(first: ' + "9" * 5000 + ") { slug } } }",
+    ],
+    ids=["connection", "leaderboard", "negative", "related"],
+)
+async def test_huge_integer_literals_are_bad_user_input(client: GraphQLClient, query: str) -> None:
+    body = await client.post(query)
+    assert _codes(body) == ["BAD_USER_INPUT"], body
+
+
+async def test_huge_json_numbers_are_a_400(client: GraphQLClient) -> None:
+    status, body = await _raw(
+        client,
+        '{"query": "query($f: Int) { articles(first: $f) { totalCount } }", "variables": {"f": '
+        + "9" * 5000
+        + "}}",
+    )
+    assert (status, _codes(body)) == (400, ["BAD_USER_INPUT"])
+    response = await client.http.get(
+        "/graphql",
+        params={
+            "query": "query($f: Int) { articles(first: $f) { totalCount } }",
+            "variables": '{"f": ' + "9" * 5000 + "}",
+        },
+    )
+    assert response.status_code == 400
+    assert _codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_limits_of_one_operation_are_its_own(client: GraphQLClient) -> None:
+    aliases = " ".join(f"a{i}: stats {{ articleCount }}" for i in range(16))
+    document = f"query A {{ {aliases} }} query B {{ {aliases} }}"
+    response = await client.http.post("/graphql", json={"query": document, "operationName": "A"})
+    body = response.json()
+    assert "errors" not in body, body
+    assert len(body["data"]) == 16
+
+
+async def test_introspection_is_limited_per_document(client: GraphQLClient) -> None:
+    one = "__schema { types { name fields { name args { name } } } }"
+    body = await client.post("{ " + " ".join(f"s{i}: {one}" for i in range(3)) + " }")
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "introspection")
+    data = await client.data("{ " + one + " }")
+    assert data["__schema"]["types"]
+
+
+async def test_an_over_long_document_is_refused_before_parsing(client: GraphQLClient) -> None:
+    literal = "\\u00e9" * 40_000  # 240,000 characters of escapes: long to parse
+    body = await client.post('{ article(slug: "' + literal + '") { id } }')
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "characters")
+    # The same value as a variable is fine.
+    data = await client.data(
+        "query($s: String!) { article(slug: $s) { id } }", {"s": "\u00e9" * 40_000}
+    )
+    assert data == {"article": None}
+
+
+def test_the_document_cache_is_bounded_in_characters() -> None:
+    from graphql import parse
+
+    from schema.extensions import _LRU, _Checked
+
+    cache = _LRU(size=100, max_chars=10_000)
+    document = parse("{ __typename }")
+    for i in range(50):
+        cache.put(f"{i:04d}" + "x" * 496, _Checked(document, []))
+    assert cache.chars <= 10_000
+    assert len(cache.items) == 20
+    cache.put("y" * 2_000, _Checked(document, []))  # over a tenth of the budget: not kept
+    assert cache.get("y" * 2_000) is None
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_a_subscription_over_plain_http_needs_a_streaming_transport(
+    client: GraphQLClient, method: str
+) -> None:
+    query = 'subscription { oddsUpdated(marketId: "TWFya2V0OjE=") { seq } }'
+    if method == "POST":
+        response = await client.http.post("/graphql", json={"query": query})
+    else:
+        response = await client.http.get("/graphql", params={"query": query})
+    assert response.status_code == 400, response.text
+    assert _codes(response.json()) == ["STREAMING_TRANSPORT_REQUIRED"]
+
+
+async def test_routing_errors_are_json(client: GraphQLClient) -> None:
+    response = await client.http.put("/graphql", json={"query": "{ stats { articleCount } }"})
+    assert response.status_code == 405
+    assert _codes(response.json()) == ["METHOD_NOT_ALLOWED"]
+    response = await client.http.get("/nowhere")
+    assert response.status_code == 404
+    assert _codes(response.json()) == ["NOT_FOUND"]
+
+
+async def test_concurrent_failed_log_ins_are_counted_before_hashing(
+    demo_settings: Settings,
+) -> None:
+    import asyncio
+
+    query = (
+        'mutation($p: String!) { logIn(input: {username: "alice", password: $p}) '
+        "{ token errors { code } } }"
+    )
+    async for client in _client_for(demo_settings, MemoryRateLimiter(clock=FakeClock())):
+        answers = await asyncio.gather(
+            *(client.post(query, {"p": f"wrong-password-{i}"}) for i in range(12))
+        )
+        codes = sorted(a["data"]["logIn"]["errors"][0]["code"] for a in answers)
+        # LOGIN_FAILURE_RATE_PER_ACCOUNT is 5: five guesses, however many arrive at once.
+        assert codes == ["INVALID_CREDENTIALS"] * 5 + ["RATE_LIMITED"] * 7
+
+
+async def test_a_response_of_shared_strings_is_refused_before_encoding(
+    demo_settings: Settings,
+) -> None:
+    settings = with_settings(demo_settings, max_response_bytes=1_000_000)
+    bodies = " ".join(f"b{i}: article {{ body }}" for i in range(30))
+    query = (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Article { comments(first: 20) { "
+        f"nodes {{ {bodies} }} }} }} }} }}"
+    )
+    async for client in _client_for(settings):
+        started = time.monotonic()
+        body = await client.post(query, {"ids": [ARTICLE_ID] * 20})
+        assert body == {
+            "data": None,
+            "errors": [
+                {
+                    "message": "The response would exceed 1000000 bytes. Ask for less.",
+                    "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": "responseBytes"},
+                }
+            ],
+        }
+        assert time.monotonic() - started < 2.0
+
+
+def test_a_locked_sqlite_file_is_the_database_being_down() -> None:
+    import sqlite3
+
+    from db.health import is_database_down
+
+    assert is_database_down(sqlite3.OperationalError("database is locked"))
+    assert not is_database_down(sqlite3.OperationalError("no such table: x"))
+
+
+def test_every_start_path_filters_uvicorn_and_app_logs() -> None:
+    from logs import TruncatingFilter
+
+    create_app(Settings(database_url="sqlite://:memory:"))
+    for name in ("uvicorn.access", "uvicorn.error", "agora", "agora.ws", "agora.trading"):
+        assert any(isinstance(f, TruncatingFilter) for f in logging.getLogger(name).filters), name
