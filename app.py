@@ -186,6 +186,15 @@ class GraphQLApp(GraphQL[Context, None]):
         # Errors raised outside the operation (by an extension, say) skip ErrorCodes' hook.
         result.errors = format_errors(result.errors)
         context = getattr(request.state, "context", None)
+        if (
+            context is not None
+            and context.operation_type == "mutation"
+            and any(value is not None for value in (result.data or {}).values())
+        ):
+            # A mutation that did its work is never hidden behind a 503 or data: null (a client
+            # retrying it without an idempotency key would do it twice): its errors say what
+            # failed after it.
+            return self._answer(result)
         if context is not None and context.loaders.budget.exceeded:
             # Loads issued in one batch all complete before the budget can refuse the next.
             # Never a truncated body: no data, one error.
@@ -200,6 +209,10 @@ class GraphQLApp(GraphQL[Context, None]):
                 raise _DatabaseDown
             if code in _STATUS_OF_CODE:
                 raise _Refused(_STATUS_OF_CODE[code], {"data": None, "errors": [error.formatted]})
+        return self._answer(result)
+
+    @staticmethod
+    def _answer(result: ExecutionResult) -> GraphQLHTTPResponse:
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [error.formatted for error in result.errors]

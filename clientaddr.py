@@ -44,11 +44,21 @@ def client_address(peer: str | None, headers: Mapping[str, str], trusted: tuple[
         return peer
     forwarded = headers.get("x-forwarded-for", "")
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops[-32:]):
+    for raw in reversed(hops[-32:]):
+        hop = _without_port(raw)
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer  # a malformed hop: believe nothing further left than the proxy
         if not _is_trusted(hop, networks):
             return hop
-    return hops[0] if hops else peer
+    return _without_port(hops[0]) if hops else peer
+
+
+def _without_port(hop: str) -> str:
+    """``1.2.3.4:5678`` → ``1.2.3.4``, ``[::1]:80`` → ``::1`` (some proxies append the port)."""
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop

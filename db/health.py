@@ -7,6 +7,8 @@ other exception is a bug or a bad statement and is masked and logged as such.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import sqlite3
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -19,14 +21,24 @@ from tortoise.exceptions import DBConnectionError
 # from class 57 the ones that mean the server is starting, shutting down or crashed.
 _DOWN: tuple[type[BaseException], ...] = (
     DBConnectionError,
-    OSError,  # ConnectionError, ConnectionRefusedError, socket errors, and TimeoutError
+    ConnectionError,  # refused, reset, aborted, broken pipe
     TimeoutError,
+    socket.gaierror,  # the database's host name doesn't resolve
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
 )
+
+_NETWORK_ERRNOS = {
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EHOSTDOWN,
+    errno.ETIMEDOUT,
+    errno.ENOTCONN,
+}
 
 # How far along __cause__ / original_error to look: Tortoise, strawberry and graphql-core each
 # wrap at most once or twice; the bound keeps a cyclic chain from looping.
@@ -41,6 +53,8 @@ def is_database_down(exc: BaseException) -> bool:
             return False
         if isinstance(seen, _DOWN):
             return True
+        if isinstance(seen, OSError) and seen.errno in _NETWORK_ERRNOS:
+            return True  # no route, network down: not every OSError (a missing file is a bug)
         if isinstance(seen, sqlite3.OperationalError) and "database is locked" in str(seen):
             return True  # another process holds the SQLite file past its busy timeout
         # A GraphQLError carries the resolver's exception as original_error; others chain it,

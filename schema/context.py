@@ -41,6 +41,8 @@ class Context:
     client_address: str = "unknown"
     request: Any = None
     response: Any = None
+    # "query", "mutation" or "subscription", once the document's checks have chosen it.
+    operation_type: str = ""
 
     @property
     def accounts(self) -> Accounts:

@@ -514,17 +514,21 @@ def request_error(
     variables: dict[str, Any] | None,
     settings: Settings,
     limits: dict[str | None, GraphQLError | None] | None = None,
+    context: Any = None,
 ) -> GraphQLError | None:
     """The first check of this request to fail, after ``document_errors`` found nothing: the
     strings in the variables, the choice of operation, its document-only limits (from
     ``limits``, a per-document cache of ``operation_limit`` by operation name, when given), and
-    the node count at the sizes the variables ask for, after coercion."""
+    the node count at the sizes the variables ask for, after coercion. The chosen operation's
+    type is noted on ``context`` (the request's Context) when given."""
     error = variables_error(variables)
     if error is not None:
         return error
     operation = choose_operation(document, operation_name)
     if isinstance(operation, GraphQLError):
         return operation
+    if context is not None:
+        context.operation_type = operation.operation.value
     key = operation.name.value if operation.name else None
     if limits is not None and key in limits:
         error = limits[key]
@@ -648,6 +652,7 @@ def make_query_limits(settings: Settings) -> type[SchemaExtension]:
                             context.variables,
                             settings,
                             limits=checked.limits,
+                            context=context.context,
                         )
                         errors = [error] if error is not None else []
                 context.pre_execution_errors = list(errors)

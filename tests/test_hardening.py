@@ -398,6 +398,9 @@ def test_client_address_believes_only_trusted_proxies() -> None:
     assert client_address("127.0.0.1", {"x-forwarded-for": "junk"}, ("127.0.0.1",)) == "127.0.0.1"
     assert client_address("127.0.0.1", {}, ("127.0.0.1",)) == "127.0.0.1"
     assert client_address(None, headers, ()) == "unknown"
+    # Proxies that append the client's port.
+    ported = {"x-forwarded-for": "203.0.113.9:5123, [2001:db8::1]:443"}
+    assert client_address("127.0.0.1", ported, ("127.0.0.1",)) == "2001:db8::1"
 
 
 async def test_http_rate_limits_key_on_the_forwarded_address_behind_a_trusted_proxy(
@@ -697,3 +700,33 @@ def test_every_start_path_filters_uvicorn_and_app_logs() -> None:
     create_app(Settings(database_url="sqlite://:memory:"))
     for name in ("uvicorn.access", "uvicorn.error", "agora", "agora.ws", "agora.trading"):
         assert any(isinstance(f, TruncatingFilter) for f in logging.getLogger(name).filters), name
+
+
+async def test_a_mutation_that_did_its_work_is_never_hidden(fresh_settings: Settings) -> None:
+    from tortoise import Tortoise
+
+    from db import models
+    from db.config import tortoise_config
+    from db.seed import load_demo_data
+    from tests.conftest import forget_compiled_statements
+
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(fresh_settings))
+    try:
+        await load_demo_data()
+    finally:
+        await Tortoise.close_connections()
+    settings = with_settings(fresh_settings, max_response_objects=3)
+    async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
+        alice = await client.log_in("alice")
+        before = await models.Comment.filter(article_id=50).count()
+        body = await alice.post(
+            """mutation($a: ID!) { postComment(input: {articleId: $a, body: "Still here"}) {
+                 comment { id body article { comments(first: 100) { nodes { id } } } }
+                 errors { code } } }""",
+            {"a": ARTICLE_ID},
+        )
+        # Over the object budget, but the comment was posted: the answer says so.
+        assert body["data"]["postComment"]["comment"]["body"] == "Still here"
+        assert body["data"]["postComment"]["errors"] == []
+        assert await models.Comment.filter(article_id=50).count() == before + 1

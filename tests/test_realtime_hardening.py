@@ -554,6 +554,7 @@ async def test_connection_init_while_the_database_is_down_closes_with_1013(
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),
         (OperationalError("syntax error at or near"), False),
         (ValueError("a bug"), False),
+        (FileNotFoundError(2, "No such file or directory"), False),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
 )
