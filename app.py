@@ -124,6 +124,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
 
     def decode_json(self, data: str | bytes) -> object:
+        """A request body (or GET's variables) as JSON; anything else is a 400 with a code."""
         # json.loads raises UnicodeDecodeError on invalid UTF-8 and RecursionError on deep
         # nesting, neither of which strawberry turns into a 400; and a body that is a JSON
         # string or number breaks strawberry's `.get`.
@@ -143,6 +144,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return value
 
     def encode_json(self, data: object) -> str:
+        """A response as compact JSON, or RESPONSE_TOO_LARGE when it is over its bound."""
         encoded = json.dumps(data, separators=(",", ":"))
         # ensure_ascii: one character is one byte, so len() is the body's size.
         if len(encoded) > self.settings.max_response_bytes:
@@ -213,6 +215,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     @staticmethod
     def _answer(result: ExecutionResult) -> GraphQLHTTPResponse:
+        """``result`` as the GraphQL-over-HTTP response body."""
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [error.formatted for error in result.errors]

@@ -40,6 +40,7 @@ class TruncatingFilter(logging.Filter):
     """Cuts every record's message and traceback to a bounded size; strips query strings."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Shorten ``record`` in place; never drops it."""
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             args = list(record.args)
             if len(args) >= 3 and isinstance(args[2], str):

@@ -63,3 +63,15 @@ def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, with LIKE's wildcards escaped (ESCAPE '\\')."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped.lower()}%"
+
+
+def unstorable_reason(value: str) -> str | None:
+    """Why no text column can hold ``value``, or None: NUL (PostgreSQL can't) and lone
+    surrogates (no UTF-8 encoder, so no database driver, accepts them)."""
+    if "\x00" in value:
+        return "Strings may not contain NUL (\\u0000) characters."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Strings may not contain lone surrogates (\\ud800–\\udfff)."
+    return None

@@ -95,9 +95,11 @@ class ResponseBudget:
 
     @property
     def exceeded(self) -> bool:
+        """Whether the response has been handed more objects than its limit."""
         return self.limit is not None and self.used > self.limit
 
     def spend(self, future: asyncio.Future[Any]) -> None:
+        """Count what a load resolved to: a list's items, a page's rows, else one object."""
         if future.cancelled() or future.exception() is not None:
             return
         value = future.result()
@@ -119,6 +121,7 @@ class CountingDataLoader(DataLoader[K, T]):
     budget: ResponseBudget
 
     def load(self, key: K) -> Awaitable[T]:
+        """DataLoader's load, counted; refused at once when the budget is spent."""
         if self.budget.exceeded:
             failed: asyncio.Future[T] = self.loop.create_future()
             failed.set_exception(self.budget.error())

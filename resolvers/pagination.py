@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from tortoise.models import Model
 
-from db.sql import fetch_dicts, placeholders
+from db.sql import fetch_dicts, placeholders, unstorable_reason
 from schema.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
@@ -181,7 +181,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
     values: list[Any] = []
     for key, value in zip(ordering.keys, data[1:], strict=True):
         if key.kind == "datetime":
-            if not isinstance(value, str) or not _storable(value):
+            if not isinstance(value, str) or unstorable_reason(value) is not None:
                 raise bad
             try:
                 values.append(_as_datetime(datetime.fromisoformat(value)))
@@ -189,7 +189,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 # OverflowError: year 1 with a positive offset has no UTC equivalent.
                 raise bad from exc
         elif key.kind == "str":
-            if not isinstance(value, str) or not _storable(value):
+            if not isinstance(value, str) or unstorable_reason(value) is not None:
                 raise bad
             values.append(value)
         else:
@@ -201,17 +201,6 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 raise bad
             values.append(value)
     return tuple(values)
-
-
-def _storable(value: str) -> bool:
-    """Whether a database can compare against ``value``: no NUL, no lone surrogate."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _as_datetime(value: Any) -> datetime:

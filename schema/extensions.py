@@ -45,6 +45,7 @@ from strawberry.schema.schema import validate_document
 from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from db.health import is_database_down
+from db.sql import unstorable_reason
 from logs import get_logger, truncate
 from schema.errors import (
     ApiError,
@@ -119,7 +120,8 @@ class _Walker:
 
     Every list counts at its real size: a connection at its ``first``/``last``, ``nodes(ids:)``
     at the number of ids, ``relatedArticles(first:)`` and ``leaderboard(first:)`` at theirs, a
-    short plain list at its declared bound, and every list given as an argument (ids, slugs,
+    short plain list at its declared ``max_items`` (else SHORT_LIST_ITEMS), and every list
+    given as an argument (ids, slugs,
     outcomes: work the resolver does) adds its items.
     """
 
@@ -150,6 +152,8 @@ class _Walker:
         multiplier: int,
         seen: frozenset[str] = frozenset(),
     ) -> None:
+        """Count ``selection_set`` of ``parent_type`` at ``depth``, each item ``multiplier``
+        times (the product of the list sizes above it); ``seen``: fragments on this path."""
         if selection_set is None:
             return
         for selection in selection_set.selections or ():
@@ -344,25 +348,13 @@ def _aliases_written(document: DocumentNode) -> int:
     return count
 
 
-def _bad_string(value: str) -> str | None:
-    """Why ``value`` can't be stored or sent, or None: NUL (PostgreSQL can't hold it) and lone
-    surrogates (no database, and no UTF-8 encoder, accepts them)."""
-    if "\x00" in value:
-        return "Strings may not contain NUL (\\u0000) characters."
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "Strings may not contain lone surrogates (\\ud800–\\udfff)."
-    return None
-
-
 def string_literal_error(document: DocumentNode) -> GraphQLError | None:
     """A string literal in the document that no string input may hold, as BAD_USER_INPUT."""
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, StringValueNode):
-            reason = _bad_string(node.value)
+            reason = unstorable_reason(node.value)
             if reason is not None:
                 return graphql_error(BadUserInput(reason))
             continue
@@ -384,7 +376,7 @@ def variables_error(variables: Mapping[str, Any] | None) -> GraphQLError | None:
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            reason = _bad_string(value)
+            reason = unstorable_reason(value)
             if reason is not None:
                 return graphql_error(BadUserInput(reason))
         elif isinstance(value, dict):
