@@ -643,14 +643,12 @@ async def test_the_socket_runs_the_shared_document_and_request_checks(
         operation_name: str | None,
         variables: dict[str, Any] | None,
         settings: Settings,
-        limits: Any = None,
+        **options: Any,
     ) -> GraphQLError | None:
         request_calls.append(variables)
         if variables and variables.get("refuse"):
             return GraphQLError("Refused by the request check.", extensions={"code": "X_REQ"})
-        return real_request_error(
-            schema_, document, operation_name, variables, settings, limits=limits
-        )
+        return real_request_error(schema_, document, operation_name, variables, settings, **options)
 
     monkeypatch.setattr(schema.extensions, "document_errors", document_errors)
     monkeypatch.setattr(schema.extensions, "request_error", request_error)
