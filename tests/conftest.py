@@ -272,17 +272,22 @@ async def fresh_client(fresh_settings: Settings, clock: FakeClock) -> AsyncItera
         yield gql
 
 
-@pytest.fixture
-async def demo_client(fresh_settings: Settings, clock: FakeClock) -> AsyncIterator[GraphQLClient]:
-    """A client of an app on its own database with the demo data (for tests that write)."""
+async def seed_demo(settings: Settings) -> None:
+    """Load the demo data into ``settings``' (migrated, empty) database."""
     from db.seed import load_demo_data
 
     forget_compiled_statements()
-    await Tortoise.init(config=tortoise_config(fresh_settings))
+    await Tortoise.init(config=tortoise_config(settings))
     try:
         await load_demo_data()
     finally:
         await Tortoise.close_connections()
+
+
+@pytest.fixture
+async def demo_client(fresh_settings: Settings, clock: FakeClock) -> AsyncIterator[GraphQLClient]:
+    """A client of an app on its own database with the demo data (for tests that write)."""
+    await seed_demo(fresh_settings)
     async for gql in _client_for(fresh_settings, MemoryRateLimiter(clock=clock)):
         yield gql
 

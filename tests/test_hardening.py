@@ -16,7 +16,7 @@ from accounts.ratelimit import MemoryRateLimiter
 from app import create_app
 from resolvers.loaders import Loaders
 from settings import Settings
-from tests.conftest import FakeClock, GraphQLClient, _client_for, with_settings
+from tests.conftest import FakeClock, GraphQLClient, _client_for, seed_demo, with_settings
 
 ARTICLE_ID = "QXJ0aWNsZTo1MA=="  # Article:50, the Central Asia article of the demo data
 ITEM_1 = (
@@ -703,19 +703,10 @@ def test_every_start_path_filters_uvicorn_and_app_logs() -> None:
 
 
 async def test_a_mutation_that_did_its_work_is_never_hidden(fresh_settings: Settings) -> None:
-    from tortoise import Tortoise
 
     from db import models
-    from db.config import tortoise_config
-    from db.seed import load_demo_data
-    from tests.conftest import forget_compiled_statements
 
-    forget_compiled_statements()
-    await Tortoise.init(config=tortoise_config(fresh_settings))
-    try:
-        await load_demo_data()
-    finally:
-        await Tortoise.close_connections()
+    await seed_demo(fresh_settings)
     settings = with_settings(fresh_settings, max_response_objects=3)
     async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
         alice = await client.log_in("alice")

@@ -21,7 +21,7 @@ from app import create_app
 from db import models
 from schema.node import to_global_id
 from settings import Settings
-from tests.conftest import forget_compiled_statements
+from tests.conftest import forget_compiled_statements, seed_demo
 from tests.services import free_port
 
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
@@ -148,10 +148,6 @@ async def serving(settings: Settings, ws_max_size: int | None = None) -> AsyncIt
 @pytest.fixture
 async def live(fresh_settings: Settings) -> AsyncIterator[Live]:
     """A uvicorn server on its own database with the demo data."""
-    from tortoise import Tortoise
-
-    from db.config import tortoise_config
-    from db.seed import load_demo_data
 
     settings = replace(
         fresh_settings,
@@ -160,12 +156,7 @@ async def live(fresh_settings: Settings) -> AsyncIterator[Live]:
         ws_max_subscriptions=3,
         ws_max_message_bytes=4096,
     )
-    forget_compiled_statements()
-    await Tortoise.init(config=tortoise_config(settings))
-    try:
-        await load_demo_data()
-    finally:
-        await Tortoise.close_connections()
+    await seed_demo(settings)
     async with serving(settings) as server:
         yield server
 
@@ -522,18 +513,9 @@ async def test_root_fields_inside_fragments_and_bad_messages_keep_the_socket(liv
 
 
 async def test_replaying_past_the_limit_is_a_coded_error(fresh_settings: Settings) -> None:
-    from tortoise import Tortoise
-
-    from db.config import tortoise_config
-    from db.seed import load_demo_data
 
     settings = replace(fresh_settings, ws_replay_limit=2)
-    forget_compiled_statements()
-    await Tortoise.init(config=tortoise_config(settings))
-    try:
-        await load_demo_data()
-    finally:
-        await Tortoise.close_connections()
+    await seed_demo(settings)
     async with serving(settings) as server:
         article = await server.article()
         ws = await server.connect()

@@ -23,7 +23,6 @@ import uvicorn
 import websockets
 from argon2 import PasswordHasher
 from graphql import GraphQLError
-from tortoise import Tortoise
 from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.expressions import F
 from websockets.asyncio.client import ClientConnection
@@ -33,13 +32,11 @@ import accounts.passwords
 import realtime.server
 import schema.extensions
 from db import models
-from db.config import tortoise_config
 from db.health import is_database_down
-from db.seed import load_demo_data
 from realtime.server import Connection, Hub
 from schema.node import from_global_id
 from settings import Settings
-from tests.conftest import forget_compiled_statements, prepare_database
+from tests.conftest import prepare_database, seed_demo
 from tests.services import PostgresServer, create_database, free_port
 from tests.test_realtime import (
     TRANSPORT,
@@ -99,12 +96,7 @@ def _forget_dummy_hash() -> None:
 @contextlib.asynccontextmanager
 async def demo_server(settings: Settings, ws_max_size: int | None = None) -> AsyncIterator[Live]:
     """A uvicorn server on ``settings``' (empty) database, with the demo data loaded."""
-    forget_compiled_statements()
-    await Tortoise.init(config=tortoise_config(settings))
-    try:
-        await load_demo_data()
-    finally:
-        await Tortoise.close_connections()
+    await seed_demo(settings)
     async with serving(settings, ws_max_size) as server:
         yield server
 
