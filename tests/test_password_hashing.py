@@ -12,21 +12,18 @@ import asyncio
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
-from asgi_lifespan import LifespanManager
 
 from accounts.ratelimit import MemoryRateLimiter
-from app import create_app
 from db import models
 from refusals import Refusal
 from settings import Settings
-from tests.conftest import FakeClock, GraphQLClient, forget_compiled_statements, with_settings
+from tests.conftest import FakeClock, GraphQLClient, _client_for, with_settings
 
 ME = "{ me { username } }"
 STATS = "{ stats { articleCount } }"
@@ -68,20 +65,6 @@ async def _log_in(client: GraphQLClient, username: str, password: str) -> dict[s
 def _accounts(client: GraphQLClient) -> Any:
     """The live app's Accounts service."""
     return client.http._transport.app.state.services.accounts  # type: ignore[attr-defined]
-
-
-@asynccontextmanager
-async def _client(settings: Settings, clock: FakeClock) -> AsyncIterator[GraphQLClient]:
-    """Like ``fresh_client``, for settings the test changes."""
-    forget_compiled_statements()
-    app = create_app(settings, limiter=MemoryRateLimiter(clock=clock))
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as http,
-    ):
-        yield GraphQLClient(http)
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -206,7 +189,9 @@ async def test_a_full_hash_queue_refuses_at_once_and_changes_nothing(
         gate.wait(timeout=5)
         return real_verify(self, hash, password)
 
-    async with _client(settings, clock) as client:
+    # conftest's app client, for settings this test changes.
+    serving = asynccontextmanager(_client_for)
+    async with serving(settings, MemoryRateLimiter(clock=clock)) as client:
         try:
             rae = await client.sign_up("rae", password="rae password")
             other = await client.log_in("rae", "rae password")
