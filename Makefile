@@ -35,7 +35,7 @@ format: $(STAMP)
 
 ## Rewrite schema.graphql from the code
 schema: $(STAMP)
-	$(BIN)/python -m schema.printer > schema.graphql
+	$(BIN)/python -m api.printer > schema.graphql
 
 ## Write a migration for model changes (Tortoise's own migrations)
 migrations: $(STAMP)

@@ -40,10 +40,10 @@ from typing import Any
 import httpx
 from tortoise import Tortoise
 
+from api.core.node import from_global_id
+from api.news.types import reading_time
 from db.config import tortoise_config
 from db.sql import fetch_dicts
-from schema.node import from_global_id
-from schema.types import reading_time
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,14 +22,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
+from api.accounts.types import initials
+from api.comments.lists import COMMENT_ORDERS, REPLIES_ORDER
+from api.core.node import to_global_id
+from api.core.pagination import encode_cursor
+from api.markets.types import market_status, outcome_types
+from api.news.loaders import related_articles
+from api.news.types import reading_time
 from db import models
 from db.config import tortoise_config
 from db.sql import fetch_dicts
-from resolvers.lists import COMMENT_ORDERS, REPLIES_ORDER
-from resolvers.loaders import related_articles
-from resolvers.pagination import encode_cursor
-from schema.node import to_global_id
-from schema.types import initials, market_status, outcome_types, reading_time
 from settings import Settings, load_settings
 
 COMMENTS_PAGE = 10

@@ -45,6 +45,13 @@ from graphql.execution import Executor
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from accounts.service import token_hash
+from api.comments.types import Comment
+from api.context import Context, Services
+from api.core.errors import ApiError, BadUserInput, NotFound
+from api.core.node import from_global_id
+from api.loaders import Loaders
+from api.markets.types import Market, OddsUpdate, Trade, outcome_types
+from api.schema import AgoraSchema
 from clientaddr import UNKNOWN, client_address
 from db import models
 from db.health import is_database_down, within
@@ -52,15 +59,8 @@ from db.sql import fetch_dicts
 from logs import get_logger
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
-from resolvers.loaders import Loaders
 from schema import extensions
-from schema.context import Context, Services
-from schema.errors import ApiError, BadUserInput, NotFound
 from schema.extensions import format_errors
-from schema.node import from_global_id
-from schema.schema import AgoraSchema
-from schema.subscription import OddsUpdate
-from schema.types import Comment, Market, Trade, outcome_types
 from settings import Settings
 
 logger = get_logger("agora.ws")

@@ -44,10 +44,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from tortoise.exceptions import ValidationError as TortoiseValidationError
 
-from db.health import is_database_down
-from db.sql import unstorable_reason
-from logs import get_logger, truncate
-from schema.errors import (
+from api.core.errors import (
     ApiError,
     BadUserInput,
     QueryTooComplex,
@@ -55,6 +52,9 @@ from schema.errors import (
     StreamingTransportRequired,
     graphql_error,
 )
+from db.health import is_database_down
+from db.sql import unstorable_reason
+from logs import get_logger, truncate
 from settings import Settings
 
 logger = get_logger("agora.errors")

@@ -41,9 +41,9 @@ from tortoise.expressions import F
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
+from api.core.node import to_global_id
 from db import models
 from db.config import tortoise_config
-from schema.node import to_global_id
 from tests.conftest import forget_compiled_statements, prepare_database
 from tests.services import PostgresServer, create_database, start_app_process
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from api.core.node import to_global_id
 from db import models
 from db.sql import execute
-from schema.node import to_global_id
 from tests.conftest import SIGN_UP, FakeClock, GraphQLClient
 
 ME = "{ me { id username displayName initials role balance } }"

@@ -79,7 +79,7 @@ async def test_the_central_asia_article_page(client: GraphQLClient) -> None:
 
 
 async def _reply_rows(comment_gid: str) -> int:
-    from schema.node import from_global_id
+    from api.core.node import from_global_id
 
     _, pk = from_global_id(comment_gid)
     return await models.Comment.filter(parent_id=pk).count()

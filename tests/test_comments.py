@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from api.core.node import from_global_id, to_global_id
 from db import models
-from schema.node import from_global_id, to_global_id
 from tests.conftest import FakeClock, GraphQLClient
 
 POST = """

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from resolvers.loaders import Loaders
-from schema.node import to_global_id
+from api.core.node import to_global_id
+from api.loaders import Loaders
 from tests.conftest import GraphQLClient
 
 

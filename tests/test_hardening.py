@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from accounts.ratelimit import MemoryRateLimiter
+from api.loaders import Loaders
 from app import create_app
-from resolvers.loaders import Loaders
 from settings import Settings
 from tests.conftest import FakeClock, GraphQLClient, _client_for, seed_demo, with_settings
 

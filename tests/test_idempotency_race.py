@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from api.core.node import from_global_id
 from db import models
 from markets.audit import audit
-from schema.node import from_global_id
 from tests.conftest import GraphQLClient
 from tests.test_trading import BUY, QUOTE, SELL, _admin, _balance, _new_market
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from api.accounts.types import initials
+from api.news.types import reading_time
 from db import models
-from schema.types import initials, reading_time
 from tests.conftest import GraphQLClient
 
 ARTICLES = """
@@ -190,7 +191,7 @@ async def test_stats_match_the_database(client: GraphQLClient) -> None:
 async def test_comment_fields_and_deleted_comments(client: GraphQLClient) -> None:
     deleted = await models.Comment.filter(deleted=True).first()
     assert deleted is not None, "the demo data has a deleted comment"
-    from schema.node import to_global_id
+    from api.core.node import to_global_id
 
     data = await client.data(
         """query($id: ID!) { node(id: $id) { ... on Comment { body bodyHtml deleted sequence

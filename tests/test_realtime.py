@@ -17,9 +17,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
+from api.core.node import to_global_id
 from app import create_app
 from db import models
-from schema.node import to_global_id
 from settings import Settings
 from tests.conftest import forget_compiled_statements, seed_demo
 from tests.services import free_port
@@ -243,7 +243,7 @@ async def test_odds_first_message_then_one_per_change(live: Live) -> None:
 
 
 def _pk(global_id: str) -> int:
-    from schema.node import from_global_id
+    from api.core.node import from_global_id
 
     return from_global_id(global_id)[1]
 

@@ -31,10 +31,10 @@ from websockets.typing import Subprotocol
 import accounts.passwords
 import realtime.server
 import schema.extensions
+from api.core.node import from_global_id
 from db import models
 from db.health import is_database_down
 from realtime.server import Connection, Hub
-from schema.node import from_global_id
 from settings import Settings
 from tests.conftest import prepare_database, seed_demo
 from tests.services import PostgresServer, create_database, free_port

@@ -12,8 +12,8 @@ from graphql import (
     GraphQLScalarType,
 )
 
-from schema.printer import printed_schema
-from schema.schema import build_schema
+from api.printer import printed_schema
+from api.schema import build_schema
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,8 +47,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.ratelimit import MemoryRateLimiter
+from api.schema import build_schema
 from app import create_app
-from schema.schema import build_schema
 from settings import Settings
 from tests.conftest import (
     SIGN_UP,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from api.core.node import from_global_id, to_global_id
 from db import models
 from markets.audit import audit
-from schema.node import from_global_id, to_global_id
 from tests.conftest import GraphQLClient
 
 CREATE = """

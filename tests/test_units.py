@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from api.comments.lists import COMMENT_ORDERS
+from api.core.errors import BadUserInput
+from api.core.node import from_global_id, to_global_id
+from api.core.pagination import decode_cursor, encode_cursor
+from api.core.scalars import parse_decimal, serialize_decimal
+from api.news.lists import ARTICLE_ORDERS
 from markets import lmsr
-from resolvers.lists import ARTICLE_ORDERS, COMMENT_ORDERS
-from resolvers.pagination import decode_cursor, encode_cursor
-from schema.errors import BadUserInput
-from schema.node import from_global_id, to_global_id
-from schema.scalars import parse_decimal, serialize_decimal
 from settings import SettingsError, load_settings
 
 

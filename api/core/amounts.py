@@ -1,4 +1,4 @@
-"""Decimal inputs to integer units: cents for money, 1/10,000 for shares."""
+"""Decimals ↔ integer units: cents for money, 1/10,000 for shares."""
 
 from __future__ import annotations
 
@@ -27,3 +27,13 @@ def to_cents(value: Decimal, field: str, allow_zero: bool = False) -> int:
 def to_share_units(value: Decimal, field: str, allow_zero: bool = False) -> int:
     """Shares as ten-thousandths (4 places)."""
     return to_units(value, 4, field, allow_zero)
+
+
+def money(cents: int) -> Decimal:
+    """Cents as a Decimal with exactly 2 places."""
+    return Decimal(int(cents)).scaleb(-2)
+
+
+def shares(units: int) -> Decimal:
+    """Ten-thousandths of a share as a Decimal with 4 places."""
+    return Decimal(int(units)).scaleb(-4)

@@ -1,15 +1,23 @@
-"""The one generic Relay connection: keyset cursors, ``nodes``, ``pageInfo`` and ``totalCount``."""
+"""The one generic Relay connection: keyset cursors, ``nodes``, ``pageInfo`` and ``totalCount``.
+
+``connection_field(...)`` declares a paged list field in one call: the node type, where its rows
+come from, their order (or an ``orderBy`` argument), and whose rows they are.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
-from resolvers.loaders import ListSpec
-from resolvers.pagination import Ordering, Page, Source, page_request
+from api.core.dataloader import ListSpec
+from api.core.node import row_converter
+from api.core.pagination import Ordering, Page, Source, page_request
 
 T = TypeVar("T")
 
@@ -102,3 +110,79 @@ Last = Annotated[
 Before = Annotated[
     str | None, strawberry.argument(description="Page backward: rows before this cursor.")
 ]
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    """An ``orderBy`` argument: its enum, default, and the ordering each value names."""
+
+    enum: type[Enum]
+    default: Enum
+    orderings: Mapping[str, Ordering]
+    description: str = "The order of the list."
+
+
+def _own_pk(parent: Any) -> Any:
+    return parent.pk
+
+
+_PAGING = [
+    inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info),
+    *(
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in (("first", First), ("after", After), ("last", Last), ("before", Before))
+    ),
+]
+
+
+def connection_field(
+    node: Any,
+    source: Source,
+    ordering: Ordering | OrderBy,
+    *,
+    description: str,
+    parent: Callable[[Any], Any] | None = _own_pk,
+    guard: Callable[[Info], object] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
+    """A ``Connection[node]`` field paged with ``first/after/last/before``.
+
+    ``node`` is the node's strawberry type (or a ``strawberry.lazy`` annotation of one, for a
+    type of another domain); its ``from_row`` builds each node. ``parent`` picks the key of the
+    object the field is on (None: a root list); ``guard`` runs first (permissions).
+    """
+    convert = row_converter(node)
+    order_by = ordering if isinstance(ordering, OrderBy) else None
+    parameters = list(_PAGING)
+    if order_by is not None:
+        parameters.append(
+            inspect.Parameter(
+                "order_by",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=order_by.default,
+                annotation=Annotated[
+                    order_by.enum, strawberry.argument(description=order_by.description)
+                ],
+            )
+        )
+
+    async def resolve(self: Any, info: Info, **arguments: Any) -> Connection[Any]:
+        if guard is not None:
+            guard(info)
+        chosen = arguments.pop("order_by", None)
+        page_ordering = order_by.orderings[chosen.name] if order_by is not None else ordering
+        assert isinstance(page_ordering, Ordering)
+        return await load_connection(
+            info,
+            None if parent is None else parent(self),
+            source,
+            page_ordering,
+            convert,
+            **arguments,
+        )
+
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=Connection[node]
+    )
+    return strawberry.field(resolver=resolve, description=description, metadata=metadata)

@@ -1,8 +1,8 @@
-"""``python -m schema.printer``: the schema in SDL, as committed in schema.graphql."""
+"""``python -m api.printer``: the schema in SDL, as committed in schema.graphql."""
 
 from __future__ import annotations
 
-from schema.schema import build_schema
+from api.schema import build_schema
 from settings import Settings
 
 

@@ -9,27 +9,14 @@ not used; calling these through it answers with an error that says where to subs
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
-from schema.errors import ApiError
-from schema.types import Comment, Market, Outcome, Trade
-
-
-@strawberry.type(description="The odds of a market after a change.")
-class OddsUpdate:
-    market: Market = strawberry.field(description="The market, as it is now.")
-    outcomes: list[Outcome] = strawberry.field(description="Its outcomes with probabilities.")
-    seq: int = strawberry.field(
-        description="Grows by one with every change of this market's odds (gaps: coalesced)."
-    )
-    at: datetime = strawberry.field(description="When this update was sent.")
-    last_trade: Trade | None = strawberry.field(
-        description="The trade that moved the odds; null for the first message or a settlement."
-    )
+from api.comments.types import Comment
+from api.core.errors import ApiError
+from api.markets.types import OddsUpdate
 
 
 class WebsocketOnly(ApiError):

@@ -15,15 +15,17 @@ from typing import Annotated, TypeVar
 import strawberry
 from strawberry.types import Info
 
+from api.accounts.types import User
+from api.comments.types import Comment
+from api.core.amounts import money, to_cents, to_share_units
+from api.core.errors import Forbidden
+from api.core.node import from_global_id
+from api.core.permissions import require_role, require_viewer
+from api.markets.types import Market, Position, Trade
 from comments.service import NotAllowed
 from db import models
 from markets.trading import OddsEvent, TradeResult
 from refusals import Refusal
-from schema.amounts import to_cents, to_share_units
-from schema.errors import Forbidden
-from schema.node import from_global_id
-from schema.permissions import require_role, require_viewer
-from schema.types import Comment, Market, Position, Trade, User, money
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from strawberry.types import Info
 
+from api.core.errors import Forbidden, Unauthenticated
 from db import models
-from schema.errors import Forbidden, Unauthenticated
 
 _RANK = {
     models.Role.READER: 0,

@@ -1,4 +1,9 @@
-"""The Schema with its extensions: limits, caches, error codes."""
+"""The Schema: each domain's root fields merged into Query, Mutation and Subscription, with the
+extensions (limits, caches, error codes).
+
+The roots list their fields one by one, in the order of the published schema: a field belongs to
+its domain's ``queries`` module, and where it sits in ``schema.graphql`` is decided here.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,38 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api import nodes as nodes_q
+from api.accounts import queries as accounts_q
+from api.comments import queries as comments_q
+from api.core.scalars import DECIMAL_SCALAR
+from api.markets import queries as markets_q
+from api.mutation import Mutation
+from api.news import queries as news_q
+from api.site import queries as site_q
+from api.subscription import Subscription
 from schema.extensions import ErrorCodes, make_query_limits
-from schema.mutation import Mutation
-from schema.query import Query
-from schema.scalars import DECIMAL_SCALAR
-from schema.subscription import Subscription
-from schema.types import Article, Author, Category, Comment, Market, Outcome, Tag, Trade, User
 from settings import Settings
+
+
+@strawberry.type(description="Every read entry point of the graph.")
+class Query:
+    node = nodes_q.node
+    nodes = nodes_q.nodes
+    article = news_q.article
+    articles = news_q.articles
+    author = news_q.author
+    authors = news_q.authors
+    tag = news_q.tag
+    tags = news_q.tags
+    category = news_q.category
+    categories = news_q.categories
+    market = markets_q.market
+    markets = markets_q.markets
+    me = accounts_q.me
+    reported_comments = comments_q.reported_comments
+    quote = markets_q.quote
+    leaderboard = markets_q.leaderboard
+    stats = site_q.stats
 
 
 class AgoraSchema(strawberry.Schema):
@@ -41,7 +71,7 @@ def build_schema(settings: Settings) -> AgoraSchema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Article, Author, Category, Comment, Market, Outcome, Tag, Trade, User],
+        types=list(nodes_q.NODE_TYPES),
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
     )

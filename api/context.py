@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accounts.service import Accounts
+from api.loaders import Loaders
 from comments.service import Comments
 from db import models
 from markets.trading import Trading
-from resolvers.loaders import Loaders
 from settings import Settings
 
 

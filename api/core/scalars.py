@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 import strawberry
 
-from schema.errors import BadUserInput
+from api.core.errors import BadUserInput
 
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 

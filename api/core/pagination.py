@@ -18,8 +18,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from tortoise.models import Model
 
+from api.core.errors import BadUserInput
 from db.sql import fetch_dicts, placeholders, unstorable_reason
-from schema.errors import BadUserInput
 
 M = TypeVar("M", bound=Model)
 

@@ -1,0 +1,1 @@
+"""Accounts in GraphQL: users, roles, sign-up, log-in and sessions."""

@@ -1,0 +1,1 @@
+"""Comments in GraphQL: threads, replies, moderation, live comment feeds."""

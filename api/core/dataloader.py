@@ -1,0 +1,184 @@
+"""The loader machinery every domain's loaders share: budgets, batching helpers, connections.
+
+One loader per relation, named ``<thing>_by_<key>``, one result per key (``None`` or ``[]`` on a
+miss); each domain declares its own in ``api/<domain>/loaders.py`` and ``api.loaders.Loaders``
+gathers them. Connection loaders (here) take ``(parent, ListSpec)`` keys and answer all parents
+that share a spec with one windowed statement (see ``api.core.pagination``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from strawberry.dataloader import DataLoader
+from tortoise.models import Model
+
+from api.core.errors import ResponseTooLarge
+from api.core.pagination import Ordering, Page, PageRequest, Source, count_rows, fetch_pages
+from db.sql import fetch_dicts, placeholders
+
+M = TypeVar("M", bound=Model)
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """Everything about a list but its parent: where rows come from, their order, the page."""
+
+    source: Source
+    ordering: Ordering
+    request: PageRequest
+
+
+def by_field(model: type[M], field: str) -> Callable[[list[Any]], Awaitable[list[M | None]]]:
+    """A batch function loading rows of ``model`` by a unique ``field``: one row or None a key."""
+    # A key longer than the column matches nothing (and Tortoise refuses to send it).
+    max_length = getattr(model._meta.fields_map[field], "max_length", None)
+
+    async def load(keys: list[Any]) -> list[M | None]:
+        wanted = {k for k in keys if max_length is None or len(k) <= max_length}
+        rows = await model.filter(**{f"{field}__in": list(wanted)}) if wanted else []
+        found = {getattr(row, field): row for row in rows}
+        return [found.get(key) for key in keys]
+
+    return load
+
+
+def grouped(keys: Sequence[Any], pairs: Iterable[tuple[Any, Any]]) -> list[list[Any]]:
+    """The values of ``(key, value)`` pairs gathered per key, in the order of ``keys``."""
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for key, value in pairs:
+        groups[key].append(value)
+    return [groups.get(key, []) for key in keys]
+
+
+class ResponseBudget:
+    """How many objects loaders may hand to one response (cache hits included: one article id
+    asked for 100 times under 30 aliases is one row but 3,000 objects to render)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def error(self) -> ResponseTooLarge:
+        """What the response becomes once over the budget."""
+        return ResponseTooLarge(
+            f"The response would hold more than {self.limit} objects. Ask for less.",
+            limit="responseObjects",
+        )
+
+    @property
+    def exceeded(self) -> bool:
+        """Whether the response has been handed more objects than its limit."""
+        return self.limit is not None and self.used > self.limit
+
+    def spend(self, future: asyncio.Future[Any]) -> None:
+        """Count what a load resolved to: a list's items, a page's rows, else one object."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        value = future.result()
+        if isinstance(value, list):
+            self.used += len(value)
+        elif isinstance(value, Page):
+            self.used += len(value.rows)
+        else:
+            self.used += 1
+
+
+T = TypeVar("T")
+
+
+class CountingDataLoader(DataLoader[K, T]):
+    """A DataLoader that counts what it hands out against a ResponseBudget; once over it, every
+    further load fails at once, so execution winds down instead of building the response."""
+
+    budget: ResponseBudget
+
+    def load(self, key: K) -> Awaitable[T]:
+        """DataLoader's load, counted; refused at once when the budget is spent."""
+        if self.budget.exceeded:
+            failed: asyncio.Future[T] = self.loop.create_future()
+            failed.set_exception(self.budget.error())
+            return failed
+        future = cast("asyncio.Future[T]", super().load(key))
+        # A callback, not a wrapping coroutine: loads are the hot path of every page.
+        if future.done():
+            self.budget.spend(future)
+        else:
+            future.add_done_callback(self.budget.spend)
+        return future
+
+
+class LoaderBase:
+    """The budget and the connection loaders; each domain's loaders extend it cooperatively."""
+
+    def __init__(self, max_objects: int | None = None) -> None:
+        self.budget = ResponseBudget(max_objects)
+        self.page_by_parent: CountingDataLoader[tuple[Any, ListSpec], Page[Any]] = self._loader(
+            self._pages
+        )
+        self.count_by_parent: CountingDataLoader[tuple[Any, Source], int] = self._loader(
+            self._counts
+        )
+
+    def _loader(
+        self, load_fn: Callable[[list[Any]], Awaitable[Any]]
+    ) -> CountingDataLoader[Any, Any]:
+        loader: CountingDataLoader[Any, Any] = CountingDataLoader(load_fn)
+        loader.budget = self.budget
+        return loader
+
+    async def _pages(self, keys: list[tuple[Any, ListSpec]]) -> list[Page[Any]]:
+        by_spec: dict[ListSpec, list[Any]] = defaultdict(list)
+        for parent, spec in keys:
+            by_spec[spec].append(parent)
+        found: dict[tuple[Any, ListSpec], Page[Any]] = {}
+        for spec, parents in by_spec.items():
+            unique = list(dict.fromkeys(parents))
+            if unique == [None]:
+                pages = await fetch_pages(spec.source, spec.ordering, spec.request)
+            else:
+                pages = await fetch_pages(spec.source, spec.ordering, spec.request, unique)
+            for parent, page in pages.items():
+                found[(parent, spec)] = page
+                for loader_name, rows in page.related.items():
+                    loader: DataLoader[Any, Any] = getattr(self, loader_name)
+                    for row in rows:
+                        loader.prime(row.pk, row)
+        return [found[key] for key in keys]
+
+    async def _counts(self, keys: list[tuple[Any, Source]]) -> list[int]:
+        by_source: dict[Source, list[Any]] = defaultdict(list)
+        for parent, source in keys:
+            by_source[source].append(parent)
+        found: dict[tuple[Any, Source], int] = {}
+        for source, parents in by_source.items():
+            unique = list(dict.fromkeys(parents))
+            counts = await count_rows(source, None if unique == [None] else unique)
+            for parent, count in counts.items():
+                found[(parent, source)] = count
+        return [found[key] for key in keys]
+
+
+async def link_query(
+    model: type[M],
+    table: str,
+    link_table: str,
+    key_column: str,
+    target_column: str,
+    keys: list[int],
+    order: str,
+) -> list[list[M]]:
+    """Rows of ``table`` linked to each key through ``link_table``: one statement for all."""
+    unique = list(set(keys))
+    rows = await fetch_dicts(
+        f"SELECT t.*, l.{key_column} AS _parent FROM {link_table} l "
+        f"JOIN {table} t ON t.id = l.{target_column} "
+        f"WHERE l.{key_column} IN ({placeholders(len(unique))}) ORDER BY {order}",
+        unique,
+    )
+    return grouped(keys, ((row["_parent"], model._init_from_db(**row)) for row in rows))

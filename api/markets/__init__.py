@@ -1,0 +1,1 @@
+"""Markets in GraphQL: markets, outcomes, trades, positions, quotes, live odds."""

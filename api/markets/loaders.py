@@ -1,0 +1,94 @@
+"""The markets' loaders: markets, outcomes, trades, positions, price history, their links."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from api.core.dataloader import LoaderBase, by_field, grouped, link_query
+from db import models
+from db.sql import fetch_dicts, placeholders
+
+
+class MarketLoaders(LoaderBase):
+    """Loaders of markets and trading; part of each request's ``api.loaders.Loaders``."""
+
+    def __init__(self, max_objects: int | None = None) -> None:
+        super().__init__(max_objects)
+        self.market_by_id = self._loader(by_field(models.Market, "id"))
+        self.market_by_slug = self._loader(by_field(models.Market, "slug"))
+        self.outcome_by_id = self._loader(by_field(models.Outcome, "id"))
+        self.outcomes_by_market = self._loader(self._outcomes_by_market)
+        self.markets_by_article = self._loader(self._markets_by_article)
+        self.articles_by_market = self._loader(self._articles_by_market)
+        self.tags_by_market = self._loader(self._tags_by_market)
+        self.trade_by_id = self._loader(by_field(models.Trade, "id"))
+        self.positions_by_user_market = self._loader(self._positions_by_user_market)
+        self.price_history_by_market = self._loader(self._price_history)
+
+    async def _positions_by_user_market(
+        self, keys: list[tuple[int, int]]
+    ) -> list[list[models.Position]]:
+        users = list({u for u, _ in keys})
+        markets = list({m for _, m in keys})
+        rows = await models.Position.filter(
+            user_id__in=users, market_id__in=markets, shares_units__gt=0
+        ).order_by("outcome_id")
+        return grouped(keys, (((r.user_id, r.market_id), r) for r in rows))
+
+    async def _price_history(
+        self, keys: list[tuple[int, int, int]]
+    ) -> list[list[models.PricePoint]]:
+        # (market, since epoch, bucket seconds): the last point of each bucket, the latest 1000
+        # buckets per market; one statement for all markets asking the same since and bucket.
+        by_window: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for market_id, since, bucket in keys:
+            by_window[(since, bucket)].append(market_id)
+        found: dict[tuple[int, int, int], list[models.PricePoint]] = {}
+        for (since, bucket), market_ids in by_window.items():
+            unique = list(set(market_ids))
+            rows = await fetch_dicts(
+                "SELECT * FROM (SELECT p.*, ROW_NUMBER() OVER "
+                "(PARTITION BY p.market_id ORDER BY p.id DESC) AS _rn FROM price_points p "
+                "JOIN (SELECT MAX(id) AS id FROM price_points "
+                f"WHERE market_id IN ({placeholders(len(unique))}) AND at_epoch >= ? "
+                "GROUP BY market_id, at_epoch / ?) last ON last.id = p.id) w "
+                "WHERE _rn <= 1000 ORDER BY market_id, id",
+                [*unique, since, bucket],
+            )
+            grouped: dict[int, list[models.PricePoint]] = defaultdict(list)
+            for row in rows:
+                grouped[row["market_id"]].append(models.PricePoint._init_from_db(**row))
+            for market_id in unique:
+                found[(market_id, since, bucket)] = grouped.get(market_id, [])
+        return [found[key] for key in keys]
+
+    async def _outcomes_by_market(self, keys: list[int]) -> list[list[models.Outcome]]:
+        rows = await models.Outcome.filter(market_id__in=list(set(keys))).order_by("position")
+        return grouped(keys, ((row.market_id, row) for row in rows))
+
+    async def _tags_by_market(self, keys: list[int]) -> list[list[models.Tag]]:
+        return await link_query(
+            models.Tag, "tags", "market_tags", "market_id", "tag_id", keys, "t.name, t.id"
+        )
+
+    async def _markets_by_article(self, keys: list[int]) -> list[list[models.Market]]:
+        return await link_query(
+            models.Market,
+            "markets",
+            "market_articles",
+            "article_id",
+            "market_id",
+            keys,
+            "t.created_at DESC, t.id DESC",
+        )
+
+    async def _articles_by_market(self, keys: list[int]) -> list[list[models.Article]]:
+        return await link_query(
+            models.Article,
+            "articles",
+            "market_articles",
+            "market_id",
+            "article_id",
+            keys,
+            "t.published_at DESC, t.id DESC",
+        )

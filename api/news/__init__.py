@@ -1,0 +1,1 @@
+"""The news graph in GraphQL: articles, bylines, categories, tags."""

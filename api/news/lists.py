@@ -1,0 +1,84 @@
+"""The news graph's lists as (Source, Ordering) specs: filters and orders, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from api.core.lists import by_time, search_clause, search_terms
+from api.core.pagination import Ordering, SortKey, Source
+from db import models
+
+ARTICLE_ORDERS = {
+    "NEWEST": by_time("NEWEST", "a", "published_at", True),
+    "OLDEST": by_time("OLDEST", "a", "published_at", False),
+    "MOST_COMMENTED": Ordering(
+        "MOST_COMMENTED",
+        (
+            SortKey("a.comment_count", "int", True),
+            SortKey("a.published_at", "datetime", True),
+            SortKey("a.id", "int", True),
+        ),
+    ),
+}
+
+AUTHORS_ORDER = Ordering("NAME", (SortKey("au.name", "str", False), SortKey("au.id", "int", False)))
+TAGS_ORDER = Ordering("NAME", (SortKey("t.name", "str", False), SortKey("t.id", "int", False)))
+
+ARTICLES = Source(models.Article, "articles a", "a")
+ARTICLES_BY_AUTHOR = Source(models.Article, "articles a", "a", parent="a.author_id")
+ARTICLES_BY_TAG = Source(
+    models.Article, "articles a JOIN article_tags l ON l.article_id = a.id", "a", parent="l.tag_id"
+)
+# A category's articles are those of its whole subtree: paths are "/root/…/self/".
+ARTICLES_BY_CATEGORY = Source(
+    models.Article,
+    "articles a JOIN categories c ON c.id = a.category_id "
+    "JOIN categories anc ON c.path LIKE anc.path || '%'",
+    "a",
+    parent="anc.id",
+)
+AUTHORS = Source(models.Author, "authors au", "au")
+TAGS = Source(models.Tag, "tags t", "t")
+
+
+@dataclass(frozen=True)
+class ArticleFilterValues:
+    """ArticleFilter's fields as plain values."""
+
+    category_slug: str | None = None
+    tag_slug: str | None = None
+    author_slug: str | None = None
+    featured: bool | None = None
+    search: str | None = None
+
+
+def articles_source(flt: ArticleFilterValues | None) -> Source:
+    """All articles matching the filter (an unknown slug matches nothing)."""
+    if flt is None:
+        return ARTICLES
+    where: list[tuple[str, tuple[Any, ...]]] = []
+    if flt.category_slug is not None:
+        where.append(
+            (
+                "a.category_id IN (SELECT c.id FROM categories c JOIN categories root "
+                "ON c.path LIKE root.path || '%' WHERE root.slug = ?)",
+                (flt.category_slug,),
+            )
+        )
+    if flt.tag_slug is not None:
+        where.append(
+            (
+                "a.id IN (SELECT l.article_id FROM article_tags l JOIN tags t ON t.id = l.tag_id "
+                "WHERE t.slug = ?)",
+                (flt.tag_slug,),
+            )
+        )
+    if flt.author_slug is not None:
+        where.append(("a.author_id IN (SELECT id FROM authors WHERE slug = ?)", (flt.author_slug,)))
+    if flt.featured is not None:
+        where.append(("a.featured = ?", (flt.featured,)))
+    search = search_terms(flt.search)
+    if search is not None:
+        where.append(search_clause(["a.title", "a.excerpt", "a.body"], search))
+    return Source(models.Article, "articles a", "a", where=tuple(where))

@@ -1,0 +1,119 @@
+"""The news graph's loaders: authors, articles, tags, the category tree, related articles."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from api.core.dataloader import LoaderBase, by_field, link_query
+from db import models
+from db.sql import fetch_dicts, placeholders
+
+
+class NewsLoaders(LoaderBase):
+    """Loaders of the news graph; part of each request's ``api.loaders.Loaders``."""
+
+    def __init__(self, max_objects: int | None = None) -> None:
+        super().__init__(max_objects)
+        self.author_by_id = self._loader(by_field(models.Author, "id"))
+        self.author_by_slug = self._loader(by_field(models.Author, "slug"))
+        self.author_by_user = self._loader(by_field(models.Author, "user_id"))
+        self.article_by_id = self._loader(by_field(models.Article, "id"))
+        self.article_by_slug = self._loader(by_field(models.Article, "slug"))
+        self.tag_by_id = self._loader(by_field(models.Tag, "id"))
+        self.tag_by_slug = self._loader(by_field(models.Tag, "slug"))
+        self.tags_by_article = self._loader(self._tags_by_article)
+        self.related_articles_by_article = self._loader(self._related_articles)
+        self._tree: CategoryTree | None = None
+
+    async def category_tree(self) -> CategoryTree:
+        """The category tree, from one query the first time it is needed in this request."""
+        if self._tree is None:
+            self._tree = CategoryTree(await models.Category.all())
+        return self._tree
+
+    async def _tags_by_article(self, keys: list[int]) -> list[list[models.Tag]]:
+        return await link_query(
+            models.Tag, "tags", "article_tags", "article_id", "tag_id", keys, "t.name, t.id"
+        )
+
+    async def _related_articles(self, keys: list[tuple[int, int]]) -> list[list[models.Article]]:
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for article_id, size in keys:
+            by_size[size].append(article_id)
+        found: dict[tuple[int, int], list[models.Article]] = {}
+        for size, ids in by_size.items():
+            for article_id, rows in (await related_articles(list(set(ids)), size)).items():
+                found[(article_id, size)] = rows
+        return [found.get(key, []) for key in keys]
+
+
+class CategoryTree:
+    """The whole category tree, loaded once per request (a news site has hundreds at most)."""
+
+    def __init__(self, categories: Sequence[models.Category]) -> None:
+        ordered = sorted(categories, key=lambda c: (c.position, c.name, c.id))
+        self.by_id = {c.id: c for c in ordered}
+        self.by_slug = {c.slug: c for c in ordered}
+        self.children: dict[int | None, list[models.Category]] = defaultdict(list)
+        for category in ordered:
+            self.children[category.parent_id].append(category)
+
+    def breadcrumb(self, category_id: int) -> list[models.Category]:
+        """Root → the category itself."""
+        trail: list[models.Category] = []
+        node = self.by_id.get(category_id)
+        while node is not None and len(trail) < 64:
+            trail.append(node)
+            node = None if node.parent_id is None else self.by_id.get(node.parent_id)
+        trail.reverse()
+        return trail
+
+
+async def related_articles(article_ids: list[int], size: int) -> dict[int, list[models.Article]]:
+    """Per article: most shared tags, then same category, then newest; never itself.
+
+    Candidates are the articles sharing a tag or the category, and the newest ``size + 1``
+    overall (so a lone article still gets a list), scored and cut per article in one statement.
+    """
+    if size <= 0 or not article_ids:
+        return {article_id: [] for article_id in article_ids}
+    marks = placeholders(len(article_ids))
+    rows = await fetch_dicts(
+        f"""
+        WITH cand(src, other, shared) AS (
+            SELECT t1.article_id, t2.article_id, 1
+              FROM article_tags t1
+              JOIN article_tags t2 ON t2.tag_id = t1.tag_id AND t2.article_id <> t1.article_id
+             WHERE t1.article_id IN ({marks})
+            UNION ALL
+            SELECT s.id, a.id, 0
+              FROM articles s JOIN articles a ON a.category_id = s.category_id AND a.id <> s.id
+             WHERE s.id IN ({marks})
+            UNION ALL
+            SELECT s.id, n.id, 0
+              FROM articles s
+              JOIN (SELECT id FROM articles ORDER BY published_at DESC, id DESC
+                    LIMIT {size + 1}) n ON n.id <> s.id
+             WHERE s.id IN ({marks})
+        ), scored AS (
+            SELECT src, other, SUM(shared) AS shared FROM cand GROUP BY src, other
+        )
+        SELECT * FROM (
+            SELECT a.*, sc.src AS _parent,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY sc.src
+                       ORDER BY sc.shared DESC,
+                                CASE WHEN a.category_id = s.category_id THEN 1 ELSE 0 END DESC,
+                                a.published_at DESC, a.id DESC) AS _rn
+              FROM scored sc
+              JOIN articles a ON a.id = sc.other
+              JOIN articles s ON s.id = sc.src
+        ) ranked WHERE _rn <= {size} ORDER BY _parent, _rn
+        """,
+        [*article_ids, *article_ids, *article_ids],
+    )
+    result: dict[int, list[models.Article]] = {article_id: [] for article_id in article_ids}
+    for row in rows:
+        result[row["_parent"]].append(models.Article._init_from_db(**row))
+    return result

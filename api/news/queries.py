@@ -1,0 +1,106 @@
+"""The news graph's root fields: articles, authors, tags and categories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from api.core.connection import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    connection_field,
+    load_connection,
+)
+from api.news.inputs import ArticleFilter
+from api.news.lists import (
+    ARTICLE_ORDERS,
+    AUTHORS,
+    AUTHORS_ORDER,
+    TAGS,
+    TAGS_ORDER,
+    ArticleFilterValues,
+    articles_source,
+)
+from api.news.types import Article, ArticleOrder, Author, Category, Tag
+
+Slug = Annotated[str, strawberry.argument(description="The URL name.")]
+
+
+@strawberry.field(description="An article by its slug.")
+async def article(info: Info, slug: Slug) -> Article | None:
+    row = await info.context.loaders.article_by_slug.load(slug)
+    return Article.from_row(row) if row else None
+
+
+@strawberry.field(description="Published articles, filtered and ordered.")
+async def articles(
+    info: Info,
+    first: First = None,
+    after: After = None,
+    last: Last = None,
+    before: Before = None,
+    filter: Annotated[
+        ArticleFilter | None, strawberry.argument(description="Narrows the list.")
+    ] = None,
+    order_by: Annotated[
+        ArticleOrder, strawberry.argument(description="The order of the list.")
+    ] = ArticleOrder.NEWEST,
+) -> Connection[Article]:
+    values = None
+    if filter is not None:
+        values = ArticleFilterValues(
+            category_slug=filter.category_slug,
+            tag_slug=filter.tag_slug,
+            author_slug=filter.author_slug,
+            featured=filter.featured,
+            search=filter.search,
+        )
+    return await load_connection(
+        info,
+        None,
+        articles_source(values),
+        ARTICLE_ORDERS[order_by.name],
+        Article.from_row,
+        first,
+        after,
+        last,
+        before,
+    )
+
+
+@strawberry.field(description="An author by slug.")
+async def author(info: Info, slug: Slug) -> Author | None:
+    row = await info.context.loaders.author_by_slug.load(slug)
+    return Author.from_row(row) if row else None
+
+
+authors = connection_field(
+    Author, AUTHORS, AUTHORS_ORDER, parent=None, description="All authors, by name."
+)
+
+
+@strawberry.field(description="A tag by slug.")
+async def tag(info: Info, slug: Slug) -> Tag | None:
+    row = await info.context.loaders.tag_by_slug.load(slug)
+    return Tag.from_row(row) if row else None
+
+
+tags = connection_field(Tag, TAGS, TAGS_ORDER, parent=None, description="All tags, by name.")
+
+
+@strawberry.field(description="A category by slug.")
+async def category(info: Info, slug: Slug) -> Category | None:
+    tree = await info.context.loaders.category_tree()
+    row = tree.by_slug.get(slug)
+    return Category.from_row(row) if row else None
+
+
+@strawberry.field(description="The top-level categories; their children nest.")
+async def categories(info: Info) -> list[Category]:
+    tree = await info.context.loaders.category_tree()
+    return [Category.from_row(row) for row in tree.children.get(None, [])]

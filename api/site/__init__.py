@@ -1,0 +1,1 @@
+"""Site-wide figures in GraphQL."""

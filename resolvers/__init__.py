@@ -1,1 +1,0 @@
-"""Thin resolvers and the DataLoaders behind them."""
