@@ -20,7 +20,7 @@ async def test_demo_data_matches_the_contract(demo_settings: Settings) -> None:
     from tortoise import Tortoise
 
     from db.config import tortoise_config
-    from db.seed import load_demo_data
+    from demo.seed import load_demo_data
 
     await Tortoise.init(config=tortoise_config(demo_settings))
     try:
@@ -100,7 +100,7 @@ def test_the_seed_command_refuses_production(tmp_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "db.seed"],
+        [sys.executable, "-m", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,
