@@ -43,7 +43,7 @@ migrations: $(STAMP)
 
 seed: $(STAMP)
 	$(BIN)/python -m db.migrate
-	$(BIN)/python -m db.seed
+	$(BIN)/python -m demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

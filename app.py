@@ -387,7 +387,7 @@ async def prepare_database(settings: Settings) -> None:
     from tortoise import Tortoise
 
     from db.migrate import apply_migrations
-    from db.seed import load_demo_data
+    from demo.seed import load_demo_data
 
     await apply_migrations(settings)
     if settings.is_production:

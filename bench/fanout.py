@@ -101,7 +101,7 @@ TARGETS = (SHARED, UNSHARED, BARE)
 FACTORIES = {SHARED: "app:create_app", UNSHARED: "bench.fanout_app:create_unshared_app"}
 COMMENTS, ODDS, BURST, QUIET = "comments", "odds", "odds burst", "no subscribers"
 PROTOCOL = Subprotocol("graphql-transport-ws")
-POSTER = ("alice", "demo-password")  # db.seed's demo reader
+POSTER = ("alice", "demo-password")  # a demo reader (demo/data/users.toml)
 
 INIT = json.dumps({"type": "connection_init", "payload": {}})
 ACK = json.dumps({"type": "connection_ack"})

@@ -67,7 +67,7 @@ from db.sql import fetch_dicts
 from settings import Settings
 
 PASSWORD = "bench-password-1"
-ADMIN = ("admin", "demo-password")  # db.seed's demo admin
+ADMIN = ("admin", "demo-password")  # the demo admin (demo/data/users.toml)
 
 LOG_IN = """
 mutation LogIn($input: LogInInput!) {

@@ -1,1 +1,1 @@
-"""Persistence: Tortoise models, connection configuration, migrations and demo data."""
+"""Persistence: Tortoise models, connection configuration, migrations, health and SQL helpers."""

@@ -121,7 +121,7 @@ async def prepare_database(url: str, demo: bool) -> Settings:
     settings = Settings(database_url=url, env="test")
     await apply_migrations(settings)
     if demo:
-        from db.seed import load_demo_data
+        from demo.seed import load_demo_data
 
         await Tortoise.init(config=tortoise_config(settings))
         try:
@@ -274,7 +274,7 @@ async def fresh_client(fresh_settings: Settings, clock: FakeClock) -> AsyncItera
 
 async def seed_demo(settings: Settings) -> None:
     """Load the demo data into ``settings``' (migrated, empty) database."""
-    from db.seed import load_demo_data
+    from demo.seed import load_demo_data
 
     forget_compiled_statements()
     await Tortoise.init(config=tortoise_config(settings))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from accounts.passwords import verify_password
 from db import models
+from demo.datafiles import DATA_DIR, DemoDataError, read_demo_data
+from demo.plan import build_plan
+from demo.specs import CENTRAL_ASIA_SLUG
 from markets.audit import audit
 from settings import Settings
 
@@ -20,7 +26,7 @@ async def test_demo_data_matches_the_contract(demo_settings: Settings) -> None:
     from tortoise import Tortoise
 
     from db.config import tortoise_config
-    from db.seed import load_demo_data
+    from demo.seed import load_demo_data
 
     await Tortoise.init(config=tortoise_config(demo_settings))
     try:
@@ -100,7 +106,7 @@ def test_the_seed_command_refuses_production(tmp_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "db.seed"],
+        [sys.executable, "-m", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -109,3 +115,30 @@ def test_the_seed_command_refuses_production(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "production" in (result.stdout + result.stderr).lower()
+
+
+def test_the_data_files_plan_the_same_rows_every_time() -> None:
+    first, second = build_plan(read_demo_data()), build_plan(read_demo_data())
+    assert first == second
+    showcase = next(a for a in first if a.slug == CENTRAL_ASIA_SLUG)
+    assert len(showcase.comments) == len(read_demo_data().showcase_thread)
+
+
+def test_a_mistake_in_a_data_file_names_the_file_and_the_field(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    article = sorted((data / "articles").glob("*.md"))[0]
+    text = article.read_text(encoding="utf-8")
+    article.write_text(text.replace("\ncategory = ", "\ncategroy = ", 1), encoding="utf-8")
+    with pytest.raises(DemoDataError, match=rf"{article.name}.*categroy"):
+        read_demo_data(data)
+
+    article.write_text(text.replace("\n+++\n", "\n", 1), encoding="utf-8")
+    with pytest.raises(DemoDataError, match="no closing"):
+        read_demo_data(data)
+
+    renamed = article.with_name(article.name.replace("-", "-x", 1))
+    article.write_text(text, encoding="utf-8")
+    article.rename(renamed)
+    with pytest.raises(DemoDataError, match="file name must be"):
+        read_demo_data(data)

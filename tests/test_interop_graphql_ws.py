@@ -27,7 +27,8 @@ from tortoise import Tortoise
 from app import create_app
 from db import models
 from db.config import tortoise_config
-from db.seed import CENTRAL_ASIA_SLUG, load_demo_data
+from demo.seed import load_demo_data
+from demo.specs import CENTRAL_ASIA_SLUG
 from settings import Settings
 from tests.conftest import GraphQLClient, forget_compiled_statements
 from tests.services import free_port, unavailable

@@ -1,0 +1,5 @@
+"""``python -m demo``: load the demo data into an empty, migrated database."""
+
+from demo.seed import main
+
+main()
