@@ -424,6 +424,3 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_max_size": settings.ws_max_message_bytes,
     }
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m app``: migrate, seed an empty development database, serve."""
+
+from app import main
+
+main()
