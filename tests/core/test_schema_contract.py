@@ -16,7 +16,7 @@ from api.printer import printed_schema
 from api.schema import build_schema
 from settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_schema_matches_the_code() -> None:

@@ -49,7 +49,7 @@ from tests.services import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 DB_TIMEOUT_SECONDS = 2
 RETRY_AFTER_SECONDS = 3

@@ -1,11 +1,11 @@
 """The reference client (npm ``graphql-ws``) against our graphql-transport-ws server.
 
-The app runs under a real uvicorn server on loopback; ``tests/interop/client.mjs`` subscribes to
+The app runs under a real uvicorn server on loopback; ``tests/realtime/interop/client.mjs`` subscribes to
 ``commentAdded`` and ``oddsUpdated``, posts a comment and buys shares over HTTP, waits for both
 live messages, runs a query over the socket and prints what it received as one JSON line.
 
 Needs ``node`` and ``npm``: the first run installs the pinned client with ``npm ci`` into
-``tests/interop/node_modules`` (git-ignored). Without them the test skips, unless
+``tests/realtime/interop/node_modules`` (git-ignored). Without them the test skips, unless
 ``AGORA_REQUIRE_SERVICES=1``, which makes that a failure.
 """
 
@@ -76,10 +76,10 @@ async def _npm_ci(npm: str) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
-        unavailable(f"`npm ci` in tests/interop took over {NPM_CI_TIMEOUT_SECONDS} s")
+        unavailable(f"`npm ci` in tests/realtime/interop took over {NPM_CI_TIMEOUT_SECONDS} s")
     if process.returncode != 0 or not _installed():
         tail = output.decode(errors="replace").strip()[-800:]
-        unavailable(f"`npm ci` in tests/interop failed (exit {process.returncode}): {tail}")
+        unavailable(f"`npm ci` in tests/realtime/interop failed (exit {process.returncode}): {tail}")
 
 
 @asynccontextmanager

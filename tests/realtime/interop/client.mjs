@@ -6,7 +6,7 @@
 // HTTP posts a comment and buys "5.00" of OUTCOME_ID (default: the market's first outcome), waits
 // for both live messages, runs `query { stats { articleCount } }` over the websocket, disposes the
 // client and prints one JSON line of what it received. Exit code 0 on success; 1 with a message on
-// stderr on any error, unexpected close or timeout. tests/test_interop_graphql_ws.py drives it.
+// stderr on any error, unexpected close or timeout. tests/realtime/test_interop_graphql_ws.py drives it.
 
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";

@@ -25,7 +25,7 @@ from tests.services import (
     start_redis,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
 ADDED = (
     "subscription($a: ID!, $after: Int) { commentAdded(articleId: $a, afterSequence: $after) "

@@ -17,7 +17,7 @@ from api.core.node import from_global_id
 from db import models
 from markets.audit import audit
 from tests.conftest import GraphQLClient
-from tests.test_trading import BUY, QUOTE, SELL, _admin, _balance, _new_market
+from tests.markets.test_trading import BUY, QUOTE, SELL, _admin, _balance, _new_market
 
 KEY = "retry-1"
 ROUNDS = 3

@@ -437,7 +437,7 @@ def test_every_start_path_sets_the_websocket_limit_and_ignores_proxy_headers() -
     assert options["proxy_headers"] is False
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     command = readme[readme.index("uvicorn app:create_app") :].split("#", 1)[0]
     assert "--ws-max-size 65536" in command
     assert "--no-proxy-headers" in command

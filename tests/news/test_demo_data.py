@@ -19,7 +19,7 @@ from demo.specs import CENTRAL_ASIA_SLUG
 from markets.audit import audit
 from settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_demo_data_matches_the_contract(demo_settings: Settings) -> None:

@@ -38,7 +38,7 @@ from realtime.server import Connection, Hub
 from settings import Settings
 from tests.conftest import prepare_database, seed_demo
 from tests.services import PostgresServer, create_database, free_port
-from tests.test_realtime import (
+from tests.realtime.test_realtime import (
     TRANSPORT,
     Live,
     closed_with,
@@ -344,7 +344,7 @@ async def test_replay_pages_run_at_most_replays_per_process_at_once(
 @pytest.fixture
 def app_decides_client_address(monkeypatch: pytest.MonkeyPatch) -> None:
     """uvicorn as every start path runs it (app.uvicorn_options): proxy headers off, so the app
-    alone decides what X-Forwarded-For is worth. tests.test_realtime.serving keeps uvicorn's
+    alone decides what X-Forwarded-For is worth. tests.realtime.test_realtime.serving keeps uvicorn's
     default, which rewrites the peer from X-Forwarded-For when it comes from 127.0.0.1."""
     monkeypatch.setattr(uvicorn, "Config", functools.partial(uvicorn.Config, proxy_headers=False))
 

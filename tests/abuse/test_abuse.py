@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.slow]
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
 TRANSPORT = Subprotocol("graphql-transport-ws")

@@ -1,0 +1,1 @@
+"""Hostile clients and outages: hardening, abuse runs, the database going away."""

@@ -1,0 +1,1 @@
+"""Tests of accounts: sign-up, log-in, sessions, password hashing."""

@@ -1,0 +1,1 @@
+"""Tests of comments: threads, moderation, rendering and XSS."""

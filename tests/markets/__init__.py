@@ -1,0 +1,1 @@
+"""Tests of markets: the LMSR math, trading, settlement, idempotency."""

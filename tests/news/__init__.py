@@ -1,0 +1,1 @@
+"""Tests of the news graph: articles, the article page, the demo data."""

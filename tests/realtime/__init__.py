@@ -1,0 +1,1 @@
+"""Tests of real time: subscriptions, fan-out, the reference client, scale-out."""
