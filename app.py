@@ -29,6 +29,12 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
+from api.extensions import (
+    MASKED_MESSAGE,
+    format_errors,
+    response_size_over,
+    response_too_large,
+)
 from clientaddr import client_address
 from comments.service import Comments
 from db.config import tortoise_config
@@ -41,12 +47,6 @@ from realtime.events import to_message
 from realtime.server import Hub, WebsocketEndpoint
 from resolvers.loaders import Loaders
 from schema.context import Context, Services
-from schema.extensions import (
-    MASKED_MESSAGE,
-    format_errors,
-    response_size_over,
-    response_too_large,
-)
 from schema.schema import build_schema
 from settings import Settings, load_settings
 

@@ -45,6 +45,8 @@ from graphql.execution import Executor
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from accounts.service import token_hash
+from api import extensions
+from api.extensions import format_errors
 from clientaddr import UNKNOWN, client_address
 from db import models
 from db.health import is_database_down, within
@@ -53,10 +55,8 @@ from logs import get_logger
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
 from resolvers.loaders import Loaders
-from schema import extensions
 from schema.context import Context, Services
 from schema.errors import ApiError, BadUserInput, NotFound
-from schema.extensions import format_errors
 from schema.node import from_global_id
 from schema.schema import AgoraSchema
 from schema.subscription import OddsUpdate

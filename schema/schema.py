@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema.extensions import ErrorCodes, make_query_limits
+from api.extensions import ErrorCodes, make_query_limits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DECIMAL_SCALAR

@@ -1,0 +1,1 @@
+"""The GraphQL surface, one folder per domain."""
