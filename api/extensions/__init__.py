@@ -3,7 +3,8 @@
 - ``query_limits``: the DocumentChecks extension (``make_query_limits``), HTTP's limits
   before execution, with ``cache`` (the documents it keeps by query text);
 - ``documents``: checks of a whole document, cheapest first, graphql-core's validation last;
-- ``rules``: limits of one operation that its document alone decides;
+- ``rules``: limits of one operation that its document alone decides, as graphql-core
+  validation rules;
 - ``variables``: checks of one request, the node count at its coerced variables' sizes last;
 - ``cost``: the measurements (the walk of an operation, the field cost, aliases written);
 - ``operations``: the operation a request runs; ``strings``: strings no input may hold;

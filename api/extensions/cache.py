@@ -15,7 +15,7 @@ CACHE_MAX_CHARS = 1024 * 1024
 @dataclass
 class CheckedDocument:
     """What the HTTP transport caches per query text: the parsed document, what
-    ``document_errors`` said of it, and the verdict of ``operation_limit`` by operation
+    ``document_errors`` said of it, and the verdict of the operation limit rules by operation
     name (filled as requests choose operations)."""
 
     document: DocumentNode

@@ -3,7 +3,7 @@ aliases, expensive fields, introspection, GitHub-style node count, fragments exp
 cheap bounds on what graphql-core's validation will pay (field cost, aliases as written).
 
 Only measurements live here; the limits on them are ``documents`` (before validation),
-``rules`` (one operation, the document alone) and ``variables`` (per request).
+``rules`` (one operation, as validation rules) and ``variables`` (per request).
 """
 
 from __future__ import annotations
