@@ -19,12 +19,12 @@ from api import nodes as nodes_q
 from api.accounts import queries as accounts_q
 from api.comments import queries as comments_q
 from api.core.scalars import DECIMAL_SCALAR
+from api.extensions import ErrorCodes, make_query_limits
 from api.markets import queries as markets_q
 from api.mutation import Mutation
 from api.news import queries as news_q
 from api.site import queries as site_q
 from api.subscription import Subscription
-from schema.extensions import ErrorCodes, make_query_limits
 from settings import Settings
 
 

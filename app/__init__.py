@@ -30,6 +30,12 @@ from tortoise.contrib.starlette import RegisterTortoise
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
 from api.context import Context, Services
+from api.extensions import (
+    MASKED_MESSAGE,
+    format_errors,
+    response_size_over,
+    response_too_large,
+)
 from api.loaders import Loaders
 from api.schema import build_schema
 from clientaddr import client_address
@@ -42,12 +48,6 @@ from markets.trading import Trading
 from realtime.broker import RedisBroker, broker_for
 from realtime.events import to_message
 from realtime.server import Hub, WebsocketEndpoint
-from schema.extensions import (
-    MASKED_MESSAGE,
-    format_errors,
-    response_size_over,
-    response_too_large,
-)
 from settings import Settings, load_settings
 
 logger = get_logger("agora")
@@ -423,4 +423,3 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.
         "ws_max_size": settings.ws_max_message_bytes,
     }
-

@@ -45,10 +45,12 @@ from graphql.execution import Executor
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from accounts.service import token_hash
+from api import extensions
 from api.comments.types import Comment
 from api.context import Context, Services
 from api.core.errors import ApiError, BadUserInput, NotFound
 from api.core.node import from_global_id
+from api.extensions import format_errors
 from api.loaders import Loaders
 from api.markets.types import Market, OddsUpdate, Trade, outcome_types
 from api.schema import AgoraSchema
@@ -59,8 +61,6 @@ from db.sql import fetch_dicts
 from logs import get_logger
 from realtime.broker import MemoryBroker
 from realtime.events import SESSIONS, comments_channel, odds_channel
-from schema import extensions
-from schema.extensions import format_errors
 from settings import Settings
 
 logger = get_logger("agora.ws")

@@ -609,7 +609,8 @@ async def test_an_over_long_document_is_refused_before_parsing(client: GraphQLCl
 def test_the_document_cache_is_bounded_in_characters() -> None:
     from graphql import parse
 
-    from schema.extensions import _LRU, _Checked
+    from api.extensions.cache import CheckedDocument as _Checked
+    from api.extensions.cache import DocumentCache as _LRU
 
     cache = _LRU(size=100, max_chars=10_000)
     document = parse("{ __typename }")

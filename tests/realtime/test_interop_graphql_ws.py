@@ -79,7 +79,9 @@ async def _npm_ci(npm: str) -> None:
         unavailable(f"`npm ci` in tests/realtime/interop took over {NPM_CI_TIMEOUT_SECONDS} s")
     if process.returncode != 0 or not _installed():
         tail = output.decode(errors="replace").strip()[-800:]
-        unavailable(f"`npm ci` in tests/realtime/interop failed (exit {process.returncode}): {tail}")
+        unavailable(
+            f"`npm ci` in tests/realtime/interop failed (exit {process.returncode}): {tail}"
+        )
 
 
 @asynccontextmanager

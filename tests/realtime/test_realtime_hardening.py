@@ -29,15 +29,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 import accounts.passwords
+import api.extensions
 import realtime.server
-import schema.extensions
 from api.core.node import from_global_id
 from db import models
 from db.health import is_database_down
 from realtime.server import Connection, Hub
 from settings import Settings
 from tests.conftest import prepare_database, seed_demo
-from tests.services import PostgresServer, create_database, free_port
 from tests.realtime.test_realtime import (
     TRANSPORT,
     Live,
@@ -47,6 +46,7 @@ from tests.realtime.test_realtime import (
     serving,
     subscribe,
 )
+from tests.services import PostgresServer, create_database, free_port
 
 # What a thread view asks for: two relations per comment, batched per page (they were one
 # query each per comment).
@@ -614,13 +614,13 @@ async def test_several_operations_without_an_operation_name_is_an_error(
 async def test_the_socket_runs_the_shared_document_and_request_checks(
     fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Whatever schema.extensions decides for HTTP decides for the socket too: the document
+    """Whatever api.extensions decides for HTTP decides for the socket too: the document
     checks once per distinct query text (cached), the request checks on every message."""
     refused_query = "{ stats { articleCount } }"
     document_calls: list[str] = []
     request_calls: list[Any] = []
-    real_document_errors = schema.extensions.document_errors
-    real_request_error = schema.extensions.request_error
+    real_document_errors = api.extensions.document_errors
+    real_request_error = api.extensions.request_error
 
     def document_errors(schema_: Any, document: Any, settings: Settings) -> list[GraphQLError]:
         text = document.loc.source.body
@@ -642,8 +642,8 @@ async def test_the_socket_runs_the_shared_document_and_request_checks(
             return GraphQLError("Refused by the request check.", extensions={"code": "X_REQ"})
         return real_request_error(schema_, document, operation_name, variables, settings, **options)
 
-    monkeypatch.setattr(schema.extensions, "document_errors", document_errors)
-    monkeypatch.setattr(schema.extensions, "request_error", request_error)
+    monkeypatch.setattr(api.extensions, "document_errors", document_errors)
+    monkeypatch.setattr(api.extensions, "request_error", request_error)
     async with demo_server(fresh_settings) as live:
         ws = await live.connect()
         for sub_id in ("1", "2"):

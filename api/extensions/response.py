@@ -1,0 +1,39 @@
+"""The size of a response: estimated before anything is encoded, and the one error a response
+over the limit becomes (on HTTP and on the websocket alike)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.core.errors import ResponseTooLarge
+
+
+def response_size_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` as JSON would be over ``limit`` characters, estimated from what it holds
+    and stopping as soon as it is: before anything is encoded. A string referenced many times
+    counts each time (one article body under 84,000 aliases and ids is a small result and a
+    245 MB body)."""
+    size = 0
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + sum(len(key) + 4 for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += 2 + len(item)
+            stack.extend(item)
+        else:
+            size += 8
+        if size > limit:
+            return True
+    return False
+
+
+def response_too_large(limit: int) -> dict[str, Any]:
+    """The one error a response over MAX_RESPONSE_BYTES becomes."""
+    return ResponseTooLarge(
+        f"The response would exceed {limit} bytes. Ask for less.", limit="responseBytes"
+    ).formatted()

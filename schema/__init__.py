@@ -1,1 +1,0 @@
-"""The GraphQL surface: types, inputs, errors, context and the Schema with its extensions."""
