@@ -15,7 +15,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 
 from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
+from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
 from markets import ledger
@@ -41,11 +42,6 @@ class IssuedSession:
     user: models.User
 
 
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 def token_hash(token: str) -> str:
     """What the database keeps of a token."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -57,9 +53,11 @@ class Accounts:
     Owns the password-hashing threads (started on first use): call :meth:`close` at shut-down.
     """
 
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter, clock: Clock = now) -> None:
         self.settings = settings
         self.limiter = limiter
+        # Session expiry and revocation times; tests replace it.
+        self.clock = clock
         self.signup_rule = Rule.parse("signup/address", settings.signup_rate_per_address)
         self.login_account_rule = Rule.parse(
             "login-failure/account", settings.login_failure_rate_per_account
@@ -114,7 +112,7 @@ class Accounts:
                 raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
             # Looked up at call time: tests swap in a cheap hasher.
             password_hash = await slot.run(hash_password, password)
-        now = now_utc()
+        now = self.clock()
         try:
             async with in_transaction() as conn:
                 user = await models.User.create(
@@ -178,13 +176,13 @@ class Accounts:
         await self.limiter.reset(self.login_account_rule, account_key)
         await self.limiter.refund(self.login_address_rule, address)
         async with in_transaction() as conn:
-            return await self._issue(conn, user, now_utc())
+            return await self._issue(conn, user, self.clock())
 
     async def log_out(self, token: str) -> bool:
         """Revoke the session of ``token`` now; whether it was live."""
         changed = await execute(
             "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-            (now_utc(), token_hash(token)),
+            (self.clock(), token_hash(token)),
         )
         return changed == 1
 
@@ -218,7 +216,7 @@ class Accounts:
         if new == current:
             raise validation("The new password is the current one.", "newPassword")
         new_hash = await self.hashing.run(hash_password, new)
-        now = now_utc()
+        now = self.clock()
         keep = token_hash(token)
         async with in_transaction() as conn:
             await execute(
@@ -243,7 +241,7 @@ class Accounts:
             return None
         return (
             await models.Session.filter(
-                token_hash=token_hash(token), revoked_at=None, expires_at__gt=now_utc()
+                token_hash=token_hash(token), revoked_at=None, expires_at__gt=self.clock()
             )
             .select_related("user")
             .first()

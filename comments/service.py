@@ -11,12 +11,12 @@ by the caller after the commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from accounts.ratelimit import RateLimiter, Rule
+from clock import Clock, now
 from comments.render import render_markdown
 from db import models
 from db.sql import execute, fetch_dicts
@@ -40,17 +40,13 @@ class CommentEvent:
     sequence: int
 
 
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 class Comments:
-    """Comment operations, bound to the settings and the rate limiter."""
+    """Comment operations, bound to the settings, the rate limiter and a clock."""
 
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter, clock: Clock = now) -> None:
         self.settings = settings
         self.limiter = limiter
+        self.clock = clock
         self.post_rule = Rule.parse("comment/user", settings.comment_rate)
 
     def _body(self, body: str) -> str:
@@ -71,7 +67,7 @@ class Comments:
         if retry is not None:
             raise Refusal("RATE_LIMITED", "You are commenting too fast.", None, retry)
         html = render_markdown(text)
-        now = now_utc()
+        now = self.clock()
         async with in_transaction() as conn:
             if parent_id is not None:
                 # Counting the reply on the parent first also checks it is live and here,
@@ -121,7 +117,7 @@ class Comments:
         if comment.author_id != user.id:
             raise NotAllowed("Only its author can edit a comment.")
         text = self._body(body)
-        now = now_utc()
+        now = self.clock()
         changed = await execute(
             "UPDATE comments SET body = ?, body_html = ?, edited_at = ? "
             "WHERE id = ? AND deleted = ?",
@@ -184,7 +180,7 @@ class Comments:
                     comment_id=comment_id,
                     user_id=user.id,
                     reason=text,
-                    created_at=now_utc(),
+                    created_at=self.clock(),
                     using_db=conn,
                 )
                 await execute(

@@ -25,13 +25,14 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
+from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts, is_postgres, placeholders
 from logs import get_logger
@@ -53,11 +54,6 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 RETRIES = 5
 
 T = TypeVar("T")
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 # -- pure planning -----------------------------------------------------------------------------
@@ -257,7 +253,7 @@ def _check_key(key: str | None) -> str | None:
 class Trading:
     """Trading and settlement, bound to the settings."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = now_utc) -> None:
+    def __init__(self, settings: Settings, clock: Clock = now) -> None:
         self.settings = settings
         # The demo data trades through this service on a clock that walks through the past.
         self.clock = clock
