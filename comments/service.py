@@ -16,14 +16,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from accounts.ratelimit import RateLimiter, Rule
+from accounts.roles import at_least
 from clock import Clock, now
 from comments.render import render_markdown
 from db import models
 from db.sql import execute, fetch_dicts
 from refusals import Refusal, not_found, validation
 from settings import Settings
-
-MODERATORS = (models.Role.MODERATOR, models.Role.ADMIN)
 
 
 class NotAllowed(Exception):
@@ -138,7 +137,7 @@ class Comments:
         comment = await models.Comment.get_or_none(id=comment_id)
         if comment is None:
             raise not_found("There is no such comment.", "commentId")
-        if comment.author_id != user.id and user.role not in MODERATORS:
+        if comment.author_id != user.id and not at_least(user.role, models.Role.MODERATOR):
             raise NotAllowed("Only its author or a moderator can delete a comment.")
         if comment.deleted:
             return comment, None
