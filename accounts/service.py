@@ -27,7 +27,7 @@ from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
 from markets import ledger
-from refusals import Refusal, validation
+from refusals import Refusal, RefusalCode, validation
 from settings import Settings
 
 USERNAME = re.compile(r"[a-z0-9_]{3,32}")
@@ -109,7 +109,7 @@ class Accounts:
         with self.hashing.reserve() as slot:
             retry = await self.limiter.hit(self.signup_rule, address)
             if retry is not None:
-                raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
+                raise Refusal(RefusalCode.RATE_LIMITED, "Too many sign-ups from here.", None, retry)
             # Looked up at call time: tests swap in a cheap hasher.
             password_hash = await slot.run(hash_password, password)
         now = self.clock()
@@ -129,7 +129,7 @@ class Accounts:
                 session = await self._issue(conn, user, now)
         except IntegrityError as exc:
             raise Refusal(
-                "USERNAME_TAKEN", f"The username {name!r} is taken.", ["username"]
+                RefusalCode.USERNAME_TAKEN, f"The username {name!r} is taken.", ["username"]
             ) from exc
         return session
 
@@ -149,7 +149,9 @@ class Accounts:
             if retry is not None:
                 for taken_rule, taken_key in taken:
                     await self.limiter.refund(taken_rule, taken_key)
-                raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
+                raise Refusal(
+                    RefusalCode.RATE_LIMITED, "Too many failed log-ins; wait.", None, retry
+                )
             taken.append((rule, key))
         # An over-long password can't be right: refuse it without paying for the hash.
         too_long = len(password) > self.settings.password_max_length
@@ -172,7 +174,7 @@ class Accounts:
                 await self.limiter.refund(taken_rule, taken_key)
             raise
         if user is None or not ok:
-            raise Refusal("INVALID_CREDENTIALS", "Wrong username or password.")
+            raise Refusal(RefusalCode.INVALID_CREDENTIALS, "Wrong username or password.")
         await self.limiter.reset(self.login_account_rule, account_key)
         await self.limiter.refund(self.login_address_rule, address)
         async with in_transaction() as conn:
@@ -203,14 +205,18 @@ class Accounts:
             # success refills the bucket, so only failures stay counted.
             retry = await self.limiter.hit(self.change_password_rule, key)
             if retry is not None:
-                raise Refusal("RATE_LIMITED", "Too many wrong passwords; wait.", None, retry)
+                raise Refusal(
+                    RefusalCode.RATE_LIMITED, "Too many wrong passwords; wait.", None, retry
+                )
             # An over-long password can't be right: refused without hashing it.
             ok = len(current) <= self.settings.password_max_length and await slot.run(
                 verify_password, user.password_hash, current
             )
         if not ok:
             raise Refusal(
-                "INVALID_CREDENTIALS", "The current password is wrong.", ["currentPassword"]
+                RefusalCode.INVALID_CREDENTIALS,
+                "The current password is wrong.",
+                ["currentPassword"],
             )
         await self.limiter.reset(self.change_password_rule, key)
         if new == current:

@@ -21,7 +21,7 @@ from clock import Clock, now
 from comments.render import render_markdown
 from db import models
 from db.sql import execute, fetch_dicts
-from refusals import Refusal, not_found, validation
+from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
 
 
@@ -64,7 +64,7 @@ class Comments:
         text = self._body(body)
         retry = await self.limiter.hit(self.post_rule, str(user.id))
         if retry is not None:
-            raise Refusal("RATE_LIMITED", "You are commenting too fast.", None, retry)
+            raise Refusal(RefusalCode.RATE_LIMITED, "You are commenting too fast.", None, retry)
         html = render_markdown(text)
         now = self.clock()
         async with in_transaction() as conn:

@@ -37,7 +37,7 @@ from db import models
 from db.sql import execute, fetch_dicts, is_postgres, placeholders
 from logs import get_logger
 from markets import ledger, lmsr
-from refusals import Refusal, not_found, validation
+from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
 
 logger = get_logger("agora.trading")
@@ -111,7 +111,9 @@ class Plan:
 
 def _require_open(state: MarketState, now: datetime) -> None:
     if not state.is_open(now):
-        raise Refusal("MARKET_NOT_OPEN", "This market is not open for trading.", ["outcomeId"])
+        raise Refusal(
+            RefusalCode.MARKET_NOT_OPEN, "This market is not open for trading.", ["outcomeId"]
+        )
 
 
 def plan_buy(
@@ -132,7 +134,7 @@ def plan_buy(
         raise validation("That amount buys less than 0.0001 shares.", "amount")
     if min_shares_units is not None and units < min_shares_units:
         raise Refusal(
-            "SLIPPAGE_EXCEEDED",
+            RefusalCode.SLIPPAGE_EXCEEDED,
             f"The price moved: {units / UNITS_PER_SHARE:.4f} shares, below your minimum.",
             ["minShares"],
         )
@@ -160,7 +162,7 @@ def plan_sell(
         raise validation("Those shares are worth less than 0.01 credits.", "shares")
     if min_amount_cents is not None and cents < min_amount_cents:
         raise Refusal(
-            "SLIPPAGE_EXCEEDED",
+            RefusalCode.SLIPPAGE_EXCEEDED,
             f"The price moved: {cents / CENTS_PER_CREDIT:.2f} credits, below your minimum.",
             ["minAmount"],
         )
@@ -270,7 +272,9 @@ class Trading:
         if user is not None:
             balance = (await ledger.balances_of_users([user.id])).get(user.id, 0)
             if balance < amount_cents:
-                raise Refusal("INSUFFICIENT_FUNDS", "Your wallet holds less than that.", ["amount"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_FUNDS, "Your wallet holds less than that.", ["amount"]
+                )
         return state, plan
 
     async def quote_sell(
@@ -283,7 +287,9 @@ class Trading:
         if user is not None:
             held = await models.Position.filter(user_id=user.id, outcome_id=outcome_id).first()
             if held is None or held.shares_units < shares_units:
-                raise Refusal("INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_SHARES, "You hold fewer shares than that.", ["shares"]
+                )
         return state, plan
 
     async def _state_of(self, outcome_id: int) -> MarketState:
@@ -409,7 +415,7 @@ class Trading:
                     return replay, None
             plan = planner(state, now)
             if wallet is None:
-                raise Refusal("INSUFFICIENT_FUNDS", "You have no wallet.", ["amount"])
+                raise Refusal(RefusalCode.INSUFFICIENT_FUNDS, "You have no wallet.", ["amount"])
             mine = await fetch_dicts(
                 "SELECT * FROM positions WHERE user_id = ? AND market_id = ?",
                 (user.id, market_id),
@@ -419,7 +425,9 @@ class Trading:
             if plan.shares_units < 0 and (
                 held is None or held["shares_units"] < -plan.shares_units
             ):
-                raise Refusal("INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_SHARES, "You hold fewer shares than that.", ["shares"]
+                )
             try:
                 await ledger.post(
                     conn,
@@ -433,7 +441,7 @@ class Trading:
                 )
             except ledger.InsufficientFunds as exc:
                 raise Refusal(
-                    "INSUFFICIENT_FUNDS", "Your wallet holds less than that.", ["amount"]
+                    RefusalCode.INSUFFICIENT_FUNDS, "Your wallet holds less than that.", ["amount"]
                 ) from exc
             await execute(
                 "UPDATE outcomes SET shares_units = shares_units + ? WHERE id = ?",
@@ -606,9 +614,9 @@ class Trading:
                 if market.state == models.MarketState.RESOLVED:
                     if market.resolved_outcome_id == outcome_id:
                         return market, None
-                    raise Refusal("MARKET_NOT_OPEN", "This market is already resolved.")
+                    raise Refusal(RefusalCode.MARKET_NOT_OPEN, "This market is already resolved.")
                 if market.state == models.MarketState.CANCELLED:
-                    raise Refusal("MARKET_NOT_OPEN", "This market was cancelled.")
+                    raise Refusal(RefusalCode.MARKET_NOT_OPEN, "This market was cancelled.")
                 positions = await fetch_dicts(
                     "SELECT id, user_id, outcome_id, shares_units FROM positions "
                     "WHERE market_id = ? ORDER BY id",
@@ -654,7 +662,7 @@ class Trading:
                 if market.state == models.MarketState.CANCELLED:
                     return market, None
                 if market.state == models.MarketState.RESOLVED:
-                    raise Refusal("MARKET_NOT_OPEN", "This market is already resolved.")
+                    raise Refusal(RefusalCode.MARKET_NOT_OPEN, "This market is already resolved.")
                 net_rows = await fetch_dicts(
                     "SELECT user_id, SUM(amount_cents) AS net FROM trades WHERE market_id = ? "
                     "GROUP BY user_id",
@@ -738,7 +746,7 @@ async def _replay_of(
     for a different request. Position and market are as they are now."""
     if stored.fingerprint != fingerprint:
         raise Refusal(
-            "IDEMPOTENCY_CONFLICT",
+            RefusalCode.IDEMPOTENCY_CONFLICT,
             "This idempotency key was used for a different request.",
             ["idempotencyKey"],
         )

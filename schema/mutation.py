@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -18,7 +18,7 @@ from strawberry.types import Info
 from comments.service import NotAllowed
 from db import models
 from markets.trading import OddsEvent, TradeResult
-from refusals import Refusal
+from refusals import Refusal, RefusalCode
 from schema.amounts import to_cents, to_share_units
 from schema.errors import Forbidden
 from schema.node import from_global_id
@@ -33,31 +33,20 @@ T = TypeVar("T")
 EXPENSIVE = {"expensive": True}
 
 
-@strawberry.enum(description="Why a mutation was refused.")
-class ErrorCode(Enum):
-    VALIDATION = strawberry.enum_value("VALIDATION", description="An input is not acceptable.")
-    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="A referenced object is missing.")
-    RATE_LIMITED = strawberry.enum_value(
-        "RATE_LIMITED", description="Too many attempts; see retryAfterSeconds."
-    )
-    USERNAME_TAKEN = strawberry.enum_value("USERNAME_TAKEN", description="Pick another username.")
-    INVALID_CREDENTIALS = strawberry.enum_value(
-        "INVALID_CREDENTIALS", description="Wrong username or password."
-    )
-    INSUFFICIENT_FUNDS = strawberry.enum_value(
-        "INSUFFICIENT_FUNDS", description="The wallet holds less than the trade costs."
-    )
-    INSUFFICIENT_SHARES = strawberry.enum_value(
-        "INSUFFICIENT_SHARES", description="The position holds fewer shares than the sale."
-    )
-    MARKET_NOT_OPEN = strawberry.enum_value(
-        "MARKET_NOT_OPEN", description="The market is closed, resolved or cancelled."
-    )
-    SLIPPAGE_EXCEEDED = strawberry.enum_value(
-        "SLIPPAGE_EXCEEDED", description="The price moved past the trade's guard."
-    )
-    IDEMPOTENCY_CONFLICT = strawberry.enum_value(
-        "IDEMPOTENCY_CONFLICT", description="The key was used for a different request."
+# Generated from the domain's codes: their names, order and descriptions are the schema's.
+# Type checkers can't follow an Enum built from a mapping; to them it is the domain's enum.
+if TYPE_CHECKING:
+    from refusals import RefusalCode as ErrorCode
+else:
+    ErrorCode = strawberry.enum(
+        Enum(
+            "ErrorCode",
+            {
+                code.name: strawberry.enum_value(code.value, description=code.description)
+                for code in RefusalCode
+            },
+        ),
+        description="Why a mutation was refused.",
     )
 
 
