@@ -6,6 +6,9 @@ victim out, and per client address across accounts; failed password changes per 
 
 Every argon2 hash and verification runs on the service's bounded :class:`HashPool`, never on the
 event loop, and a refusal that can be decided without one (a rate limit, a bad input) is.
+
+Ended sessions are published (:class:`SessionRevoked`, :class:`SessionsRevoked`, by token hash)
+after their commit, so the realtime layer closes the connections opened with them.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from accounts.events import SessionRevoked, SessionsRevoked
 from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
 from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
+from domain_events import Publisher
 from markets import ledger
 from refusals import Refusal, RefusalCode, validation
 from settings import Settings
@@ -53,9 +58,18 @@ class Accounts:
     Owns the password-hashing threads (started on first use): call :meth:`close` at shut-down.
     """
 
-    def __init__(self, settings: Settings, limiter: RateLimiter, clock: Clock = now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        *,
+        publish: Publisher,
+        clock: Clock = now,
+    ) -> None:
         self.settings = settings
         self.limiter = limiter
+        # Told of ended sessions, so the connections opened with them close.
+        self.publish = publish
         # Session expiry and revocation times; tests replace it.
         self.clock = clock
         self.signup_rule = Rule.parse("signup/address", settings.signup_rate_per_address)
@@ -181,12 +195,16 @@ class Accounts:
             return await self._issue(conn, user, self.clock())
 
     async def log_out(self, token: str) -> bool:
-        """Revoke the session of ``token`` now; whether it was live."""
+        """Revoke the session of ``token`` now; whether it was live (only then is it published)."""
+        hashed = token_hash(token)
         changed = await execute(
             "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-            (self.clock(), token_hash(token)),
+            (self.clock(), hashed),
         )
-        return changed == 1
+        if changed != 1:
+            return False
+        await self.publish(SessionRevoked(hashed))
+        return True
 
     async def change_password(
         self, user: models.User, token: str, current: str, new: str
@@ -239,6 +257,7 @@ class Accounts:
             )
         user.password_hash = new_hash
         expires = rows[0]["expires_at"]
+        await self.publish(SessionsRevoked(user.id, keep))
         return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
 
     async def session(self, token: str) -> models.Session | None:

@@ -18,7 +18,7 @@ from clock import Clock
 from db import models
 from db.sql import execute, fetch_dicts, placeholders
 from markets import ledger
-from markets.events import OddsEvent
+from markets.events import OddsChanged
 from markets.positions import allocate_refunds
 from markets.pricing import UNITS_PER_CENT
 from markets.store import account_balance, load_state, record_price, with_retries
@@ -27,14 +27,14 @@ from refusals import Refusal, RefusalCode, not_found
 
 async def resolve(
     market_id: int, outcome_id: int, clock: Clock
-) -> tuple[models.Market, OddsEvent | None]:
+) -> tuple[models.Market, OddsChanged | None]:
     """Pay 1.00 a winning share; the maker's remainder returns to the issuer.
 
     Returns the market and the event to publish once committed (None: it was already resolved
     on this outcome, nothing changed).
     """
 
-    async def run() -> tuple[models.Market, OddsEvent | None]:
+    async def run() -> tuple[models.Market, OddsChanged | None]:
         now = clock()
         async with in_transaction() as conn:
             state = await load_state(conn, market_id, lock=True)
@@ -74,19 +74,19 @@ async def resolve(
             )
             await record_price(conn, market_id, probabilities, now)
             market = await models.Market.get(id=market_id, using_db=conn)
-        return market, OddsEvent(market_id, int(seq_rows[0]["odds_seq"]), None)
+        return market, OddsChanged(market_id, int(seq_rows[0]["odds_seq"]), None)
 
     return await with_retries(run)
 
 
-async def cancel(market_id: int, clock: Clock) -> tuple[models.Market, OddsEvent | None]:
+async def cancel(market_id: int, clock: Clock) -> tuple[models.Market, OddsChanged | None]:
     """Refund each trader's net cost when positive; the rest returns to the issuer.
 
     Returns the market and the event to publish once committed (None: it was already
     cancelled, nothing changed).
     """
 
-    async def run() -> tuple[models.Market, OddsEvent | None]:
+    async def run() -> tuple[models.Market, OddsChanged | None]:
         now = clock()
         async with in_transaction() as conn:
             state = await load_state(conn, market_id, lock=True)
@@ -124,7 +124,7 @@ async def cancel(market_id: int, clock: Clock) -> tuple[models.Market, OddsEvent
                 conn,
             )
             market = await models.Market.get(id=market_id, using_db=conn)
-        return market, OddsEvent(market_id, int(seq_rows[0]["odds_seq"]), None)
+        return market, OddsChanged(market_id, int(seq_rows[0]["odds_seq"]), None)
 
     return await with_retries(run)
 

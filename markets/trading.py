@@ -33,8 +33,9 @@ from tortoise.transactions import in_transaction
 from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
+from domain_events import Publisher
 from markets import ledger, settlement
-from markets.events import OddsEvent
+from markets.events import OddsChanged
 from markets.positions import apply_fill
 from markets.pricing import (
     CENTS_PER_CREDIT,
@@ -84,10 +85,16 @@ def _check_key(key: str | None) -> str | None:
 
 
 class Trading:
-    """Trading and settlement, bound to the settings."""
+    """Trading and settlement, bound to the settings, a publisher and a clock.
 
-    def __init__(self, settings: Settings, clock: Clock = now) -> None:
+    Every change of a market's odds (a trade, a new market, a settlement) is published as an
+    :class:`OddsChanged` once committed; a replay, a refusal or a repeated settlement publishes
+    nothing.
+    """
+
+    def __init__(self, settings: Settings, *, publish: Publisher, clock: Clock = now) -> None:
         self.settings = settings
+        self.publish = publish
         # The demo data trades through this service on a clock that walks through the past.
         self.clock = clock
 
@@ -138,7 +145,7 @@ class Trading:
         amount_cents: int,
         min_shares_units: int | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         """Spend exactly ``amount_cents`` on an outcome."""
         check_amount(amount_cents, "amount")
         if min_shares_units is not None:
@@ -160,7 +167,7 @@ class Trading:
         shares_units: int,
         min_amount_cents: int | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         """Sell shares of an outcome for its current price."""
         check_units(shares_units, "shares")
         if min_amount_cents is not None:
@@ -182,16 +189,16 @@ class Trading:
         key: str | None,
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         if key is not None:
             # A retry of a request that committed a while ago answers without taking any lock;
             # one that is still running is caught under the locks in _trade_once.
             replay = await self._replay(user.id, key, fingerprint)
             if replay is not None:
-                return replay, None
+                return replay
         market_id = await market_of_outcome(outcome_id)
         try:
-            return await with_retries(
+            result, changed = await with_retries(
                 lambda: self._trade_once(user, market_id, key, fingerprint, planner)
             )
         except IntegrityError:
@@ -203,7 +210,10 @@ class Trading:
             replay = await self._replay(user.id, key, fingerprint)
             if replay is None:
                 raise
-            return replay, None
+            return replay
+        # Committed: with_retries returns only once the transaction is.
+        await self._publish(changed)
+        return result
 
     async def _trade_once(
         self,
@@ -212,7 +222,9 @@ class Trading:
         key: str | None,
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> tuple[TradeResult, OddsChanged | None]:
+        """One attempt in one transaction: the result and the event to publish once committed
+        (None for a replay)."""
         now = self.clock()
         async with in_transaction() as conn:
             state = await load_state(conn, market_id, lock=True)
@@ -317,7 +329,7 @@ class Trading:
         seq = market.odds_seq
         return (
             TradeResult(trade, position, market, balance, replayed=False),
-            OddsEvent(market_id, seq, trade.id),
+            OddsChanged(market_id, seq, trade.id),
         )
 
     async def _replay(self, user_id: int, key: str, fingerprint: str) -> TradeResult | None:
@@ -340,7 +352,7 @@ class Trading:
         liquidity_cents: int,
         article_ids: list[int],
         tag_slugs: list[str],
-    ) -> tuple[models.Market, OddsEvent]:
+    ) -> models.Market:
         """A new market funded by the issuer with ``liquidity_cents``."""
         question = " ".join(question.split())
         if not 10 <= len(question) <= 300:
@@ -421,23 +433,31 @@ class Trading:
         for n in range(1, 50):
             try:
                 market = await attempt("" if n == 1 else f"-{n}")
-                return market, OddsEvent(market.id, 0, None)
             except IntegrityError:
                 taken = (base_slug + ("" if n == 1 else f"-{n}"))[:200]
                 if await models.Market.filter(slug=taken).exists():
                     continue
                 raise
+            await self._publish(OddsChanged(market.id, 0, None))
+            return market
         raise validation("Too many markets ask this question.", "question")
 
-    async def resolve(
-        self, market_id: int, outcome_id: int
-    ) -> tuple[models.Market, OddsEvent | None]:
+    async def resolve(self, market_id: int, outcome_id: int) -> models.Market:
         """Pay 1.00 a winning share; the maker's remainder returns to the issuer."""
-        return await settlement.resolve(market_id, outcome_id, self.clock)
+        market, changed = await settlement.resolve(market_id, outcome_id, self.clock)
+        await self._publish(changed)
+        return market
 
-    async def cancel(self, market_id: int) -> tuple[models.Market, OddsEvent | None]:
+    async def cancel(self, market_id: int) -> models.Market:
         """Refund each trader's net cost when positive; the rest returns to the issuer."""
-        return await settlement.cancel(market_id, self.clock)
+        market, changed = await settlement.cancel(market_id, self.clock)
+        await self._publish(changed)
+        return market
+
+    async def _publish(self, changed: OddsChanged | None) -> None:
+        """Tell subscribers of a committed change; None is a call that changed nothing."""
+        if changed is not None:
+            await self.publish(changed)
 
 
 async def _stored_key(

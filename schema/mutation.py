@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from comments.service import NotAllowed
 from db import models
-from markets.trading import OddsEvent, TradeResult
+from markets.trading import TradeResult
 from refusals import Refusal, RefusalCode
 from schema.amounts import to_cents, to_share_units
 from schema.errors import Forbidden
@@ -164,15 +164,11 @@ def _market_error(error: UserError) -> MarketPayload:
     return MarketPayload(market=None, errors=[error])
 
 
-async def _trade_call(
-    info: Info, call: Callable[[], Awaitable[tuple[TradeResult, OddsEvent | None]]]
-) -> TradePayload:
+async def _trade_call(info: Info, call: Callable[[], Awaitable[TradeResult]]) -> TradePayload:
     try:
-        result, event = await call()
+        result = await call()
     except Refusal as refusal:
         return _trade_error(user_error(refusal))
-    if event is not None:
-        await info.context.publish(event)
     return TradePayload(
         trade=Trade.from_row(result.trade),
         position=Position.from_row(result.position),
@@ -182,15 +178,11 @@ async def _trade_call(
     )
 
 
-async def _market_call(
-    info: Info, call: Callable[[], Awaitable[tuple[models.Market, OddsEvent | None]]]
-) -> MarketPayload:
+async def _market_call(info: Info, call: Callable[[], Awaitable[models.Market]]) -> MarketPayload:
     try:
-        market, event = await call()
+        market = await call()
     except Refusal as refusal:
         return _market_error(user_error(refusal))
-    if event is not None:
-        await info.context.publish(event)
     return MarketPayload(market=Market.from_row(market), errors=[])
 
 
@@ -262,17 +254,13 @@ def _comment_error(error: UserError) -> CommentPayload:
     return CommentPayload(comment=None, errors=[error])
 
 
-async def _comment_call(
-    info: Info, call: Awaitable[tuple[models.Comment, object]]
-) -> CommentPayload:
+async def _comment_call(info: Info, call: Awaitable[models.Comment]) -> CommentPayload:
     try:
-        comment, event = await call
+        comment = await call
     except Refusal as refusal:
         return _comment_error(user_error(refusal))
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from exc
-    if event is not None:
-        await info.context.publish(event)
     return CommentPayload(comment=Comment.from_row(comment), errors=[])
 
 
@@ -317,10 +305,7 @@ class Mutation:
     )
     async def log_out(self, info: Info) -> bool:
         require_viewer(info)
-        revoked = await info.context.accounts.log_out(info.context.token)
-        if revoked:
-            await info.context.publish(("session-revoked", info.context.token))
-        return revoked
+        return await info.context.accounts.log_out(info.context.token)
 
     @strawberry.mutation(
         metadata=EXPENSIVE, description="Change the viewer's password; ends their other sessions."
@@ -337,7 +322,6 @@ class Mutation:
             expires = await ctx.accounts.change_password(
                 viewer, ctx.token, input.current_password, input.new_password
             )
-            await ctx.publish(("sessions-revoked", viewer.id, ctx.token))
             return _auth_payload(ctx.token, expires, viewer)
 
         return await _auth(run(), _auth_error)
@@ -389,7 +373,7 @@ class Mutation:
         viewer = require_viewer(info)
         outcome_id = _pk(input.outcome_id, "Outcome")
 
-        async def run() -> tuple[TradeResult, OddsEvent | None]:
+        async def run() -> TradeResult:
             amount = to_cents(input.amount, "amount")
             minimum = (
                 None
@@ -413,7 +397,7 @@ class Mutation:
         viewer = require_viewer(info)
         outcome_id = _pk(input.outcome_id, "Outcome")
 
-        async def run() -> tuple[TradeResult, OddsEvent | None]:
+        async def run() -> TradeResult:
             units = to_share_units(input.shares, "shares")
             minimum = (
                 None
@@ -437,7 +421,7 @@ class Mutation:
         viewer = require_role(info, models.Role.AUTHOR)
         article_ids = [_pk(gid, "Article") for gid in input.article_ids]
 
-        async def run() -> tuple[models.Market, OddsEvent | None]:
+        async def run() -> models.Market:
             return await info.context.services.trading.create_market(
                 viewer,
                 input.question,
@@ -491,7 +475,7 @@ class Mutation:
         viewer = require_viewer(info)
         comment_id = _pk(input.comment_id, "Comment")
 
-        async def run() -> tuple[models.Comment, object]:
-            return await info.context.comments.report(viewer, comment_id, input.reason), None
+        async def run() -> models.Comment:
+            return await info.context.comments.report(viewer, comment_id, input.reason)
 
         return await _comment_call(info, run())
