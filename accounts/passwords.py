@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from refusals import Refusal
+from refusals import Refusal, RefusalCode
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -58,7 +58,7 @@ def verify_unknown(password: str) -> bool:
 
 def busy() -> Refusal:
     """The refusal when too many hashes already wait: retry shortly rather than queue forever."""
-    return Refusal("RATE_LIMITED", "The server is busy; try again in a second.", None, 1)
+    return Refusal(RefusalCode.RATE_LIMITED, "The server is busy; try again in a second.", None, 1)
 
 
 class HashPool:

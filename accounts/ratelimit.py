@@ -26,11 +26,13 @@ class Rule:
 
     @classmethod
     def parse(cls, name: str, text: str) -> Rule:
+        """The rule ``name`` from a setting's "COUNT/SECONDS" text."""
         capacity, period = parse_rate(text)
         return cls(name, capacity, period)
 
     @property
     def rate(self) -> float:
+        """Tokens refilled a second."""
         return self.capacity / self.period
 
 
@@ -72,10 +74,12 @@ class MemoryRateLimiter:
         return max(1, math.ceil((1.0 - tokens) / rule.rate))
 
     async def peek(self, rule: Rule, key: str) -> int | None:
+        """Like ``hit`` without taking a token."""
         tokens = self._level(rule, key, self.clock())
         return None if tokens >= 1.0 else self._retry_after(rule, tokens)
 
     async def hit(self, rule: Rule, key: str) -> int | None:
+        """Take a token: None if allowed, else the whole seconds until one is available."""
         now = self.clock()
         tokens = self._level(rule, key, now)
         if tokens < 1.0:
@@ -87,9 +91,11 @@ class MemoryRateLimiter:
         return None
 
     async def reset(self, rule: Rule, key: str) -> None:
+        """Refill the bucket: a forgotten bucket is a full one."""
         self._buckets.pop((rule.name, key), None)
 
     async def refund(self, rule: Rule, key: str) -> None:
+        """Give back one token taken by ``hit``, never above the capacity."""
         now = self.clock()
         tokens = min(float(rule.capacity), self._level(rule, key, now) + 1.0)
         self._buckets[(rule.name, key)] = (tokens, now, now + (rule.capacity - tokens) / rule.rate)

@@ -6,6 +6,9 @@ victim out, and per client address across accounts; failed password changes per 
 
 Every argon2 hash and verification runs on the service's bounded :class:`HashPool`, never on the
 event loop, and a refusal that can be decided without one (a rate limit, a bad input) is.
+
+Ended sessions are published (:class:`SessionRevoked`, :class:`SessionsRevoked`, by token hash)
+after their commit, so the realtime layer closes the connections opened with them.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from accounts.events import SessionRevoked, SessionsRevoked
 from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
+from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
+from domain_events import Publisher
 from markets import ledger
-from refusals import Refusal, validation
+from refusals import Refusal, RefusalCode, validation
 from settings import Settings
 
 USERNAME = re.compile(r"[a-z0-9_]{3,32}")
@@ -41,11 +47,6 @@ class IssuedSession:
     user: models.User
 
 
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 def token_hash(token: str) -> str:
     """What the database keeps of a token."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -57,9 +58,20 @@ class Accounts:
     Owns the password-hashing threads (started on first use): call :meth:`close` at shut-down.
     """
 
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        *,
+        publish: Publisher,
+        clock: Clock = now,
+    ) -> None:
         self.settings = settings
         self.limiter = limiter
+        # Told of ended sessions, so the connections opened with them close.
+        self.publish = publish
+        # Session expiry and revocation times; tests replace it.
+        self.clock = clock
         self.signup_rule = Rule.parse("signup/address", settings.signup_rate_per_address)
         self.login_account_rule = Rule.parse(
             "login-failure/account", settings.login_failure_rate_per_account
@@ -111,10 +123,10 @@ class Accounts:
         with self.hashing.reserve() as slot:
             retry = await self.limiter.hit(self.signup_rule, address)
             if retry is not None:
-                raise Refusal("RATE_LIMITED", "Too many sign-ups from here.", None, retry)
+                raise Refusal(RefusalCode.RATE_LIMITED, "Too many sign-ups from here.", None, retry)
             # Looked up at call time: tests swap in a cheap hasher.
             password_hash = await slot.run(hash_password, password)
-        now = now_utc()
+        now = self.clock()
         try:
             async with in_transaction() as conn:
                 user = await models.User.create(
@@ -131,7 +143,7 @@ class Accounts:
                 session = await self._issue(conn, user, now)
         except IntegrityError as exc:
             raise Refusal(
-                "USERNAME_TAKEN", f"The username {name!r} is taken.", ["username"]
+                RefusalCode.USERNAME_TAKEN, f"The username {name!r} is taken.", ["username"]
             ) from exc
         return session
 
@@ -151,7 +163,9 @@ class Accounts:
             if retry is not None:
                 for taken_rule, taken_key in taken:
                     await self.limiter.refund(taken_rule, taken_key)
-                raise Refusal("RATE_LIMITED", "Too many failed log-ins; wait.", None, retry)
+                raise Refusal(
+                    RefusalCode.RATE_LIMITED, "Too many failed log-ins; wait.", None, retry
+                )
             taken.append((rule, key))
         # An over-long password can't be right: refuse it without paying for the hash.
         too_long = len(password) > self.settings.password_max_length
@@ -174,19 +188,23 @@ class Accounts:
                 await self.limiter.refund(taken_rule, taken_key)
             raise
         if user is None or not ok:
-            raise Refusal("INVALID_CREDENTIALS", "Wrong username or password.")
+            raise Refusal(RefusalCode.INVALID_CREDENTIALS, "Wrong username or password.")
         await self.limiter.reset(self.login_account_rule, account_key)
         await self.limiter.refund(self.login_address_rule, address)
         async with in_transaction() as conn:
-            return await self._issue(conn, user, now_utc())
+            return await self._issue(conn, user, self.clock())
 
     async def log_out(self, token: str) -> bool:
-        """Revoke the session of ``token`` now; whether it was live."""
+        """Revoke the session of ``token`` now; whether it was live (only then is it published)."""
+        hashed = token_hash(token)
         changed = await execute(
             "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-            (now_utc(), token_hash(token)),
+            (self.clock(), hashed),
         )
-        return changed == 1
+        if changed != 1:
+            return False
+        await self.publish(SessionRevoked(hashed))
+        return True
 
     async def change_password(
         self, user: models.User, token: str, current: str, new: str
@@ -205,20 +223,24 @@ class Accounts:
             # success refills the bucket, so only failures stay counted.
             retry = await self.limiter.hit(self.change_password_rule, key)
             if retry is not None:
-                raise Refusal("RATE_LIMITED", "Too many wrong passwords; wait.", None, retry)
+                raise Refusal(
+                    RefusalCode.RATE_LIMITED, "Too many wrong passwords; wait.", None, retry
+                )
             # An over-long password can't be right: refused without hashing it.
             ok = len(current) <= self.settings.password_max_length and await slot.run(
                 verify_password, user.password_hash, current
             )
         if not ok:
             raise Refusal(
-                "INVALID_CREDENTIALS", "The current password is wrong.", ["currentPassword"]
+                RefusalCode.INVALID_CREDENTIALS,
+                "The current password is wrong.",
+                ["currentPassword"],
             )
         await self.limiter.reset(self.change_password_rule, key)
         if new == current:
             raise validation("The new password is the current one.", "newPassword")
         new_hash = await self.hashing.run(hash_password, new)
-        now = now_utc()
+        now = self.clock()
         keep = token_hash(token)
         async with in_transaction() as conn:
             await execute(
@@ -235,6 +257,7 @@ class Accounts:
             )
         user.password_hash = new_hash
         expires = rows[0]["expires_at"]
+        await self.publish(SessionsRevoked(user.id, keep))
         return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
 
     async def session(self, token: str) -> models.Session | None:
@@ -243,7 +266,7 @@ class Accounts:
             return None
         return (
             await models.Session.filter(
-                token_hash=token_hash(token), revoked_at=None, expires_at__gt=now_utc()
+                token_hash=token_hash(token), revoked_at=None, expires_at__gt=self.clock()
             )
             .select_related("user")
             .first()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +13,6 @@ from markets.trading import Trading
 from settings import Settings
 
 
-async def _no_broker(event: Any) -> None:
-    return None
-
-
 @dataclass
 class Services:
     """Process-wide domain services, built once by the app's lifespan."""
@@ -25,8 +20,6 @@ class Services:
     accounts: Accounts
     comments: Comments
     trading: Trading
-    # Called with each event after its write committed: hands it to the broker.
-    publish: Callable[[Any], Awaitable[None]] = field(default=_no_broker)
 
 
 @dataclass
@@ -51,7 +44,3 @@ class Context:
     @property
     def comments(self) -> Comments:
         return self.services.comments
-
-    async def publish(self, event: Any) -> None:
-        """Hand an event to the broker; call only after the write has committed."""
-        await self.services.publish(event)

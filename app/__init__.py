@@ -46,7 +46,7 @@ from db.sql import fetch_dicts
 from logs import configure_logging, get_logger, install_log_filters, truncate
 from markets.trading import Trading
 from realtime.broker import RedisBroker, broker_for
-from realtime.events import to_message
+from realtime.events import broker_publisher
 from realtime.server import Hub, WebsocketEndpoint
 from settings import Settings, load_settings
 
@@ -320,19 +320,14 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
     limiter = limiter or MemoryRateLimiter()
-    services = Services(
-        accounts=Accounts(settings, limiter),
-        comments=Comments(settings, limiter),
-        trading=Trading(settings),
-    )
     broker = broker_for(settings.redis_url or None)
-
-    async def publish(event: Any) -> None:
-        message = to_message(event)
-        if message is not None:
-            await broker.publish(*message)
-
-    services.publish = publish
+    # The services publish each committed change to the broker themselves.
+    publish = broker_publisher(broker)
+    services = Services(
+        accounts=Accounts(settings, limiter, publish=publish),
+        comments=Comments(settings, limiter, publish=publish),
+        trading=Trading(settings, publish=publish),
+    )
     graphql = GraphQLApp(settings, services)
     hub = Hub(graphql.schema, settings, services, broker)  # type: ignore[arg-type]
     websocket = WebsocketEndpoint(hub)

@@ -4,53 +4,47 @@ Every counter (``Article.comment_count``, ``Article.comment_seq``, ``Comment.rep
 ``Comment.report_count``) moves by an atomic ``UPDATE … SET n = n ± 1`` inside the write's
 transaction, never by read-modify-write, so they stay exact under concurrent writers on both
 databases. The sequence is taken with ``UPDATE … RETURNING``, which also locks the article row
-on PostgreSQL until the commit: sequences are handed out in commit order. Events are published
-by the caller after the commit.
+on PostgreSQL until the commit: sequences are handed out in commit order. Each change is
+published (a :class:`CommentChanged`) after its commit; concurrent writers may publish out of
+order, which subscribers tell by the sequence.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from accounts.ratelimit import RateLimiter, Rule
+from accounts.roles import at_least
+from clock import Clock, now
+from comments.events import CommentChanged
 from comments.render import render_markdown
 from db import models
 from db.sql import execute, fetch_dicts
-from refusals import Refusal, not_found, validation
+from domain_events import Publisher
+from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
-
-MODERATORS = (models.Role.MODERATOR, models.Role.ADMIN)
 
 
 class NotAllowed(Exception):
     """The viewer may not do this to the comment (an access error, not a refusal)."""
 
 
-@dataclass(frozen=True)
-class CommentEvent:
-    """What changed, for subscribers: ids and the article's sequence."""
-
-    kind: str  # "added", "edited", "deleted"
-    article_id: int
-    comment_id: int
-    sequence: int
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 class Comments:
-    """Comment operations, bound to the settings and the rate limiter."""
+    """Comment operations, bound to the settings, the rate limiter, a publisher and a clock."""
 
-    def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: RateLimiter,
+        *,
+        publish: Publisher,
+        clock: Clock = now,
+    ) -> None:
         self.settings = settings
         self.limiter = limiter
+        self.publish = publish
+        self.clock = clock
         self.post_rule = Rule.parse("comment/user", settings.comment_rate)
 
     def _body(self, body: str) -> str:
@@ -64,14 +58,14 @@ class Comments:
 
     async def post(
         self, user: models.User, article_id: int, body: str, parent_id: int | None
-    ) -> tuple[models.Comment, CommentEvent]:
+    ) -> models.Comment:
         """A new comment (or a reply to ``parent_id``, on the same article, not deleted)."""
         text = self._body(body)
         retry = await self.limiter.hit(self.post_rule, str(user.id))
         if retry is not None:
-            raise Refusal("RATE_LIMITED", "You are commenting too fast.", None, retry)
+            raise Refusal(RefusalCode.RATE_LIMITED, "You are commenting too fast.", None, retry)
         html = render_markdown(text)
-        now = now_utc()
+        now = self.clock()
         async with in_transaction() as conn:
             if parent_id is not None:
                 # Counting the reply on the parent first also checks it is live and here,
@@ -105,7 +99,8 @@ class Comments:
                 created_at=now,
                 using_db=conn,
             )
-        return comment, CommentEvent("added", article_id, comment.id, sequence)
+        await self.publish(CommentChanged("added", article_id, comment.id, sequence))
+        return comment
 
     async def _live(self, comment_id: int) -> models.Comment:
         comment = await models.Comment.get_or_none(id=comment_id)
@@ -113,15 +108,13 @@ class Comments:
             raise not_found("There is no such comment.", "commentId")
         return comment
 
-    async def edit(
-        self, user: models.User, comment_id: int, body: str
-    ) -> tuple[models.Comment, CommentEvent]:
+    async def edit(self, user: models.User, comment_id: int, body: str) -> models.Comment:
         """Change the body (its author only); sets ``edited_at``."""
         comment = await self._live(comment_id)
         if comment.author_id != user.id:
             raise NotAllowed("Only its author can edit a comment.")
         text = self._body(body)
-        now = now_utc()
+        now = self.clock()
         changed = await execute(
             "UPDATE comments SET body = ?, body_html = ?, edited_at = ? "
             "WHERE id = ? AND deleted = ?",
@@ -130,11 +123,13 @@ class Comments:
         if changed != 1:
             raise not_found("There is no such comment.", "commentId")
         comment = await models.Comment.get(id=comment_id)
-        return comment, CommentEvent("edited", comment.article_id, comment.id, comment.sequence)
+        # One statement, committed on its own: published once it has run.
+        await self.publish(
+            CommentChanged("edited", comment.article_id, comment.id, comment.sequence)
+        )
+        return comment
 
-    async def delete(
-        self, user: models.User, comment_id: int
-    ) -> tuple[models.Comment, CommentEvent | None]:
+    async def delete(self, user: models.User, comment_id: int) -> models.Comment:
         """Soft-delete (its author or a moderator): it keeps its place, replies survive.
 
         Deleting a deleted comment changes nothing and succeeds (a retried request).
@@ -142,10 +137,10 @@ class Comments:
         comment = await models.Comment.get_or_none(id=comment_id)
         if comment is None:
             raise not_found("There is no such comment.", "commentId")
-        if comment.author_id != user.id and user.role not in MODERATORS:
+        if comment.author_id != user.id and not at_least(user.role, models.Role.MODERATOR):
             raise NotAllowed("Only its author or a moderator can delete a comment.")
         if comment.deleted:
-            return comment, None
+            return comment
         async with in_transaction() as conn:
             changed = await execute(
                 "UPDATE comments SET deleted = ? WHERE id = ? AND deleted = ?",
@@ -168,8 +163,11 @@ class Comments:
                 )
         comment = await models.Comment.get(id=comment_id)
         if changed != 1:
-            return comment, None  # a concurrent delete won
-        return comment, CommentEvent("deleted", comment.article_id, comment.id, comment.sequence)
+            return comment  # a concurrent delete won, and published
+        await self.publish(
+            CommentChanged("deleted", comment.article_id, comment.id, comment.sequence)
+        )
+        return comment
 
     async def report(self, user: models.User, comment_id: int, reason: str) -> models.Comment:
         """Flag a comment for moderators, once per user and comment."""
@@ -184,7 +182,7 @@ class Comments:
                     comment_id=comment_id,
                     user_id=user.id,
                     reason=text,
-                    created_at=now_utc(),
+                    created_at=self.clock(),
                     using_db=conn,
                 )
                 await execute(

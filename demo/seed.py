@@ -39,8 +39,10 @@ from db.models import (
 from demo.datafiles import read_demo_data
 from demo.plan import build_plan, word_count
 from demo.specs import BASE, DEMO_PASSWORD, DemoData
+from domain_events import discard
 from markets.ledger import fund_market, grant_starting_credits
-from markets.trading import Trading, record_price
+from markets.store import record_price
+from markets.trading import Trading
 from refusals import Refusal
 from settings import Settings, load_settings
 
@@ -270,7 +272,7 @@ async def _trade_history(
     # A generator of its own, apart from the planner's: trades never shift the articles.
     rng = random.Random(20261128)
     clock = _WalkingClock()
-    trading = Trading(Settings(), clock=clock)
+    trading = Trading(Settings(), publish=discard, clock=clock)
     traders = [u for u in data.users if u.role == Role.READER]
     users = {u.username: await User.get(id=user_ids[u.username]) for u in traders}
     for m in data.markets[: max(1, len(data.markets) - 3)]:

@@ -28,6 +28,7 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every check passed."""
         return not self.problems
 
 

@@ -1,11 +1,12 @@
-"""The trading service: quotes, buys, sells, market creation and settlement.
+"""The trading service: quotes, buys, sells, market creation, and settlement's entry points.
 
 A trade is one transaction: re-read the market under a lock (``SELECT … FOR UPDATE`` on
-PostgreSQL; on SQLite, Tortoise's single connection serialises transactions), compute with the
-pure LMSR math (``plan_buy``/``plan_sell``, which ``quote`` calls too), move the money through
+PostgreSQL; on SQLite, Tortoise's single connection serialises transactions), plan with the
+pure pricing (``plan_buy``/``plan_sell``, which ``quote`` calls too), move the money through
 the ledger with conditional updates, write the trade, position, price point and idempotency
 key, commit. Deadlocks and serialization failures are retried a bounded number of times.
-Amounts are integers: cents, and 1/10,000 shares. Rounding always favours the house.
+The pure rules are in :mod:`markets.pricing`, positions in :mod:`markets.positions`,
+resolution and cancellation in :mod:`markets.settlement`.
 
 An idempotency key is claimed inside the trade's transaction. On PostgreSQL the user's wallet
 row is locked right after the market row, so each trade of a user waits for the one before it
@@ -19,162 +20,45 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from clock import Clock, now
 from db import models
-from db.sql import execute, fetch_dicts, is_postgres, placeholders
-from logs import get_logger
-from markets import ledger, lmsr
-from refusals import Refusal, not_found, validation
+from db.sql import execute, fetch_dicts
+from domain_events import Publisher
+from markets import ledger, settlement
+from markets.events import OddsChanged
+from markets.positions import apply_fill
+from markets.pricing import (
+    CENTS_PER_CREDIT,
+    MAX_TRADE_CENTS,
+    MarketState,
+    Plan,
+    check_amount,
+    check_units,
+    plan_buy,
+    plan_sell,
+)
+from markets.store import (
+    account_balance,
+    for_update,
+    load_state,
+    market_of_outcome,
+    record_price,
+    with_retries,
+)
+from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
 
-logger = get_logger("agora.trading")
-
-UNITS_PER_SHARE = 10_000
-CENTS_PER_CREDIT = 100
-UNITS_PER_CENT = UNITS_PER_SHARE // CENTS_PER_CREDIT
-# Float results are shaded down by this much before rounding, so float error can't round a
-# trader's shares or proceeds up.
-_SHADE = 1.0 - 1e-12
-MAX_TRADE_CENTS = 10**12
-MAX_TRADE_UNITS = 10**13
 IDEMPOTENCY_TTL = timedelta(hours=24)
-RETRIES = 5
-
-T = TypeVar("T")
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-# -- pure planning -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MarketState:
-    """A market and its outcomes (in order), as read from the database."""
-
-    market: models.Market
-    outcomes: list[models.Outcome]
-
-    @property
-    def b(self) -> float:
-        return lmsr.liquidity_parameter(
-            self.market.liquidity_cents / CENTS_PER_CREDIT, len(self.outcomes)
-        )
-
-    def q(self) -> list[float]:
-        return [o.shares_units / UNITS_PER_SHARE for o in self.outcomes]
-
-    def index(self, outcome_id: int) -> int:
-        for i, outcome in enumerate(self.outcomes):
-            if outcome.id == outcome_id:
-                return i
-        raise not_found("There is no such outcome.", "outcomeId")
-
-    def probabilities(self) -> list[float]:
-        if self.market.resolved_outcome_id is not None:
-            return [1.0 if o.id == self.market.resolved_outcome_id else 0.0 for o in self.outcomes]
-        return lmsr.prices(self.q(), self.b)
-
-    def is_open(self, now: datetime) -> bool:
-        return self.market.state == models.MarketState.OPEN and self.market.closes_at > now
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a trade would do: shares (> 0 bought, < 0 sold) and credits (> 0 paid)."""
-
-    outcome_id: int
-    index: int
-    shares_units: int
-    amount_cents: int
-    probability_before: float
-    probability_after: float
-    probabilities_after: list[float]
-
-    @property
-    def average_price(self) -> float:
-        return (abs(self.amount_cents) / CENTS_PER_CREDIT) / (
-            abs(self.shares_units) / UNITS_PER_SHARE
-        )
-
-
-def _require_open(state: MarketState, now: datetime) -> None:
-    if not state.is_open(now):
-        raise Refusal("MARKET_NOT_OPEN", "This market is not open for trading.", ["outcomeId"])
-
-
-def plan_buy(
-    state: MarketState,
-    outcome_id: int,
-    amount_cents: int,
-    min_shares_units: int | None,
-    now: datetime,
-) -> Plan:
-    """Spend exactly ``amount_cents`` on ``outcome_id``: the shares it buys, rounded down."""
-    i = state.index(outcome_id)
-    _require_open(state, now)
-    q, b = state.q(), state.b
-    before = lmsr.prices(q, b)
-    spend = amount_cents / CENTS_PER_CREDIT
-    units = math.floor(lmsr.shares_for_spend(q, b, i, spend) * UNITS_PER_SHARE * _SHADE)
-    if units < 1:
-        raise validation("That amount buys less than 0.0001 shares.", "amount")
-    if min_shares_units is not None and units < min_shares_units:
-        raise Refusal(
-            "SLIPPAGE_EXCEEDED",
-            f"The price moved: {units / UNITS_PER_SHARE:.4f} shares, below your minimum.",
-            ["minShares"],
-        )
-    after_q = list(q)
-    after_q[i] += units / UNITS_PER_SHARE
-    after = lmsr.prices(after_q, b)
-    return Plan(outcome_id, i, units, amount_cents, before[i], after[i], after)
-
-
-def plan_sell(
-    state: MarketState,
-    outcome_id: int,
-    shares_units: int,
-    min_amount_cents: int | None,
-    now: datetime,
-) -> Plan:
-    """Sell ``shares_units`` of ``outcome_id``: the proceeds, rounded down to the cent."""
-    i = state.index(outcome_id)
-    _require_open(state, now)
-    q, b = state.q(), state.b
-    before = lmsr.prices(q, b)
-    proceeds = lmsr.proceeds_for_sale(q, b, i, shares_units / UNITS_PER_SHARE)
-    cents = math.floor(proceeds * CENTS_PER_CREDIT * _SHADE)
-    if cents < 1:
-        raise validation("Those shares are worth less than 0.01 credits.", "shares")
-    if min_amount_cents is not None and cents < min_amount_cents:
-        raise Refusal(
-            "SLIPPAGE_EXCEEDED",
-            f"The price moved: {cents / CENTS_PER_CREDIT:.2f} credits, below your minimum.",
-            ["minAmount"],
-        )
-    after_q = list(q)
-    after_q[i] -= shares_units / UNITS_PER_SHARE
-    after = lmsr.prices(after_q, b)
-    return Plan(outcome_id, i, -shares_units, -cents, before[i], after[i], after)
-
-
-# -- results -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -186,60 +70,6 @@ class TradeResult:
     market: models.Market
     balance_cents: int
     replayed: bool
-
-
-@dataclass(frozen=True)
-class OddsEvent:
-    """The odds of a market changed (published after the commit)."""
-
-    market_id: int
-    seq: int
-    trade_id: int | None
-
-
-def _retryable(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
-    return bool(names & {"DeadlockDetectedError", "SerializationError", "LockNotAvailableError"})
-
-
-async def _with_retries(work: Callable[[], Awaitable[T]]) -> T:
-    for attempt in range(RETRIES):
-        try:
-            return await work()
-        except (OperationalError, TransactionManagementError) as exc:
-            if not _retryable(exc) or attempt == RETRIES - 1:
-                raise
-            logger.info("retrying a trade after %s (attempt %d)", type(exc).__name__, attempt + 1)
-    raise AssertionError("unreachable")
-
-
-async def load_state(
-    conn: BaseDBAsyncClient | None, market_id: int, lock: bool = False
-) -> MarketState | None:
-    """The market and its outcomes; with ``lock``, the market row stays locked (PostgreSQL)."""
-    suffix = _for_update(conn) if lock else ""
-    rows = await fetch_dicts(f"SELECT * FROM markets WHERE id = ?{suffix}", (market_id,), conn)
-    if not rows:
-        return None
-    market = models.Market._init_from_db(**rows[0])
-    outcome_rows = await fetch_dicts(
-        "SELECT * FROM outcomes WHERE market_id = ? ORDER BY position", (market_id,), conn
-    )
-    return MarketState(market, [models.Outcome._init_from_db(**r) for r in outcome_rows])
-
-
-def _for_update(conn: BaseDBAsyncClient | None) -> str:
-    """Row locks on PostgreSQL; SQLite has none and needs none (Tortoise runs its transactions
-    one at a time on its single connection)."""
-    return " FOR UPDATE" if is_postgres(conn) else ""
-
-
-async def market_of_outcome(outcome_id: int) -> int:
-    """The market an outcome belongs to; NOT_FOUND if none."""
-    rows = await fetch_dicts("SELECT market_id FROM outcomes WHERE id = ?", (outcome_id,))
-    if not rows:
-        raise not_found("There is no such outcome.", "outcomeId")
-    return int(rows[0]["market_id"])
 
 
 def _fingerprint(*parts: object) -> str:
@@ -255,10 +85,16 @@ def _check_key(key: str | None) -> str | None:
 
 
 class Trading:
-    """Trading and settlement, bound to the settings."""
+    """Trading and settlement, bound to the settings, a publisher and a clock.
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = now_utc) -> None:
+    Every change of a market's odds (a trade, a new market, a settlement) is published as an
+    :class:`OddsChanged` once committed; a replay, a refusal or a repeated settlement publishes
+    nothing.
+    """
+
+    def __init__(self, settings: Settings, *, publish: Publisher, clock: Clock = now) -> None:
         self.settings = settings
+        self.publish = publish
         # The demo data trades through this service on a clock that walks through the past.
         self.clock = clock
 
@@ -268,26 +104,30 @@ class Trading:
         self, user: models.User | None, outcome_id: int, amount_cents: int
     ) -> tuple[MarketState, Plan]:
         """What buying would do now; the same planning as ``buy``, nothing written."""
-        _check_amount(amount_cents, "amount")
+        check_amount(amount_cents, "amount")
         state = await self._state_of(outcome_id)
         plan = plan_buy(state, outcome_id, amount_cents, None, self.clock())
         if user is not None:
             balance = (await ledger.balances_of_users([user.id])).get(user.id, 0)
             if balance < amount_cents:
-                raise Refusal("INSUFFICIENT_FUNDS", "Your wallet holds less than that.", ["amount"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_FUNDS, "Your wallet holds less than that.", ["amount"]
+                )
         return state, plan
 
     async def quote_sell(
         self, user: models.User | None, outcome_id: int, shares_units: int
     ) -> tuple[MarketState, Plan]:
         """What selling would do now; nothing written."""
-        _check_units(shares_units, "shares")
+        check_units(shares_units, "shares")
         state = await self._state_of(outcome_id)
         plan = plan_sell(state, outcome_id, shares_units, None, self.clock())
         if user is not None:
             held = await models.Position.filter(user_id=user.id, outcome_id=outcome_id).first()
             if held is None or held.shares_units < shares_units:
-                raise Refusal("INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_SHARES, "You hold fewer shares than that.", ["shares"]
+                )
         return state, plan
 
     async def _state_of(self, outcome_id: int) -> MarketState:
@@ -305,11 +145,11 @@ class Trading:
         amount_cents: int,
         min_shares_units: int | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         """Spend exactly ``amount_cents`` on an outcome."""
-        _check_amount(amount_cents, "amount")
+        check_amount(amount_cents, "amount")
         if min_shares_units is not None:
-            _check_units(min_shares_units, "minShares", allow_zero=True)
+            check_units(min_shares_units, "minShares", allow_zero=True)
         key = _check_key(idempotency_key)
         fingerprint = _fingerprint("buy", outcome_id, amount_cents, min_shares_units)
         return await self._trade(
@@ -327,11 +167,11 @@ class Trading:
         shares_units: int,
         min_amount_cents: int | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         """Sell shares of an outcome for its current price."""
-        _check_units(shares_units, "shares")
+        check_units(shares_units, "shares")
         if min_amount_cents is not None:
-            _check_amount(min_amount_cents, "minAmount", allow_zero=True)
+            check_amount(min_amount_cents, "minAmount", allow_zero=True)
         key = _check_key(idempotency_key)
         fingerprint = _fingerprint("sell", outcome_id, shares_units, min_amount_cents)
         return await self._trade(
@@ -349,16 +189,16 @@ class Trading:
         key: str | None,
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> TradeResult:
         if key is not None:
             # A retry of a request that committed a while ago answers without taking any lock;
             # one that is still running is caught under the locks in _trade_once.
             replay = await self._replay(user.id, key, fingerprint)
             if replay is not None:
-                return replay, None
+                return replay
         market_id = await market_of_outcome(outcome_id)
         try:
-            return await _with_retries(
+            result, changed = await with_retries(
                 lambda: self._trade_once(user, market_id, key, fingerprint, planner)
             )
         except IntegrityError:
@@ -370,7 +210,10 @@ class Trading:
             replay = await self._replay(user.id, key, fingerprint)
             if replay is None:
                 raise
-            return replay, None
+            return replay
+        # Committed: with_retries returns only once the transaction is.
+        await self._publish(changed)
+        return result
 
     async def _trade_once(
         self,
@@ -379,7 +222,9 @@ class Trading:
         key: str | None,
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
-    ) -> tuple[TradeResult, OddsEvent | None]:
+    ) -> tuple[TradeResult, OddsChanged | None]:
+        """One attempt in one transaction: the result and the event to publish once committed
+        (None for a replay)."""
         now = self.clock()
         async with in_transaction() as conn:
             state = await load_state(conn, market_id, lock=True)
@@ -397,7 +242,7 @@ class Trading:
             # already serialised, want it. Market first, then wallet, as settlement takes them.
             accounts = await fetch_dicts(
                 "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
-                f"OR (kind = 'MARKET' AND market_id = ?){_for_update(conn)}",
+                f"OR (kind = 'MARKET' AND market_id = ?){for_update(conn)}",
                 (user.id, market_id),
                 conn,
             )
@@ -413,7 +258,7 @@ class Trading:
                     return replay, None
             plan = planner(state, now)
             if wallet is None:
-                raise Refusal("INSUFFICIENT_FUNDS", "You have no wallet.", ["amount"])
+                raise Refusal(RefusalCode.INSUFFICIENT_FUNDS, "You have no wallet.", ["amount"])
             mine = await fetch_dicts(
                 "SELECT * FROM positions WHERE user_id = ? AND market_id = ?",
                 (user.id, market_id),
@@ -423,7 +268,9 @@ class Trading:
             if plan.shares_units < 0 and (
                 held is None or held["shares_units"] < -plan.shares_units
             ):
-                raise Refusal("INSUFFICIENT_SHARES", "You hold fewer shares than that.", ["shares"])
+                raise Refusal(
+                    RefusalCode.INSUFFICIENT_SHARES, "You hold fewer shares than that.", ["shares"]
+                )
             try:
                 await ledger.post(
                     conn,
@@ -437,14 +284,14 @@ class Trading:
                 )
             except ledger.InsufficientFunds as exc:
                 raise Refusal(
-                    "INSUFFICIENT_FUNDS", "Your wallet holds less than that.", ["amount"]
+                    RefusalCode.INSUFFICIENT_FUNDS, "Your wallet holds less than that.", ["amount"]
                 ) from exc
             await execute(
                 "UPDATE outcomes SET shares_units = shares_units + ? WHERE id = ?",
                 (plan.shares_units, plan.outcome_id),
                 conn,
             )
-            position_row = await _apply_to_position(conn, user.id, market_id, plan, held, now)
+            position_row = await apply_fill(conn, user.id, market_id, plan, held, now)
             market_rows = await fetch_dicts(
                 "UPDATE markets SET volume_cents = volume_cents + ?, odds_seq = odds_seq + 1, "
                 "trader_count = trader_count + ? WHERE id = ? RETURNING *",
@@ -463,7 +310,7 @@ class Trading:
                 using_db=conn,
             )
             await record_price(conn, market_id, plan.probabilities_after, now)
-            balance = await _balance(conn, wallet)
+            balance = await account_balance(conn, wallet)
             if key is not None:
                 if stored is not None:
                     # It has expired (a live one answered above): the key is free again.
@@ -482,7 +329,7 @@ class Trading:
         seq = market.odds_seq
         return (
             TradeResult(trade, position, market, balance, replayed=False),
-            OddsEvent(market_id, seq, trade.id),
+            OddsChanged(market_id, seq, trade.id),
         )
 
     async def _replay(self, user_id: int, key: str, fingerprint: str) -> TradeResult | None:
@@ -505,7 +352,7 @@ class Trading:
         liquidity_cents: int,
         article_ids: list[int],
         tag_slugs: list[str],
-    ) -> tuple[models.Market, OddsEvent]:
+    ) -> models.Market:
         """A new market funded by the issuer with ``liquidity_cents``."""
         question = " ".join(question.split())
         if not 10 <= len(question) <= 300:
@@ -586,141 +433,31 @@ class Trading:
         for n in range(1, 50):
             try:
                 market = await attempt("" if n == 1 else f"-{n}")
-                return market, OddsEvent(market.id, 0, None)
             except IntegrityError:
                 taken = (base_slug + ("" if n == 1 else f"-{n}"))[:200]
                 if await models.Market.filter(slug=taken).exists():
                     continue
                 raise
+            await self._publish(OddsChanged(market.id, 0, None))
+            return market
         raise validation("Too many markets ask this question.", "question")
 
-    async def resolve(
-        self, market_id: int, outcome_id: int
-    ) -> tuple[models.Market, OddsEvent | None]:
+    async def resolve(self, market_id: int, outcome_id: int) -> models.Market:
         """Pay 1.00 a winning share; the maker's remainder returns to the issuer."""
+        market, changed = await settlement.resolve(market_id, outcome_id, self.clock)
+        await self._publish(changed)
+        return market
 
-        async def run() -> tuple[models.Market, OddsEvent | None]:
-            now = self.clock()
-            async with in_transaction() as conn:
-                state = await load_state(conn, market_id, lock=True)
-                if state is None:
-                    raise not_found("There is no such market.", "marketId")
-                winner = state.index(outcome_id)
-                market = state.market
-                if market.state == models.MarketState.RESOLVED:
-                    if market.resolved_outcome_id == outcome_id:
-                        return market, None
-                    raise Refusal("MARKET_NOT_OPEN", "This market is already resolved.")
-                if market.state == models.MarketState.CANCELLED:
-                    raise Refusal("MARKET_NOT_OPEN", "This market was cancelled.")
-                positions = await fetch_dicts(
-                    "SELECT id, user_id, outcome_id, shares_units FROM positions "
-                    "WHERE market_id = ? ORDER BY id",
-                    (market_id,),
-                    conn,
-                )
-                payouts: dict[int, int] = defaultdict(int)
-                for p in positions:
-                    value = (
-                        p["shares_units"] // UNITS_PER_CENT if p["outcome_id"] == outcome_id else 0
-                    )
-                    payouts[p["user_id"]] += value
-                    await execute(
-                        "UPDATE positions SET settled_value_cents = ?, updated_at = ? WHERE id = ?",
-                        (value, now, p["id"]),
-                        conn,
-                    )
-                await self._settle(conn, market_id, payouts, "PAYOUT", now)
-                probabilities = [0.0] * len(state.outcomes)
-                probabilities[winner] = 1.0
-                seq_rows = await fetch_dicts(
-                    "UPDATE markets SET state = ?, resolved_outcome_id = ?, resolved_at = ?, "
-                    "odds_seq = odds_seq + 1 WHERE id = ? RETURNING odds_seq",
-                    (models.MarketState.RESOLVED.value, outcome_id, now, market_id),
-                    conn,
-                )
-                await record_price(conn, market_id, probabilities, now)
-                market = await models.Market.get(id=market_id, using_db=conn)
-            return market, OddsEvent(market_id, int(seq_rows[0]["odds_seq"]), None)
-
-        return await _with_retries(run)
-
-    async def cancel(self, market_id: int) -> tuple[models.Market, OddsEvent | None]:
+    async def cancel(self, market_id: int) -> models.Market:
         """Refund each trader's net cost when positive; the rest returns to the issuer."""
+        market, changed = await settlement.cancel(market_id, self.clock)
+        await self._publish(changed)
+        return market
 
-        async def run() -> tuple[models.Market, OddsEvent | None]:
-            now = self.clock()
-            async with in_transaction() as conn:
-                state = await load_state(conn, market_id, lock=True)
-                if state is None:
-                    raise not_found("There is no such market.", "marketId")
-                market = state.market
-                if market.state == models.MarketState.CANCELLED:
-                    return market, None
-                if market.state == models.MarketState.RESOLVED:
-                    raise Refusal("MARKET_NOT_OPEN", "This market is already resolved.")
-                net_rows = await fetch_dicts(
-                    "SELECT user_id, SUM(amount_cents) AS net FROM trades WHERE market_id = ? "
-                    "GROUP BY user_id",
-                    (market_id,),
-                    conn,
-                )
-                refunds = {int(r["user_id"]): max(0, int(r["net"])) for r in net_rows}
-                positions = await fetch_dicts(
-                    "SELECT id, user_id, cost_basis_cents FROM positions WHERE market_id = ? "
-                    "ORDER BY id",
-                    (market_id,),
-                    conn,
-                )
-                for position_id, value in _allocate(refunds, positions).items():
-                    await execute(
-                        "UPDATE positions SET settled_value_cents = ?, updated_at = ? WHERE id = ?",
-                        (value, now, position_id),
-                        conn,
-                    )
-                await self._settle(conn, market_id, refunds, "REFUND", now)
-                seq_rows = await fetch_dicts(
-                    "UPDATE markets SET state = ?, resolved_at = ?, odds_seq = odds_seq + 1 "
-                    "WHERE id = ? RETURNING odds_seq",
-                    (models.MarketState.CANCELLED.value, now, market_id),
-                    conn,
-                )
-                market = await models.Market.get(id=market_id, using_db=conn)
-            return market, OddsEvent(market_id, int(seq_rows[0]["odds_seq"]), None)
-
-        return await _with_retries(run)
-
-    async def _settle(
-        self,
-        conn: BaseDBAsyncClient,
-        market_id: int,
-        amounts: dict[int, int],
-        kind: str,
-        now: datetime,
-    ) -> None:
-        """Pay ``amounts`` (by user) from the maker, then sweep the maker's rest to the issuer."""
-        maker = await ledger.market_account_id(conn, market_id)
-        paid = {user_id: cents for user_id, cents in amounts.items() if cents > 0}
-        if paid:
-            wallets = await fetch_dicts(
-                "SELECT id, user_id FROM ledger_accounts WHERE kind = 'USER' "
-                f"AND user_id IN ({placeholders(len(paid))})",
-                list(paid),
-                conn,
-            )
-            entries = [ledger.Entry(maker, -sum(paid.values()))]
-            entries += [ledger.Entry(int(w["id"]), paid[int(w["user_id"])]) for w in wallets]
-            await ledger.post(conn, kind, entries, now, memo=f"market {market_id}")
-        rest = await _balance(conn, maker)
-        if rest != 0:
-            issuer = await ledger.issuer_account_id(conn)
-            await ledger.post(
-                conn,
-                "MAKER_SWEEP",
-                [ledger.Entry(maker, -rest), ledger.Entry(issuer, rest)],
-                now,
-                memo=f"market {market_id}",
-            )
+    async def _publish(self, changed: OddsChanged | None) -> None:
+        """Tell subscribers of a committed change; None is a call that changed nothing."""
+        if changed is not None:
+            await self.publish(changed)
 
 
 async def _stored_key(
@@ -742,7 +479,7 @@ async def _replay_of(
     for a different request. Position and market are as they are now."""
     if stored.fingerprint != fingerprint:
         raise Refusal(
-            "IDEMPOTENCY_CONFLICT",
+            RefusalCode.IDEMPOTENCY_CONFLICT,
             "This idempotency key was used for a different request.",
             ["idempotencyKey"],
         )
@@ -752,86 +489,6 @@ async def _replay_of(
     )
     market = await models.Market.get(id=trade.market_id, using_db=conn)
     return TradeResult(trade, position, market, stored.balance_after_cents, replayed=True)
-
-
-def _allocate(refunds: dict[int, int], positions: list[dict[str, Any]]) -> dict[int, int]:
-    """Split each user's refund over their positions in proportion to cost basis."""
-    by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for p in positions:
-        by_user[int(p["user_id"])].append(p)
-    values: dict[int, int] = {}
-    for user_id, items in by_user.items():
-        refund = refunds.get(user_id, 0)
-        total = sum(int(p["cost_basis_cents"]) for p in items)
-        shares = [(refund * int(p["cost_basis_cents"]) // total) if total else 0 for p in items]
-        shares[0] += refund - sum(shares)
-        for p, value in zip(items, shares, strict=True):
-            values[int(p["id"])] = value
-    return values
-
-
-async def _apply_to_position(
-    conn: BaseDBAsyncClient,
-    user_id: int,
-    market_id: int,
-    plan: Plan,
-    held: dict[str, Any] | None,
-    now: datetime,
-) -> dict[str, Any]:
-    """Add a trade to the user's position (average cost; a sale removes basis pro rata)."""
-    if held is None:
-        assert plan.shares_units > 0
-        rows = await fetch_dicts(
-            "INSERT INTO positions (user_id, market_id, outcome_id, shares_units, "
-            "cost_basis_cents, realized_cents, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?) "
-            "RETURNING *",
-            (user_id, market_id, plan.outcome_id, plan.shares_units, plan.amount_cents, now),
-            conn,
-        )
-        return rows[0]
-    shares, basis = int(held["shares_units"]), int(held["cost_basis_cents"])
-    if plan.shares_units > 0:
-        basis_change, realized_change = plan.amount_cents, 0
-    else:
-        sold = -plan.shares_units
-        removed = basis if sold == shares else basis * sold // shares
-        basis_change, realized_change = -removed, -plan.amount_cents - removed
-    rows = await fetch_dicts(
-        "UPDATE positions SET shares_units = shares_units + ?, "
-        "cost_basis_cents = cost_basis_cents + ?, realized_cents = realized_cents + ?, "
-        "updated_at = ? WHERE id = ? RETURNING *",
-        (plan.shares_units, basis_change, realized_change, now, held["id"]),
-        conn,
-    )
-    return rows[0]
-
-
-async def _balance(conn: BaseDBAsyncClient, account_id: int) -> int:
-    rows = await fetch_dicts(
-        "SELECT balance_cents FROM ledger_accounts WHERE id = ?", (account_id,), conn
-    )
-    return int(rows[0]["balance_cents"])
-
-
-async def record_price(
-    conn: BaseDBAsyncClient, market_id: int, probabilities: list[float], at: datetime
-) -> None:
-    """Append a price point (the chart's data)."""
-    await execute(
-        "INSERT INTO price_points (market_id, at, at_epoch, probabilities) VALUES (?, ?, ?, ?)",
-        (market_id, at, int(at.timestamp()), json.dumps(probabilities)),
-        conn,
-    )
-
-
-def _check_amount(cents: int, field: str, allow_zero: bool = False) -> None:
-    if cents < (0 if allow_zero else 1) or cents > MAX_TRADE_CENTS:
-        raise validation(f"{field} must be a positive amount of credits.", field)
-
-
-def _check_units(units: int, field: str, allow_zero: bool = False) -> None:
-    if units < (0 if allow_zero else 1) or units > MAX_TRADE_UNITS:
-        raise validation(f"{field} must be a positive number of shares.", field)
 
 
 def slugify(text: str) -> str:

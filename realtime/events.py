@@ -1,12 +1,18 @@
-"""Channel names and event shapes: small messages of ids and sequence numbers."""
+"""Channel names and the wire form of the domain's events: small messages of ids and sequences.
+
+The domain publishes typed events after its commits; :func:`broker_publisher` is the publisher
+the app gives the services, mapping each event to its channel and message for the broker.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from accounts.service import token_hash
-from comments.service import CommentEvent
-from markets.trading import OddsEvent
+from accounts.events import SessionRevoked, SessionsRevoked
+from comments.events import CommentChanged
+from domain_events import Event, Publisher
+from markets.events import OddsChanged
+from realtime.broker import Broker
 
 SESSIONS = "sessions"
 
@@ -21,18 +27,34 @@ def odds_channel(market_id: int) -> str:
     return f"odds:{market_id}"
 
 
-def to_message(event: Any) -> tuple[str, dict[str, Any]] | None:
+def to_message(event: Event) -> tuple[str, dict[str, Any]] | None:
     """The (channel, message) of a domain event, or None for an event nobody listens to."""
-    if isinstance(event, CommentEvent):
-        return comments_channel(event.article_id), {
-            "kind": event.kind,
-            "comment_id": event.comment_id,
-            "seq": event.sequence,
-        }
-    if isinstance(event, OddsEvent):
-        return odds_channel(event.market_id), {"seq": event.seq, "trade_id": event.trade_id}
-    if isinstance(event, tuple) and event and event[0] == "session-revoked":
-        return SESSIONS, {"kind": "token", "token_hash": token_hash(event[1])}
-    if isinstance(event, tuple) and event and event[0] == "sessions-revoked":
-        return SESSIONS, {"kind": "user", "user_id": event[1], "keep": token_hash(event[2])}
+    match event:
+        case CommentChanged():
+            return comments_channel(event.article_id), {
+                "kind": event.kind,
+                "comment_id": event.comment_id,
+                "seq": event.sequence,
+            }
+        case OddsChanged():
+            return odds_channel(event.market_id), {"seq": event.seq, "trade_id": event.trade_id}
+        case SessionRevoked():
+            return SESSIONS, {"kind": "token", "token_hash": event.token_hash}
+        case SessionsRevoked():
+            return SESSIONS, {
+                "kind": "user",
+                "user_id": event.user_id,
+                "keep": event.keep_token_hash,
+            }
     return None
+
+
+def broker_publisher(broker: Broker) -> Publisher:
+    """A publisher handing each event to ``broker`` on its channel."""
+
+    async def publish(event: Event) -> None:
+        message = to_message(event)
+        if message is not None:
+            await broker.publish(*message)
+
+    return publish

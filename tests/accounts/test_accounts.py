@@ -239,10 +239,11 @@ async def test_failed_logins_elsewhere_do_not_lock_the_owner_out(
 ) -> None:
     from accounts.ratelimit import MemoryRateLimiter
     from accounts.service import Accounts
+    from domain_events import discard
     from refusals import Refusal
     from settings import Settings
 
-    accounts = Accounts(Settings(), MemoryRateLimiter(clock=FakeClock()))
+    accounts = Accounts(Settings(), MemoryRateLimiter(clock=FakeClock()), publish=discard)
     for _ in range(5):
         with pytest.raises(Refusal) as refused:
             await accounts.log_in("alice", "guess", "203.0.113.9")

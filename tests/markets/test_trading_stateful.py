@@ -57,8 +57,10 @@ from accounts.service import Accounts
 from db import models
 from db.config import tortoise_config
 from db.sql import execute, fetch_dicts
+from domain_events import Event, discard
 from markets import lmsr
 from markets.audit import audit
+from markets.events import OddsChanged
 from markets.trading import Trading
 from refusals import Refusal
 from settings import Settings
@@ -402,8 +404,10 @@ class World:
 
     def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
         self.clock = Clock()
-        self.trading = Trading(settings, clock=self.clock)
-        self.accounts = Accounts(settings, MemoryRateLimiter())
+        # What the services published during the current operation (checked by each one).
+        self.published: list[Event] = []
+        self.trading = Trading(settings, publish=self.record, clock=self.clock)
+        self.accounts = Accounts(settings, MemoryRateLimiter(), publish=self.record)
         self.settings = settings
         self.users: list[models.User] = []
         self.balances: dict[int, int] = {}
@@ -417,6 +421,9 @@ class World:
         self.log: list[str] = []
 
     # -- helpers ---------------------------------------------------------------------------
+
+    async def record(self, published: Event) -> None:
+        self.published.append(published)
 
     def user(self, index: int) -> models.User:
         return self.users[index % len(self.users)]
@@ -471,6 +478,7 @@ class World:
             if before.counts[table] != after.counts[table]
         }
         assert not changed, f"a refused or repeated call changed the database: {changed}"
+        assert self.published == [], f"a refused or repeated call published {self.published}"
 
     # -- operations ------------------------------------------------------------------------
 
@@ -488,6 +496,7 @@ class World:
         session = await self.accounts.sign_up(name, "a-good-password", name.title(), "10.0.0.1")
         self.users.append(session.user)
         self.balances[session.user.id] = GRANT_CENTS
+        assert self.published == []
 
     async def create_market(self, op: CreateMarket) -> None:
         before = self.snapshot
@@ -518,7 +527,8 @@ class World:
             return
         assert refusal is None, f"refused {refusal.code}: {refusal.message}"
         assert result is not None
-        market, _event = result
+        market = result
+        assert self.published == [OddsChanged(market.id, 0, None)]
         outcomes = await models.Outcome.filter(market_id=market.id).order_by("position")
         assert [o.label for o in outcomes] == labels
         self.markets.append(MarketModel(market.id, [o.id for o in outcomes], liquidity, closes_at))
@@ -657,19 +667,20 @@ class World:
             await self.refused(before, refusal, expected)
             return
         assert result is not None
-        done, odds = result
+        done = result
         if done.replayed:
             assert "REPLAY" in expected, f"replayed, expected {expected}: {request}"
             record = self.live_key(request.user_id, request.key) or boundary
             assert record is not None
-            assert odds is None
             assert done.trade.id == record.trade_id, "a replay answered another trade"
             assert done.balance_cents == record.balance_after, "a replay answered another balance"
             await self.unchanged(before)
             event("replayed")
             return
         assert "OK" in expected, f"succeeded, expected {expected}: {request}"
-        assert not done.replayed and odds is not None
+        assert not done.replayed
+        # Once, after the commit, with the market's new sequence.
+        assert self.published == [OddsChanged(done.market.id, done.market.odds_seq, done.trade.id)]
         market = self.market_of(request.outcome_id)
         i = market.outcome_ids.index(request.outcome_id)
         q = before.q_units(market.outcome_ids)
@@ -759,15 +770,14 @@ class World:
             return
         assert refusal is None, f"refused {refusal.code}: {refusal.message}"
         assert result is not None
-        settled, odds = result
+        settled = result
         assert settled.state == models.MarketState.RESOLVED
         assert settled.resolved_outcome_id == outcome_id
         if market.state == "RESOLVED":
-            assert odds is None
             await self.unchanged(before)
             event(f"{type(op).__name__.lower()} repeated")
             return
-        assert odds is not None
+        assert self.published == [OddsChanged(market.id, settled.odds_seq, None)]
         event(f"{type(op).__name__.lower()} ok")
         payouts: dict[int, int] = defaultdict(int)
         for (user_id, held_outcome), units in self.holdings.items():
@@ -798,14 +808,13 @@ class World:
             return
         assert refusal is None, f"refused {refusal.code}: {refusal.message}"
         assert result is not None
-        settled, odds = result
+        settled = result
         assert settled.state == models.MarketState.CANCELLED
         if market.state == "CANCELLED":
-            assert odds is None
             await self.unchanged(before)
             event(f"{type(op).__name__.lower()} repeated")
             return
-        assert odds is not None
+        assert self.published == [OddsChanged(market.id, settled.odds_seq, None)]
         event(f"{type(op).__name__.lower()} ok")
         refunds = {user_id: max(0, net) for user_id, net in market.net.items()}
         for user_id, cents in refunds.items():
@@ -864,6 +873,7 @@ class World:
 
     async def step(self, op: Op) -> None:
         self.log.append(f"{op} at +{(self.clock() - START).total_seconds():.0f}s")
+        self.published.clear()
         handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             SignUp: self.sign_up,
             CreateMarket: self.create_market,
@@ -939,11 +949,11 @@ async def test_trading_stateful_postgres(
 async def test_idempotency_key_exactly_24_hours_old(trading_db: Settings) -> None:
     """A key is kept 24 hours: exactly 24 hours later it has expired and the request trades."""
     clock = Clock()
-    trading = Trading(trading_db, clock=clock)
-    accounts = Accounts(trading_db, MemoryRateLimiter())
+    trading = Trading(trading_db, publish=discard, clock=clock)
+    accounts = Accounts(trading_db, MemoryRateLimiter(), publish=discard)
     await wipe()
     user = (await accounts.sign_up("alice", "a-good-password", "Alice", "10.0.0.1")).user
-    market, _ = await trading.create_market(
+    market = await trading.create_market(
         user,
         "Will the key outlive the day?",
         "",
@@ -955,13 +965,13 @@ async def test_idempotency_key_exactly_24_hours_old(trading_db: Settings) -> Non
         [],
     )
     outcome = await models.Outcome.get(market_id=market.id, position=0)
-    first, _ = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
+    first = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
     clock.now += KEY_LIFETIME
-    again, _ = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
+    again = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
     assert not again.replayed
     assert again.trade.id != first.trade.id
     assert again.balance_cents == first.balance_cents - 100
     clock.now += timedelta(hours=1)
-    replay, _ = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
+    replay = await trading.buy(user, outcome.id, 100, idempotency_key="k1")
     assert (replay.replayed, replay.trade.id) == (True, again.trade.id)
     assert (await audit()).problems == []
