@@ -17,11 +17,19 @@ from strawberry.types import ExecutionContext
 
 from api import nodes as nodes_q
 from api.accounts import queries as accounts_q
+from api.accounts.mutations import change_password, log_in, log_out, sign_up
 from api.comments import queries as comments_q
+from api.comments.mutations import delete_comment, edit_comment, post_comment, report_comment
 from api.core.scalars import DECIMAL_SCALAR
 from api.extensions import ErrorCodes, make_query_limits
 from api.markets import queries as markets_q
-from api.mutation import Mutation
+from api.markets.mutations import (
+    buy_shares,
+    cancel_market,
+    create_market,
+    resolve_market,
+    sell_shares,
+)
 from api.news import queries as news_q
 from api.site import queries as site_q
 from api.subscription import Subscription
@@ -47,6 +55,23 @@ class Query:
     quote = markets_q.quote
     leaderboard = markets_q.leaderboard
     stats = site_q.stats
+
+
+@strawberry.type(description="Every write of the graph.")
+class Mutation:
+    sign_up = sign_up.sign_up
+    log_in = log_in.log_in
+    log_out = log_out.log_out
+    change_password = change_password.change_password
+    post_comment = post_comment.post_comment
+    edit_comment = edit_comment.edit_comment
+    delete_comment = delete_comment.delete_comment
+    buy_shares = buy_shares.buy_shares
+    sell_shares = sell_shares.sell_shares
+    create_market = create_market.create_market
+    resolve_market = resolve_market.resolve_market
+    cancel_market = cancel_market.cancel_market
+    report_comment = report_comment.report_comment
 
 
 class AgoraSchema(strawberry.Schema):

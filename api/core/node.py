@@ -81,3 +81,8 @@ def row_converter(node_type: Any) -> Callable[[Any], Any]:
         return resolved[0](row)
 
     return convert
+
+
+def pk_of(global_id: strawberry.ID | str, type_name: str) -> int:
+    """The row id behind an input's global ID of ``type_name``; BAD_USER_INPUT otherwise."""
+    return from_global_id(str(global_id), type_name)[1]

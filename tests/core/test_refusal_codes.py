@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api.mutation import ErrorCode, user_error
 
+from api.core.refusals import ErrorCode, user_error
 from refusals import DESCRIPTIONS, Refusal, RefusalCode, not_found, validation
 
 

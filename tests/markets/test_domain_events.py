@@ -16,12 +16,12 @@ from typing import Any
 import asyncpg
 import pytest
 from argon2 import PasswordHasher
-from api.core.node import from_global_id, to_global_id
 from tortoise import Tortoise
 
 from accounts.events import SessionRevoked, SessionsRevoked
 from accounts.ratelimit import MemoryRateLimiter
 from accounts.service import Accounts, token_hash
+from api.core.node import from_global_id, to_global_id
 from comments.events import CommentChanged
 from comments.service import Comments
 from db import models

@@ -1,0 +1,1 @@
+"""The accounts' mutations, one per module."""

@@ -1,0 +1,1 @@
+"""The markets' mutations (trading and market admin), one per module."""

@@ -1,0 +1,40 @@
+"""``sellShares``: sell shares of an outcome."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from api.core.amounts import to_cents, to_share_units
+from api.core.metadata import EXPENSIVE
+from api.core.node import pk_of
+from api.core.permissions import require_viewer
+from api.markets.inputs import SellSharesInput
+from api.markets.payloads import TradePayload, trade_payload
+from markets.trading import TradeResult
+
+
+@strawberry.mutation(
+    metadata=EXPENSIVE, description="Sell shares; the proceeds are rounded down to the cent."
+)
+async def sell_shares(
+    info: Info,
+    input: Annotated[SellSharesInput, strawberry.argument(description="What to do.")],
+) -> TradePayload:
+    viewer = require_viewer(info)
+    outcome_id = pk_of(input.outcome_id, "Outcome")
+
+    async def run() -> TradeResult:
+        units = to_share_units(input.shares, "shares")
+        minimum = (
+            None
+            if input.min_amount is None
+            else to_cents(input.min_amount, "minAmount", allow_zero=True)
+        )
+        return await info.context.services.trading.sell(
+            viewer, outcome_id, units, minimum, input.idempotency_key
+        )
+
+    return await trade_payload(run())
