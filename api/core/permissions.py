@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from strawberry.types import Info
 
+from accounts.roles import at_least
 from api.core.errors import Forbidden, Unauthenticated
 from db import models
-
-_RANK = {
-    models.Role.READER: 0,
-    models.Role.AUTHOR: 1,
-    models.Role.MODERATOR: 2,
-    models.Role.ADMIN: 3,
-}
 
 
 def has_role(user: models.User | None, role: models.Role) -> bool:
     """Whether ``user`` holds ``role`` or a higher one."""
-    return user is not None and _RANK[models.Role(user.role)] >= _RANK[role]
+    return user is not None and at_least(user.role, role)
 
 
 def require_viewer(info: Info) -> models.User:

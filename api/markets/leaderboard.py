@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from db import models
 from db.sql import fetch_dicts, placeholders
-from markets.trading import MarketState
+from markets.pricing import position_value_cents, probabilities
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,17 @@ async def standings(limit: int) -> list[Standing]:
         ):
             outcomes[int(r["market_id"])].append(models.Outcome._init_from_db(**r))
         for market_id, market in markets.items():
-            state = MarketState(market, outcomes[market_id])
-            for outcome, price in zip(state.outcomes, state.probabilities(), strict=True):
+            rows = outcomes[market_id]
+            for outcome, price in zip(rows, probabilities(market, rows), strict=True):
                 probability[outcome.id] = price
     profit: dict[int, int] = defaultdict(int)
     for p in positions:
-        if p["settled_value_cents"] is not None:
-            value = int(p["settled_value_cents"])
-        else:
-            value = math.floor(int(p["shares_units"]) * probability[int(p["outcome_id"])] / 100)
+        settled = p["settled_value_cents"]
+        value = position_value_cents(
+            int(p["shares_units"]),
+            None if settled is None else int(settled),
+            probability.get(int(p["outcome_id"]), 0.0),
+        )
         profit[int(p["user_id"])] += value - int(p["cost_basis_cents"]) + int(p["realized_cents"])
     ranked = sorted(
         (Standing(u, profit[u], volumes.get(u, 0)) for u in set(profit) | set(volumes)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -18,7 +17,7 @@ from api.core.connection import connection_field
 from api.core.node import Node, row_converter, to_global_id
 from api.markets.lists import TRADES_BY_MARKET, TRADES_ORDER
 from db import models
-from markets import lmsr
+from markets import pricing
 
 if TYPE_CHECKING:
     from api.accounts.types import User
@@ -82,22 +81,14 @@ class Outcome(Node):
 
 
 def market_status(row: models.Market, now: datetime | None = None) -> MarketStatus:
-    """The public status: OPEN past ``closes_at`` reads CLOSED."""
+    """The public status of a market row (the rule is the domain's: ``pricing.market_status``)."""
     state = row.state.value if isinstance(row.state, Enum) else str(row.state)
-    if state == "OPEN" and row.closes_at <= (now or clock.now()):
-        return MarketStatus.CLOSED
-    return MarketStatus(state)
+    return MarketStatus[pricing.market_status(state, row.closes_at, now or clock.now()).value]
 
 
 def outcome_types(market: models.Market, outcomes: list[models.Outcome]) -> list[Outcome]:
-    """The outcomes with their probabilities: LMSR prices, or 1 and 0s once resolved."""
-    if market.resolved_outcome_id is not None:
-        probs = [1.0 if o.id == market.resolved_outcome_id else 0.0 for o in outcomes]
-    elif len(outcomes) >= 2:
-        b = lmsr.liquidity_parameter(market.liquidity_cents / 100, len(outcomes))
-        probs = lmsr.prices([o.shares_units / 10_000 for o in outcomes], b)
-    else:
-        probs = [1.0 for _ in outcomes]
+    """The outcomes with their probabilities (``pricing.probabilities``)."""
+    probs = pricing.probabilities(market, outcomes)
     return [
         Outcome(
             id=strawberry.ID(to_global_id("Outcome", o.id)),
@@ -283,13 +274,6 @@ async def _outcome(info: Info, market_id: int, outcome_id: int) -> Outcome:
     return next(o for o in outcome_types(market, rows) if o.pk == outcome_id)
 
 
-def position_value_cents(row: models.Position, probability: float) -> int:
-    """shares × probability, rounded down to the cent; after settlement, what it paid."""
-    if row.settled_value_cents is not None:
-        return int(row.settled_value_cents)
-    return math.floor(row.shares_units * probability / 100)
-
-
 @strawberry.type(description="A user's holding of one outcome.")
 class Position:
     row: strawberry.Private[models.Position]
@@ -312,7 +296,9 @@ class Position:
 
     async def _value_cents(self, info: Info) -> int:
         p = await _outcome_probability(info, self.row.market_id, self.row.outcome_id)
-        return position_value_cents(self.row, p)
+        return pricing.position_value_cents(
+            self.row.shares_units, self.row.settled_value_cents, p
+        )
 
     @strawberry.field(
         description=(
