@@ -296,9 +296,7 @@ class Position:
 
     async def _value_cents(self, info: Info) -> int:
         p = await _outcome_probability(info, self.row.market_id, self.row.outcome_id)
-        return pricing.position_value_cents(
-            self.row.shares_units, self.row.settled_value_cents, p
-        )
+        return pricing.position_value_cents(self.row.shares_units, self.row.settled_value_cents, p)
 
     @strawberry.field(
         description=(
