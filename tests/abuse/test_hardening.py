@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -93,14 +94,19 @@ async def test_fragments_and_first_arguments_count_too(client: GraphQLClient) ->
     assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
 
 
-async def test_variables_count_after_coercion(client: GraphQLClient) -> None:
-    query = """query($n: Int!, $ids: [ID!]!) { nodes(ids: $ids) { id } articles(first: $n) {
-                 nodes { comments(first: $n) { nodes { replies(first: $n) { nodes { id } } } } } } }"""
-    for n in (100, 100.0):  # 100.0 is an Int to graphql-core
-        body = await client.post(query, {"n": n, "ids": ARTICLE_ID})
-        assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes"), n
-    # A single value for a list variable is a list of one.
-    data = await client.data(query, {"n": 2, "ids": ARTICLE_ID})
+COERCED = """query($n: Int!, $ids: [ID!]!) { nodes(ids: $ids) { id } articles(first: $n) {
+               nodes { comments(first: $n) { nodes { replies(first: $n) { nodes { id } } } } } } }"""
+
+
+# 100.0 is an Int to graphql-core.
+@pytest.mark.parametrize("n", [100, 100.0], ids=["int", "float"])
+async def test_variables_count_after_coercion(client: GraphQLClient, n: float) -> None:
+    body = await client.post(COERCED, {"n": n, "ids": ARTICLE_ID})
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes"), n
+
+
+async def test_a_single_value_for_a_list_variable_is_a_list_of_one(client: GraphQLClient) -> None:
+    data = await client.data(COERCED, {"n": 2, "ids": ARTICLE_ID})
     assert data["nodes"] == [{"id": ARTICLE_ID}]
 
 
@@ -144,30 +150,43 @@ async def test_expensive_fields_are_capped_per_document(client: GraphQLClient) -
     assert [body["data"][f"l{i}"]["token"] for i in range(5)] == [None] * 5
 
 
-async def test_repeated_fields_are_refused_before_validation(client: GraphQLClient) -> None:
-    for query in (
-        "{ stats { " + "articleCount " * 2000 + "} }",
-        "{ stats { " + "articleCount " * 80 + "} }",
-        "{ " + "articles { nodes { slug } } " * 200 + "}",
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("{ stats { " + "articleCount " * 2000 + "} }", id="2000-repeats"),
+        pytest.param("{ stats { " + "articleCount " * 80 + "} }", id="80-repeats"),
+        pytest.param("{ " + "articles { nodes { slug } } " * 200 + "}", id="200-root-repeats"),
         # Repeats under repeats multiply: 5 × 5 × 5 replies.
-        "{ articles { nodes { comments { nodes { "
-        + " ".join(
-            ["replies { nodes { " + " ".join(["replies { nodes { id } }"] * 5) + " } }"] * 25
-        )
-        + " } } } } }",
+        pytest.param(
+            "{ articles { nodes { comments { nodes { "
+            + " ".join(
+                ["replies { nodes { " + " ".join(["replies { nodes { id } }"] * 5) + " } }"] * 25
+            )
+            + " } } } } }",
+            id="repeats-under-repeats",
+        ),
         # Repeats hidden in fragments count the same.
-        "{ stats { ...A ...B } } fragment A on SiteStats { "
-        + "articleCount " * 40
-        + "} fragment B on SiteStats { "
-        + "articleCount " * 40
-        + "}",
-    ):
-        started = time.monotonic()
-        body = await client.post(query)
-        assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "fields"), query[:80]
-        assert time.monotonic() - started < 0.5
-    # What clients send stays well inside: GraphiQL's introspection query, fragments that
-    # overlap a little.
+        pytest.param(
+            "{ stats { ...A ...B } } fragment A on SiteStats { "
+            + "articleCount " * 40
+            + "} fragment B on SiteStats { "
+            + "articleCount " * 40
+            + "}",
+            id="repeats-in-fragments",
+        ),
+    ],
+)
+async def test_repeated_fields_are_refused_before_validation(
+    client: GraphQLClient, query: str
+) -> None:
+    started = time.monotonic()
+    body = await client.post(query)
+    assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "fields"), query[:80]
+    assert time.monotonic() - started < 0.5
+
+
+async def test_what_clients_send_stays_inside_the_field_limit(client: GraphQLClient) -> None:
+    # GraphiQL's introspection query, fragments that overlap a little.
     from graphql import get_introspection_query
 
     data = await client.data(get_introspection_query(descriptions=True))
@@ -232,11 +251,13 @@ async def test_a_response_over_its_byte_bound_is_data_null(demo_settings: Settin
 # -- item 4: strings and cursors that reached an internal error -----------------------------
 
 
+@pytest.mark.parametrize("length", [201, 1000, 100_000])
 @pytest.mark.parametrize("field", ["article", "author", "tag", "market", "category"])
-async def test_a_slug_longer_than_its_column_is_nothing(client: GraphQLClient, field: str) -> None:
-    for length in (201, 1000, 100_000):
-        body = await client.post(f'{{ {field}(slug: "{"a" * length}") {{ id }} }}')
-        assert body == {"data": {field: None}}, (field, length)
+async def test_a_slug_longer_than_its_column_is_nothing(
+    client: GraphQLClient, field: str, length: int
+) -> None:
+    body = await client.post(f'{{ {field}(slug: "{"a" * length}") {{ id }} }}')
+    assert body == {"data": {field: None}}, (field, length)
 
 
 async def test_log_in_with_an_over_long_username_is_invalid_credentials(
@@ -251,41 +272,67 @@ async def test_log_in_with_an_over_long_username_is_invalid_credentials(
 
 
 @pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        pytest.param(
+            "query($s: String!) { article(slug: $s) { id } }", lambda v: {"s": v}, id="slug"
+        ),
+        pytest.param(
+            "query($s: String) { articles(filter: {search: $s}) { totalCount } }",
+            lambda v: {"s": v},
+            id="search",
+        ),
+        pytest.param(
+            "query($s: String) { articles(after: $s) { totalCount } }",
+            lambda v: {"s": v},
+            id="cursor",
+        ),
+        pytest.param("query($s: [ID!]!) { nodes(ids: $s) { id } }", lambda v: {"s": [v]}, id="ids"),
+        # Keys too: a variables object is not only values.
+        pytest.param(
+            "query($s: String!) { article(slug: $s) { id } }",
+            lambda v: {"s": "x", v: 1},
+            id="variable-name",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
     "value",
     ["\ud800", "a\udfffb", "\x00", "ok\x00", "\udbff\udfff\ud800"],
     ids=["high", "low-inside", "nul", "nul-inside", "pair-then-lone"],
 )
 async def test_unstorable_strings_in_variables_are_bad_user_input(
-    client: GraphQLClient, value: str
+    client: GraphQLClient,
+    value: str,
+    query: str,
+    variables: Callable[[str], dict[str, Any]],
 ) -> None:
-    documents = [
-        ("query($s: String!) { article(slug: $s) { id } }", {"s": value}),
-        ("query($s: String) { articles(filter: {search: $s}) { totalCount } }", {"s": value}),
-        ("query($s: String) { articles(after: $s) { totalCount } }", {"s": value}),
-        ("query($s: [ID!]!) { nodes(ids: $s) { id } }", {"s": [value]}),
-        # Keys too: a variables object is not only values.
-        ("query($s: String!) { article(slug: $s) { id } }", {"s": "x", value: 1}),
-    ]
-    for query, variables in documents:
-        status, body = await _raw(
-            client, json.dumps({"query": query, "variables": variables}, ensure_ascii=True)
-        )
-        assert status == 200
-        assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
-        assert body["data"] is None
+    status, body = await _raw(
+        client, json.dumps({"query": query, "variables": variables(value)}, ensure_ascii=True)
+    )
+    assert status == 200
+    assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
+    assert body["data"] is None
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{{ article(slug: "{}") {{ id }} }}',
+        '{{ articles(filter: {{search: "{}"}}) {{ totalCount }} }}',
+        '{{ articles(after: "{}") {{ totalCount }} }}',
+    ],
+    ids=["slug", "search", "cursor"],
+)
 @pytest.mark.parametrize("literal", ["a\\u{0}b", "\\u{000}", "x\\u0000", "\\u{D800}"], ids=str)
-async def test_unstorable_string_literals_are_refused(client: GraphQLClient, literal: str) -> None:
-    for query in (
-        f'{{ article(slug: "{literal}") {{ id }} }}',
-        f'{{ articles(filter: {{search: "{literal}"}}) {{ totalCount }} }}',
-        f'{{ articles(after: "{literal}") {{ totalCount }} }}',
-    ):
-        body = await client.post(query)
-        # graphql-core refuses a surrogate escape while parsing; NUL gets through to us.
-        assert _codes(body) in (["BAD_USER_INPUT"], ["GRAPHQL_PARSE_FAILED"]), (query, body)
-        assert body["data"] is None
+async def test_unstorable_string_literals_are_refused(
+    client: GraphQLClient, literal: str, document: str
+) -> None:
+    query = document.format(literal)
+    body = await client.post(query)
+    # graphql-core refuses a surrogate escape while parsing; NUL gets through to us.
+    assert _codes(body) in (["BAD_USER_INPUT"], ["GRAPHQL_PARSE_FAILED"]), (query, body)
+    assert body["data"] is None
 
 
 @pytest.mark.parametrize(
@@ -300,16 +347,22 @@ async def test_unstorable_string_literals_are_refused(client: GraphQLClient, lit
     ],
     ids=["year-1-offset", "deep-brackets", "nul-in-date", "nul-in-value", "non-ascii", "padding"],
 )
-async def test_hostile_cursors_are_bad_user_input(client: GraphQLClient, cursor: str) -> None:
-    for query in (
+@pytest.mark.parametrize(
+    "query",
+    [
         "query($c: String) { articles(after: $c) { totalCount } }",
         "query($c: String) { articles(before: $c, last: 2) { totalCount } }",
         """query($c: String) { article(slug:
              "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum") {
              comments(after: $c, orderBy: TOP) { totalCount } } }""",
-    ):
-        body = await client.post(query, {"c": cursor})
-        assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
+    ],
+    ids=["articles-after", "articles-before", "comments-after"],
+)
+async def test_hostile_cursors_are_bad_user_input(
+    client: GraphQLClient, cursor: str, query: str
+) -> None:
+    body = await client.post(query, {"c": cursor})
+    assert _codes(body) == ["BAD_USER_INPUT"], (query, body)
 
 
 # -- item 5: bodies that were plain-text 500s -------------------------------------------------
@@ -403,29 +456,34 @@ def test_client_address_believes_only_trusted_proxies() -> None:
     assert client_address("127.0.0.1", ported, ("127.0.0.1",)) == "2001:db8::1"
 
 
+@pytest.mark.parametrize(
+    ("trusted", "shared"),
+    [((), True), (("127.0.0.1",), False)],
+    ids=["no-trusted-proxy-one-shared-limit", "trusted-proxy-a-limit-per-forwarded-address"],
+)
 async def test_http_rate_limits_key_on_the_forwarded_address_behind_a_trusted_proxy(
-    demo_settings: Settings,
+    demo_settings: Settings, trusted: tuple[str, ...], shared: bool
 ) -> None:
     query = (
         'mutation($u: String!) { logIn(input: {username: $u, password: "wrong-password"}) '
         "{ errors { code } } }"
     )
     rule_limit = 5
-    for trusted, shared in (((), True), (("127.0.0.1",), False)):
-        settings = with_settings(
-            demo_settings, trusted_proxies=trusted, login_failure_rate_per_address="5/900"
-        )
-        async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
-            for i in range(rule_limit):
-                body = await client.post(
-                    query, {"u": f"nobody{i}"}, headers={"X-Forwarded-For": "192.0.2.1"}
-                )
-                assert body["data"]["logIn"]["errors"] == [{"code": "INVALID_CREDENTIALS"}], i
-            other = await client.post(
-                query, {"u": "somebody"}, headers={"X-Forwarded-For": "192.0.2.2"}
+    settings = with_settings(
+        demo_settings, trusted_proxies=trusted, login_failure_rate_per_address="5/900"
+    )
+    async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
+        # Steps, not cases: the address's limit must be used up before the other address asks.
+        for i in range(rule_limit):
+            body = await client.post(
+                query, {"u": f"nobody{i}"}, headers={"X-Forwarded-For": "192.0.2.1"}
             )
-            expected = "RATE_LIMITED" if shared else "INVALID_CREDENTIALS"
-            assert other["data"]["logIn"]["errors"] == [{"code": expected}], trusted
+            assert body["data"]["logIn"]["errors"] == [{"code": "INVALID_CREDENTIALS"}], i
+        other = await client.post(
+            query, {"u": "somebody"}, headers={"X-Forwarded-For": "192.0.2.2"}
+        )
+        expected = "RATE_LIMITED" if shared else "INVALID_CREDENTIALS"
+        assert other["data"]["logIn"]["errors"] == [{"code": expected}], trusted
 
 
 def test_every_start_path_sets_the_websocket_limit_and_ignores_proxy_headers() -> None:
@@ -695,12 +753,14 @@ def test_a_locked_sqlite_file_is_the_database_being_down() -> None:
     assert not is_database_down(sqlite3.OperationalError("no such table: x"))
 
 
-def test_every_start_path_filters_uvicorn_and_app_logs() -> None:
+@pytest.mark.parametrize(
+    "name", ["uvicorn.access", "uvicorn.error", "agora", "agora.ws", "agora.trading"]
+)
+def test_every_start_path_filters_uvicorn_and_app_logs(name: str) -> None:
     from logs import TruncatingFilter
 
     create_app(Settings(database_url="sqlite://:memory:"))
-    for name in ("uvicorn.access", "uvicorn.error", "agora", "agora.ws", "agora.trading"):
-        assert any(isinstance(f, TruncatingFilter) for f in logging.getLogger(name).filters), name
+    assert any(isinstance(f, TruncatingFilter) for f in logging.getLogger(name).filters), name
 
 
 async def test_a_mutation_that_did_its_work_is_never_hidden(fresh_settings: Settings) -> None:

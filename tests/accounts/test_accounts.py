@@ -103,23 +103,31 @@ async def test_duplicate_username_is_taken_case_insensitively(fresh_client: Grap
     assert await _counts() == before
 
 
-async def test_log_in_wrong_password_and_unknown_user(fresh_client: GraphQLClient) -> None:
+async def test_log_in_ignores_the_case_of_the_username(fresh_client: GraphQLClient) -> None:
     await fresh_client.sign_up("fay", password="fay's password")
     data = await fresh_client.data(
         LOG_IN, {"input": {"username": "FAY", "password": "fay's password"}}
     )
     assert data["logIn"]["errors"] == []
     assert data["logIn"]["user"] == {"username": "fay"}
-    for username, password in [
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
         ("fay", "wrong password"),
         ("nobody", "fay's password"),
         ("fay", "x" * 100_000),  # refused without hashing 100 kB
-    ]:
-        data = await fresh_client.data(
-            LOG_IN, {"input": {"username": username, "password": password}}
-        )
-        assert data["logIn"]["token"] is None
-        assert [e["code"] for e in data["logIn"]["errors"]] == ["INVALID_CREDENTIALS"]
+    ],
+    ids=["wrong-password", "unknown-user", "100-kB-password"],
+)
+async def test_log_in_wrong_password_and_unknown_user(
+    fresh_client: GraphQLClient, username: str, password: str
+) -> None:
+    await fresh_client.sign_up("fay", password="fay's password")
+    data = await fresh_client.data(LOG_IN, {"input": {"username": username, "password": password}})
+    assert data["logIn"]["token"] is None
+    assert [e["code"] for e in data["logIn"]["errors"]] == ["INVALID_CREDENTIALS"]
 
 
 async def test_anonymous_and_bad_tokens(fresh_client: GraphQLClient) -> None:

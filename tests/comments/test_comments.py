@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from accounts.ratelimit import MemoryRateLimiter
 from api.core.node import from_global_id, to_global_id
 from db import models
-from tests.conftest import FakeClock, GraphQLClient
+from settings import Settings
+from tests.conftest import FakeClock, GraphQLClient, _client_for, new_database, prepare_database
 
 POST = """
 mutation($input: PostCommentInput!) {
@@ -152,7 +156,8 @@ async def test_post_reply_edit_delete_keep_every_count_exact(
     assert again["errors"] == [] and again["comment"]["deleted"] is True
     assert await _snapshot() == before
 
-    # Replies to a deleted comment and edits of it are refused.
+    # Replies to a deleted comment and edits of it are refused (steps of this thread, not cases:
+    # they need the reply deleted above).
     for query, variables in [
         (POST, {"input": {"articleId": article["id"], "body": "x", "parentId": reply["id"]}}),
         (EDIT, {"input": {"commentId": reply["id"], "body": "x"}}),
@@ -197,44 +202,110 @@ async def test_a_ten_thousand_character_body_is_accepted(demo_client: GraphQLCli
     assert len(data["postComment"]["comment"]["body"]) == 10_000
 
 
-async def test_missing_targets_are_not_found_and_malformed_ids_bad_input(
-    demo_client: GraphQLClient, clock: FakeClock
-) -> None:
-    alice = await demo_client.log_in("alice")
-    article = await _article(demo_client)
-    other = await models.Article.exclude(id=from_global_id(article["id"])[1]).first()
-    assert other is not None
-    foreign = await models.Comment.filter(article_id=other.id, deleted=False).first()
-    before = await _snapshot()
-    cases = [
-        {"articleId": to_global_id("Article", 999999), "body": "x"},
-        {"articleId": article["id"], "body": "x", "parentId": to_global_id("Comment", 999999)},
-    ]
-    if foreign is not None:
-        # A parent on another article.
-        cases.append(
-            {
-                "articleId": article["id"],
-                "body": "x",
-                "parentId": to_global_id("Comment", foreign.id),
-            }
+@dataclass(frozen=True)
+class Targets:
+    """A demo database, alice's session on it, an article without comments and a comment on
+    another article."""
+
+    settings: Settings
+    alice: str
+    article_id: str
+    foreign_comment_id: str
+
+
+@pytest.fixture(scope="module")
+async def targets(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Targets:
+    """One demo database per backend for the refusals below rather than one per case (loading the
+    demo data takes seconds): each refusal changes nothing, and asserts so."""
+    url = await new_database(request, backend, tmp_path_factory.mktemp(backend))
+    settings = await prepare_database(url, demo=True)
+    async for gql in _client_for(settings):
+        alice = await gql.log_in("alice")
+        article_id = (await _article(gql))["id"]
+        foreign = (
+            await models.Comment.filter(deleted=False)
+            .exclude(article_id=from_global_id(article_id)[1])
+            .order_by("id")
+            .first()
         )
-    for variables in cases:
-        clock.advance(60)
-        data = await alice.data(POST, {"input": variables})
-        assert data["postComment"]["comment"] is None
-        assert data["postComment"]["errors"][0]["code"] == "NOT_FOUND"
-    for query, variables in [
-        (EDIT, {"input": {"commentId": to_global_id("Comment", 999999), "body": "x"}}),
-        (DELETE, {"input": {"commentId": to_global_id("Comment", 999999)}}),
-        (REPORT, {"input": {"commentId": to_global_id("Comment", 999999), "reason": "spam"}}),
-    ]:
-        data = await alice.data(query, variables)
-        assert next(iter(data.values()))["errors"][0]["code"] == "NOT_FOUND"
+        assert foreign is not None
+        foreign_id = to_global_id("Comment", foreign.id)
+    assert alice.token is not None
+    return Targets(settings, alice.token, article_id, foreign_id)
+
+
+@pytest.fixture
+async def on_targets(targets: Targets) -> AsyncIterator[GraphQLClient]:
+    """A client of an app on ``targets``' database, with its own rate limits."""
+    async for gql in _client_for(targets.settings, MemoryRateLimiter(clock=FakeClock())):
+        yield gql
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        pytest.param(
+            POST,
+            lambda t: {"articleId": to_global_id("Article", 999999), "body": "x"},
+            id="post-to-a-missing-article",
+        ),
+        pytest.param(
+            POST,
+            lambda t: {
+                "articleId": t.article_id,
+                "body": "x",
+                "parentId": to_global_id("Comment", 999999),
+            },
+            id="reply-to-a-missing-comment",
+        ),
+        pytest.param(
+            POST,
+            lambda t: {"articleId": t.article_id, "body": "x", "parentId": t.foreign_comment_id},
+            id="reply-to-a-comment-on-another-article",
+        ),
+        pytest.param(
+            EDIT,
+            lambda t: {"commentId": to_global_id("Comment", 999999), "body": "x"},
+            id="edit-a-missing-comment",
+        ),
+        pytest.param(
+            DELETE,
+            lambda t: {"commentId": to_global_id("Comment", 999999)},
+            id="delete-a-missing-comment",
+        ),
+        pytest.param(
+            REPORT,
+            lambda t: {"commentId": to_global_id("Comment", 999999), "reason": "spam"},
+            id="report-a-missing-comment",
+        ),
+    ],
+)
+async def test_missing_targets_are_not_found_and_change_nothing(
+    on_targets: GraphQLClient,
+    targets: Targets,
+    query: str,
+    variables: Callable[[Targets], dict[str, Any]],
+) -> None:
+    alice = on_targets.as_user(targets.alice)
+    before = await _snapshot()
+    data = await alice.data(query, {"input": variables(targets)})
+    payload = next(iter(data.values()))
+    assert payload["comment"] is None
+    assert payload["errors"][0]["code"] == "NOT_FOUND"
+    assert await _snapshot() == before
+
+
+async def test_malformed_ids_are_bad_input_and_anonymous_posts_unauthenticated(
+    on_targets: GraphQLClient, targets: Targets
+) -> None:
+    alice = on_targets.as_user(targets.alice)
+    before = await _snapshot()
     body = await alice.post(POST, {"input": {"articleId": "garbage", "body": "x"}})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert body["data"] is None
-    body = await demo_client.post(POST, {"input": {"articleId": article["id"], "body": "x"}})
+    body = await on_targets.post(POST, {"input": {"articleId": targets.article_id, "body": "x"}})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert await _snapshot() == before
 

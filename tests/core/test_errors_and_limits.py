@@ -18,16 +18,20 @@ def _codes(body: dict) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]
 
 
-async def test_malformed_ids_are_bad_user_input(client: GraphQLClient) -> None:
-    for bad in [
+@pytest.mark.parametrize(
+    "bad",
+    [
         "nope",
         "",
         base64.b64encode(b"Spaceship:1").decode(),
         to_global_id("Article", 1)[:-2],
-    ]:
-        body = await client.post("query($id: ID!) { node(id: $id) { id } }", {"id": bad})
-        assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
-        assert body["data"] == {"node": None} or body["data"] is None
+    ],
+    ids=["garbage", "empty", "unknown-type", "truncated"],
+)
+async def test_malformed_ids_are_bad_user_input(client: GraphQLClient, bad: str) -> None:
+    body = await client.post("query($id: ID!) { node(id: $id) { id } }", {"id": bad})
+    assert _codes(body) == ["BAD_USER_INPUT"], (bad, body)
+    assert body["data"] == {"node": None} or body["data"] is None
 
 
 async def test_ids_and_cursors_out_of_the_column_range_are_bad_user_input(
@@ -116,20 +120,30 @@ def _nested(depth: int) -> str:
     return "{ articles(first: 1) { nodes { comments(first: 1) { nodes { " + inner + " } } } } }"
 
 
-async def test_limits_refuse_before_execution_within_a_second(client: GraphQLClient) -> None:
-    cases = {
-        "depth": _nested(15),
-        "aliases": "{ " + " ".join(f"a{i}: stats {{ articleCount }}" for i in range(200)) + " }",
-        "nodes": "{ articles(first: 100) { nodes { comments(first: 100) { nodes { "
-        "replies(first: 100) { nodes { id } } } } } } }",
-        "tokens": "{ " + "stats { articleCount } " * 3000 + "}",
-    }
-    for limit, query in cases.items():
-        started = time.monotonic()
-        body = await client.post(query)
-        assert time.monotonic() - started < 1.0, limit
-        assert _codes(body) == ["QUERY_TOO_COMPLEX"], (limit, body["errors"][0]["message"])
-        assert body["data"] is None
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param(_nested(15), id="depth"),
+        pytest.param(
+            "{ " + " ".join(f"a{i}: stats {{ articleCount }}" for i in range(200)) + " }",
+            id="aliases",
+        ),
+        pytest.param(
+            "{ articles(first: 100) { nodes { comments(first: 100) { nodes { "
+            "replies(first: 100) { nodes { id } } } } } } }",
+            id="nodes",
+        ),
+        pytest.param("{ " + "stats { articleCount } " * 3000 + "}", id="tokens"),
+    ],
+)
+async def test_limits_refuse_before_execution_within_a_second(
+    client: GraphQLClient, query: str
+) -> None:
+    started = time.monotonic()
+    body = await client.post(query)
+    assert time.monotonic() - started < 1.0
+    assert _codes(body) == ["QUERY_TOO_COMPLEX"], body["errors"][0]["message"]
+    assert body["data"] is None
 
 
 async def test_thirty_levels_of_nesting_are_refused(client: GraphQLClient) -> None:
@@ -169,12 +183,17 @@ async def test_unexpected_errors_are_masked_and_logged(
     assert any("SELECT secret" in (r.exc_text or "") for r in caplog.records)
 
 
+@pytest.mark.parametrize("path", ["/graphql", "/graphql/"], ids=["no-slash", "trailing-slash"])
+async def test_graphql_is_served_with_or_without_a_trailing_slash(
+    client: GraphQLClient, path: str
+) -> None:
+    response = await client.http.post(path, json={"query": "{ stats { articleCount } }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"stats": {"articleCount": 50}}}
+
+
 async def test_http_surface(client: GraphQLClient) -> None:
     http = client.http
-    for path in ("/graphql", "/graphql/"):
-        response = await http.post(path, json={"query": "{ stats { articleCount } }"})
-        assert response.status_code == 200
-        assert response.json() == {"data": {"stats": {"articleCount": 50}}}
     response = await http.get("/graphql", params={"query": "{ stats { articleCount } }"})
     assert response.json() == {"data": {"stats": {"articleCount": 50}}}
     response = await http.get("/graphql", headers={"Accept": "text/html"})
@@ -214,36 +233,53 @@ async def test_cors_allows_listed_origins_with_authorization(client: GraphQLClie
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_malformed_http_requests_get_json_errors_with_codes(client: GraphQLClient) -> None:
-    http = client.http
-    cases = [
-        await http.get("/graphql", params={"query": "mutation { logOut }"}),
-        await http.post(
-            "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+@pytest.mark.parametrize(
+    ("method", "request_args"),
+    [
+        pytest.param("GET", {"params": {"query": "mutation { logOut }"}}, id="mutation-over-get"),
+        pytest.param(
+            "POST",
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            id="not-json",
         ),
-        await http.post("/graphql", json={"query": 5}),
-        await http.post("/graphql", json={"query": "{ stats { articleCount } }", "variables": [1]}),
-    ]
-    for response in cases:
-        assert response.status_code == 400, response.text
-        body = response.json()
-        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-        assert body["errors"][0]["message"]
+        pytest.param("POST", {"json": {"query": 5}}, id="query-not-a-string"),
+        pytest.param(
+            "POST",
+            {"json": {"query": "{ stats { articleCount } }", "variables": [1]}},
+            id="variables-not-an-object",
+        ),
+    ],
+)
+async def test_malformed_http_requests_get_json_errors_with_codes(
+    client: GraphQLClient, method: str, request_args: dict[str, Any]
+) -> None:
+    response = await client.http.request(method, "/graphql", **request_args)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["message"]
 
 
-async def test_nul_characters_in_string_inputs_are_bad_user_input(client: GraphQLClient) -> None:
-    cases: list[tuple[str, dict[str, Any]]] = [
-        ("query($s: String!) { article(slug: $s) { id } }", {"s": "a\x00b"}),
-        (
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        pytest.param(
+            "query($s: String!) { article(slug: $s) { id } }", {"s": "a\x00b"}, id="slug-variable"
+        ),
+        pytest.param(
             "query($f: ArticleFilter) { articles(filter: $f) { totalCount } }",
             {"f": {"search": "x\x00"}},
+            id="search-in-an-input-object",
         ),
-        ('{ article(slug: "a\\u0000b") { id } }', {}),
-    ]
-    for query, variables in cases:
-        body = await client.post(query, variables)
-        assert body["data"] is None
-        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], query
+        pytest.param('{ article(slug: "a\\u0000b") { id } }', {}, id="escaped-in-a-literal"),
+    ],
+)
+async def test_nul_characters_in_string_inputs_are_bad_user_input(
+    client: GraphQLClient, query: str, variables: dict[str, Any]
+) -> None:
+    body = await client.post(query, variables)
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], query
 
 
 async def test_fragments_spread_exponentially_are_refused_quickly(client: GraphQLClient) -> None:
@@ -258,28 +294,41 @@ async def test_fragments_spread_exponentially_are_refused_quickly(client: GraphQ
     assert _codes(body) == ["QUERY_TOO_COMPLEX"]
 
 
-async def test_huge_page_sizes_are_bad_input_not_complexity(client: GraphQLClient) -> None:
-    for query in [
+@pytest.mark.parametrize(
+    "query",
+    [
         "{ leaderboard(first: 1000000000) { rank } }",
         "{ articles(first: 1) { nodes { comments(first: 100000) { totalCount } } } }",
-    ]:
-        body = await client.post(query)
-        assert _codes(body) == ["BAD_USER_INPUT"], query
+    ],
+    ids=["leaderboard", "nested-connection"],
+)
+async def test_huge_page_sizes_are_bad_input_not_complexity(
+    client: GraphQLClient, query: str
+) -> None:
+    body = await client.post(query)
+    assert _codes(body) == ["BAD_USER_INPUT"], query
 
 
-async def test_non_ascii_digits_are_not_numbers(client: GraphQLClient) -> None:
-    import base64 as b64
-
+async def test_non_ascii_digits_are_not_ids(client: GraphQLClient) -> None:
     body = await client.post(
         "query($id: ID!) { node(id: $id) { id } }",
-        {"id": b64.b64encode("User:١".encode()).decode()},
+        {"id": base64.b64encode("User:١".encode()).decode()},
     )
     assert _codes(body) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["١٢", "1.0000000000000000000000000001"],
+    ids=["arabic-indic-digits", "28-decimal-places"],
+)
+async def test_non_ascii_digits_and_excess_precision_are_not_amounts(
+    client: GraphQLClient, amount: str
+) -> None:
     outcome = await client.data("{ markets(first: 1) { nodes { outcomes { id } } } }")
     outcome_id = outcome["markets"]["nodes"][0]["outcomes"][0]["id"]
-    for amount in ["١٢", "1.0000000000000000000000000001"]:
-        body = await client.post(
-            "query($o: ID!, $a: Decimal) { quote(input: {outcomeId: $o, amount: $a}) { shares } }",
-            {"o": outcome_id, "a": amount},
-        )
-        assert _codes(body) in (["BAD_USER_INPUT"], ["VALIDATION"]), amount
+    body = await client.post(
+        "query($o: ID!, $a: Decimal) { quote(input: {outcomeId: $o, amount: $a}) { shares } }",
+        {"o": outcome_id, "a": amount},
+    )
+    assert _codes(body) in (["BAD_USER_INPUT"], ["VALIDATION"]), amount

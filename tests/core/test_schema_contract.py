@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLSchema,
 )
 
 from api.printer import printed_schema
@@ -48,48 +50,60 @@ def test_every_type_field_argument_and_enum_value_has_a_description() -> None:
     assert missing == []
 
 
-def test_contract_names_exist() -> None:
-    schema = build_schema(Settings())._schema
-    query = schema.query_type
-    assert query is not None
-    for field in [
-        "node",
-        "nodes",
-        "article",
-        "articles",
-        "author",
-        "authors",
-        "tag",
-        "tags",
-        "category",
-        "categories",
-        "market",
-        "markets",
-        "stats",
-    ]:
-        assert field in query.fields, field
-    article = schema.type_map["Article"]
-    assert isinstance(article, GraphQLObjectType)
-    for field in [
-        "id",
-        "slug",
-        "title",
-        "excerpt",
-        "body",
-        "publishedAt",
-        "updatedAt",
-        "readingTimeMinutes",
-        "featured",
-        "author",
-        "category",
-        "breadcrumb",
-        "tags",
-        "commentCount",
-        "comments",
-        "relatedArticles",
-        "markets",
-    ]:
-        assert field in article.fields, field
+QUERY_FIELDS = [
+    "node",
+    "nodes",
+    "article",
+    "articles",
+    "author",
+    "authors",
+    "tag",
+    "tags",
+    "category",
+    "categories",
+    "market",
+    "markets",
+    "stats",
+]
+ARTICLE_FIELDS = [
+    "id",
+    "slug",
+    "title",
+    "excerpt",
+    "body",
+    "publishedAt",
+    "updatedAt",
+    "readingTimeMinutes",
+    "featured",
+    "author",
+    "category",
+    "breadcrumb",
+    "tags",
+    "commentCount",
+    "comments",
+    "relatedArticles",
+    "markets",
+]
+
+
+@pytest.fixture(scope="module")
+def schema() -> GraphQLSchema:
+    return build_schema(Settings())._schema
+
+
+@pytest.mark.parametrize(
+    ("type_name", "field"),
+    [("Query", field) for field in QUERY_FIELDS] + [("Article", field) for field in ARTICLE_FIELDS],
+    ids=[f"Query.{field}" for field in QUERY_FIELDS]
+    + [f"Article.{field}" for field in ARTICLE_FIELDS],
+)
+def test_contract_names_exist(schema: GraphQLSchema, type_name: str, field: str) -> None:
+    type_ = schema.query_type if type_name == "Query" else schema.type_map[type_name]
+    assert isinstance(type_, GraphQLObjectType)
+    assert field in type_.fields, field
+
+
+def test_article_connection_has_exactly_the_contract_fields(schema: GraphQLSchema) -> None:
     connection = schema.type_map["ArticleConnection"]
     assert isinstance(connection, GraphQLObjectType)
     assert set(connection.fields) == {"edges", "nodes", "pageInfo", "totalCount"}

@@ -18,15 +18,23 @@ from markets import lmsr
 from settings import SettingsError, load_settings
 
 
-def test_global_ids_round_trip_and_reject_garbage() -> None:
+def test_global_ids_round_trip_and_name_their_type() -> None:
     gid = to_global_id("Article", 42)
     assert from_global_id(gid) == ("Article", 42)
     assert from_global_id(gid, "Article") == ("Article", 42)
     with pytest.raises(BadUserInput):
         from_global_id(gid, "Comment")
-    for bad in ["", "!!!", to_global_id("Nope", 1), "QXJ0aWNsZTp4", "QXJ0aWNsZTotMQ=="]:
-        with pytest.raises(BadUserInput):
-            from_global_id(bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    # "Article:x" and "Article:-1" in base64.
+    ["", "!!!", to_global_id("Nope", 1), "QXJ0aWNsZTp4", "QXJ0aWNsZTotMQ=="],
+    ids=["empty", "not-base64", "unknown-type", "non-numeric-pk", "negative-pk"],
+)
+def test_global_ids_reject_garbage(bad: str) -> None:
+    with pytest.raises(BadUserInput):
+        from_global_id(bad)
 
 
 def test_cursors_round_trip_and_are_tied_to_their_order() -> None:
@@ -40,9 +48,17 @@ def test_cursors_round_trip_and_are_tied_to_their_order() -> None:
         decode_cursor(cursor, ARTICLE_ORDERS["OLDEST"])
     with pytest.raises(BadUserInput):
         decode_cursor(cursor, COMMENT_ORDERS["TOP"])
-    for bad in ["", "x", "W10", "WyJORVdFU1QiLDEsMl0", "WyJORVdFU1QiLCJ4Iiw1XQ"]:
-        with pytest.raises(BadUserInput):
-            decode_cursor(bad, newest)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    # "[]", '["NEWEST",1,2]', '["NEWEST","x",5]' in base64.
+    ["", "x", "W10", "WyJORVdFU1QiLDEsMl0", "WyJORVdFU1QiLCJ4Iiw1XQ"],
+    ids=["empty", "not-base64", "empty-list", "number-for-a-timestamp", "text-not-a-timestamp"],
+)
+def test_cursors_reject_garbage(bad: str) -> None:
+    with pytest.raises(BadUserInput):
+        decode_cursor(bad, ARTICLE_ORDERS["NEWEST"])
 
 
 @pytest.mark.parametrize("text", ["12.50", "0", "-3.1", "100000000000000.01"])

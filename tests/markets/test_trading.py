@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from accounts.ratelimit import MemoryRateLimiter
 from api.core.node import from_global_id, to_global_id
 from db import models
 from markets.audit import audit
-from tests.conftest import GraphQLClient
+from settings import Settings
+from tests.conftest import FakeClock, GraphQLClient, _client_for, new_database, prepare_database
 
 CREATE = """
 mutation($input: CreateMarketInput!) {
@@ -126,8 +132,60 @@ async def test_create_market_is_funded_by_the_issuer(fresh_client: GraphQLClient
     assert (await audit()).problems == []
 
 
-async def test_create_market_permissions_and_validation(fresh_client: GraphQLClient) -> None:
-    reader = await fresh_client.sign_up("reader")
+@dataclass(frozen=True)
+class SharedMarket:
+    """A database with one open Yes/No market, and the session tokens of its users."""
+
+    settings: Settings
+    admin: str
+    bob: str  # bought 10.00 of Yes with the idempotency key "k1"
+    carl: str  # a reader who holds nothing
+    yes: str
+    no: str
+
+
+@pytest.fixture(scope="module")
+async def shared_market(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> SharedMarket:
+    """One market per backend for the refusals below rather than a database, accounts and a
+    market per case: each refusal moves nothing, and asserts so."""
+    url = await new_database(request, backend, tmp_path_factory.mktemp(backend))
+    settings = await prepare_database(url, demo=False)
+    async for gql in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
+        admin = await _admin(gql)
+        created = await _new_market(admin)
+        yes, no = (o["id"] for o in created["outcomes"])
+        bob = await gql.sign_up("bob")
+        await bob.data(
+            BUY, {"input": {"outcomeId": yes, "amount": "10.00", "idempotencyKey": "k1"}}
+        )
+        carl = await gql.sign_up("carl")
+    assert admin.token and bob.token and carl.token
+    return SharedMarket(settings, admin.token, bob.token, carl.token, yes, no)
+
+
+@pytest.fixture
+async def on_shared_market(shared_market: SharedMarket) -> AsyncIterator[GraphQLClient]:
+    """A client of an app on ``shared_market``'s database, with its own rate limits."""
+    async for gql in _client_for(shared_market.settings, MemoryRateLimiter(clock=FakeClock())):
+        yield gql
+
+
+GOOD_MARKET = {
+    "question": "Will this market be valid eventually?",
+    "description": "d",
+    "resolutionCriteria": "r",
+    "outcomes": ["Yes", "No"],
+    "closesAt": "2099-01-01T00:00:00Z",
+    "liquidity": "100.00",
+}
+
+
+async def test_readers_may_not_create_markets(
+    on_shared_market: GraphQLClient, shared_market: SharedMarket
+) -> None:
+    reader = on_shared_market.as_user(shared_market.carl)
     body = await reader.post(
         CREATE,
         {
@@ -142,36 +200,47 @@ async def test_create_market_permissions_and_validation(fresh_client: GraphQLCli
         },
     )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    admin = await _admin(fresh_client)
-    good = {
-        "question": "Will this market be valid eventually?",
-        "description": "d",
-        "resolutionCriteria": "r",
-        "outcomes": ["Yes", "No"],
-        "closesAt": "2099-01-01T00:00:00Z",
-        "liquidity": "100.00",
-    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        pytest.param({"outcomes": ["Only"]}, ["outcomes"], id="one-outcome"),
+        pytest.param({"outcomes": [str(i) for i in range(11)]}, ["outcomes"], id="11-outcomes"),
+        pytest.param(
+            {"outcomes": ["Yes", "yes"]}, ["outcomes"], id="outcomes-differing-only-in-case"
+        ),
+        pytest.param({"liquidity": "9.99"}, ["liquidity"], id="liquidity-under-10"),
+        pytest.param({"liquidity": "10.001"}, ["liquidity"], id="liquidity-under-a-cent"),
+        pytest.param({"closesAt": "2001-01-01T00:00:00Z"}, ["closesAt"], id="closed-already"),
+        pytest.param({"question": "Short?"}, ["question"], id="question-too-short"),
+        pytest.param({"tagSlugs": ["no-such-tag"]}, ["tagSlugs"], id="unknown-tag"),
+        # Longer than the column: was an internal error.
+        pytest.param({"tagSlugs": ["t" * 121]}, ["tagSlugs"], id="tag-over-the-column"),
+        pytest.param({"tagSlugs": ["t" * 100_000]}, ["tagSlugs"], id="tag-of-100000"),
+        pytest.param(
+            {"articleIds": [to_global_id("Article", 999)]}, ["articleIds"], id="unknown-article"
+        ),
+    ],
+)
+async def test_invalid_markets_are_refused_and_change_nothing(
+    on_shared_market: GraphQLClient,
+    shared_market: SharedMarket,
+    changes: dict[str, Any],
+    field: list[str],
+) -> None:
+    admin = on_shared_market.as_user(shared_market.admin)
     before = await _snapshot()
-    cases: list[tuple[dict[str, Any], list[str]]] = [
-        ({"outcomes": ["Only"]}, ["outcomes"]),
-        ({"outcomes": [str(i) for i in range(11)]}, ["outcomes"]),
-        ({"outcomes": ["Yes", "yes"]}, ["outcomes"]),
-        ({"liquidity": "9.99"}, ["liquidity"]),
-        ({"liquidity": "10.001"}, ["liquidity"]),
-        ({"closesAt": "2001-01-01T00:00:00Z"}, ["closesAt"]),
-        ({"question": "Short?"}, ["question"]),
-        ({"tagSlugs": ["no-such-tag"]}, ["tagSlugs"]),
-        ({"tagSlugs": ["t" * 121]}, ["tagSlugs"]),  # longer than the column: was an internal error
-        ({"tagSlugs": ["t" * 100_000]}, ["tagSlugs"]),
-        ({"articleIds": [to_global_id("Article", 999)]}, ["articleIds"]),
-    ]
-    for changes, field in cases:
-        data = await admin.data(CREATE, {"input": {**good, **changes}})
-        assert data["createMarket"]["market"] is None
-        assert [e["field"] for e in data["createMarket"]["errors"]] == [field], changes
+    data = await admin.data(CREATE, {"input": {**GOOD_MARKET, **changes}})
+    assert data["createMarket"]["market"] is None
+    assert [e["field"] for e in data["createMarket"]["errors"]] == [field], changes
     assert await _snapshot() == before
-    first = await admin.data(CREATE, {"input": good})
-    second = await admin.data(CREATE, {"input": good})
+
+
+async def test_markets_with_one_question_get_distinct_slugs(fresh_client: GraphQLClient) -> None:
+    admin = await _admin(fresh_client)
+    first = await admin.data(CREATE, {"input": GOOD_MARKET})
+    second = await admin.data(CREATE, {"input": GOOD_MARKET})
     slugs = [first["createMarket"]["market"]["slug"], second["createMarket"]["market"]["slug"]]
     assert slugs == [
         "will-this-market-be-valid-eventually",
@@ -238,82 +307,183 @@ async def test_quote_then_buy_then_sell_exactly(fresh_client: GraphQLClient) -> 
     assert (await models.Outcome.get(id=from_global_id(no)[1])).shares_units == 0
 
 
-async def test_refusals_move_nothing(fresh_client: GraphQLClient) -> None:
-    admin = await _admin(fresh_client)
-    market = await _new_market(admin)
-    yes = market["outcomes"][0]["id"]
-    bob = await fresh_client.sign_up("bob")
-    await bob.data(BUY, {"input": {"outcomeId": yes, "amount": "10.00", "idempotencyKey": "k1"}})
-    before = await _snapshot()
-    cases = [
-        (BUY, {"outcomeId": yes, "amount": "0.00"}, "VALIDATION", ["amount"]),
-        (BUY, {"outcomeId": yes, "amount": "-5.00"}, "VALIDATION", ["amount"]),
-        (BUY, {"outcomeId": yes, "amount": "1.001"}, "VALIDATION", ["amount"]),
-        (BUY, {"outcomeId": yes, "amount": "1000.01"}, "INSUFFICIENT_FUNDS", ["amount"]),
-        (BUY, {"outcomeId": to_global_id("Outcome", 999)}, "NOT_FOUND", ["outcomeId"]),
-        (
+@pytest.mark.parametrize(
+    ("query", "variables", "code", "field"),
+    [
+        pytest.param(
             BUY,
-            {"outcomeId": yes, "amount": "10.00", "minShares": "1000"},
+            lambda m: {"outcomeId": m.yes, "amount": "0.00"},
+            "VALIDATION",
+            ["amount"],
+            id="buy-for-nothing",
+        ),
+        pytest.param(
+            BUY,
+            lambda m: {"outcomeId": m.yes, "amount": "-5.00"},
+            "VALIDATION",
+            ["amount"],
+            id="buy-for-less-than-nothing",
+        ),
+        pytest.param(
+            BUY,
+            lambda m: {"outcomeId": m.yes, "amount": "1.001"},
+            "VALIDATION",
+            ["amount"],
+            id="buy-for-part-of-a-cent",
+        ),
+        pytest.param(
+            BUY,
+            lambda m: {"outcomeId": m.yes, "amount": "1000.01"},
+            "INSUFFICIENT_FUNDS",
+            ["amount"],
+            id="buy-beyond-the-balance",
+        ),
+        pytest.param(
+            BUY,
+            lambda m: {"outcomeId": to_global_id("Outcome", 999), "amount": "1.00"},
+            "NOT_FOUND",
+            ["outcomeId"],
+            id="buy-a-missing-outcome",
+        ),
+        pytest.param(
+            BUY,
+            lambda m: {"outcomeId": m.yes, "amount": "10.00", "minShares": "1000"},
             "SLIPPAGE_EXCEEDED",
             ["minShares"],
+            id="buy-under-min-shares",
         ),
-        (
+        pytest.param(
             BUY,
-            {"outcomeId": yes, "amount": "11.00", "idempotencyKey": "k1"},
+            lambda m: {"outcomeId": m.yes, "amount": "11.00", "idempotencyKey": "k1"},
             "IDEMPOTENCY_CONFLICT",
             ["idempotencyKey"],
+            id="buy-reusing-a-key",
         ),
-        (SELL, {"outcomeId": yes, "shares": "1000"}, "INSUFFICIENT_SHARES", ["shares"]),
-        (SELL, {"outcomeId": yes, "shares": "0.00001"}, "VALIDATION", ["shares"]),
-        (
+        pytest.param(
             SELL,
-            {"outcomeId": yes, "shares": "1", "minAmount": "999.00"},
-            "SLIPPAGE_EXCEEDED",
-            ["minAmount"],
-        ),
-        (
-            SELL,
-            {"outcomeId": market["outcomes"][1]["id"], "shares": "1"},
+            lambda m: {"outcomeId": m.yes, "shares": "1000"},
             "INSUFFICIENT_SHARES",
             ["shares"],
+            id="sell-more-than-held",
         ),
-    ]
-    for query, variables, code, field in cases:
-        if "amount" not in variables and query == BUY:
-            variables["amount"] = "1.00"
-        data = await bob.data(query, {"input": variables})
-        payload = next(iter(data.values()))
-        assert payload["trade"] is None and payload["balance"] is None
-        assert [(e["code"], e["field"]) for e in payload["errors"]] == [(code, field)], variables
-        assert await _snapshot() == before
-    # Bad scalars and IDs are request errors, not refusals.
-    for amount in ["1e3", "NaN", "Infinity", "12.5.0"]:
-        body = await bob.post(BUY, {"input": {"outcomeId": yes, "amount": amount}})
-        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", amount
-    body = await bob.post(BUY, {"input": {"outcomeId": "garbage", "amount": "1.00"}})
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    body = await fresh_client.post(BUY, {"input": {"outcomeId": yes, "amount": "1.00"}})
+        pytest.param(
+            SELL,
+            lambda m: {"outcomeId": m.yes, "shares": "0.00001"},
+            "VALIDATION",
+            ["shares"],
+            id="sell-part-of-a-share-unit",
+        ),
+        pytest.param(
+            SELL,
+            lambda m: {"outcomeId": m.yes, "shares": "1", "minAmount": "999.00"},
+            "SLIPPAGE_EXCEEDED",
+            ["minAmount"],
+            id="sell-under-min-amount",
+        ),
+        pytest.param(
+            SELL,
+            lambda m: {"outcomeId": m.no, "shares": "1"},
+            "INSUFFICIENT_SHARES",
+            ["shares"],
+            id="sell-an-outcome-not-held",
+        ),
+    ],
+)
+async def test_refusals_move_nothing(
+    on_shared_market: GraphQLClient,
+    shared_market: SharedMarket,
+    query: str,
+    variables: Callable[[SharedMarket], dict[str, Any]],
+    code: str,
+    field: list[str],
+) -> None:
+    bob = on_shared_market.as_user(shared_market.bob)
+    before = await _snapshot()
+    data = await bob.data(query, {"input": variables(shared_market)})
+    payload = next(iter(data.values()))
+    assert payload["trade"] is None and payload["balance"] is None
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [(code, field)], variables
+    assert await _snapshot() == before
+
+
+# Bad scalars and IDs are request errors, not refusals.
+@pytest.mark.parametrize(
+    ("outcome", "amount"),
+    [
+        ("yes", "1e3"),
+        ("yes", "NaN"),
+        ("yes", "Infinity"),
+        ("yes", "12.5.0"),
+        ("garbage", "1.00"),
+    ],
+    ids=["amount-1e3", "amount-NaN", "amount-Infinity", "amount-12.5.0", "outcome-id-garbage"],
+)
+async def test_bad_scalars_and_ids_are_request_errors_and_move_nothing(
+    on_shared_market: GraphQLClient, shared_market: SharedMarket, outcome: str, amount: str
+) -> None:
+    bob = on_shared_market.as_user(shared_market.bob)
+    before = await _snapshot()
+    outcome_id = shared_market.yes if outcome == "yes" else outcome
+    body = await bob.post(BUY, {"input": {"outcomeId": outcome_id, "amount": amount}})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", amount
+    assert await _snapshot() == before
+
+
+async def test_trading_needs_a_session(
+    on_shared_market: GraphQLClient, shared_market: SharedMarket
+) -> None:
+    before = await _snapshot()
+    body = await on_shared_market.post(
+        BUY, {"input": {"outcomeId": shared_market.yes, "amount": "1.00"}}
+    )
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert await _snapshot() == before
 
 
-async def test_quote_refusals_are_coded_errors(fresh_client: GraphQLClient) -> None:
-    admin = await _admin(fresh_client)
-    market = await _new_market(admin)
-    yes = market["outcomes"][0]["id"]
-    carl = await fresh_client.sign_up("carl")
-    for variables, code in [
-        ({"outcomeId": yes, "amount": "2000.00"}, "INSUFFICIENT_FUNDS"),
-        ({"outcomeId": yes, "shares": "5"}, "INSUFFICIENT_SHARES"),
-        ({"outcomeId": yes, "amount": "1.00", "shares": "1"}, "VALIDATION"),
-        ({"outcomeId": yes}, "VALIDATION"),
-        ({"outcomeId": to_global_id("Outcome", 999), "amount": "1.00"}, "NOT_FOUND"),
-    ]:
-        body = await carl.post(QUOTE, {"input": variables})
-        assert body["data"] is None
-        assert body["errors"][0]["extensions"]["code"] == code, variables
-    # Anonymous quotes price the trade without a wallet.
-    data = await fresh_client.data(QUOTE, {"input": {"outcomeId": yes, "amount": "2000.00"}})
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        pytest.param(
+            lambda m: {"outcomeId": m.yes, "amount": "2000.00"},
+            "INSUFFICIENT_FUNDS",
+            id="beyond-the-balance",
+        ),
+        pytest.param(
+            lambda m: {"outcomeId": m.yes, "shares": "5"},
+            "INSUFFICIENT_SHARES",
+            id="selling-shares-not-held",
+        ),
+        pytest.param(
+            lambda m: {"outcomeId": m.yes, "amount": "1.00", "shares": "1"},
+            "VALIDATION",
+            id="amount-and-shares",
+        ),
+        pytest.param(lambda m: {"outcomeId": m.yes}, "VALIDATION", id="neither"),
+        pytest.param(
+            lambda m: {"outcomeId": to_global_id("Outcome", 999), "amount": "1.00"},
+            "NOT_FOUND",
+            id="missing-outcome",
+        ),
+    ],
+)
+async def test_quote_refusals_are_coded_errors(
+    on_shared_market: GraphQLClient,
+    shared_market: SharedMarket,
+    variables: Callable[[SharedMarket], dict[str, Any]],
+    code: str,
+) -> None:
+    carl = on_shared_market.as_user(shared_market.carl)
+    body = await carl.post(QUOTE, {"input": variables(shared_market)})
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == code, variables
+
+
+async def test_anonymous_quotes_price_the_trade_without_a_wallet(
+    on_shared_market: GraphQLClient, shared_market: SharedMarket
+) -> None:
+    data = await on_shared_market.data(
+        QUOTE, {"input": {"outcomeId": shared_market.yes, "amount": "2000.00"}}
+    )
     assert data["quote"]["amount"] == "2000.00"
 
 
@@ -439,6 +609,7 @@ async def test_resolution_pays_one_credit_per_winning_share(fresh_client: GraphQ
     again = (await admin.data(RESOLVE, {"m": market["id"], "o": yes}))["resolveMarket"]
     assert again["errors"] == [] and again["market"]["status"] == "RESOLVED"
     assert await _snapshot() == before
+    # Steps of this settlement, not cases: each needs the market resolved above.
     for query, variables in [
         (RESOLVE, {"m": market["id"], "o": no}),
         (CANCEL, {"m": market["id"]}),
