@@ -45,7 +45,7 @@ from db.health import is_database_down, within
 from db.sql import fetch_dicts
 from logs import configure_logging, get_logger, install_log_filters, truncate
 from markets.trading import Trading
-from realtime.broker import RedisBroker, broker_for
+from realtime.brokers import RedisBroker, broker_for
 from realtime.events import broker_publisher
 from realtime.server import Hub, WebsocketEndpoint
 from settings import Settings, load_settings
@@ -320,7 +320,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
     limiter = limiter or MemoryRateLimiter()
-    broker = broker_for(settings.redis_url or None)
+    broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
     publish = broker_publisher(broker)
     services = Services(

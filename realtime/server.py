@@ -59,7 +59,7 @@ from db import models
 from db.health import is_database_down, within
 from db.sql import fetch_dicts
 from logs import get_logger
-from realtime.broker import MemoryBroker
+from realtime.brokers import Broker
 from realtime.events import SESSIONS, comments_channel, odds_channel
 from settings import Settings
 
@@ -439,7 +439,7 @@ class Hub:
         schema: AgoraSchema,
         settings: Settings,
         services: Services,
-        broker: MemoryBroker,
+        broker: Broker,
         share: bool = True,
     ) -> None:
         self.schema = schema
