@@ -1,6 +1,6 @@
 """The Subscription type: live comments and live odds.
 
-The fields are served by ``realtime.server`` (our graphql-transport-ws endpoint), which runs
+The fields are served by ``realtime`` (our graphql-transport-ws endpoint), which runs
 each event once per group of identical subscriptions with the event's object as the root value:
 that is why each field simply returns its root value. Strawberry's own subscription executor is
 not used; calling these through it answers with an error that says where to subscribe.

@@ -46,8 +46,9 @@ from db.sql import fetch_dicts
 from logs import configure_logging, get_logger, install_log_filters, truncate
 from markets.trading import Trading
 from realtime.brokers import RedisBroker, broker_for
+from realtime.endpoint import WebsocketEndpoint
 from realtime.events import broker_publisher
-from realtime.server import Hub, WebsocketEndpoint
+from realtime.fanout import Hub
 from settings import Settings, load_settings
 
 logger = get_logger("agora")

@@ -1,0 +1,272 @@
+"""The GraphQL side of a socket: a ``subscribe`` message's document checked (cached by its text),
+then run once (a query or mutation) or started as a subscription in its group."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    Undefined,
+    parse,
+    value_from_ast_untyped,
+    visit,
+)
+from graphql.error import GraphQLSyntaxError
+from graphql.execution import Executor
+from graphql.language import Visitor
+
+from api import extensions
+from api.context import Context
+from api.core.errors import ApiError, BadUserInput, NotFound
+from api.core.node import from_global_id
+from api.loaders import Loaders
+from db import models
+from db.sql import fetch_dicts
+from realtime.events import comments_channel, odds_channel
+from realtime.fanout import Connection, Group, Hub
+from realtime.fanout.group import error_payload
+from realtime.fanout.hub import odds_update
+from realtime.protocol.messages import ExecutionPayload, Operation, complete, error
+
+# Fields whose value depends on who is asking: documents selecting them are not shared.
+VIEWER_FIELDS = {"viewerCanEdit", "viewerCanDelete", "viewerPosition", "balance", "reportCount"}
+
+
+class Operations:
+    """Runs the operations of ``subscribe`` messages against the hub's schema."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.settings = hub.settings
+        self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
+
+    def _checked(self, query: str) -> tuple[DocumentNode, list[GraphQLError]] | GraphQLSyntaxError:
+        """Parse and validate, cached by query text: thousands of clients send the same one."""
+        cached = self._documents.get(query)
+        if cached is None:
+            try:
+                document = parse(query, max_tokens=self.settings.max_query_tokens)
+            except GraphQLSyntaxError as exc:
+                return exc
+            # The checks every transport runs on a document alone: cacheable by its text.
+            cached = (
+                document,
+                extensions.document_errors(self.hub.schema._schema, document, self.settings),
+            )
+            if len(self._documents) >= self.settings.validation_cache_size:
+                self._documents.pop(next(iter(self._documents)))
+            self._documents[query] = cached
+        return cached
+
+    def _error(self, conn: Connection, sub_id: str, errors: list[GraphQLError]) -> None:
+        conn.send(error(sub_id, error_payload(errors)))
+
+    async def subscribe(self, conn: Connection, sub_id: str, payload: dict[str, Any]) -> None:
+        """Check and run the operation of a ``subscribe`` message; errors go to ``sub_id``."""
+        operation = Operation.parse(payload)
+        if len(conn.subs) >= self.settings.ws_max_subscriptions:
+            self._error(
+                conn,
+                sub_id,
+                [
+                    GraphQLError(
+                        f"At most {self.settings.ws_max_subscriptions} subscriptions "
+                        "per connection.",
+                        extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
+                    )
+                ],
+            )
+            return
+        schema = self.hub.schema._schema
+        parsed = self._checked(operation.query)
+        if isinstance(parsed, GraphQLSyntaxError):
+            self._error(conn, sub_id, [parsed])
+            return
+        document, errors = parsed
+        if not errors:
+            # The checks every transport runs on this request's variables and operation name.
+            request_error = extensions.request_error(
+                schema, document, operation.operation_name, operation.variables, self.settings
+            )
+            errors = [request_error] if request_error else []
+        if errors:
+            self._error(conn, sub_id, list(errors))
+            return
+        chosen = extensions.choose_operation(document, operation.operation_name)
+        if isinstance(chosen, GraphQLError):
+            self._error(conn, sub_id, [chosen])
+            return
+        if chosen.operation != OperationType.SUBSCRIPTION:
+            await self._execute_once(conn, sub_id, operation)
+            return
+        try:
+            await self._start_subscription(conn, sub_id, operation, document, chosen)
+        except ApiError as exc:
+            self._error(conn, sub_id, [GraphQLError(exc.message, extensions={"code": exc.code})])
+
+    async def _execute_once(self, conn: Connection, sub_id: str, operation: Operation) -> None:
+        context = Context(
+            settings=self.settings,
+            services=self.hub.services,
+            viewer=conn.viewer,
+            token=conn.token,
+            client_address=conn.client_address,
+            request=conn.ws,
+            loaders=Loaders(self.settings.max_response_objects),
+        )
+        result = await self.hub.schema.execute(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=context,
+            operation_name=operation.operation_name,
+        )
+        payload: ExecutionPayload = {"data": result.data}
+        limit = self.settings.max_response_bytes
+        if context.loaders.budget.exceeded:
+            # As over HTTP: never a truncated result, no data and one error.
+            payload = {"data": None, "errors": [context.loaders.budget.error().formatted()]}
+        elif result.data is not None and extensions.response_size_over(result.data, limit):
+            payload = {"data": None, "errors": [extensions.response_too_large(limit)]}
+        elif result.errors:
+            payload["errors"] = error_payload(list(result.errors))
+        conn.send({"id": sub_id, "type": conn.wire.data_type, "payload": payload})
+        conn.send(complete(sub_id))
+
+    async def _start_subscription(
+        self,
+        conn: Connection,
+        sub_id: str,
+        operation: Operation,
+        document: DocumentNode,
+        chosen: OperationDefinitionNode,
+    ) -> None:
+        context = Context(
+            settings=self.settings,
+            services=self.hub.services,
+            viewer=conn.viewer,
+            client_address=conn.client_address,
+        )
+        built = Executor.build(
+            self.hub.schema._schema,
+            document,
+            context_value=context,
+            raw_variable_values=operation.variables,
+            operation_name=operation.operation_name,
+        )
+        if isinstance(built, list):
+            self._error(conn, sub_id, built)
+            return
+        root_field = _root_field(document, chosen)
+        if root_field is None:
+            raise BadUserInput("A subscription selects exactly one root field.")
+        field_name = root_field.name.value
+        args = _arguments(root_field, dict(built.variable_values.coerced))
+        if field_name == "oddsUpdated":
+            target = from_global_id(str(args.get("marketId", "")), "Market")[1]
+            if await models.Market.filter(id=target).count() == 0:
+                raise NotFound("There is no such market.")
+            channel = odds_channel(target)
+        else:
+            target = from_global_id(str(args.get("articleId", "")), "Article")[1]
+            if await models.Article.filter(id=target).count() == 0:
+                raise NotFound("There is no such article.")
+            channel = comments_channel(target)
+        after = args.get("afterSequence")
+        if after is not None and (not isinstance(after, int) or after < 0):
+            raise BadUserInput("afterSequence must be a non-negative integer.")
+        viewer_key = conn.viewer.id if conn.viewer and _selects_viewer_fields(document) else None
+        key: tuple[Any, ...]
+        if self.hub.share:
+            key = (
+                field_name,
+                target,
+                operation.query,
+                json.dumps(operation.variables, sort_keys=True),
+                operation.operation_name,
+                viewer_key,
+            )
+        else:  # the unshared path, for the benchmark's baseline
+            key = (field_name, target, id(conn), sub_id)
+        sub = self.hub.add(
+            conn,
+            sub_id,
+            key,
+            lambda: Group(
+                self.hub,
+                key,
+                field_name,
+                target,
+                channel,
+                built,
+                conn.viewer if viewer_key is not None else None,
+            ),
+        )
+        if field_name == "oddsUpdated":
+            update = await odds_update(target, None, None, Loaders())
+            if update is not None:
+                frame = sub.frame(await sub.group.render(update, Loaders()))
+                # A live update that arrived meanwhile is newer than this snapshot.
+                if update.seq > sub.last_seq:
+                    sub.last_seq = update.seq
+                    conn.push_latest(sub_id, frame)
+                sub.replaying = False
+            return
+        if field_name == "commentUpdated":
+            sub.replaying = False
+            return
+        if after is not None:
+            sub.last_seq = after
+            sub.start_catch_up(after)
+            return
+        rows = await fetch_dicts("SELECT comment_seq FROM articles WHERE id = ?", [target])
+        sub.last_seq = int(rows[0]["comment_seq"]) if rows else 0
+        sub.start_catch_up(None)
+
+
+def _selects_viewer_fields(document: DocumentNode) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            nonlocal found
+            if node.name.value in VIEWER_FIELDS:
+                found = True
+
+    visit(document, Finder())
+    return found
+
+
+def _root_field(document: DocumentNode, operation: OperationDefinitionNode) -> FieldNode | None:
+    """The subscription's one root field, looking through fragments and inline fragments."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    selections = list(operation.selection_set.selections)
+    for _ in range(100):
+        if not selections:
+            return None
+        node = selections.pop(0)
+        if isinstance(node, FieldNode):
+            return node
+        if isinstance(node, InlineFragmentNode):
+            selections = list(node.selection_set.selections) + selections
+        elif isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
+            selections = list(fragments[node.name.value].selection_set.selections) + selections
+    return None
+
+
+def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
+    values = {
+        argument.name.value: value_from_ast_untyped(argument.value, variables)
+        for argument in node.arguments or ()
+    }
+    return {name: value for name, value in values.items() if value is not Undefined}
