@@ -26,16 +26,12 @@ from graphql.language import Visitor
 
 from api import extensions
 from api.context import Context
-from api.core.errors import ApiError, BadUserInput, NotFound
-from api.core.node import from_global_id
+from api.core.errors import ApiError, BadUserInput
 from api.loaders import Loaders
-from db import models
-from db.sql import fetch_dicts
-from realtime.events import comments_channel, odds_channel
-from realtime.fanout import Connection, Group, Hub
+from realtime.fanout import Connection, Group, Hub, Sub
 from realtime.fanout.group import error_payload
-from realtime.fanout.hub import odds_update
 from realtime.protocol.messages import ExecutionPayload, Operation, complete, error
+from realtime.sources import Stream, SubscriptionSource
 
 # Fields whose value depends on who is asking: documents selecting them are not shared.
 VIEWER_FIELDS = {"viewerCanEdit", "viewerCanDelete", "viewerPosition", "balance", "reportCount"}
@@ -169,33 +165,25 @@ class Operations:
         if root_field is None:
             raise BadUserInput("A subscription selects exactly one root field.")
         field_name = root_field.name.value
-        args = _arguments(root_field, dict(built.variable_values.coerced))
-        if field_name == "oddsUpdated":
-            target = from_global_id(str(args.get("marketId", "")), "Market")[1]
-            if await models.Market.filter(id=target).count() == 0:
-                raise NotFound("There is no such market.")
-            channel = odds_channel(target)
-        else:
-            target = from_global_id(str(args.get("articleId", "")), "Article")[1]
-            if await models.Article.filter(id=target).count() == 0:
-                raise NotFound("There is no such article.")
-            channel = comments_channel(target)
-        after = args.get("afterSequence")
-        if after is not None and (not isinstance(after, int) or after < 0):
-            raise BadUserInput("afterSequence must be a non-negative integer.")
+        source = self.hub.sources[field_name]
+        try:
+            stream = await source.open(_arguments(root_field, dict(built.variable_values.coerced)))
+        except GraphQLError as refused:
+            self._error(conn, sub_id, [refused])
+            return
         viewer_key = conn.viewer.id if conn.viewer and _selects_viewer_fields(document) else None
         key: tuple[Any, ...]
         if self.hub.share:
             key = (
                 field_name,
-                target,
+                stream.target,
                 operation.query,
                 json.dumps(operation.variables, sort_keys=True),
                 operation.operation_name,
                 viewer_key,
             )
         else:  # the unshared path, for the benchmark's baseline
-            key = (field_name, target, id(conn), sub_id)
+            key = (field_name, stream.target, id(conn), sub_id)
         sub = self.hub.add(
             conn,
             sub_id,
@@ -204,32 +192,33 @@ class Operations:
                 self.hub,
                 key,
                 field_name,
-                target,
-                channel,
+                stream.target,
+                stream.channel,
                 built,
                 conn.viewer if viewer_key is not None else None,
+                source,
             ),
         )
-        if field_name == "oddsUpdated":
-            update = await odds_update(target, None, None, Loaders())
-            if update is not None:
-                frame = sub.frame(await sub.group.render(update, Loaders()))
-                # A live update that arrived meanwhile is newer than this snapshot.
-                if update.seq > sub.last_seq:
-                    sub.last_seq = update.seq
-                    conn.push_latest(sub_id, frame)
-                sub.replaying = False
-            return
-        if field_name == "commentUpdated":
-            sub.replaying = False
-            return
-        if after is not None:
-            sub.last_seq = after
-            sub.start_catch_up(after)
-            return
-        rows = await fetch_dicts("SELECT comment_seq FROM articles WHERE id = ?", [target])
-        sub.last_seq = int(rows[0]["comment_seq"]) if rows else 0
-        sub.start_catch_up(None)
+        await _start(sub, source, stream)
+
+
+async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any]) -> None:
+    """Deliver what comes before live events: the first message, or the replay from the
+    resume cursor (or from the source's head, filling only what arrives meanwhile)."""
+    if not source.sequenced:
+        snapshot = await source.snapshot(stream.target, Loaders())
+        if snapshot is not None:
+            seq, root = snapshot
+            # As a live event: one that arrived meanwhile is newer than this snapshot.
+            sub.offer(seq, await sub.group.render(root, Loaders()))
+        sub.replaying = False
+        return
+    if stream.after is not None:
+        sub.last_seq = stream.after
+        sub.start_catch_up(stream.after)
+        return
+    sub.last_seq = await source.head(stream.target)
+    sub.start_catch_up(None)
 
 
 def _selects_viewer_fields(document: DocumentNode) -> bool:

@@ -21,6 +21,7 @@ from api.extensions import format_errors
 from api.loaders import Loaders
 from db import models
 from realtime.protocol.messages import dumps
+from realtime.sources import Delivery, SubscriptionSource
 
 if TYPE_CHECKING:
     from realtime.fanout.hub import Hub
@@ -41,12 +42,24 @@ class Group:
 
     hub: Hub
     key: tuple[Any, ...]
-    kind: str
-    target: int
+    field_name: str
+    target: Any
     channel: str
     executor: Executor
     viewer: models.User | None
+    # What the field does; None only for a bare group (ordered delivery, nothing to replay).
+    source: SubscriptionSource[Any] | None = None
     subs: set[Sub] = field(default_factory=set)
+
+    @property
+    def delivery(self) -> Delivery:
+        """How its subscribers get events: in order, or coalesced to the latest."""
+        return self.source.delivery if self.source is not None else "ordered"
+
+    @property
+    def sequenced(self) -> bool:
+        """Whether its events carry sequences its source can replay from."""
+        return self.source is not None and self.source.sequenced
 
     def _execute(self, root: Any, loaders: Loaders) -> Any:
         """Start executing the document with ``root``: a result, or an awaitable of one."""

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from api.comments.types import Comment
 from api.context import Services
 from api.loaders import Loaders
-from api.markets.types import Market, OddsUpdate, Trade, outcome_types
 from api.schema import AgoraSchema
 from logs import get_logger
 from realtime.brokers import Broker
@@ -19,6 +16,7 @@ from realtime.fanout.connection import Connection
 from realtime.fanout.group import Group
 from realtime.fanout.subscription import Sub
 from realtime.protocol.messages import CloseCode
+from realtime.sources import SubscriptionSource, sources_of
 from settings import Settings
 
 logger = get_logger("agora.ws")
@@ -39,6 +37,8 @@ class Hub:
         self.settings = settings
         self.services = services
         self.broker = broker
+        # What each subscription field does, read from the schema's field metadata.
+        self.sources: dict[str, SubscriptionSource[Any]] = sources_of(schema._schema)
         # False: every subscription is a group of its own (the benchmark's unshared baseline);
         # read at subscribe time.
         self.share = share
@@ -97,11 +97,15 @@ class Hub:
         if not groups:
             return
         loaders = Loaders()
-        roots: dict[str, Any] = {}
+        # One root per source and target: the groups of one field share the event's object.
+        roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
         for group in list(groups):
-            if group.kind not in roots:
-                roots[group.kind] = await self._root(group.kind, group.target, event, loaders)
-            root = roots[group.kind]
+            source = group.source
+            if source is None:
+                continue
+            if (source, group.target) not in roots:
+                roots[source, group.target] = await source.root(group.target, event, loaders)
+            root = roots[source, group.target]
             if root is None:
                 continue
             try:
@@ -109,25 +113,15 @@ class Hub:
             except Exception:  # one group's failure must not cost the others the event
                 logger.exception("rendering an event for %s failed", group.channel)
                 continue
-            seq = event.get("seq")
+            seq = source.sequence(event)
             for sub in list(group.subs):
-                sub.offer(seq if isinstance(seq, int) else None, payload)
-
-    async def _root(self, field: str, target: int, event: dict[str, Any], loaders: Loaders) -> Any:
-        if field == "oddsUpdated":
-            return await odds_update(target, event.get("seq"), event.get("trade_id"), loaders)
-        kind = event.get("kind")
-        if (field == "commentAdded") != (kind == "added"):
-            return None
-        row = await loaders.comment_by_id.load(int(event["comment_id"]))
-        if row is None or (field == "commentAdded" and row.deleted):
-            return None
-        return Comment.from_row(row)
+                sub.offer(seq, payload)
 
     async def resync(self) -> None:
-        """After an outage between processes: fill every comment subscription from the database."""
+        """After an outage between processes: fill every sequenced subscription from its
+        source (events published meanwhile never reached this process)."""
         for group in list(self.groups.values()):
-            if group.kind != "commentAdded":
+            if not group.sequenced:
                 continue
             for sub in list(group.subs):
                 if not sub.replaying:
@@ -143,21 +137,3 @@ class Hub:
                 and conn.token_hash != event.get("keep")
             ):
                 conn.close(CloseCode.FORBIDDEN, "Forbidden: session revoked")
-
-
-async def odds_update(
-    market_id: int, seq: int | None, trade_id: int | None, loaders: Loaders
-) -> OddsUpdate | None:
-    """The root object of an oddsUpdated message."""
-    market = await loaders.market_by_id.load(market_id)
-    if market is None:
-        return None
-    outcomes = await loaders.outcomes_by_market.load(market_id)
-    trade = await loaders.trade_by_id.load(trade_id) if trade_id else None
-    return OddsUpdate(
-        market=Market.from_row(market),
-        outcomes=outcome_types(market, outcomes),
-        seq=market.odds_seq if seq is None else seq,
-        at=datetime.now(UTC),
-        last_trade=Trade.from_row(trade) if trade else None,
-    )

@@ -1,8 +1,9 @@
 """One subscription of a connection: in-order delivery, gap filling and paced replays.
 
-``commentAdded`` keeps, per subscriber, the last sequence delivered: a gap (a message lost
-between processes, say) is filled from the database before going on, a duplicate is dropped, and
-``afterSequence`` replays from the database while live events wait in a bounded buffer.
+A subscription of a sequenced source (``commentAdded``) keeps the last sequence delivered: a gap
+(a message lost between processes, say) is filled from the source's replay before going on, a
+duplicate is dropped, and ``afterSequence`` replays first while live events wait in a bounded
+buffer. A coalesced one (``oddsUpdated``) keeps only the latest unsent frame.
 
 Replays are the one place a single message asks for unbounded work (one socket with 100
 ``afterSequence: 0`` subscriptions on a long thread once pushed 2.4 GB in 40 s and held everyone's
@@ -18,9 +19,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from api.comments.types import Comment
-from db import models
-from db.sql import fetch_dicts
 from logs import get_logger
 from realtime.fanout.connection import Connection
 from realtime.protocol.messages import coded_error, data_frame_prefix, error, internal_error
@@ -59,14 +57,13 @@ class Sub:
         """A rendered event for this subscriber, in the group's order."""
         if self.done:
             return
-        kind = self.group.kind
-        if kind == "oddsUpdated":
+        if self.group.delivery == "coalesced":
             if seq is not None and seq <= self.last_seq:
                 return
             self.last_seq = seq or self.last_seq
             self.conn.push_latest(self.id, self.frame(payload_json))
             return
-        if kind == "commentUpdated" or seq is None:
+        if not self.group.sequenced or seq is None:
             self._push(payload_json)
             return
         if self.replaying:
@@ -154,8 +151,8 @@ class Sub:
             self.group.hub.remove(self)
 
     async def _fill(self, after: int, before: int | None) -> None:
-        """Deliver the comments in (``after``, ``before``) from the database, in order, skipping
-        deleted ones.
+        """Deliver the source's replay of the sequences in (``after``, ``before``), in order (for
+        comments: from the database, deleted ones skipped).
 
         A page at a time: the connection's replay slot is held throughout (so one socket runs at
         most ``ws_replays_per_connection`` replays, however many it asks for), the process's only
@@ -164,37 +161,28 @@ class Sub:
         """
         conn = self.conn
         settings = conn.settings
-        hub = self.group.hub
+        group = self.group
+        hub = group.hub
+        assert group.source is not None
         limit = settings.ws_replay_limit
         sent = 0
         async with conn.replay_slots:
             while not self.done and conn.closing is None:
                 wanted = min(settings.ws_replay_page_size, limit - sent)
                 async with hub.replay_slots:
-                    rows = await fetch_dicts(
-                        "SELECT * FROM comments WHERE article_id = ? AND sequence > ? "
-                        "AND deleted = ? "
-                        + ("AND sequence < ? " if before is not None else "")
-                        + "ORDER BY sequence LIMIT ?",
-                        [self.group.target, after, False]
-                        + ([before] if before is not None else [])
-                        + [wanted],
-                    )
-                    comments = [models.Comment._init_from_db(**row) for row in rows]
-                    payloads = await self.group.render_page(
-                        [Comment.from_row(comment) for comment in comments]
-                    )
-                for comment, payload in zip(comments, payloads, strict=True):
+                    page = await group.source.replay(group.target, after, before, wanted)
+                    payloads = await group.render_page([root for _, root in page])
+                for (seq, _), payload in zip(page, payloads, strict=True):
                     await conn.room_for_replay()
                     if self.done or conn.closing is not None:
                         return
                     if not self._push(payload):
                         return
-                    self.last_seq = after = comment.sequence
+                    self.last_seq = after = seq
                     sent += 1
                 if sent >= limit:
                     raise ReplayLimitReached
-                if len(rows) < wanted:
+                if len(page) < wanted:
                     return
                 # Let every other task run between pages, even when nothing above had to wait.
                 await asyncio.sleep(0)
