@@ -36,6 +36,7 @@ from api.extensions import (
     response_size_over,
     response_too_large,
 )
+from api.live import LiveGraphQL
 from api.loaders import Loaders
 from api.schema import build_schema
 from clientaddr import client_address
@@ -330,7 +331,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         trading=Trading(settings, publish=publish),
     )
     graphql = GraphQLApp(settings, services)
-    hub = Hub(graphql.schema, settings, services, broker)  # type: ignore[arg-type]
+    # The GraphQL layer's part of the websocket server: realtime never imports it.
+    live = LiveGraphQL(graphql.schema, settings, services)  # type: ignore[arg-type]
+    hub = Hub(live, settings, broker, services.accounts.session)
     websocket = WebsocketEndpoint(hub)
 
     @asynccontextmanager
@@ -373,6 +376,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.schema = graphql.schema
     app.state.broker = broker
     app.state.hub = hub
     return app

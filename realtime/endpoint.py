@@ -151,7 +151,7 @@ class WebsocketEndpoint:
                 raise Closed(CloseCode.FORBIDDEN, "Forbidden: bad authorization")
             try:
                 session = await within(
-                    self.hub.services.accounts.session(token.strip()),
+                    self.hub.find_session(token.strip()),
                     self.settings.db_timeout_seconds,
                 )
             except Exception as exc:

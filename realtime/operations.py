@@ -1,5 +1,8 @@
 """The GraphQL side of a socket: a ``subscribe`` message's document checked (cached by its text),
-then run once (a query or mutation) or started as a subscription in its group."""
+then run once (a query or mutation) or started as a subscription in its group.
+
+The checks and the error rule are the GraphQL layer's (``hub.graphql``), the same as HTTP's.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +27,9 @@ from graphql.error import GraphQLSyntaxError
 from graphql.execution import Executor
 from graphql.language import Visitor
 
-from api import extensions
-from api.context import Context
-from api.core.errors import ApiError, BadUserInput
-from api.loaders import Loaders
 from realtime.fanout import Connection, Group, Hub, Sub
-from realtime.fanout.group import error_payload
-from realtime.protocol.messages import ExecutionPayload, Operation, complete, error
+from realtime.ports import Caller
+from realtime.protocol.messages import Operation, complete, error
 from realtime.sources import Stream, SubscriptionSource
 
 # Fields whose value depends on who is asking: documents selecting them are not shared.
@@ -42,6 +41,7 @@ class Operations:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.graphql = hub.graphql
         self.settings = hub.settings
         self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
 
@@ -54,17 +54,14 @@ class Operations:
             except GraphQLSyntaxError as exc:
                 return exc
             # The checks every transport runs on a document alone: cacheable by its text.
-            cached = (
-                document,
-                extensions.document_errors(self.hub.schema._schema, document, self.settings),
-            )
+            cached = (document, self.graphql.document_errors(document))
             if len(self._documents) >= self.settings.validation_cache_size:
                 self._documents.pop(next(iter(self._documents)))
             self._documents[query] = cached
         return cached
 
     def _error(self, conn: Connection, sub_id: str, errors: list[GraphQLError]) -> None:
-        conn.send(error(sub_id, error_payload(errors)))
+        conn.send(error(sub_id, self.hub.formatted(errors)))
 
     async def subscribe(self, conn: Connection, sub_id: str, payload: dict[str, Any]) -> None:
         """Check and run the operation of a ``subscribe`` message; errors go to ``sub_id``."""
@@ -82,7 +79,6 @@ class Operations:
                 ],
             )
             return
-        schema = self.hub.schema._schema
         parsed = self._checked(operation.query)
         if isinstance(parsed, GraphQLSyntaxError):
             self._error(conn, sub_id, [parsed])
@@ -90,50 +86,27 @@ class Operations:
         document, errors = parsed
         if not errors:
             # The checks every transport runs on this request's variables and operation name.
-            request_error = extensions.request_error(
-                schema, document, operation.operation_name, operation.variables, self.settings
+            request_error = self.graphql.request_error(
+                document, operation.operation_name, operation.variables
             )
             errors = [request_error] if request_error else []
         if errors:
             self._error(conn, sub_id, list(errors))
             return
-        chosen = extensions.choose_operation(document, operation.operation_name)
+        chosen = self.graphql.choose_operation(document, operation.operation_name)
         if isinstance(chosen, GraphQLError):
             self._error(conn, sub_id, [chosen])
             return
         if chosen.operation != OperationType.SUBSCRIPTION:
             await self._execute_once(conn, sub_id, operation)
             return
-        try:
-            await self._start_subscription(conn, sub_id, operation, document, chosen)
-        except ApiError as exc:
-            self._error(conn, sub_id, [GraphQLError(exc.message, extensions={"code": exc.code})])
+        await self._start_subscription(conn, sub_id, operation, document, chosen)
 
     async def _execute_once(self, conn: Connection, sub_id: str, operation: Operation) -> None:
-        context = Context(
-            settings=self.settings,
-            services=self.hub.services,
-            viewer=conn.viewer,
-            token=conn.token,
-            client_address=conn.client_address,
-            request=conn.ws,
-            loaders=Loaders(self.settings.max_response_objects),
+        caller = Caller(conn.viewer, conn.token, conn.client_address, conn.ws)
+        payload = await self.graphql.run_operation(
+            operation.query, operation.variables, operation.operation_name, caller
         )
-        result = await self.hub.schema.execute(
-            operation.query,
-            variable_values=operation.variables,
-            context_value=context,
-            operation_name=operation.operation_name,
-        )
-        payload: ExecutionPayload = {"data": result.data}
-        limit = self.settings.max_response_bytes
-        if context.loaders.budget.exceeded:
-            # As over HTTP: never a truncated result, no data and one error.
-            payload = {"data": None, "errors": [context.loaders.budget.error().formatted()]}
-        elif result.data is not None and extensions.response_size_over(result.data, limit):
-            payload = {"data": None, "errors": [extensions.response_too_large(limit)]}
-        elif result.errors:
-            payload["errors"] = error_payload(list(result.errors))
         conn.send({"id": sub_id, "type": conn.wire.data_type, "payload": payload})
         conn.send(complete(sub_id))
 
@@ -145,16 +118,10 @@ class Operations:
         document: DocumentNode,
         chosen: OperationDefinitionNode,
     ) -> None:
-        context = Context(
-            settings=self.settings,
-            services=self.hub.services,
-            viewer=conn.viewer,
-            client_address=conn.client_address,
-        )
+        # The context is each execution's own (Group._execute): none is needed to build.
         built = Executor.build(
-            self.hub.schema._schema,
+            self.graphql.schema,
             document,
-            context_value=context,
             raw_variable_values=operation.variables,
             operation_name=operation.operation_name,
         )
@@ -163,7 +130,17 @@ class Operations:
             return
         root_field = _root_field(document, chosen)
         if root_field is None:
-            raise BadUserInput("A subscription selects exactly one root field.")
+            self._error(
+                conn,
+                sub_id,
+                [
+                    GraphQLError(
+                        "A subscription selects exactly one root field.",
+                        extensions={"code": "BAD_USER_INPUT"},
+                    )
+                ],
+            )
+            return
         field_name = root_field.name.value
         source = self.hub.sources[field_name]
         try:
@@ -206,11 +183,12 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
     """Deliver what comes before live events: the first message, or the replay from the
     resume cursor (or from the source's head, filling only what arrives meanwhile)."""
     if not source.sequenced:
-        snapshot = await source.snapshot(stream.target, Loaders())
+        graphql = sub.group.hub.graphql
+        snapshot = await source.snapshot(stream.target, graphql.loaders())
         if snapshot is not None:
             seq, root = snapshot
             # As a live event: one that arrived meanwhile is newer than this snapshot.
-            sub.offer(seq, await sub.group.render(root, Loaders()))
+            sub.offer(seq, await sub.group.render(root, graphql.loaders()))
         sub.replaying = False
         return
     if stream.after is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from clientaddr import UNKNOWN
-from db import models
+from realtime.ports import Viewer
 from realtime.protocol import subprotocol
 from realtime.protocol.messages import CloseCode, Closed, ServerMessage, dumps
 from settings import Settings
@@ -36,7 +36,7 @@ class Connection:
         # Derived once from the handshake: every operation of the socket is rate limited as
         # coming from here (without it all websocket clients shared the "unknown" bucket).
         self.client_address = client_address
-        self.viewer: models.User | None = None
+        self.viewer: Viewer | None = None
         self.token = ""
         self.token_hash = ""
         self.session_expires: datetime | None = None

@@ -13,13 +13,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult
 from graphql.execution import Executor
 
-from api.context import Context
-from api.extensions import format_errors
-from api.loaders import Loaders
-from db import models
+from realtime.ports import Viewer
 from realtime.protocol.messages import dumps
 from realtime.sources import Delivery, SubscriptionSource
 
@@ -29,11 +26,6 @@ if TYPE_CHECKING:
 
 # Replay comments rendered between two yields to the event loop (see Group.render_page).
 RENDER_SLICE = 25
-
-
-def error_payload(errors: list[GraphQLError]) -> list[Any]:
-    """``errors`` as a payload's ``errors``: coded, the unexpected masked (and logged)."""
-    return [e.formatted for e in format_errors(errors) or []]
 
 
 @dataclass(eq=False)
@@ -46,7 +38,7 @@ class Group:
     target: Any
     channel: str
     executor: Executor
-    viewer: models.User | None
+    viewer: Viewer | None
     # What the field does; None only for a bare group (ordered delivery, nothing to replay).
     source: SubscriptionSource[Any] | None = None
     subs: set[Sub] = field(default_factory=set)
@@ -61,7 +53,7 @@ class Group:
         """Whether its events carry sequences its source can replay from."""
         return self.source is not None and self.source.sequenced
 
-    def _execute(self, root: Any, loaders: Loaders) -> Any:
+    def _execute(self, root: Any, loaders: Any) -> Any:
         """Start executing the document with ``root``: a result, or an awaitable of one."""
         event_executor = self.executor.build_per_event_executor(root)
         # graphql-core's per-event copy shares the group's memo of collected subfields, keyed by
@@ -69,24 +61,16 @@ class Group:
         # two (and their field lists) per event for the life of the group — 27,500 objects
         # after a 13,750-comment replay, and full collections of 100-300 ms. One per event.
         event_executor._relevant_sub_fields = {}
-        # No client address: a group's context is shared by many sockets, and nothing a
-        # subscription's selection reaches is rate limited.
-        event_executor.context_value = Context(
-            settings=self.hub.settings,
-            services=self.hub.services,
-            loaders=loaders,
-            viewer=self.viewer,
-        )
+        event_executor.context_value = self.hub.graphql.context(loaders, self.viewer)
         return event_executor.execute_operation(False)
 
-    @staticmethod
-    def _encode(result: ExecutionResult) -> str:
+    def _encode(self, result: ExecutionResult) -> str:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
-            payload["errors"] = error_payload(list(result.errors))
+            payload["errors"] = self.hub.formatted(list(result.errors))
         return dumps(payload)
 
-    async def render(self, root: Any, loaders: Loaders) -> str:
+    async def render(self, root: Any, loaders: Any) -> str:
         """Execute the document once with ``root`` and encode the payload once."""
         outcome = self._execute(root, loaders)
         if inspect.isawaitable(outcome):
@@ -100,7 +84,7 @@ class Group:
         In slices, with a yield between them: a whole page of 200 held the loop for 30-150 ms
         on a busy 2-core machine (~0.3 ms of graphql-core per comment).
         """
-        loaders = Loaders()
+        loaders = self.hub.graphql.loaders()
         payloads: list[str] = []
         for start in range(0, len(roots), RENDER_SLICE):
             if start:

@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from api.context import Services
-from api.loaders import Loaders
-from api.schema import AgoraSchema
+from graphql import GraphQLError
+
 from logs import get_logger
 from realtime.brokers import Broker
 from realtime.events import SESSIONS
 from realtime.fanout.connection import Connection
 from realtime.fanout.group import Group
 from realtime.fanout.subscription import Sub
+from realtime.ports import FindSession, GraphQLLayer
 from realtime.protocol.messages import CloseCode
 from realtime.sources import SubscriptionSource, sources_of
 from settings import Settings
@@ -23,22 +23,26 @@ logger = get_logger("agora.ws")
 
 
 class Hub:
-    """Routes broker events to groups; knows every connection (for revocation)."""
+    """Routes broker events to groups; knows every connection (for revocation).
+
+    The app hands it what the GraphQL layer lends (``graphql``: the schema, contexts, checks,
+    errors) and how to find a token's session: realtime imports neither.
+    """
 
     def __init__(
         self,
-        schema: AgoraSchema,
+        graphql: GraphQLLayer,
         settings: Settings,
-        services: Services,
         broker: Broker,
+        find_session: FindSession,
         share: bool = True,
     ) -> None:
-        self.schema = schema
+        self.graphql = graphql
         self.settings = settings
-        self.services = services
         self.broker = broker
+        self.find_session = find_session
         # What each subscription field does, read from the schema's field metadata.
-        self.sources: dict[str, SubscriptionSource[Any]] = sources_of(schema._schema)
+        self.sources: dict[str, SubscriptionSource[Any]] = sources_of(graphql.schema)
         # False: every subscription is a group of its own (the benchmark's unshared baseline);
         # read at subscribe time.
         self.share = share
@@ -49,6 +53,10 @@ class Hub:
         self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_process)
         broker.listen(self.on_event)
         broker.on_reconnect(self.resync)
+
+    def formatted(self, errors: list[GraphQLError]) -> list[Any]:
+        """``errors`` as a payload's: coded, the unexpected masked (and logged)."""
+        return [error.formatted for error in self.graphql.format_errors(errors)]
 
     # -- membership
 
@@ -96,7 +104,7 @@ class Hub:
         groups = self.by_channel.get(channel)
         if not groups:
             return
-        loaders = Loaders()
+        loaders = self.graphql.loaders()
         # One root per source and target: the groups of one field share the event's object.
         roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
         for group in list(groups):
