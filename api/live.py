@@ -9,7 +9,7 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
 from api import extensions
-from api.context import Context, Services
+from api.context import Context, Services, SharedContext
 from api.loaders import Loaders
 from api.schema import AgoraSchema
 from realtime.ports import Caller
@@ -38,10 +38,12 @@ class LiveGraphQL:
         """A fresh set of loaders: an event's, or a replay page's (no object budget)."""
         return Loaders()
 
-    def context(self, loaders: Any, viewer: Any) -> Context:
-        """A subscription execution's context, for ``viewer``."""
+    def context(self, loaders: Any, viewer: Any, *, shared: bool) -> Context:
+        """A subscription execution's context: for ``viewer``, or shared (no viewer at all)."""
         # No client address: a group's context serves many sockets, and nothing a
         # subscription's selection reaches is rate limited.
+        if shared:
+            return SharedContext(settings=self.settings, services=self.services, loaders=loaders)
         return Context(
             settings=self.settings, services=self.services, loaders=loaders, viewer=viewer
         )

@@ -7,6 +7,7 @@ The checks and the error rule are the GraphQL layer's (``hub.graphql``), the sam
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -21,19 +22,25 @@ from graphql import (
     Undefined,
     parse,
     value_from_ast_untyped,
-    visit,
 )
 from graphql.error import GraphQLSyntaxError
 from graphql.execution import Executor
-from graphql.language import Visitor
 
 from realtime.fanout import Connection, Group, Hub, Sub
 from realtime.ports import Caller
 from realtime.protocol.messages import Operation, complete, error
+from realtime.sharing import reads_viewer
 from realtime.sources import Stream, SubscriptionSource
 
-# Fields whose value depends on who is asking: documents selecting them are not shared.
-VIEWER_FIELDS = {"viewerCanEdit", "viewerCanDelete", "viewerPosition", "balance", "reportCount"}
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A document with what its text alone decides: its errors, and (when valid) whether it
+    selects a viewer-dependent field."""
+
+    document: DocumentNode
+    errors: list[GraphQLError]
+    reads_viewer: bool
 
 
 class Operations:
@@ -43,9 +50,9 @@ class Operations:
         self.hub = hub
         self.graphql = hub.graphql
         self.settings = hub.settings
-        self._documents: dict[str, tuple[DocumentNode, list[GraphQLError]]] = {}
+        self._documents: dict[str, Checked] = {}
 
-    def _checked(self, query: str) -> tuple[DocumentNode, list[GraphQLError]] | GraphQLSyntaxError:
+    def _checked(self, query: str) -> Checked | GraphQLSyntaxError:
         """Parse and validate, cached by query text: thousands of clients send the same one."""
         cached = self._documents.get(query)
         if cached is None:
@@ -54,7 +61,9 @@ class Operations:
             except GraphQLSyntaxError as exc:
                 return exc
             # The checks every transport runs on a document alone: cacheable by its text.
-            cached = (document, self.graphql.document_errors(document))
+            errors = self.graphql.document_errors(document)
+            viewer = not errors and reads_viewer(self.graphql.schema, document)
+            cached = Checked(document, errors, viewer)
             if len(self._documents) >= self.settings.validation_cache_size:
                 self._documents.pop(next(iter(self._documents)))
             self._documents[query] = cached
@@ -83,7 +92,7 @@ class Operations:
         if isinstance(parsed, GraphQLSyntaxError):
             self._error(conn, sub_id, [parsed])
             return
-        document, errors = parsed
+        document, errors = parsed.document, parsed.errors
         if not errors:
             # The checks every transport runs on this request's variables and operation name.
             request_error = self.graphql.request_error(
@@ -100,7 +109,7 @@ class Operations:
         if chosen.operation != OperationType.SUBSCRIPTION:
             await self._execute_once(conn, sub_id, operation)
             return
-        await self._start_subscription(conn, sub_id, operation, document, chosen)
+        await self._start_subscription(conn, sub_id, operation, parsed, chosen)
 
     async def _execute_once(self, conn: Connection, sub_id: str, operation: Operation) -> None:
         caller = Caller(conn.viewer, conn.token, conn.client_address, conn.ws)
@@ -115,9 +124,10 @@ class Operations:
         conn: Connection,
         sub_id: str,
         operation: Operation,
-        document: DocumentNode,
+        checked: Checked,
         chosen: OperationDefinitionNode,
     ) -> None:
+        document = checked.document
         # The context is each execution's own (Group._execute): none is needed to build.
         built = Executor.build(
             self.graphql.schema,
@@ -148,7 +158,10 @@ class Operations:
         except GraphQLError as refused:
             self._error(conn, sub_id, [refused])
             return
-        viewer_key = conn.viewer.id if conn.viewer and _selects_viewer_fields(document) else None
+        # A selection that depends on the viewer is executed per viewer (anonymous ones share
+        # theirs); any other is shared by everyone, with no viewer reachable.
+        per_viewer = checked.reads_viewer
+        viewer_key = conn.viewer.id if conn.viewer and per_viewer else None
         key: tuple[Any, ...]
         if self.hub.share:
             key = (
@@ -172,8 +185,9 @@ class Operations:
                 stream.target,
                 stream.channel,
                 built,
-                conn.viewer if viewer_key is not None else None,
+                conn.viewer if per_viewer else None,
                 source,
+                per_viewer,
             ),
         )
         await _start(sub, source, stream)
@@ -197,19 +211,6 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
         return
     sub.last_seq = await source.head(stream.target)
     sub.start_catch_up(None)
-
-
-def _selects_viewer_fields(document: DocumentNode) -> bool:
-    found = False
-
-    class Finder(Visitor):
-        def enter_field(self, node: FieldNode, *_: Any) -> None:
-            nonlocal found
-            if node.name.value in VIEWER_FIELDS:
-                found = True
-
-    visit(document, Finder())
-    return found
 
 
 def _root_field(document: DocumentNode, operation: OperationDefinitionNode) -> FieldNode | None:

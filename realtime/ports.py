@@ -62,9 +62,10 @@ class GraphQLLayer(Protocol):
         """A fresh set of loaders for one event or replay page (no object budget)."""
         ...
 
-    def context(self, loaders: Any, viewer: Any) -> Any:
-        """The context of a subscription's execution with ``loaders``, for ``viewer`` (None:
-        anonymous)."""
+    def context(self, loaders: Any, viewer: Any, *, shared: bool) -> Any:
+        """The context of a subscription's execution with ``loaders``: for ``viewer`` (None:
+        anonymous), or, ``shared``, for many viewers at once, reading the viewer raising
+        ``realtime.sharing.ViewerUnreachable``."""
         ...
 
     def document_errors(self, document: DocumentNode) -> list[GraphQLError]:

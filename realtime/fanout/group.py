@@ -3,7 +3,8 @@
 Why groups: strawberry's handler executes every event once per subscriber. Here identical
 subscriptions (same document, variables and, where the selection depends on the viewer, the
 same viewer) form a group: an event is loaded once, executed once per group, encoded once, and
-the same bytes go on each subscriber's connection.
+the same bytes go on each subscriber's connection. Whether a selection depends on the viewer is
+the schema's to say (``realtime.sharing``); a shared group's executions can't read the viewer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from graphql.execution import Executor
 
 from realtime.ports import Viewer
 from realtime.protocol.messages import dumps
+from realtime.sharing import report_viewer_reads
 from realtime.sources import Delivery, SubscriptionSource
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ class Group:
     viewer: Viewer | None
     # What the field does; None only for a bare group (ordered delivery, nothing to replay).
     source: SubscriptionSource[Any] | None = None
+    # The document selects a viewer-dependent field: executed with ``viewer`` (the group is
+    # that viewer's). Otherwise shared: executed with no viewer reachable at all.
+    reads_viewer: bool = False
     subs: set[Sub] = field(default_factory=set)
 
     @property
@@ -61,13 +66,18 @@ class Group:
         # two (and their field lists) per event for the life of the group — 27,500 objects
         # after a 13,750-comment replay, and full collections of 100-300 ms. One per event.
         event_executor._relevant_sub_fields = {}
-        event_executor.context_value = self.hub.graphql.context(loaders, self.viewer)
+        event_executor.context_value = self.hub.graphql.context(
+            loaders, self.viewer, shared=not self.reads_viewer
+        )
         return event_executor.execute_operation(False)
 
     def _encode(self, result: ExecutionResult) -> str:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
-            payload["errors"] = self.hub.formatted(list(result.errors))
+            errors = list(result.errors)
+            if not self.reads_viewer:
+                report_viewer_reads(self.field_name, errors)
+            payload["errors"] = self.hub.formatted(errors)
         return dumps(payload)
 
     async def render(self, root: Any, loaders: Any) -> str:
