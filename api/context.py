@@ -10,6 +10,7 @@ from api.loaders import Loaders
 from comments.service import Comments
 from db import models
 from markets.trading import Trading
+from realtime.sharing import ViewerUnreachable
 from settings import Settings
 
 
@@ -44,3 +45,26 @@ class Context:
     @property
     def comments(self) -> Comments:
         return self.services.comments
+
+
+class SharedContext(Context):
+    """The context of an execution shared by many viewers (a subscription group's): there is no
+    one viewer, so reading ``viewer`` raises ``ViewerUnreachable``. A field whose value depends
+    on the viewer declares it (``api.core.viewer.VIEWER``) and is then executed per viewer."""
+
+    @property
+    def viewer(self) -> models.User | None:
+        """Unreachable: raises ViewerUnreachable."""
+        raise ViewerUnreachable(
+            "The viewer was read in an execution shared between viewers: declare the field "
+            "viewer-dependent (metadata=VIEWER, api.core.viewer) so it runs per viewer."
+        )
+
+    @viewer.setter
+    def viewer(self, value: models.User | None) -> None:
+        # Context's __init__ stores its default here: nothing else may be stored.
+        if value is not None:
+            raise ValueError("a shared context has no viewer")
+
+    def __repr__(self) -> str:
+        return f"SharedContext(viewer=<unreachable>, loaders={self.loaders!r})"

@@ -1,6 +1,9 @@
 """The Schema: each domain's root fields merged into Query, Mutation and Subscription, with the
 extensions (limits, caches, error codes).
 
+A subscription field carries its ``SubscriptionSource`` (its domain's ``subscriptions`` module):
+the websocket server finds what each field does by reading this schema.
+
 The roots list their fields one by one, in the order of the published schema: a field belongs to
 its domain's ``queries`` module, and where it sits in ``schema.graphql`` is decided here.
 """
@@ -19,10 +22,12 @@ from api import nodes as nodes_q
 from api.accounts import queries as accounts_q
 from api.accounts.mutations import change_password, log_in, log_out, sign_up
 from api.comments import queries as comments_q
+from api.comments import subscriptions as comments_s
 from api.comments.mutations import delete_comment, edit_comment, post_comment, report_comment
 from api.core.scalars import DECIMAL_SCALAR
 from api.extensions import ErrorCodes, make_query_limits
 from api.markets import queries as markets_q
+from api.markets import subscriptions as markets_s
 from api.markets.mutations import (
     buy_shares,
     cancel_market,
@@ -32,7 +37,6 @@ from api.markets.mutations import (
 )
 from api.news import queries as news_q
 from api.site import queries as site_q
-from api.subscription import Subscription
 from settings import Settings
 
 
@@ -72,6 +76,13 @@ class Mutation:
     resolve_market = resolve_market.resolve_market
     cancel_market = cancel_market.cancel_market
     report_comment = report_comment.report_comment
+
+
+@strawberry.type(description="Live updates over websockets (graphql-transport-ws at /graphql).")
+class Subscription:
+    comment_added = comments_s.comment_added
+    odds_updated = markets_s.odds_updated
+    comment_updated = comments_s.comment_updated
 
 
 class AgoraSchema(strawberry.Schema):

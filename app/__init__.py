@@ -36,6 +36,7 @@ from api.extensions import (
     response_size_over,
     response_too_large,
 )
+from api.live import LiveGraphQL
 from api.loaders import Loaders
 from api.schema import build_schema
 from clientaddr import client_address
@@ -45,9 +46,10 @@ from db.health import is_database_down, within
 from db.sql import fetch_dicts
 from logs import configure_logging, get_logger, install_log_filters, truncate
 from markets.trading import Trading
-from realtime.broker import RedisBroker, broker_for
+from realtime.brokers import RedisBroker, broker_for
+from realtime.endpoint import WebsocketEndpoint
 from realtime.events import broker_publisher
-from realtime.server import Hub, WebsocketEndpoint
+from realtime.fanout import Hub
 from settings import Settings, load_settings
 
 logger = get_logger("agora")
@@ -320,7 +322,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
     limiter = limiter or MemoryRateLimiter()
-    broker = broker_for(settings.redis_url or None)
+    broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
     publish = broker_publisher(broker)
     services = Services(
@@ -329,7 +331,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         trading=Trading(settings, publish=publish),
     )
     graphql = GraphQLApp(settings, services)
-    hub = Hub(graphql.schema, settings, services, broker)  # type: ignore[arg-type]
+    # The GraphQL layer's part of the websocket server: realtime never imports it.
+    live = LiveGraphQL(graphql.schema, settings, services)  # type: ignore[arg-type]
+    hub = Hub(live, settings, broker, services.accounts.session)
     websocket = WebsocketEndpoint(hub)
 
     @asynccontextmanager
@@ -372,6 +376,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.schema = graphql.schema
     app.state.broker = broker
     app.state.hub = hub
     return app

@@ -12,7 +12,7 @@ from accounts.events import SessionRevoked, SessionsRevoked
 from comments.events import CommentChanged
 from domain_events import Event, Publisher
 from markets.events import OddsChanged
-from realtime.broker import Broker
+from realtime.brokers import Broker
 
 SESSIONS = "sessions"
 

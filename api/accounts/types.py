@@ -14,6 +14,7 @@ from api.core.amounts import money
 from api.core.connection import connection_field
 from api.core.node import Node, to_global_id
 from api.core.permissions import require_self_or_admin
+from api.core.viewer import VIEWER
 from api.markets.lists import POSITIONS_BY_USER, POSITIONS_ORDER, TRADES_BY_USER, TRADES_ORDER
 from db import models
 
@@ -55,7 +56,8 @@ class User(Node):
         description=(
             "Credits in the wallet: readable by the account itself and admins only (anyone "
             "else gets FORBIDDEN and null)."
-        )
+        ),
+        metadata=VIEWER,
     )
     async def balance(self, info: Info) -> Decimal | None:
         require_self_or_admin(info, self.pk)

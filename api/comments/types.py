@@ -13,6 +13,7 @@ from api.comments.lists import REPLIES, REPLIES_ORDER
 from api.core.connection import connection_field
 from api.core.node import Node, row_converter, to_global_id
 from api.core.permissions import has_role, require_role
+from api.core.viewer import VIEWER
 from db import models
 
 if TYPE_CHECKING:
@@ -90,17 +91,25 @@ class Comment(Node):
         CommentT, REPLIES, REPLIES_ORDER, description="Direct replies, oldest first."
     )
 
-    @strawberry.field(description="How many users reported it: moderators only (else FORBIDDEN).")
+    @strawberry.field(
+        description="How many users reported it: moderators only (else FORBIDDEN).",
+        metadata=VIEWER,
+    )
     def report_count(self, info: Info) -> int | None:
         require_role(info, models.Role.MODERATOR)
         return self.report_count_value
 
-    @strawberry.field(description="Whether the viewer may edit it (its author, not deleted).")
+    @strawberry.field(
+        description="Whether the viewer may edit it (its author, not deleted).", metadata=VIEWER
+    )
     def viewer_can_edit(self, info: Info) -> bool:
         viewer = info.context.viewer
         return viewer is not None and not self.deleted and viewer.id == self.author_id
 
-    @strawberry.field(description="Whether the viewer may delete it (its author or a moderator).")
+    @strawberry.field(
+        description="Whether the viewer may delete it (its author or a moderator).",
+        metadata=VIEWER,
+    )
     def viewer_can_delete(self, info: Info) -> bool:
         viewer = info.context.viewer
         if viewer is None or self.deleted:

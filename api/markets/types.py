@@ -15,6 +15,7 @@ import clock
 from api.core.amounts import money, shares
 from api.core.connection import connection_field
 from api.core.node import Node, row_converter, to_global_id
+from api.core.viewer import VIEWER
 from api.markets.lists import TRADES_BY_MARKET, TRADES_ORDER
 from db import models
 from markets import pricing
@@ -196,7 +197,9 @@ class Market(Node):
         rows = await info.context.loaders.price_history_by_market.load((self.pk, start, seconds))
         return [PricePoint(at=row.at, probabilities=json.loads(row.probabilities)) for row in rows]
 
-    @strawberry.field(description="The viewer's positions in this market; [] when anonymous.")
+    @strawberry.field(
+        description="The viewer's positions in this market; [] when anonymous.", metadata=VIEWER
+    )
     async def viewer_position(self, info: Info) -> list[Position]:
         viewer = info.context.viewer
         if viewer is None:

@@ -33,7 +33,7 @@ DEEP = "{ articles { nodes { " + "author { articles { nodes { " * 4 + "id" + " }
 def _document_cache(client: GraphQLClient) -> DocumentCache:
     """The document cache of the schema behind ``client``'s app."""
     app = client.http._transport.app  # type: ignore[attr-defined]
-    (checks,) = [e for e in app.state.hub.schema.extensions if hasattr(e, "cache")]
+    (checks,) = [e for e in app.state.schema.extensions if hasattr(e, "cache")]
     cache: DocumentCache = checks.cache
     return cache
 

@@ -29,7 +29,7 @@ from db.config import tortoise_config
 from domain_events import Event, discard
 from markets.events import OddsChanged
 from markets.trading import Trading
-from realtime.broker import MemoryBroker
+from realtime.brokers import MemoryBroker
 from realtime.events import broker_publisher, to_message
 from refusals import Refusal, RefusalCode
 from settings import Settings

@@ -449,7 +449,7 @@ async def test_legacy_graphql_ws_protocol(live: Live) -> None:
 
 async def test_a_slow_consumer_is_cut_off_without_delaying_others(fresh_settings: Settings) -> None:
     """A client that stops reading: its queue stays bounded, it gets an error, others go on."""
-    from realtime.server import Connection, Group, Hub, Sub
+    from realtime.fanout import Connection, Group, Hub, Sub
 
     class StuckSocket:
         sent: list[str] = []

@@ -30,11 +30,11 @@ from websockets.typing import Subprotocol
 
 import accounts.passwords
 import api.extensions
-import realtime.server
+import comments.queries
 from api.core.node import from_global_id
 from db import models
 from db.health import is_database_down
-from realtime.server import Connection, Hub
+from realtime.fanout import Connection, Hub
 from settings import Settings
 from tests.conftest import prepare_database, seed_demo
 from tests.realtime.test_realtime import (
@@ -303,7 +303,7 @@ async def test_replay_pages_run_at_most_replays_per_process_at_once(
     are read at once, and each subscription still gets exactly its comments."""
     settings = replace(fresh_settings, ws_replays_per_process=2, ws_replay_page_size=50)
     in_flight = peak = 0
-    real_fetch = realtime.server.fetch_dicts
+    real_fetch = comments.queries.fetch_dicts
 
     async def watched(sql: str, params: Any = (), conn: Any = None) -> list[dict[str, Any]]:
         nonlocal in_flight, peak
@@ -317,7 +317,7 @@ async def test_replay_pages_run_at_most_replays_per_process_at_once(
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(realtime.server, "fetch_dicts", watched)
+    monkeypatch.setattr(comments.queries, "fetch_dicts", watched)
     async with demo_server(settings) as live:
         article = await live.article()
         sequences = await add_comments(article["id"], 300)

@@ -1,11 +1,9 @@
-"""The broker: small events (ids and sequence numbers) from writers to subscribers.
+"""Redis pub/sub between processes, on top of in-process delivery.
 
-One interface, two backends. ``MemoryBroker`` delivers within the process (the embedded mode).
-``RedisBroker`` also publishes to Redis pub/sub so other processes hear it, delivering locally
-first: while Redis is down, local subscribers still get local events, the outage is logged and
-``healthy`` is False (``/readyz`` reports it); it reconnects with backoff, and tells its
-listeners when it is back so they can fill any gap from the database (Redis pub/sub delivers at
-most once).
+Local delivery comes first: while Redis is down, local subscribers still get local events, the
+outage is logged and ``healthy`` is False (``/readyz`` reports it); it reconnects with backoff,
+and tells its listeners when it is back so they can fill any gap from the database (Redis
+pub/sub delivers at most once).
 """
 
 from __future__ import annotations
@@ -15,88 +13,16 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from logs import get_logger
+from realtime.brokers.base import ReconnectCallback
+from realtime.brokers.memory import MemoryBroker
 
 logger = get_logger("agora.broker")
 
-Listener = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+# Every channel's name on Redis starts with this (one pattern subscription hears them all).
 PREFIX = "agora:"
-
-
-class Broker(Protocol):
-    """Publish events on channels; listeners get (channel, event) in order per channel."""
-
-    healthy: bool
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def publish(self, channel: str, event: dict[str, Any]) -> None: ...
-
-    def listen(self, listener: Listener) -> None:
-        """Call ``listener`` for every event on every channel (the hub routes them)."""
-
-    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Call ``callback`` after a lost connection to other processes comes back."""
-
-
-class MemoryBroker:
-    """In-process delivery, in publish order, by one dispatcher task once started.
-
-    The writer that publishes doesn't wait for the fan-out (a mutation answers at once); before
-    ``start`` (or after ``stop``) delivery happens inline.
-    """
-
-    def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-        self.healthy = True
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._dispatcher = asyncio.create_task(self._dispatch(), name="broker-dispatch")
-
-    async def stop(self) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        self._dispatcher = self._queue = None
-
-    async def _dispatch(self) -> None:
-        assert self._queue is not None
-        while True:
-            channel, event = await self._queue.get()
-            await self._deliver_now(channel, event)
-
-    def listen(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
-        return None
-
-    async def publish(self, channel: str, event: dict[str, Any]) -> None:
-        await self._deliver(channel, event)
-
-    async def _deliver(self, channel: str, event: dict[str, Any]) -> None:
-        if self._queue is not None:
-            self._queue.put_nowait((channel, event))
-        else:
-            await self._deliver_now(channel, event)
-
-    async def _deliver_now(self, channel: str, event: dict[str, Any]) -> None:
-        for listener in list(self._listeners):
-            try:
-                result = listener(channel, event)
-                if result is not None:
-                    await result
-            except Exception:  # a broken listener must not stop the others
-                logger.exception("listener failed on %s", channel)
 
 
 class RedisBroker(MemoryBroker):
@@ -113,14 +39,16 @@ class RedisBroker(MemoryBroker):
         self._publishing: asyncio.Task[None] | None = None
         self._outbound: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
         self._task: asyncio.Task[None] | None = None
-        self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._reconnect_callbacks: list[ReconnectCallback] = []
         self._stopping = False
         self._ready = asyncio.Event()
 
-    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+    def on_reconnect(self, callback: ReconnectCallback) -> None:
+        """Call ``callback`` each time the pub/sub connection comes back after a loss."""
         self._reconnect_callbacks.append(callback)
 
     async def start(self) -> None:
+        """Start local delivery, the publisher and the listener; wait up to 5 s for Redis."""
         await super().start()
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
@@ -144,6 +72,7 @@ class RedisBroker(MemoryBroker):
             await asyncio.wait_for(self._ready.wait(), 5)
 
     async def stop(self) -> None:
+        """Stop local delivery and both Redis connections."""
         await super().stop()
         self._stopping = True
         for task in (self._task, self._publishing):
@@ -157,6 +86,7 @@ class RedisBroker(MemoryBroker):
                     await client.aclose()
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
+        """Deliver locally, then queue the event for Redis (never waiting on it)."""
         await self._deliver(channel, event)
         message = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
         if self._outbound.full():
@@ -225,8 +155,3 @@ class RedisBroker(MemoryBroker):
         if body.get("o") == self.origin:
             return  # delivered locally when published
         await self._deliver(channel.removeprefix(PREFIX), body.get("e") or {})
-
-
-def broker_for(redis_url: str | None) -> MemoryBroker:
-    """The broker for the settings: Redis when a URL is given, else in-memory."""
-    return RedisBroker(redis_url) if redis_url else MemoryBroker()

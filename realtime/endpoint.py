@@ -1,0 +1,191 @@
+"""The websocket endpoint for /graphql: the handshake, ``connection_init``, then one task reading
+frames and dispatching them (to ``Operations`` for ``subscribe``), one writing (the
+connection's writer), one keeping the connection alive by its subprotocol's rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from accounts.service import token_hash
+from clientaddr import client_address
+from db.health import is_database_down, within
+from logs import get_logger
+from realtime.fanout import Connection, Hub
+from realtime.operations import Operations
+from realtime.protocol import negotiate
+from realtime.protocol.messages import (
+    ACK,
+    CloseCode,
+    Closed,
+    Complete,
+    ConnectionInit,
+    Ping,
+    Pong,
+    Subscribe,
+    Terminate,
+    decode_frame,
+    internal_error,
+    parse,
+    pong,
+)
+
+logger = get_logger("agora.ws")
+
+
+class WebsocketEndpoint:
+    """The ASGI websocket handler for /graphql."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.settings = hub.settings
+        self.operations = Operations(hub)
+
+    def origin_allowed(self, ws: WebSocket) -> bool:
+        """Whether the handshake's Origin (if a browser sent one) may open a socket."""
+        origin = ws.headers.get("origin")
+        if origin is None:
+            return True  # not a browser: CSRF-style attacks need one
+        host = ws.headers.get("host", "")
+        return origin in self.settings.cors_origins or origin.split("://", 1)[-1] == host
+
+    async def handle(self, ws: WebSocket) -> None:
+        """Serve one socket from its handshake to its close."""
+        if not self.origin_allowed(ws):
+            await ws.close(code=CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        wire = negotiate(ws.headers.get("sec-websocket-protocol", ""))
+        if wire is None:
+            await ws.accept()
+            await ws.close(
+                code=CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, reason="Subprotocol not acceptable"
+            )
+            return
+        await ws.accept(subprotocol=wire.name)
+        address = client_address(
+            ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
+        )
+        conn = Connection(ws, wire.name, self.settings, address)
+        self.hub.connections.add(conn)
+        writer = asyncio.create_task(conn.writer())
+        reader = asyncio.create_task(self._read(conn))
+        pinger = asyncio.create_task(self._keep_alive(conn))
+        try:
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, pinger):
+                task.cancel()
+            for sub in list(conn.subs.values()):
+                self.hub.remove(sub)
+            self.hub.connections.discard(conn)
+            if conn.closing is not None and not writer.done():
+                # Let the writer flush what was queued before the close (errors, acks).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer, 2)
+            writer.cancel()
+            if ws.application_state != WebSocketState.DISCONNECTED:
+                closing = conn.closing or Closed(CloseCode.NORMAL, "")
+                with contextlib.suppress(Exception):
+                    await ws.close(code=closing.code, reason=closing.reason)
+
+    async def _keep_alive(self, conn: Connection) -> None:
+        interval = self.settings.ws_ping_interval_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            if conn.session_expires is not None and conn.session_expires <= datetime.now(UTC):
+                conn.close(CloseCode.FORBIDDEN, "Forbidden: session expired")
+                return
+            action = conn.wire.keepalive(loop.time() - conn.last_pong, interval)
+            if isinstance(action, Closed):
+                conn.close(action.code, action.reason)
+                return
+            conn.send(action)
+
+    async def _read(self, conn: Connection) -> None:
+        try:
+            await self._init(conn)
+            while conn.closing is None:
+                message = await self._receive(conn, None)
+                try:
+                    await self._handle(conn, message)
+                except (Closed, WebSocketDisconnect):
+                    raise
+                except Exception:
+                    # One bad message must not take the connection's other subscriptions down.
+                    logger.exception("handling a %s message failed", message.get("type"))
+                    if isinstance(message.get("id"), str):
+                        conn.send(internal_error(message["id"]))
+        except Closed as closed:
+            conn.close(closed.code, closed.reason)
+        except WebSocketDisconnect:
+            conn.close(CloseCode.NORMAL, "")
+
+    async def _receive(self, conn: Connection, wait_seconds: float | None) -> dict[str, Any]:
+        try:
+            raw = await asyncio.wait_for(conn.ws.receive(), wait_seconds)
+        except TimeoutError as exc:
+            raise Closed(CloseCode.INIT_TIMEOUT, "Connection initialisation timeout") from exc
+        if raw["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(raw.get("code", 1000))
+        message = decode_frame(
+            raw.get("text"), raw.get("bytes"), self.settings.ws_max_message_bytes
+        )
+        conn.last_pong = asyncio.get_running_loop().time()
+        return message
+
+    async def _init(self, conn: Connection) -> None:
+        """Wait for ``connection_init``; with a bearer token, the session it belongs to."""
+        message = await self._receive(conn, self.settings.ws_init_timeout_seconds)
+        if message["type"] != "connection_init":
+            raise conn.wire.before_init(message["type"])
+        params = ConnectionInit(message.get("payload")).params()
+        authorization = params.get("authorization") or params.get("Authorization")
+        if authorization:
+            scheme, _, token = str(authorization).strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Closed(CloseCode.FORBIDDEN, "Forbidden: bad authorization")
+            try:
+                session = await within(
+                    self.hub.find_session(token.strip()),
+                    self.settings.db_timeout_seconds,
+                )
+            except Exception as exc:
+                if not is_database_down(exc):
+                    raise
+                # Not the client's fault and not a bad token: 1013 tells it to come back later
+                # (a close without a code, as before, reads as "done", 1011 as a server bug).
+                logger.warning("connection_init: the database is unavailable (%r)", exc)
+                raise Closed(
+                    CloseCode.TRY_AGAIN_LATER, "Try again later: the database is unavailable"
+                ) from exc
+            if session is None:
+                raise Closed(CloseCode.FORBIDDEN, "Forbidden: invalid or expired token")
+            conn.viewer, conn.session_expires = session.user, session.expires_at
+            conn.token, conn.token_hash = token.strip(), token_hash(token.strip())
+        conn.send(ACK)
+
+    async def _handle(self, conn: Connection, message: dict[str, Any]) -> None:
+        match parse(message):
+            case ConnectionInit():
+                raise Closed(CloseCode.TOO_MANY_INIT, "Too many initialisation requests")
+            case Ping() as ping:
+                conn.send(pong(ping))
+            case Pong():
+                return
+            case Complete(sub_id):
+                sub = conn.subs.get(sub_id)
+                if sub is not None:
+                    self.hub.remove(sub)
+            case Terminate():
+                raise Closed(CloseCode.NORMAL, "")
+            case Subscribe(sub_id, payload):
+                if sub_id in conn.subs:
+                    raise Closed(
+                        CloseCode.SUBSCRIBER_EXISTS, f"Subscriber for {sub_id} already exists"
+                    )
+                await self.operations.subscribe(conn, sub_id, payload)

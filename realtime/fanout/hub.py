@@ -1,0 +1,147 @@
+"""The hub: routes broker events to groups, and knows every connection (for revocation)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLError
+
+from logs import get_logger
+from realtime.brokers import Broker
+from realtime.events import SESSIONS
+from realtime.fanout.connection import Connection
+from realtime.fanout.group import Group
+from realtime.fanout.subscription import Sub
+from realtime.ports import FindSession, GraphQLLayer
+from realtime.protocol.messages import CloseCode
+from realtime.sources import SubscriptionSource, sources_of
+from settings import Settings
+
+logger = get_logger("agora.ws")
+
+
+class Hub:
+    """Routes broker events to groups; knows every connection (for revocation).
+
+    The app hands it what the GraphQL layer lends (``graphql``: the schema, contexts, checks,
+    errors) and how to find a token's session: realtime imports neither.
+    """
+
+    def __init__(
+        self,
+        graphql: GraphQLLayer,
+        settings: Settings,
+        broker: Broker,
+        find_session: FindSession,
+        share: bool = True,
+    ) -> None:
+        self.graphql = graphql
+        self.settings = settings
+        self.broker = broker
+        self.find_session = find_session
+        # What each subscription field does, read from the schema's field metadata.
+        self.sources: dict[str, SubscriptionSource[Any]] = sources_of(graphql.schema)
+        # False: every subscription is a group of its own (the benchmark's unshared baseline);
+        # read at subscribe time.
+        self.share = share
+        self.groups: dict[tuple[Any, ...], Group] = {}
+        self.by_channel: dict[str, set[Group]] = {}
+        self.connections: set[Connection] = set()
+        # Replay pages read and rendered at once in this process (see Sub._fill).
+        self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_process)
+        broker.listen(self.on_event)
+        broker.on_reconnect(self.resync)
+
+    def formatted(self, errors: list[GraphQLError]) -> list[Any]:
+        """``errors`` as a payload's: coded, the unexpected masked (and logged)."""
+        return [error.formatted for error in self.graphql.format_errors(errors)]
+
+    # -- membership
+
+    def add(
+        self,
+        conn: Connection,
+        sub_id: str,
+        group_key: tuple[Any, ...],
+        make_group: Callable[[], Group],
+    ) -> Sub:
+        """Subscription ``sub_id`` of ``conn``, in the group of ``group_key`` (made if new)."""
+        group = self.groups.get(group_key)
+        if group is None:
+            group = self.groups[group_key] = make_group()
+            self.by_channel.setdefault(group.channel, set()).add(group)
+        sub = Sub(conn, sub_id, group)
+        group.subs.add(sub)
+        conn.subs[sub_id] = sub
+        return sub
+
+    def remove(self, sub: Sub) -> None:
+        """End ``sub``: its catch-up, its unsent coalesced frame, its group once empty."""
+        sub.done = True
+        if sub.task is not None and not sub.task.done() and sub.task is not asyncio.current_task():
+            sub.task.cancel()
+        sub.conn.subs.pop(sub.id, None)
+        sub.conn.latest.pop(sub.id, None)
+        group = sub.group
+        group.subs.discard(sub)
+        if not group.subs:
+            self.groups.pop(group.key, None)
+            channel_groups = self.by_channel.get(group.channel)
+            if channel_groups is not None:
+                channel_groups.discard(group)
+                if not channel_groups:
+                    del self.by_channel[group.channel]
+
+    # -- events
+
+    async def on_event(self, channel: str, event: dict[str, Any]) -> None:
+        """Render ``event`` once per group of its channel and offer it to every subscriber."""
+        if channel == SESSIONS:
+            self._revoke(event)
+            return
+        groups = self.by_channel.get(channel)
+        if not groups:
+            return
+        loaders = self.graphql.loaders()
+        # One root per source and target: the groups of one field share the event's object.
+        roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
+        for group in list(groups):
+            source = group.source
+            if source is None:
+                continue
+            if (source, group.target) not in roots:
+                roots[source, group.target] = await source.root(group.target, event, loaders)
+            root = roots[source, group.target]
+            if root is None:
+                continue
+            try:
+                payload = await group.render(root, loaders)
+            except Exception:  # one group's failure must not cost the others the event
+                logger.exception("rendering an event for %s failed", group.channel)
+                continue
+            seq = source.sequence(event)
+            for sub in list(group.subs):
+                sub.offer(seq, payload)
+
+    async def resync(self) -> None:
+        """After an outage between processes: fill every sequenced subscription from its
+        source (events published meanwhile never reached this process)."""
+        for group in list(self.groups.values()):
+            if not group.sequenced:
+                continue
+            for sub in list(group.subs):
+                if not sub.replaying:
+                    sub.start_catch_up(sub.last_seq)
+
+    def _revoke(self, event: dict[str, Any]) -> None:
+        for conn in list(self.connections):
+            if conn.viewer is None:
+                continue
+            if (event.get("kind") == "token" and conn.token_hash == event.get("token_hash")) or (
+                event.get("kind") == "user"
+                and conn.viewer.id == event.get("user_id")
+                and conn.token_hash != event.get("keep")
+            ):
+                conn.close(CloseCode.FORBIDDEN, "Forbidden: session revoked")
