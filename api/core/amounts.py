@@ -37,3 +37,13 @@ def money(cents: int) -> Decimal:
 def shares(units: int) -> Decimal:
     """Ten-thousandths of a share as a Decimal with 4 places."""
     return Decimal(int(units)).scaleb(-4)
+
+
+def optional_cents(value: Decimal | None, field: str) -> int | None:
+    """A guard amount (zero allowed) as cents; None when not given."""
+    return None if value is None else to_cents(value, field, allow_zero=True)
+
+
+def optional_share_units(value: Decimal | None, field: str) -> int | None:
+    """A guard number of shares (zero allowed) as units; None when not given."""
+    return None if value is None else to_share_units(value, field, allow_zero=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.core.amounts import to_cents, to_share_units
+from api.core.amounts import optional_share_units, to_cents
 from api.core.metadata import EXPENSIVE
 from api.core.node import pk_of
 from api.core.permissions import require_viewer
@@ -28,14 +28,13 @@ async def buy_shares(
     outcome_id = pk_of(input.outcome_id, "Outcome")
 
     async def run() -> TradeResult:
-        amount = to_cents(input.amount, "amount")
-        minimum = (
-            None
-            if input.min_shares is None
-            else to_share_units(input.min_shares, "minShares", allow_zero=True)
-        )
+        # Converted inside the payload's call: a bad amount is a UserError, like a refusal.
         return await info.context.services.trading.buy(
-            viewer, outcome_id, amount, minimum, input.idempotency_key
+            viewer,
+            outcome_id,
+            to_cents(input.amount, "amount"),
+            optional_share_units(input.min_shares, "minShares"),
+            input.idempotency_key,
         )
 
     return await trade_payload(run())

@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.core.amounts import to_cents, to_share_units
+from api.core.amounts import optional_cents, to_share_units
 from api.core.metadata import EXPENSIVE
 from api.core.node import pk_of
 from api.core.permissions import require_viewer
@@ -27,14 +27,13 @@ async def sell_shares(
     outcome_id = pk_of(input.outcome_id, "Outcome")
 
     async def run() -> TradeResult:
-        units = to_share_units(input.shares, "shares")
-        minimum = (
-            None
-            if input.min_amount is None
-            else to_cents(input.min_amount, "minAmount", allow_zero=True)
-        )
+        # Converted inside the payload's call: a bad amount is a UserError, like a refusal.
         return await info.context.services.trading.sell(
-            viewer, outcome_id, units, minimum, input.idempotency_key
+            viewer,
+            outcome_id,
+            to_share_units(input.shares, "shares"),
+            optional_cents(input.min_amount, "minAmount"),
+            input.idempotency_key,
         )
 
     return await trade_payload(run())
