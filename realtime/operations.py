@@ -197,6 +197,8 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
     """Deliver what comes before live events: the first message, or the replay from the
     resume cursor (or from the source's head, filling only what arrives meanwhile)."""
     if not source.sequenced:
+        # Nothing delivered yet: the first message may carry sequence 0 (a market never traded).
+        sub.last_seq = -1
         graphql = sub.group.hub.graphql
         snapshot = await source.snapshot(stream.target, graphql.loaders())
         if snapshot is not None:

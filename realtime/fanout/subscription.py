@@ -58,9 +58,10 @@ class Sub:
         if self.done:
             return
         if self.group.delivery == "coalesced":
-            if seq is not None and seq <= self.last_seq:
-                return
-            self.last_seq = seq or self.last_seq
+            if seq is not None:
+                if seq <= self.last_seq:
+                    return
+                self.last_seq = seq
             self.conn.push_latest(self.id, self.frame(payload_json))
             return
         if not self.group.sequenced or seq is None:

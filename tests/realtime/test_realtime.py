@@ -242,6 +242,20 @@ async def test_odds_first_message_then_one_per_change(live: Live) -> None:
     await ws.close()
 
 
+async def test_odds_first_message_on_a_market_never_traded(live: Live) -> None:
+    # Its odds sequence is still 0: the first message must not wait for a first trade.
+    market = await models.Market.filter(odds_seq=0).order_by("id").first()
+    assert market is not None, "the demo data leaves some markets untraded"
+    outcomes = await models.Outcome.filter(market_id=market.id).count()
+    ws = await live.connect()
+    await subscribe(ws, ODDS, {"m": to_global_id("Market", market.id)})
+    first = (await next_payload(ws))["data"]["oddsUpdated"]
+    assert first["seq"] == 0
+    assert first["lastTrade"] is None
+    assert [o["probability"] for o in first["outcomes"]] == pytest.approx([1 / outcomes] * outcomes)
+    await ws.close()
+
+
 def _pk(global_id: str) -> int:
     from api.core.node import from_global_id
 
