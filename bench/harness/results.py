@@ -1,0 +1,62 @@
+"""Machine-readable results (``--json PATH``): the headline ratios and the raw figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A headline ratio of the project to its baseline, measured in one run."""
+
+    value: float
+    better: str  # "higher" or "lower": which way the project looks better
+
+    def as_json(self) -> dict[str, Any]:
+        return {"value": _plain(self.value), "better": self.better}
+
+
+@dataclass
+class Results:
+    """What a benchmark run found: its exit status, its headline ratios, everything measured."""
+
+    status: int
+    ratios: dict[str, Ratio] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NaN and infinities as null (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_json(path: Path, benchmark: str, app_root: Path, results: Results, began: float) -> None:
+    document = {
+        "benchmark": benchmark,
+        "app_root": str(app_root),
+        "argv": sys.argv[1:],
+        "status": results.status,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
+        "seconds": round(time.time() - began, 1),
+        "ratios": {name: ratio.as_json() for name, ratio in results.ratios.items()},
+        "figures": _plain(results.figures),
+    }
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text())
+    assert isinstance(document, dict)
+    return document
