@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ def write_json(path: Path, benchmark: str, app_root: Path, results: Results, beg
         "status": results.status,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
         "seconds": round(time.time() - began, 1),
+        "load_average": round(os.getloadavg()[0], 2),  # at the end: what else ran meanwhile
         "ratios": {name: ratio.as_json() for name, ratio in results.ratios.items()},
         "figures": _plain(results.figures),
     }

@@ -33,6 +33,15 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(numbers) if numbers else math.nan
 
 
+def paired(a: Sequence[float], b: Sequence[float]) -> float:
+    """The median of a_i / b_i: the ratio of two series measured in alternation, round by round.
+
+    Load from elsewhere on the machine comes and goes; two batches measured one right after
+    the other mostly see the same, and the median drops the rounds where they did not.
+    """
+    return median([ratio(x, y) for x, y in zip(a, b, strict=True)])
+
+
 def split(total: int, parts: int) -> list[int]:
     """``total`` in ``parts`` near-equal whole parts."""
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
@@ -60,6 +69,7 @@ class Figures:
     p50_ms: float
     p99_ms: float
     round_rates: list[float]
+    round_cpu_ms: list[float]  # server CPU per successful request, round by round
     capped: bool
     server_cpu_ms: float  # server CPU per successful request
     client_cpu_share: float  # load generator CPU / wall time (1.0 = one core saturated)
@@ -85,6 +95,7 @@ def summarise(name: str, batches: Sequence[Timed]) -> Figures:
         p50_ms=percentile(latencies, 50) * 1000,
         p99_ms=percentile(latencies, 99) * 1000,
         round_rates=[ratio(len(batch.latencies), batch.elapsed) for batch in batches],
+        round_cpu_ms=[ratio(batch.server_cpu * 1000, len(batch.latencies)) for batch in batches],
         capped=any(batch.capped for batch in batches),
         server_cpu_ms=ratio(sum(batch.server_cpu for batch in batches) * 1000, len(latencies)),
         client_cpu_share=ratio(sum(batch.client_cpu for batch in batches), elapsed),
