@@ -42,7 +42,7 @@ from bench.harness.databases import Database
 from bench.harness.load import Batch, Call, pooled_client, run_load
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import BENCH_ROOT, Server, uvicorn_server
-from bench.harness.stats import Figures, machine, paired, print_table, ratio, split, summarise
+from bench.harness.stats import Figures, machine, print_table, ratio, split, summarise
 
 # API.md's "article-page query" (one line broken in two to fit the line length).
 ARTICLE_PAGE = """
@@ -456,23 +456,16 @@ def headline(page: str, gql: Figures, hand: Figures) -> dict[str, Ratio]:
     """Per page, GraphQL / handwritten, round by round (their median): throughput and server
     CPU per request."""
     return {
-        f"{page}: throughput graphql/handwritten": Ratio(
-            paired(gql.round_rates, hand.round_rates), "higher"
+        f"{page}: throughput graphql/handwritten": Ratio.of_rounds(
+            gql.round_rates, hand.round_rates, "higher"
         ),
-        f"{page}: server CPU per request graphql/handwritten": Ratio(
-            paired(gql.round_cpu_ms, hand.round_cpu_ms), "lower"
+        f"{page}: server CPU per request graphql/handwritten": Ratio.of_rounds(
+            gql.round_cpu_ms, hand.round_cpu_ms, "lower"
         ),
     }
 
 
 # -- main -------------------------------------------------------------------------------------
-
-
-def _pages(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or any(name not in PAGES for name in names):
-        raise argparse.ArgumentTypeError(f"a comma-separated subset of {', '.join(PAGES)}")
-    return list(dict.fromkeys(names))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -492,7 +485,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=240.0,
         help="hard cap in seconds on all measured rounds together (split evenly between batches)",
     )
-    parser.add_argument("--pages", type=_pages, default=list(PAGES), help="article,home")
+    parser.add_argument("--pages", type=cli.subset(PAGES), default=list(PAGES), help="article,home")
     cli.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.warmup < 0:

@@ -8,11 +8,12 @@
 For each benchmark it runs ``python -m bench.<name> --app-root OLD`` and ``--app-root NEW``
 alternately, ``--rounds`` times each (old, new, old, new…), all from this tree (the baselines
 never change), each with ``--json``; then it prints, per headline ratio, the median of the old
-runs, the median of the new ones and new/old − 1, flagging any change beyond ``--tolerance``
-percent (exit status 1; 2 if a run failed). A ratio is of the app to its baseline in the same
-run, so what the machine does meanwhile mostly cancels out; the min–max spread of each side
-shows what is left. Each benchmark gets moderate sizes by default (about 15 minutes for all
-three at 3 rounds on 2 cores) or small ones with ``--quick``; ``--<name>-args`` replaces them.
+runs, the median of the new ones (of all their rounds, where a run's ratio is a median of
+rounds) and new/old − 1, flagging any change beyond ``--tolerance`` percent (exit status 1; 2
+if a run failed). A ratio is of the app to its baseline in the same run, so what the machine
+does meanwhile mostly cancels out; the min–max spread of each side between runs shows what is
+left. Each benchmark gets moderate sizes by default (about 15 minutes for all three at 3 rounds
+on 2 cores) or small ones with ``--quick``; ``--<name>-args`` replaces them.
 
 Before and after a restructuring, from the tree of the result::
 
@@ -36,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench.harness.cli import app_root, subset
 from bench.harness.results import read_json
 from bench.harness.servers import BENCH_ROOT, python_env
 from bench.harness.stats import median
@@ -101,8 +103,13 @@ def _spread(values: list[float]) -> str:
 def compare(
     benchmark: str, runs: dict[str, list[dict[str, Any]]], tolerance: float
 ) -> tuple[list[dict[str, Any]], int]:
-    """Per ratio: the medians of both sides and the change; and how many are flagged."""
+    """Per ratio: the medians of both sides and the change; and how many are flagged.
+
+    A side's median is over every round of every run where the ratio is a median of rounds
+    (all the pairs that were measured), else over the runs; the spread is between runs.
+    """
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"old": [], "new": []})
+    pooled: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"old": [], "new": []})
     better: dict[str, str] = {}
     for side, results in runs.items():
         for result in results:
@@ -110,6 +117,8 @@ def compare(
                 better[name] = ratio["better"]
                 if ratio["value"] is not None:
                     values[name][side].append(float(ratio["value"]))
+                    samples = ratio.get("samples") or [ratio["value"]]
+                    pooled[name][side] += [float(v) for v in samples if v is not None]
     rows = []
     flagged = 0
     width = max([len(benchmark) + 19, *(len(name) for name in values)])
@@ -119,7 +128,7 @@ def compare(
         f"{'change':>7}   {'spread old':>10} {'spread new':>10}"
     )
     for name, sides in values.items():
-        old, new = median(sides["old"]), median(sides["new"])
+        old, new = median(pooled[name]["old"]), median(pooled[name]["new"])
         change = new / old - 1 if old and not math.isnan(old) else math.nan
         flag = ""
         if math.isnan(change):
@@ -149,28 +158,14 @@ def compare(
     return rows, flagged
 
 
-def _benchmarks(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or any(name not in BENCHMARKS for name in names):
-        raise argparse.ArgumentTypeError(f"a comma-separated subset of {', '.join(BENCHMARKS)}")
-    return list(dict.fromkeys(names))
-
-
-def _tree(text: str) -> Path:
-    root = Path(text).resolve()
-    if not (root / "app.py").is_file():
-        raise argparse.ArgumentTypeError(f"not an Agora tree (no app.py): {root}")
-    return root
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.compare",
         description="Each benchmark on two trees, interleaved: the change of its ratios.",
     )
-    parser.add_argument("--old", type=_tree, required=True, help="the tree before")
-    parser.add_argument("--new", type=_tree, required=True, help="the tree after")
-    parser.add_argument("--benchmarks", type=_benchmarks, default=list(BENCHMARKS))
+    parser.add_argument("--old", type=app_root, required=True, help="the tree before")
+    parser.add_argument("--new", type=app_root, required=True, help="the tree after")
+    parser.add_argument("--benchmarks", type=subset(BENCHMARKS), default=list(BENCHMARKS))
     parser.add_argument("--rounds", type=int, help="runs per tree and benchmark (default 3)")
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 round: a smoke test")
     for name in BENCHMARKS:

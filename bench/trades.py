@@ -52,7 +52,7 @@ from bench.harness.databases import Database, is_sqlite, run_in_app
 from bench.harness.load import Batch, Call, pooled_client, run_load
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import Server, log_config_options, uvicorn_server
-from bench.harness.stats import Figures, machine, paired, print_table, ratio, split, summarise
+from bench.harness.stats import Figures, machine, print_table, ratio, split, summarise
 
 # What a trading UI would ask for: the trade, the wallet, the new odds.
 BUY = """
@@ -529,11 +529,11 @@ def report(
     outcome = Results(0, figures={"database": version})
     # Round by round (their median): each round times read, one and many one after another.
     for s in (one, many):
-        outcome.ratios[f"{s.name}/read throughput"] = Ratio(
-            paired(s.round_rates, read.round_rates), "higher"
+        outcome.ratios[f"{s.name}/read throughput"] = Ratio.of_rounds(
+            s.round_rates, read.round_rates, "higher"
         )
-        outcome.ratios[f"{s.name}/read server CPU per request"] = Ratio(
-            paired(s.round_cpu_ms, read.round_cpu_ms), "lower"
+        outcome.ratios[f"{s.name}/read server CPU per request"] = Ratio.of_rounds(
+            s.round_cpu_ms, read.round_cpu_ms, "lower"
         )
     for s in summaries:
         outcome.figures[s.name] = s.as_json()

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,31 @@ from bench.harness.servers import BENCH_ROOT
 BenchFn = Callable[[argparse.Namespace, str, Path], Coroutine[Any, Any, Results]]
 
 
-def _app_root(text: str) -> Path:
+def app_root(text: str) -> Path:
+    """An argument naming an Agora tree (a folder with app.py), made absolute."""
     root = Path(text).resolve()
     if not (root / "app.py").is_file():
         raise argparse.ArgumentTypeError(f"not an Agora tree (no app.py): {root}")
     return root
 
 
+def subset(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argument type: a comma-separated subset of ``choices``, in the order given."""
+
+    def parse(text: str) -> list[str]:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        if not names or any(name not in choices for name in names):
+            raise argparse.ArgumentTypeError(f"a comma-separated subset of {', '.join(choices)}")
+        return list(dict.fromkeys(names))
+
+    return parse
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, databases: bool = True) -> None:
     """``--app-root``, ``--json`` and (unless ``databases`` is false) the database options."""
     parser.add_argument(
         "--app-root",
-        type=_app_root,
+        type=app_root,
         default=BENCH_ROOT,
         help=f"the tree whose app is measured (default: {BENCH_ROOT})",
     )

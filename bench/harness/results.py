@@ -7,9 +7,12 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.harness.stats import median, pairs
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,23 @@ class Ratio:
 
     value: float
     better: str  # "higher" or "lower": which way the project looks better
+    samples: tuple[float, ...] = ()  # the rounds' ratios, when ``value`` is their median
+
+    @classmethod
+    def of_rounds(cls, a: Sequence[float], b: Sequence[float], better: str) -> Ratio:
+        """The median of a_i / b_i over rounds that each measured a then b.
+
+        Load from elsewhere on the machine comes and goes; two batches measured one right after
+        the other mostly see the same, and the median drops the rounds where they did not.
+        """
+        samples = tuple(pairs(a, b))
+        return cls(median(samples), better, samples)
 
     def as_json(self) -> dict[str, Any]:
-        return {"value": _plain(self.value), "better": self.better}
+        values: dict[str, Any] = {"value": self.value, "better": self.better}
+        if self.samples:
+            values["samples"] = list(self.samples)
+        return _plain(values)
 
 
 @dataclass

@@ -33,13 +33,9 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(numbers) if numbers else math.nan
 
 
-def paired(a: Sequence[float], b: Sequence[float]) -> float:
-    """The median of a_i / b_i: the ratio of two series measured in alternation, round by round.
-
-    Load from elsewhere on the machine comes and goes; two batches measured one right after
-    the other mostly see the same, and the median drops the rounds where they did not.
-    """
-    return median([ratio(x, y) for x, y in zip(a, b, strict=True)])
+def pairs(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """a_i / b_i: two series measured in alternation, round by round."""
+    return [ratio(x, y) for x, y in zip(a, b, strict=True)]
 
 
 def split(total: int, parts: int) -> list[int]:
