@@ -10,13 +10,15 @@ that app (``app:create_app``, run from ``--app-root``) and ``bench.handwritten``
 SQL statements, no GraphQL, always from this tree), and checks that both answer each page
 identically: API.md's article-page query (the demo's Central Asia article and the article with
 the most comments) and README's Home query. Then it loads them in alternating rounds (per round
-and page: GraphQL, then handwritten) from this process with httpx and prints requests/s, p50
-and p99 latency of each and, per page, the GraphQL/handwritten ratios. Machines here are noisy:
-read the ratios, not the absolute figures. It also checks the pages against what the data says
-(denormalised counters, related articles, odds) and prints what disagrees.
+and page: GraphQL, then handwritten) from this process (keep-alive HTTP/1.1 with prepared
+requests: ``bench.harness.load``) and prints requests/s, p50 and p99 latency of each and, per
+page, the GraphQL/handwritten ratios. Machines here are noisy: read the ratios, not the
+absolute figures. It also checks the pages against what the data says (denormalised counters,
+related articles, odds) and prints what disagrees.
 
-``--json PATH`` writes the headline ratios (per page: throughput and server CPU per request,
-GraphQL / handwritten) and every figure; ``bench.compare`` runs this on two trees.
+``--json PATH`` writes the headline ratios (per page, GraphQL / handwritten throughput and
+server CPU per request: the median of the rounds' ratios) and every figure; ``bench.compare``
+runs this on two trees.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import json
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from bench.handwritten import as_datetime, reading_time
 from bench.harness import cli
 from bench.harness.api import CENTRAL_ASIA, HEADERS, global_id_pk
 from bench.harness.databases import Database
-from bench.harness.load import Batch, Call, pooled_client, run_load
+from bench.harness.load import Batch, Call, Check, Connections, run_load
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import BENCH_ROOT, Server, uvicorn_server
 from bench.harness.stats import Figures, machine, print_table, ratio, split, summarise
@@ -107,11 +108,11 @@ class Page:
         ]
 
 
-def exactly(expected: bytes) -> Callable[[httpx.Response], str]:
-    def check(response: httpx.Response) -> str:
-        if response.status_code == 200 and response.content == expected:
+def exactly(expected: bytes) -> Check:
+    def check(status: int, body: bytes) -> str:
+        if status == 200 and body == expected:
             return ""
-        return f"HTTP {response.status_code}: {response.text[:300]}"
+        return f"HTTP {status}: {body[:300].decode(errors='replace')}"
 
     return check
 
@@ -390,17 +391,15 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
 
         cap = args.time_limit / (len(servers) * len(pages) * args.rounds)
         async with (
-            pooled_client(args.concurrency) as client_a,
-            pooled_client(args.concurrency) as client_b,
+            Connections(servers[GRAPHQL]) as pool_a,
+            Connections(servers[HANDWRITTEN]) as pool_b,
         ):
-            clients = {GRAPHQL: client_a, HANDWRITTEN: client_b}
+            pools = {GRAPHQL: pool_a, HANDWRITTEN: pool_b}
 
             async def batch(page: Page, name: str, count: int, time_cap: float) -> Batch:
                 path = "/graphql" if name == GRAPHQL else page.path
                 calls = page.calls(name, count)
-                return await run_load(
-                    clients[name], servers[name], path, name, calls, args.concurrency, time_cap
-                )
+                return await run_load(pools[name], path, name, calls, args.concurrency, time_cap)
 
             for page in pages.values():
                 for name in servers:

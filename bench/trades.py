@@ -23,7 +23,8 @@ against what the client saw succeed, and runs ``python -m markets.audit`` from `
 on the database; exit status 1 on any failure, mismatch or audit problem.
 
 ``--json PATH`` writes the headline ratios (one market / read and many markets / read:
-throughput and server CPU per request) and every figure; ``bench.compare`` runs this on two trees.
+throughput and server CPU per request, the median of the rounds' ratios) and every figure;
+``bench.compare`` runs this on two trees.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import random
@@ -49,7 +51,7 @@ import httpx
 from bench.harness import cli
 from bench.harness.api import Account, Market, body, bounded, create_markets, error_text, sign_up
 from bench.harness.databases import Database, is_sqlite, run_in_app
-from bench.harness.load import Batch, Call, pooled_client, run_load
+from bench.harness.load import Batch, Call, Check, Connections, run_load
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import Server, log_config_options, uvicorn_server
 from bench.harness.stats import Figures, machine, print_table, ratio, split, summarise
@@ -114,13 +116,13 @@ def check_buy(payload: Any) -> str:
     return ""
 
 
-def answered(check: Callable[[Any], str]) -> Callable[[httpx.Response], str]:
+def answered(check: Callable[[Any], str]) -> Check:
     """``check`` of the JSON of an HTTP 200 answer."""
 
-    def on_response(response: httpx.Response) -> str:
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}: {response.text[:200]}"
-        return check(response.json())
+    def on_response(status: int, body: bytes) -> str:
+        if status != 200:
+            return f"HTTP {status}: {body[:200].decode(errors='replace')}"
+        return check(json.loads(body))
 
     return on_response
 
@@ -277,7 +279,7 @@ async def balances(
         response = await client.post(
             server.base_url + "/graphql", content=body(ME), headers=trader.headers
         )
-        problem = READ_OK(response)
+        problem = READ_OK(response.status_code, response.content)
         if problem:
             raise RuntimeError(f"balance of {trader.username}: {problem}")
         result[index] = _cents(str(response.json()["data"]["me"]["balance"]))
@@ -360,7 +362,10 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
         server.start()
         await server.wait_ready()
         print(f"server: app of {args.app_root}, pid {server.pid} on :{server.port}")
-        async with pooled_client(args.concurrency) as client:
+        async with (
+            httpx.AsyncClient(timeout=30.0, trust_env=False) as client,
+            Connections(server) as pool,
+        ):
             began = time.perf_counter()
             traders, markets = await set_up(client, server, args.users, args.markets, tag)
             one, many = markets[:1], markets[1:]
@@ -381,7 +386,7 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
                 return Results(2)
 
             def batch(scenario: str, calls: list[Call], cap: float) -> Coroutine[Any, Any, Batch]:
-                return run_load(client, server, "/graphql", scenario, calls, args.concurrency, cap)
+                return run_load(pool, "/graphql", scenario, calls, args.concurrency, cap)
 
             if args.warmup:
                 warm.append(await batch(READ, planner.reads(args.warmup), 60.0))
