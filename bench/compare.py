@@ -45,9 +45,9 @@ from bench.harness.stats import median
 BENCHMARKS = ("article_page", "trades", "fanout")
 # Sizes for a comparison: enough requests that a ratio settles, few enough for 3 rounds.
 SIZES = {
-    "article_page": "--requests 600 --rounds 6 --warmup 100",
-    "trades": "--requests 600 --rounds 6 --warmup 64",
-    "fanout": "--sizes 1000 --events 40 --markets 10 --per-market 100 --trade-rounds 4",
+    "article_page": "--requests 900 --rounds 9 --warmup 100",
+    "trades": "--requests 900 --rounds 9 --warmup 64",
+    "fanout": "--sizes 1000 --events 40 --markets 5 --per-market 200 --trade-rounds 8",
 }
 # A smoke test of the whole chain, not a measurement.
 QUICK = {
