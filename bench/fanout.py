@@ -1,19 +1,21 @@
 """Benchmark: subscription fan-out of our hub vs per-subscriber execution vs a bare broadcast.
 
-    PYTHONPATH=. .venv/bin/python -m bench.fanout [--sizes 1000,5000] [--events 10]
+    .venv/bin/python -m bench.fanout [--sizes 1000,5000] [--events 10]
         [--markets 100] [--per-market 20] [--trade-rounds 1] [--burst-concurrency 8]
         [--rounds 1] [--targets shared,unshared,bare] [--event-timeout 120]
-        [--time-limit 2400] [--deflate] [--keepalive]
+        [--time-limit 2400] [--deflate] [--keepalive] [--app-root DIR] [--json PATH]
 
-It builds a fresh SQLite database with the demo data and, one server at a time on loopback ports,
-measures three targets with the same clients:
+It builds a fresh SQLite database with the demo data, by the app of ``--app-root`` (default:
+this tree), and, one server at a time on loopback ports, measures three targets with the same
+clients:
 
-* ``shared``: the real app (``app:create_app``): identical subscriptions share one execution;
-* ``unshared``: the same app with ``Hub.share = False`` (``bench.fanout_app``): every
-  subscriber is its own group, so each event is executed and encoded once per subscriber;
-* ``bare``: a minimal ``websockets`` server (this module with ``--serve-bare``) that answers
-  graphql-transport-ws' ``connection_init``/``ping`` and, on a trigger sent over a control
-  socket, sends one frame of our frames' size to the matching clients with
+* ``shared``: that app (``app:create_app``): identical subscriptions share one execution;
+* ``unshared``: the same app with ``Hub.share = False`` (``bench/fanout_app.py`` of this tree
+  over ``--app-root``'s app): every subscriber is its own group, so each event is executed and
+  encoded once per subscriber;
+* ``bare``: a minimal ``websockets`` server (this module with ``--serve-bare``, from this tree)
+  that answers graphql-transport-ws' ``connection_init``/``ping`` and, on a trigger sent over a
+  control socket, sends one frame of our frames' size to the matching clients with
   ``websockets.broadcast`` (no database, no GraphQL: the floor).
 
 Clients are asyncio ``websockets`` connections in this process, one subscription each
@@ -26,8 +28,9 @@ for odds also the first message). Scenarios, each on a freshly started server:
   every subscriber has it. Before connecting, the same number of comments with no subscriber
   (the mutation's own cost);
 * ``odds``: ``--per-market`` subscribers on each of ``--markets`` markets (created as the demo
-  admin), then one ``buyShares`` per market, one after another, each waited for; ``odds burst``:
-  one trade per market again, ``--burst-concurrency`` in flight.
+  admin and traded once, untimed), then one ``buyShares`` per market, one after another, each
+  waited for (``--trade-rounds`` times); ``odds burst``: the same trades again,
+  ``--burst-concurrency`` in flight.
 
 Latency is per delivery: the time this process read the frame off the socket − the time the
 mutation (or trigger) was sent; the wait from that read to the reader task is reported apart
@@ -41,6 +44,9 @@ order (sequence / odds ``seq``); anything else, or a warning in a server's log, 
 read the ratios, the client column (near 100%, the client limits the rate) and the others
 column (CPU of every other process while the events ran); ``--rounds`` repeats everything in
 turn and adds the rounds up.
+
+``--json PATH`` writes the headline ratios (per scenario and size, shared / bare server CPU
+per event) and every figure; ``bench.compare`` runs this on two trees.
 """
 
 from __future__ import annotations
@@ -53,7 +59,6 @@ import math
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 import uuid
@@ -71,37 +76,34 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from bench.article_page import (
+from bench.harness import cli
+from bench.harness.api import (
     CENTRAL_ASIA,
     HEADERS,
-    ROOT,
-    Target,
-    free_port,
-    log_tail,
-    percentile,
-    scratch_folder,
-    stop_server,
-    wait_ready,
-)
-from bench.trades import (
-    ADMIN,
-    CREATE_MARKET,
-    LOG_CONFIG,
-    LOG_IN,
-    PASSWORD,
-    RETRY_LINE,
-    SIGN_UP,
+    READER,
     bounded,
+    create_markets,
     graphql,
+    log_in,
+    sign_up,
 )
-from settings import Settings
+from bench.harness.procfs import machine_busy
+from bench.harness.results import Ratio, Results
+from bench.harness.servers import (
+    BENCH_ROOT,
+    Server,
+    bench_module_server,
+    log_config_options,
+    uvicorn_server,
+)
+from bench.harness.stats import percentile, ratio
 
 SHARED, UNSHARED, BARE = "shared", "unshared", "bare"
 TARGETS = (SHARED, UNSHARED, BARE)
-FACTORIES = {SHARED: "app:create_app", UNSHARED: "bench.fanout_app:create_unshared_app"}
+# The unshared app is bench/fanout_app.py (on the path after --app-root) over --app-root's app.
+FACTORIES = {SHARED: "app:create_app", UNSHARED: "fanout_app:create_unshared_app"}
 COMMENTS, ODDS, BURST, QUIET = "comments", "odds", "odds burst", "no subscribers"
 PROTOCOL = Subprotocol("graphql-transport-ws")
-POSTER = ("alice", "demo-password")  # a demo reader (demo/data/users.toml)
 
 INIT = json.dumps({"type": "connection_init", "payload": {}})
 ACK = json.dumps({"type": "connection_ack"})
@@ -210,89 +212,29 @@ async def serve_bare(port: int, deflate: bool, keepalive: bool) -> None:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def start_target(name: str, args: argparse.Namespace, database_url: str, folder: Path) -> Target:
+def start_target(name: str, args: argparse.Namespace, database_url: str, folder: Path) -> Server:
     """Start ``name`` on a free loopback port (the caller stops it)."""
-    target = Target(name, FACTORIES.get(name, "bench.fanout --serve-bare"), "/graphql")
-    target.port = free_port()
-    target.log = folder / f"{name}-{target.port}.log"
-    log_config = folder / "logging.json"
-    log_config.write_text(json.dumps(LOG_CONFIG))
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        AGORA_ENV="test",
-        LOG_LEVEL="INFO",
-        COMMENT_RATE="100000/60",
-        SIGNUP_RATE_PER_ADDRESS="100000/60",
-        # The app's own graphql-transport-ws pings (every 20 s by default) off unless asked:
-        # 5,000 of them landing inside a measurement would be noise, not fan-out.
-        WS_PING_INTERVAL_SECONDS="20" if args.keepalive else "3600",
-        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-    )
     if name == BARE:
-        command = [sys.executable, "-m", "bench.fanout", "--serve-bare", "--port", str(target.port)]
-        command += ["--deflate"] if args.deflate else []
-        command += ["--keepalive"] if args.keepalive else []
+        flags = ["--serve-bare", *(["--deflate"] if args.deflate else [])]
+        flags += ["--keepalive"] if args.keepalive else []
+        server = bench_module_server(name, "bench.fanout", flags, folder)
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            target.factory,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(target.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-keep-alive",
-            "600",
-            "--ws-ping-interval",
-            "20" if args.keepalive else "0",
-            "--log-config",  # agora.* at INFO (trade retries), everything else at WARNING
-            str(log_config),
-        ]
-    with target.log.open("wb") as log:
-        target.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        env = {
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "INFO",
+            "COMMENT_RATE": "100000/60",
+            "SIGNUP_RATE_PER_ADDRESS": "100000/60",
+            # The app's own graphql-transport-ws pings (every 20 s by default) off unless asked:
+            # 5,000 of them landing inside a measurement would be noise, not fan-out.
+            "WS_PING_INTERVAL_SECONDS": "20" if args.keepalive else "3600",
+        }
+        options = ["--ws-ping-interval", "20" if args.keepalive else "0"]
+        options += log_config_options(folder)
+        server = uvicorn_server(
+            name, FACTORIES[name], args.app_root, folder, env, options, [BENCH_ROOT / "bench"]
         )
-    return target
-
-
-def rss_kib(target: Target) -> int:
-    """The server process's resident memory (VmRSS) in KiB; 0 if unknown."""
-    if target.process is None:
-        return 0
-    try:
-        status = Path(f"/proc/{target.process.pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def loud_lines(target: Target) -> list[str]:
-    """Warnings, errors and tracebacks in the server's log."""
-    if target.log is None or not target.log.exists():
-        return []
-    words = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Exception")
-    return [
-        line
-        for line in target.log.read_text(errors="replace").splitlines()
-        if any(word in line for word in words) and not RETRY_LINE.search(line)
-    ]
-
-
-def trade_retries(target: Target) -> Counter[str]:
-    """agora.trading's retries by cause (SQLite's busy database, say)."""
-    if target.log is None or not target.log.exists():
-        return Counter()
-    text = target.log.read_text(errors="replace")
-    return Counter(match.group(1) for match in RETRY_LINE.finditer(text))
+    server.start()
+    return server
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -451,7 +393,7 @@ class Opened:
 
 
 async def open_all(
-    target: Target,
+    target: Server,
     url: str,
     plan: list[dict[str, Any]],
     query: str,
@@ -527,16 +469,6 @@ class Batch:
     others_cpu: float
 
 
-def machine_busy() -> float:
-    """CPU seconds every process on the machine has used so far (/proc/stat)."""
-    try:
-        line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 async def fire(
     trigger: Trigger, board: Board, key: str, index: int, needed: int, within: float
 ) -> Sent:
@@ -551,7 +483,7 @@ async def fire(
 
 
 async def run_events(
-    target: Target,
+    target: Server,
     board: Board,
     plan: list[tuple[str, int]],
     trigger: Trigger,
@@ -584,46 +516,28 @@ async def run_events(
 
 
 def comment_trigger(
-    http: httpx.AsyncClient, target: Target, token: str, article_id: str, tag: str
+    http: httpx.AsyncClient, target: Server, token: str, article_id: str, tag: str
 ) -> Trigger:
-    headers = {**HEADERS, "authorization": f"Bearer {token}"}
-    url = target.base_url + "/graphql"
     posted = Counter[str]()
 
     async def post(key: str, index: int) -> Any:
         posted[key] += 1
         text = f"Fan-out {tag} {target.name}:{target.port} #{posted[key]}. {FILLER}"
         variables = {"input": {"articleId": article_id, "body": text}}
-        response = await http.post(
-            url,
-            content=json.dumps({"query": POST_COMMENT, "variables": variables}),
-            headers=headers,
-        )
-        payload = response.json()
-        result = (payload.get("data") or {}).get("postComment") or {}
-        if response.status_code != 200 or payload.get("errors") or result.get("errors"):
-            raise RuntimeError(f"postComment: HTTP {response.status_code} {response.text[:200]}")
+        result = await graphql(http, target.base_url, POST_COMMENT, variables, "postComment", token)
         return int(result["comment"]["sequence"])
 
     return post
 
 
 def trade_trigger(
-    http: httpx.AsyncClient, target: Target, token: str, outcomes: dict[str, str]
+    http: httpx.AsyncClient, target: Server, token: str, outcomes: dict[str, str]
 ) -> Trigger:
     """A 1.00 buy of the first outcome of the market of the subscription key."""
-    headers = {**HEADERS, "authorization": f"Bearer {token}"}
-    url = target.base_url + "/graphql"
 
     async def buy(key: str, index: int) -> Any:
         variables = {"input": {"outcomeId": outcomes[key], "amount": "1.00"}}
-        response = await http.post(
-            url, content=json.dumps({"query": BUY, "variables": variables}), headers=headers
-        )
-        payload = response.json()
-        result = (payload.get("data") or {}).get("buyShares") or {}
-        if response.status_code != 200 or payload.get("errors") or result.get("errors"):
-            raise RuntimeError(f"buyShares: HTTP {response.status_code} {response.text[:200]}")
+        result = await graphql(http, target.base_url, BUY, variables, "buyShares", token)
         return str(result["trade"]["id"])
 
     return buy
@@ -759,6 +673,30 @@ class Result:
             + sum(self.connect_failures.values())
         )
 
+    def as_json(self) -> dict[str, Any]:
+        """The figures of the report's table."""
+        return {
+            "scenario": self.scenario,
+            "target": self.target,
+            "subscribers": self.subscribers,
+            "events": self.events,
+            "delivered": self.delivered,
+            "expected": self.expected,
+            "p50_ms": self.ms(self.latencies, 50),
+            "p99_ms": self.ms(self.latencies, 99),
+            "first_p50_ms": self.ms(self.firsts, 50),
+            "mutation_p50_ms": self.ms(self.answers, 50),
+            "deliveries_per_s": self.rate,
+            "server_cpu_ms_per_event": self.cpu_ms_per_event,
+            "server_cpu_us_per_delivery": self.cpu_us_per_delivery,
+            "rss_kib_per_connection": self.rss_per_conn_kib,
+            "server_cpu_ms_per_subscribe": self.connect_cpu_ms,
+            "client_cpu_share": self.share(self.client_cpu),
+            "others_cpu_share": self.share(self.others_cpu),
+            "frame_bytes": self.frame_bytes,
+            "problems": self.problems,
+        }
+
 
 def analyse(
     scenario: str, target: str, planned: int, batch: Batch, subscribers: list[Subscriber]
@@ -850,16 +788,16 @@ class Bench:
         return False
 
 
-async def log_in(http: httpx.AsyncClient, target: Target, who: tuple[str, str]) -> str:
-    variables = {"input": {"username": who[0], "password": who[1]}}
-    return str((await graphql(http, target, LOG_IN, variables, "logIn"))["token"])
-
-
 async def set_up(bench: Bench) -> None:
-    """Through the API, untimed: the article, and ``--markets`` markets created by the admin."""
+    """Through the API, untimed: the article, and ``--markets`` markets created by the admin,
+    each traded once (1.00 of its first outcome).
+
+    The trade: on this app a market that has never traded (its odds sequence still 0) sends
+    ``oddsUpdated`` subscribers no first message, so they would wait for it in vain.
+    """
     target = start_target(SHARED, bench.args, bench.database_url, bench.folder)
     try:
-        await wait_ready(target)
+        await target.wait_ready()
         async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
             response = await http.post(
                 target.base_url + "/graphql",
@@ -869,42 +807,31 @@ async def set_up(bench: Bench) -> None:
             bench.article_id = str(response.json()["data"]["article"]["id"])
             if not bench.args.markets:
                 return
-            admin = await log_in(http, target, ADMIN)
-            closes_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7 * 86400))
-
-            def job(i: int) -> Callable[[], Awaitable[dict[str, Any]]]:
-                variables = {
-                    "input": {
-                        "question": f"Fan-out benchmark {bench.tag} market {i}: will it hold?",
-                        "description": "Created by bench.fanout.",
-                        "resolutionCriteria": "Never resolved: a benchmark market.",
-                        "outcomes": ["Yes", "No"],
-                        "closesAt": closes_at,
-                        "liquidity": "1000.00",
-                    }
-                }
-                return lambda: graphql(
-                    http, target, CREATE_MARKET, variables, "createMarket", admin
-                )
-
             began = time.perf_counter()
-            created = await bounded([job(i) for i in range(bench.args.markets)], 4)
-            bench.markets = [
-                (str(r["market"]["id"]), str(r["market"]["outcomes"][0]["id"])) for r in created
-            ]
+            created = await create_markets(
+                http, target.base_url, bench.args.markets, "bench.fanout", bench.tag
+            )
+            bench.markets = [(m.id, m.outcome_ids[0]) for m in created]
+            trader = await sign_up(
+                http, target.base_url, f"fanout_{bench.tag}_setup", "Fan-out set-up"
+            )
+            outcomes = {key_of({"marketId": m}): o for m, o in bench.markets}
+            buy = trade_trigger(http, target, trader.token, outcomes)
+            for index, key in enumerate(outcomes):
+                await buy(key, index)
             print(
-                f"  {len(bench.markets)} markets created in {time.perf_counter() - began:.1f}s "
-                f"(createMarket as {ADMIN[0]})"
+                f"  {len(bench.markets)} markets created (createMarket as the demo admin) and "
+                f"traded once in {time.perf_counter() - began:.1f}s"
             )
     finally:
-        stop_server(target)
-        bench.loud["set-up"] = loud_lines(target)
+        target.stop()
+        bench.loud["set-up"] = target.loud_lines()
 
 
 async def make_trigger(
     bench: Bench,
     name: str,
-    target: Target,
+    target: Server,
     http: httpx.AsyncClient,
     field_name: str,
     controls: list[ClientConnection],
@@ -921,11 +848,10 @@ async def make_trigger(
         return bare_trigger(control, bench.templates.get(field_name), field_name)
     if field_name == "oddsUpdated":
         username = f"fanout_{bench.tag}_{name}_{target.port}"
-        variables = {"input": {"username": username, "password": PASSWORD, "displayName": username}}
-        signed = await graphql(http, target, SIGN_UP, variables, "signUp")
+        signed = await sign_up(http, target.base_url, username, username)
         outcomes = {key_of({"marketId": m}): o for m, o in bench.markets}
-        return trade_trigger(http, target, str(signed["token"]), outcomes)
-    token = await log_in(http, target, POSTER)
+        return trade_trigger(http, target, signed.token, outcomes)
+    token = await log_in(http, target.base_url, READER)
     return comment_trigger(http, target, token, bench.article_id, bench.tag)
 
 
@@ -948,7 +874,7 @@ async def measure(
     subscribers: list[Subscriber] = []
     board = Board()
     try:
-        await wait_ready(target)
+        await target.wait_ready()
         ws_url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
         is_odds = field_name == "oddsUpdated"
         expect_first = is_odds and name != BARE  # our oddsUpdated sends the odds at once
@@ -971,7 +897,7 @@ async def measure(
                 bench.add(analyse(f"{scenario}: {QUIET}", name, 0, quiet, []))
                 base_cpu, base_events = quiet.server_cpu, len(quiet.sent)
             await asyncio.sleep(0.5)
-            rss_before = rss_kib(target)
+            rss_before = target.rss_kib()
 
             opened = await open_all(target, ws_url, plan, query, expect_first, args, board)
             subscribers = opened.subscribers
@@ -984,14 +910,13 @@ async def measure(
             idle_from = target.cpu_seconds()
             await asyncio.sleep(2.0)
             idle_cpu = target.cpu_seconds() - idle_from
-            rss_growth = rss_kib(target) - rss_before
+            rss_growth = target.rss_kib() - rss_before
             per_key = Counter(sub.key for sub in subscribers)
 
             phases: list[tuple[str, list[tuple[str, int]], int]]
             if is_odds:
                 rounds = [(k, per_key[k]) for _ in range(args.trade_rounds) for k in distinct]
-                burst = [(k, per_key[k]) for k in distinct]
-                phases = [(ODDS, rounds, 1), (BURST, burst, args.burst_concurrency)]
+                phases = [(ODDS, rounds, 1), (BURST, rounds, args.burst_concurrency)]
             else:
                 phases = [(COMMENTS, [(distinct[0], per_key[distinct[0]])] * args.events, 1)]
             for phase, events, concurrency in phases:
@@ -1028,11 +953,11 @@ async def measure(
         for control in controls:
             with contextlib.suppress(Exception):
                 await control.close()
-        stop_server(target)
-        bench.loud[label] = bench.loud.get(label, []) + loud_lines(target)
-        bench.retries.setdefault(f"{scenario} on {name}", Counter()).update(trade_retries(target))
-        if target.process is not None and target.process.returncode not in (0, -15, None):
-            print(f"  server exit status {target.process.returncode}:\n{log_tail(target)}")
+        target.stop()
+        bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
+        bench.retries.setdefault(f"{scenario} on {name}", Counter()).update(target.trade_retries())
+        if target.exit_problem():
+            print(f"  {target.exit_problem()}")
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -1044,27 +969,23 @@ def _f(value: float, width: int, spec: str) -> str:
     return f"{text:>{width}}"
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b and not math.isnan(b) else math.nan
-
-
 def _compare(a: Result, b: Result) -> str:
     """a relative to b: latencies, CPU, memory; deliveries/s inverted (b's rate / a's)."""
     text = (
-        f"p50 {_ratio(a.ms(a.latencies, 50), b.ms(b.latencies, 50)):.2f}x, "
-        f"p99 {_ratio(a.ms(a.latencies, 99), b.ms(b.latencies, 99)):.2f}x, "
-        f"deliveries/s {_ratio(b.rate, a.rate):.2f}x, "
-        f"CPU/event {_ratio(a.cpu_ms_per_event, b.cpu_ms_per_event):.2f}x, "
-        f"CPU/delivery {_ratio(a.cpu_us_per_delivery, b.cpu_us_per_delivery):.2f}x, "
-        f"RSS/conn {_ratio(a.rss_per_conn_kib, b.rss_per_conn_kib):.2f}x, "
-        f"CPU/subscribe {_ratio(a.connect_cpu_ms, b.connect_cpu_ms):.2f}x"
+        f"p50 {ratio(a.ms(a.latencies, 50), b.ms(b.latencies, 50)):.2f}x, "
+        f"p99 {ratio(a.ms(a.latencies, 99), b.ms(b.latencies, 99)):.2f}x, "
+        f"deliveries/s {ratio(b.rate, a.rate):.2f}x, "
+        f"CPU/event {ratio(a.cpu_ms_per_event, b.cpu_ms_per_event):.2f}x, "
+        f"CPU/delivery {ratio(a.cpu_us_per_delivery, b.cpu_us_per_delivery):.2f}x, "
+        f"RSS/conn {ratio(a.rss_per_conn_kib, b.rss_per_conn_kib):.2f}x, "
+        f"CPU/subscribe {ratio(a.connect_cpu_ms, b.connect_cpu_ms):.2f}x"
     )
     if a.target != BARE and b.target != BARE:
-        text += f", mutation p50 {_ratio(a.ms(a.answers, 50), b.ms(b.answers, 50)):.2f}x"
+        text += f", mutation p50 {ratio(a.ms(a.answers, 50), b.ms(b.answers, 50)):.2f}x"
     return text
 
 
-def report(bench: Bench, limit: tuple[int, int]) -> int:
+def report(bench: Bench, limit: tuple[int, int]) -> Results:
     args = bench.args
     results = list(bench.results.values())
     print()
@@ -1169,7 +1090,22 @@ def report(bench: Bench, limit: tuple[int, int]) -> int:
         print(f"skipped (time limit): {', '.join(bench.skipped)}")
     for failure in bench.failures:
         print(f"FAILED {failure}")
-    return 1 if failed or loud or bench.skipped or bench.failures else 0
+    status = 1 if failed or loud or bench.skipped or bench.failures else 0
+    return Results(status, headline(bench), {"results": [r.as_json() for r in results]})
+
+
+def headline(bench: Bench) -> dict[str, Ratio]:
+    """Per scenario and size, shared / bare server CPU per event: the mutation, the hub's one
+    execution and the sends against the same frames' sends alone. (Not the latencies or the
+    delivery time: between identical runs on a busy machine those moved by ±20-50 %.)"""
+    ratios = {}
+    for (scenario, target, size), shared in bench.results.items():
+        bare = bench.results.get((scenario, BARE, size))
+        if target == SHARED and bare is not None:
+            ratios[f"{scenario} × {size}: server CPU per event shared/bare"] = Ratio(
+                ratio(shared.cpu_ms_per_event, bare.cpu_ms_per_event), "lower"
+            )
+    return ratios
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -1184,18 +1120,13 @@ def raise_nofile() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-async def run(args: argparse.Namespace, folder: Path) -> int:
-    from app import prepare_database
-
+async def run(args: argparse.Namespace, database_url: str, folder: Path) -> Results:
     limit = raise_nofile()
     need = max([*args.sizes, args.markets * args.per_market]) + 200
     if limit[0] < need:
         print(f"RLIMIT_NOFILE is {limit[0]} (hard {limit[1]}): fewer than {need} sockets fit")
-    database_url = f"sqlite://{folder}/agora-fanout.sqlite3"
     bench = Bench(args, folder, database_url, uuid.uuid4().hex[:6])
     bench.deadline = time.perf_counter() + args.time_limit
-    print("preparing the database (SQLite) …")
-    await prepare_database(Settings(database_url=database_url, env="test"))
     await set_up(bench)
     targets = [t for t in TARGETS if t in args.targets]  # ours first: bare copies their frames
     for number in range(args.rounds):
@@ -1240,13 +1171,6 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _targets(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or any(name not in TARGETS for name in names):
-        raise argparse.ArgumentTypeError(f"a comma-separated subset of {', '.join(TARGETS)}")
-    return names
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fanout",
@@ -1259,7 +1183,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trade-rounds", type=int, default=1, help="sequential trades/market")
     parser.add_argument("--burst-concurrency", type=int, default=8, help="trades in flight")
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything, add up")
-    parser.add_argument("--targets", type=_targets, default=list(TARGETS))
+    parser.add_argument("--targets", type=cli.subset(TARGETS), default=list(TARGETS))
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--connect-time-limit", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=120.0, help="per event, seconds")
@@ -1268,6 +1192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keepalive", action="store_true", help="protocol and app pings on")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    cli.add_common_arguments(parser, databases=False)
     args = parser.parse_args(argv)
     counts = (args.events, args.per_market, args.trade_rounds, args.burst_concurrency, args.rounds)
     if min(counts) < 1 or args.markets < 0 or args.connect_concurrency < 1:
@@ -1280,8 +1205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_bare:
         uvloop.run(serve_bare(args.port, args.deflate, args.keepalive))
         return 0
-    with scratch_folder() as folder:
-        return uvloop.run(run(args, folder))
+    return cli.run("fanout", args, run, runner=uvloop.run)
 
 
 if __name__ == "__main__":
