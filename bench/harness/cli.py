@@ -35,10 +35,10 @@ BenchFn = Callable[[argparse.Namespace, str, Path], Coroutine[Any, Any, Results]
 
 
 def app_root(text: str) -> Path:
-    """An argument naming an Agora tree (a folder with app.py), made absolute."""
+    """An argument naming an Agora tree (a folder with the app: app.py or app/), made absolute."""
     root = Path(text).resolve()
-    if not (root / "app.py").is_file():
-        raise argparse.ArgumentTypeError(f"not an Agora tree (no app.py): {root}")
+    if not ((root / "app.py").is_file() or (root / "app" / "__init__.py").is_file()):
+        raise argparse.ArgumentTypeError(f"not an Agora tree (no app.py, no app/): {root}")
     return root
 
 
