@@ -53,11 +53,15 @@ class LiveGraphQL:
         return extensions.document_errors(self.schema, document, self.settings)
 
     def request_error(
-        self, document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+        self,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+        limits: dict[str | None, GraphQLError | None] | None = None,
     ) -> GraphQLError | None:
         """``request_error`` of HTTP's checks."""
         return extensions.request_error(
-            self.schema, document, operation_name, variables, self.settings
+            self.schema, document, operation_name, variables, self.settings, limits
         )
 
     def choose_operation(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+import clock
 from accounts.service import token_hash
 from clientaddr import client_address
 from db.health import is_database_down, within
@@ -97,7 +97,7 @@ class WebsocketEndpoint:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            if conn.session_expires is not None and conn.session_expires <= datetime.now(UTC):
+            if conn.session_expires is not None and conn.session_expires <= clock.now():
                 conn.close(CloseCode.FORBIDDEN, "Forbidden: session expired")
                 return
             action = conn.wire.keepalive(loop.time() - conn.last_pong, interval)

@@ -7,7 +7,7 @@ The checks and the error rule are the GraphQL layer's (``hub.graphql``), the sam
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -41,6 +41,9 @@ class Checked:
     document: DocumentNode
     errors: list[GraphQLError]
     reads_viewer: bool
+    # The document-only limits' verdict per operation name, filled on first use (as HTTP's
+    # document cache keeps it): a thousand subscribers of one document check it once.
+    limits: dict[str | None, GraphQLError | None] = field(default_factory=dict)
 
 
 class Operations:
@@ -96,7 +99,7 @@ class Operations:
         if not errors:
             # The checks every transport runs on this request's variables and operation name.
             request_error = self.graphql.request_error(
-                document, operation.operation_name, operation.variables
+                document, operation.operation_name, operation.variables, parsed.limits
             )
             errors = [request_error] if request_error else []
         if errors:
@@ -197,8 +200,10 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
     """Deliver what comes before live events: the first message, or the replay from the
     resume cursor (or from the source's head, filling only what arrives meanwhile)."""
     if not source.sequenced:
-        # Nothing delivered yet: the first message may carry sequence 0 (a market never traded).
-        sub.last_seq = -1
+        if source.delivery == "coalesced":
+            # Nothing delivered yet: the first message may carry sequence 0 (a market never
+            # traded), which must not read as already sent.
+            sub.last_seq = -1
         graphql = sub.group.hub.graphql
         snapshot = await source.snapshot(stream.target, graphql.loaders())
         if snapshot is not None:

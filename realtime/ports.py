@@ -73,7 +73,11 @@ class GraphQLLayer(Protocol):
         ...
 
     def request_error(
-        self, document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+        self,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+        limits: dict[str | None, GraphQLError | None] | None = None,
     ) -> GraphQLError | None:
         """The first check of this request to fail: its variables, operation, limits."""
         ...

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
+import clock
 from api.core.errors import NotFound
 from api.core.node import from_global_id
 from api.core.subscriptions import refusals, websocket_only
@@ -32,7 +32,7 @@ async def odds_update(
         market=Market.from_row(market),
         outcomes=outcome_types(market, outcomes),
         seq=market.odds_seq if seq is None else seq,
-        at=datetime.now(UTC),
+        at=clock.now(),
         last_trade=Trade.from_row(trade) if trade else None,
     )
 

@@ -17,6 +17,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
+from api.comments.subscriptions import COMMENT_ADDED
 from api.core.node import to_global_id
 from app import create_app
 from db import models
@@ -485,7 +486,17 @@ async def test_a_slow_consumer_is_cut_off_without_delaying_others(fresh_settings
     writers = [asyncio.create_task(slow.writer()), asyncio.create_task(fast.writer())]
     hub = Hub.__new__(Hub)
     hub.groups, hub.by_channel, hub.connections = {}, {}, set()
-    group = Group(hub, ("k",), "commentAdded", 1, "comments:1", None, None)  # type: ignore[arg-type]
+    # The real source: ordered, sequenced delivery (the overflow path under test).
+    group = Group(
+        hub,
+        ("k",),
+        "commentAdded",
+        1,
+        "comments:1",
+        None,  # type: ignore[arg-type]
+        None,
+        source=COMMENT_ADDED,
+    )
     subs = [Sub(slow, "s", group, replaying=False), Sub(fast, "f", group, replaying=False)]
     for sub in subs:
         group.subs.add(sub)
