@@ -61,7 +61,7 @@ class LiveGraphQL:
     ) -> GraphQLError | None:
         """``request_error`` of HTTP's checks."""
         return extensions.request_error(
-            self.schema, document, operation_name, variables, self.settings, limits
+            self.schema, document, operation_name, variables, self.settings, limits=limits
         )
 
     def choose_operation(
