@@ -41,8 +41,8 @@ class Group:
     channel: str
     executor: Executor
     viewer: Viewer | None
-    # What the field does; None only for a bare group (ordered delivery, nothing to replay).
-    source: SubscriptionSource[Any] | None = None
+    # What the field does: its delivery, root values, replay.
+    source: SubscriptionSource[Any]
     # The document selects a viewer-dependent field: executed with ``viewer`` (the group is
     # that viewer's). Otherwise shared: executed with no viewer reachable at all.
     reads_viewer: bool = False
@@ -51,12 +51,12 @@ class Group:
     @property
     def delivery(self) -> Delivery:
         """How its subscribers get events: in order, or coalesced to the latest."""
-        return self.source.delivery if self.source is not None else "ordered"
+        return self.source.delivery
 
     @property
     def sequenced(self) -> bool:
         """Whether its events carry sequences its source can replay from."""
-        return self.source is not None and self.source.sequenced
+        return self.source.sequenced
 
     def _execute(self, root: Any, loaders: Any) -> Any:
         """Start executing the document with ``root``: a result, or an awaitable of one."""

@@ -109,8 +109,6 @@ class Hub:
         roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
         for group in list(groups):
             source = group.source
-            if source is None:
-                continue
             if (source, group.target) not in roots:
                 roots[source, group.target] = await source.root(group.target, event, loaders)
             root = roots[source, group.target]

@@ -164,7 +164,6 @@ class Sub:
         settings = conn.settings
         group = self.group
         hub = group.hub
-        assert group.source is not None
         limit = settings.ws_replay_limit
         sent = 0
         async with conn.replay_slots:
