@@ -33,6 +33,18 @@ def _str(name: str, default: str) -> str:
     return default if raw is None or raw == "" else raw
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None:
@@ -58,6 +70,12 @@ def _rate(name: str, default: str) -> str:
     return value
 
 
+# The local development servers' usual origins (React, Vite, webpack and the like).
+DEV_ORIGINS = tuple(
+    f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1")
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration. Build with :func:`load_settings`; tests use ``replace``."""
@@ -77,9 +95,33 @@ class Settings:
     log_level: str = "INFO"
     # Longest logged value (an input echoed in an error message, say), characters
     log_value_max_chars: int = 300
-    cors_origins: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
+    # Browser origins allowed by CORS and at the websocket handshake (production: none unless set)
+    cors_origins: tuple[str, ...] = DEV_ORIGINS
+    # Debugging aids, on in development and off in production unless set: GraphiQL at GET
+    # /graphql, introspection (and GET /schema.graphql), "Did you mean …" in validation errors,
+    # the /demo page
+    graphiql: bool = True
+    introspection: bool = True
+    field_suggestions: bool = True
+    demo_page: bool = True
     # HTTP
     max_body_bytes: int = 1024 * 1024
+    # Operations in one batched request (an array body)
+    max_batch_operations: int = 10
+    # Automatic persisted queries: on, with this many documents kept (LRU; shared through
+    # Redis when REDIS_URL is set)
+    persisted_queries: bool = True
+    persisted_query_cache_size: int = 1000
+    # Trusted documents: a JSON file mapping sha256 hashes to documents; when set, only those run
+    trusted_documents: str = ""
+    # Cache-Control max-age of anonymous GET query responses (0: no-cache, revalidate by ETag)
+    http_cache_max_age_seconds: int = 0
+    # Subscriptions over HTTP (SSE, multipart): open streams per client address, per viewer,
+    # per process; a heartbeat after this many idle seconds
+    http_streams_per_address: int = 20
+    http_streams_per_viewer: int = 10
+    http_streams_per_process: int = 10_000
+    http_stream_heartbeat_seconds: int = 10
     # Pagination
     default_page_size: int = 20
     max_page_size: int = 100
@@ -148,11 +190,25 @@ class Settings:
         return self.env == "production"
 
 
+def defaults_for(env: str) -> Settings:
+    """The defaults of ``env``: production turns the debugging aids and CORS origins off."""
+    if env == "production":
+        return Settings(
+            env=env,
+            cors_origins=(),
+            graphiql=False,
+            introspection=False,
+            field_suggestions=False,
+            demo_page=False,
+        )
+    return Settings(env=env)
+
+
 def load_settings() -> Settings:
     """Read every setting from the environment (see README's configuration table)."""
-    defaults = Settings()
+    defaults = defaults_for(_str("AGORA_ENV", Settings.env))
     settings = Settings(
-        env=_str("AGORA_ENV", defaults.env),
+        env=defaults.env,
         host=_str("HOST", defaults.host),
         port=_int("PORT", defaults.port, 1),
         database_url=_str("DATABASE_URL", defaults.database_url),
@@ -163,7 +219,32 @@ def load_settings() -> Settings:
         log_level=_str("LOG_LEVEL", defaults.log_level).upper(),
         log_value_max_chars=_int("LOG_VALUE_MAX_CHARS", defaults.log_value_max_chars, 20),
         cors_origins=_list("CORS_ORIGINS", defaults.cors_origins),
+        graphiql=_bool("GRAPHIQL", defaults.graphiql),
+        introspection=_bool("INTROSPECTION", defaults.introspection),
+        field_suggestions=_bool("FIELD_SUGGESTIONS", defaults.field_suggestions),
+        demo_page=_bool("DEMO_PAGE", defaults.demo_page),
         max_body_bytes=_int("MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
+        max_batch_operations=_int("MAX_BATCH_OPERATIONS", defaults.max_batch_operations, 1),
+        persisted_queries=_bool("PERSISTED_QUERIES", defaults.persisted_queries),
+        persisted_query_cache_size=_int(
+            "PERSISTED_QUERY_CACHE_SIZE", defaults.persisted_query_cache_size, 1
+        ),
+        trusted_documents=_str("TRUSTED_DOCUMENTS", defaults.trusted_documents),
+        http_cache_max_age_seconds=_int(
+            "HTTP_CACHE_MAX_AGE_SECONDS", defaults.http_cache_max_age_seconds, 0
+        ),
+        http_streams_per_address=_int(
+            "HTTP_STREAMS_PER_ADDRESS", defaults.http_streams_per_address, 1
+        ),
+        http_streams_per_viewer=_int(
+            "HTTP_STREAMS_PER_VIEWER", defaults.http_streams_per_viewer, 1
+        ),
+        http_streams_per_process=_int(
+            "HTTP_STREAMS_PER_PROCESS", defaults.http_streams_per_process, 1
+        ),
+        http_stream_heartbeat_seconds=_int(
+            "HTTP_STREAM_HEARTBEAT_SECONDS", defaults.http_stream_heartbeat_seconds, 1
+        ),
         default_page_size=_int("DEFAULT_PAGE_SIZE", defaults.default_page_size, 1),
         max_page_size=_int("MAX_PAGE_SIZE", defaults.max_page_size, 1),
         max_node_ids=_int("MAX_NODE_IDS", defaults.max_node_ids, 1),

@@ -37,6 +37,8 @@ class Context:
     response: Any = None
     # "query", "mutation" or "subscription", once the document's checks have chosen it.
     operation_type: str = ""
+    # Whether the transport ran the request's checks before execution (the HTTP view does).
+    prechecked: bool = False
 
     @property
     def accounts(self) -> Accounts:

@@ -99,11 +99,9 @@ def build_schema(settings: Settings) -> AgoraSchema:
     # DocumentChecks replaces strawberry's parser and validation caches and its validation step:
     # the cheap document limits must run before graphql-core's validation, and the parsed and
     # checked document are cached together, bounded in entries and in characters.
-    extensions: list[Any] = [
-        ErrorCodes,
-        make_query_limits(settings),
-    ]
-    return AgoraSchema(
+    checks = make_query_limits(settings)
+    extensions: list[Any] = [ErrorCodes, checks]
+    schema = AgoraSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -111,3 +109,6 @@ def build_schema(settings: Settings) -> AgoraSchema:
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
     )
+    # The HTTP view checks documents before execution through the same cache.
+    schema.documents = checks.cache  # type: ignore[attr-defined]
+    return schema

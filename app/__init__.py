@@ -26,7 +26,7 @@ from accounts.service import Accounts
 from api.context import Services
 from api.live import LiveGraphQL
 from app.health import healthz, readyz
-from app.http import GraphQLApp, http_error
+from app.http import GraphQLApp, http_error, schema_sdl
 from app.middleware import BodySizeLimit
 from comments.service import Comments
 from db.config import tortoise_config
@@ -36,6 +36,7 @@ from realtime.brokers import broker_for
 from realtime.endpoint import WebsocketEndpoint
 from realtime.events import broker_publisher
 from realtime.fanout import Hub
+from realtime.streams import HTTPStreams
 from settings import Settings, load_settings
 
 logger = get_logger("agora")
@@ -64,17 +65,21 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     live = LiveGraphQL(graphql.schema, settings, services)  # type: ignore[arg-type]
     hub = Hub(live, settings, broker, services.accounts.session)
     websocket = WebsocketEndpoint(hub)
+    # Subscriptions over HTTP (SSE, multipart) go through the same hub.
+    graphql.streams = HTTPStreams(hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             await broker.start()
+            await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full
             # collection (they made fan-out pauses with thousands of sockets).
             gc.freeze()
             try:
                 yield
             finally:
+                await graphql.persisted.stop()
                 await broker.stop()
                 # Password-hashing threads: waiting hashes are cancelled, running ones finish.
                 await services.accounts.close()
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         Route("/graphql/", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
         WebSocketRoute("/graphql/", websocket.handle),
+        Route("/schema.graphql", schema_sdl, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -92,7 +98,19 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "If-None-Match",
+                "X-Request-ID",
+                # What Apollo Client and its router tooling send.
+                "Apollo-Require-Preflight",
+                "Apollographql-Client-Name",
+                "Apollographql-Client-Version",
+            ],
+            # Browser code may read these (an expired session says so in WWW-Authenticate).
+            expose_headers=["WWW-Authenticate", "Retry-After", "ETag", "X-Request-ID"],
             max_age=600,
         ),
         Middleware(BodySizeLimit, limit=settings.max_body_bytes),
@@ -106,6 +124,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.settings = settings
     app.state.services = services
     app.state.schema = graphql.schema
+    app.state.sdl = graphql.schema.as_str().rstrip() + "\n"
     app.state.broker = broker
     app.state.hub = hub
     return app

@@ -1,36 +1,107 @@
-"""The GraphQL HTTP view: a fresh Context per request, JSON in and out, every error a JSON
-body with a code (503 while the database is down), results' size bounded before encoding."""
+"""The GraphQL HTTP view: GraphQL over HTTP as its spec says, subscriptions streamed over
+Server-Sent Events or Apollo's multipart protocol, persisted queries, batches, caching headers.
+
+One request, end to end (``GraphQLApp.handle``):
+
+1. ``Accept`` decides the answer's kind (``app.negotiation``): graphql-response+json, JSON,
+   ``text/event-stream`` or multipart; nothing acceptable is 406.
+2. The body (or GET's parameters) is one request or, as an array, a batch.
+3. Each request's document comes from its text or its persisted-query hash (``app.persisted``),
+   then passes the document checks (cached with the parsed document by text), the choice of
+   operation and the request's checks (variables coerced, limits) before anything executes.
+   What fails here is a *request error*: no ``data``, and with ``graphql-response+json`` a 4xx
+   status; with ``application/json`` the status stays 200 (what clients before the spec expect)
+   except where it always was 4xx.
+4. A subscription streams (``realtime.streams``, the websocket's fan-out), anything else is
+   executed by strawberry with a fresh ``Context`` and its result's size bounded.
+5. Anonymous GET queries carry an ``ETag`` (304 on ``If-None-Match``); the rest ``no-store``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
+from graphql.error import GraphQLSyntaxError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from api.context import Context, Services
+from api.core.errors import QueryTooComplex, graphql_error
 from api.extensions import (
     MASKED_MESSAGE,
+    choose_operation,
+    document_errors,
     format_errors,
+    request_error,
     response_size_over,
     response_too_large,
 )
+from api.extensions.cache import CheckedDocument, DocumentCache
+from api.extensions.cost import walk
 from api.loaders import Loaders
 from api.schema import build_schema
+from app.negotiation import Media, negotiate, parse_accept, parse_media_type
+from app.persisted import PersistedQueries, PersistedQueryError
 from clientaddr import client_address
 from db.health import is_database_down, within
 from logs import get_logger
+from realtime.protocol.multipart import MULTIPART
+from realtime.protocol.sse import SSE
+from realtime.streams import HTTPStreams, StreamRefused
 from settings import Settings
 
 logger = get_logger("agora")
+
+# What /graphql answers with, in the order a tie of preferences is broken.
+OFFERED = (Media.GRAPHQL_RESPONSE_JSON, Media.JSON, Media.EVENT_STREAM, Media.MULTIPART)
+CONTENT_TYPES = {
+    Media.GRAPHQL_RESPONSE_JSON: "application/graphql-response+json; charset=utf-8",
+    Media.JSON: "application/json",
+}
+WIRES = {Media.EVENT_STREAM: SSE, Media.MULTIPART: MULTIPART}
+# The CORS middleware appends Origin.
+VARY = "Accept, Authorization"
+# Request errors and their status under graphql-response+json (400 unless listed); under
+# application/json these keep 200, but for those in ALWAYS_STATUS.
+STATUS_OF_CODE = {
+    # As Apollo Server answers them: the client resends the document, it didn't err.
+    "PERSISTED_QUERY_NOT_FOUND": 200,
+    "PERSISTED_QUERY_NOT_SUPPORTED": 200,
+    "METHOD_NOT_ALLOWED": 405,
+    "NOT_ACCEPTABLE": 406,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "TOO_MANY_STREAMS": 429,
+    "SERVICE_UNAVAILABLE": 503,
+}
+# Request errors whose status doesn't depend on the media type: they were 4xx before the
+# spec's media type existed, or mean "not this way" to any client.
+ALWAYS_STATUS = {
+    "STREAMING_TRANSPORT_REQUIRED",
+    "BATCH_TOO_LARGE",
+    "METHOD_NOT_ALLOWED",
+    "NOT_ACCEPTABLE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "TOO_MANY_STREAMS",
+    "SERVICE_UNAVAILABLE",
+}
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -46,45 +117,131 @@ def error_body(message: str, code: str) -> dict[str, Any]:
     return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+def coded(message: str, code: str) -> dict[str, Any]:
+    """One formatted error with ``extensions.code``."""
+    return {"message": message, "extensions": {"code": code}}
+
+
 class _DatabaseDown(Exception):
     """Raised out of the view to answer 503."""
 
 
-class _Refused(Exception):
-    """Raised out of the view to answer with another status than 200."""
+class RequestError(Exception):
+    """A request that fails before execution: its errors (formatted) and, when it isn't the
+    media type's default, its status."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(status)
+    def __init__(
+        self,
+        errors: list[Any],
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        malformed: bool = False,
+    ) -> None:
+        super().__init__(errors[0]["message"] if errors else "request error")
+        self.errors = errors
         self.status = status
-        self.body = body
+        self.headers = headers or {}
+        # Not a well-formed GraphQL-over-HTTP request: 400 whatever the media type.
+        self.malformed = malformed
+
+    @classmethod
+    def of(cls, message: str, code: str, **kwargs: Any) -> RequestError:
+        """One coded error."""
+        return cls([coded(message, code)], **kwargs)
+
+    @property
+    def code(self) -> str:
+        """The first error's code."""
+        return str((self.errors[0].get("extensions") or {}).get("code", "")) if self.errors else ""
+
+    def status_for(self, media: Media) -> int:
+        """The HTTP status of this error answered as ``media``."""
+        if self.status is not None:
+            return self.status
+        code = self.code
+        if self.malformed or code in ALWAYS_STATUS:
+            return STATUS_OF_CODE.get(code, 400)
+        if media is Media.JSON:
+            return 200
+        return STATUS_OF_CODE.get(code, 400)
+
+    def body(self, media: Media) -> dict[str, Any]:
+        """The response body: ``errors`` only, but ``data: null`` under application/json as
+        its clients always had it."""
+        if media is Media.JSON:
+            return {"data": None, "errors": self.errors}
+        return {"errors": self.errors}
 
 
-# Request-level errors that the GraphQL-over-HTTP spec answers with a 4xx status.
-_STATUS_OF_CODE = {"STREAMING_TRANSPORT_REQUIRED": 400}
+@dataclass
+class GraphQLRequest:
+    """One operation of a request: its parameters as sent."""
+
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+    document_id: Any = None
+
+
+@dataclass
+class Prepared:
+    """A request that passed every check before execution."""
+
+    request: GraphQLRequest
+    query: str
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    checked: CheckedDocument
+
+    @property
+    def kind(self) -> OperationType:
+        """Query, mutation or subscription."""
+        return self.operation.operation
+
+
+@dataclass
+class _Answer:
+    """One executed operation's response body and what decides its headers."""
+
+    body: GraphQLHTTPResponse
+    kind: OperationType | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context and error rule."""
+    """The /graphql view: strawberry's schema and GraphiQL, our HTTP protocol."""
 
     def __init__(self, settings: Settings, services: Services) -> None:
-        super().__init__(build_schema(settings), graphql_ide="graphiql", allow_queries_via_get=True)
+        schema = build_schema(settings)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True,
+        )
+        # graphql-core's schema, for the checks.
+        self.core = schema._schema
         self.settings = settings
         self.services = services
+        self.persisted = PersistedQueries(settings)
+        # Set by the app once the hub exists (subscriptions over HTTP).
+        self.streams: HTTPStreams | None = None
+        # The parsed and checked documents by text, shared with the DocumentChecks extension.
+        self.documents: DocumentCache = self.schema.documents  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        # Whatever goes wrong, the client gets JSON with a code: strawberry answers a malformed
-        # request in plain text, and an exception escaping here would be uvicorn's plain 500
-        # (and a closed keep-alive connection).
+        # Whatever goes wrong, the client gets JSON with a code, never a plain-text 500 (and a
+        # closed keep-alive connection).
+        response: ASGIApp
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.handle(Request(scope=scope, receive=receive))
         except HTTPException as exc:
             code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_USER_INPUT"
             response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
-        except _Refused as refused:
-            response = JSONResponse(refused.body, status_code=refused.status)
         except Exception as exc:
             if isinstance(exc, _DatabaseDown) or is_database_down(exc):
                 response = self.unavailable()
@@ -103,25 +260,431 @@ class GraphQLApp(GraphQL[Context, None]):
             headers={"Retry-After": str(self.settings.retry_after_seconds)},
         )
 
-    def decode_json(self, data: str | bytes) -> object:
+    # -- the request ------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> ASGIApp:
+        """The response to one HTTP request on /graphql."""
+        if request.method not in ("GET", "POST"):
+            return self._error_response(
+                RequestError.of(
+                    "GraphQL only supports GET and POST requests.", "METHOD_NOT_ALLOWED"
+                ),
+                Media.JSON,
+                {"Allow": "GET, POST"},
+            )
+        accept = request.headers.get("accept")
+        if request.method == "GET" and self._wants_ide(request, accept):
+            if self.graphql_ide:
+                return await self.render_graphql_ide(request)
+            return self._error_response(
+                RequestError.of(
+                    "GraphiQL is off here (the GRAPHIQL setting); send a query.",
+                    "NOT_FOUND",
+                    status=404,
+                ),
+                Media.JSON,
+            )
+        media = negotiate(accept, OFFERED)
+        if media is None:
+            return self._error_response(
+                RequestError.of(
+                    "None of the Accept header's media types can be served: ask for "
+                    "application/graphql-response+json, application/json, text/event-stream or "
+                    'multipart/mixed;subscriptionSpec="1.0".',
+                    "NOT_ACCEPTABLE",
+                ),
+                Media.JSON,
+            )
+        try:
+            parsed = await self._parameters(request)
+        except RequestError as refused:
+            return self._error_response(refused, media, None, accept)
+        sub_response = Response()
+        context = await self.get_context(request, sub_response)
+        extra = {k: v for k, v in sub_response.headers.items() if k.lower() == "www-authenticate"}
+        if isinstance(parsed, list):
+            return await self._batch(request, parsed, media, context, extra)
+        try:
+            prepared = await self.prepare(parsed, request.method, media, context)
+        except RequestError as refused:
+            return self._error_response(refused, media, extra, accept)
+        if prepared.kind == OperationType.SUBSCRIPTION:
+            return await self._stream(prepared, media, context, extra, accept)
+        answer = await self._execute(request, prepared, context)
+        if media.streams:
+            wire = WIRES[media]
+            body = wire.result(self.encode_json(answer.body)) + wire.end()
+            return Response(
+                body,
+                media_type=wire.content_type,
+                headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
+            )
+        return self._response(request, answer, media, context, extra)
+
+    @staticmethod
+    def _wants_ide(request: Request, accept: str | None) -> bool:
+        """A browser opening /graphql: text/html accepted, and no operation asked for."""
+        params = request.query_params
+        if any(name in params for name in ("query", "extensions", "documentId")):
+            return False
+        return any(
+            entry.type == "text/html" and entry.q > 0 for entry in parse_accept(accept or "")
+        )
+
+    async def _parameters(self, request: Request) -> GraphQLRequest | list[GraphQLRequest]:
+        """The request's operation (or a batch's), with the parameters' types checked."""
+        if request.method == "GET":
+            params = request.query_params
+            raw: dict[str, Any] = {
+                "query": params.get("query"),
+                "operationName": params.get("operationName"),
+                "documentId": params.get("documentId"),
+            }
+            for name in ("variables", "extensions"):
+                text = params.get(name)
+                raw[name] = None if text in (None, "") else self.decode_json(text, name)
+            return self._one(raw)
+        content_type, _ = parse_media_type(request.headers.get("content-type", ""))
+        if content_type != "application/json":
+            raise RequestError.of(
+                "POST bodies are JSON: send Content-Type: application/json.",
+                "UNSUPPORTED_MEDIA_TYPE",
+                malformed=True,
+            )
+        body = self.decode_json(await request.body(), "body")
+        if isinstance(body, list):
+            return [self._one(item) for item in body]
+        return self._one(body)
+
+    @staticmethod
+    def _one(raw: object) -> GraphQLRequest:
+        if not isinstance(raw, dict):
+            raise RequestError.of(
+                "The request body must be a JSON object (or, batched, an array of them).",
+                "BAD_USER_INPUT",
+                malformed=True,
+            )
+        query, variables = raw.get("query"), raw.get("variables")
+        operation_name, extensions = raw.get("operationName"), raw.get("extensions")
+        for name, value, kind in (
+            ("query", query, str),
+            ("operationName", operation_name, str),
+            ("variables", variables, dict),
+            ("extensions", extensions, dict),
+        ):
+            if value is not None and not isinstance(value, kind):
+                what = "a string" if kind is str else "an object"
+                raise RequestError.of(
+                    f"The GraphQL request's `{name}` must be {what} or null, if provided.",
+                    "BAD_USER_INPUT",
+                    malformed=True,
+                )
+        return GraphQLRequest(query, variables, operation_name, extensions, raw.get("documentId"))
+
+    def decode_json(self, data: str | bytes, what: str = "body") -> object:
         """A request body (or GET's variables) as JSON; anything else is a 400 with a code."""
         # json.loads raises UnicodeDecodeError on invalid UTF-8 and RecursionError on deep
-        # nesting, neither of which strawberry turns into a 400; and a body that is a JSON
-        # string or number breaks strawberry's `.get`.
+        # nesting; a number of over 4,300 digits is a ValueError.
+        label = "The request body" if what == "body" else f"The `{what}` parameter"
         try:
             text = data.decode("utf-8") if isinstance(data, bytes) else data
         except UnicodeDecodeError as exc:
-            raise HTTPException(400, "The request body is not valid UTF-8.") from exc
+            raise RequestError.of(
+                f"{label} is not valid UTF-8.", "BAD_USER_INPUT", malformed=True
+            ) from exc
         try:
             value = json.loads(text)
         except RecursionError as exc:
-            raise HTTPException(400, "The request body is nested too deeply.") from exc
+            raise RequestError.of(
+                f"{label} is nested too deeply.", "BAD_USER_INPUT", malformed=True
+            ) from exc
         except ValueError as exc:
-            # JSONDecodeError, and a number of over 4,300 digits (Python won't convert it).
-            raise HTTPException(400, "Unable to parse request body as JSON.") from exc
-        if not isinstance(value, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object.")
+            raise RequestError.of(
+                f"{label} is not valid JSON.", "BAD_USER_INPUT", malformed=True
+            ) from exc
+        if what == "body" and not isinstance(value, dict | list):
+            raise RequestError.of(
+                "The request body must be a JSON object.", "BAD_USER_INPUT", malformed=True
+            )
         return value
+
+    # -- the checks before execution --------------------------------------------------------
+
+    async def prepare(
+        self, params: GraphQLRequest, method: str, media: Media, context: Context
+    ) -> Prepared:
+        """``params`` checked for execution; RequestError with what fails first."""
+        try:
+            digest = self.persisted.requested_hash(params.extensions, params.document_id)
+            query, remember = await self.persisted.resolve(params.query, digest)
+        except PersistedQueryError as refused:
+            # A malformed extension or a text that doesn't hash to its hash: 400, as Apollo's.
+            malformed = refused.code == "BAD_USER_INPUT"
+            raise RequestError.of(refused.message, refused.code, malformed=malformed) from refused
+        if not query:
+            raise RequestError.of(
+                "No GraphQL query found in the request.", "BAD_USER_INPUT", malformed=True
+            )
+        checked = self.check_document(query)
+        if checked.errors:
+            raise RequestError([e.formatted for e in format_errors(checked.errors) or ()])
+        if remember:
+            await self.persisted.remember(query)
+        operation = choose_operation(checked.document, params.operation_name)
+        if isinstance(operation, GraphQLError):
+            raise RequestError([e.formatted for e in format_errors([operation]) or ()])
+        if method == "GET" and operation.operation == OperationType.MUTATION:
+            raise RequestError.of(
+                "Mutations are not allowed over GET: send them with POST.",
+                "METHOD_NOT_ALLOWED",
+                headers={"Allow": "POST"},
+            )
+        if operation.operation == OperationType.SUBSCRIPTION and not media.streams:
+            raise RequestError.of(
+                "Subscriptions need a streaming transport: the websocket at /graphql "
+                "(graphql-transport-ws), Server-Sent Events (Accept: text/event-stream) or "
+                'multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0").',
+                "STREAMING_TRANSPORT_REQUIRED",
+            )
+        error = request_error(
+            self.core,
+            checked.document,
+            params.operation_name,
+            params.variables,
+            self.settings,
+            limits=checked.limits,
+            context=context,
+        )
+        if error is not None:
+            raise RequestError([e.formatted for e in format_errors([error]) or ()])
+        return Prepared(params, query, checked.document, operation, checked)
+
+    def check_document(self, query: str) -> CheckedDocument:
+        """``query`` parsed and checked, from the cache the DocumentChecks extension shares."""
+        settings = self.settings
+        if len(query) > settings.max_query_chars:
+            too_long = QueryTooComplex(
+                f"The document is {len(query)} characters long; the limit is "
+                f"{settings.max_query_chars}. Send long values as variables.",
+                limit="characters",
+            )
+            raise RequestError([graphql_error(too_long).formatted])
+        cached = self.documents.get(query)
+        if cached is not None:
+            return cached
+        try:
+            document = parse(query, max_tokens=settings.max_query_tokens)
+        except GraphQLSyntaxError as exc:
+            raise RequestError([e.formatted for e in format_errors([exc]) or ()]) from exc
+        checked = CheckedDocument(document, document_errors(self.core, document, settings))
+        self.documents.put(query, checked)
+        return checked
+
+    # -- execution --------------------------------------------------------------------------
+
+    async def _execute(self, request: Request, prepared: Prepared, context: Context) -> _Answer:
+        """Run a checked query or mutation; its response body."""
+        context.prechecked = True
+        result = await self.schema.execute(
+            prepared.query,
+            variable_values=prepared.request.variables,
+            context_value=context,
+            operation_name=prepared.request.operation_name,
+        )
+        body = await self.process_result(request, result, context)
+        return _Answer(body, prepared.kind)
+
+    async def _batch(
+        self,
+        request: Request,
+        operations: list[GraphQLRequest],
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+    ) -> Response:
+        """A batch (Apollo's BatchHttpLink): each operation checked and run in order, the
+        batch's objects, bytes and expensive fields bounded as one request's."""
+        settings = self.settings
+        if not operations:
+            return self._error_response(
+                RequestError.of(
+                    "An empty batch has nothing to run.", "BAD_USER_INPUT", malformed=True
+                ),
+                media,
+                extra,
+            )
+        if len(operations) > settings.max_batch_operations:
+            return self._error_response(
+                RequestError.of(
+                    f"A batch holds at most {settings.max_batch_operations} operations; this one "
+                    f"holds {len(operations)}.",
+                    "BATCH_TOO_LARGE",
+                ),
+                media,
+                extra,
+            )
+        if media.streams:
+            return self._error_response(
+                RequestError.of(
+                    "A batch can't be streamed: ask for application/json.", "BAD_USER_INPUT"
+                ),
+                Media.JSON,
+                extra,
+            )
+        bodies: list[Any] = []
+        objects_left = settings.max_response_objects
+        bytes_left = settings.max_response_bytes
+        expensive = 0
+        mutated = False
+        for params in operations:
+            op_context = self._sibling(context, objects_left)
+            try:
+                prepared = await self.prepare(params, request.method, media, op_context)
+                if len(operations) > 1:
+                    expensive += walk(
+                        self.core,
+                        prepared.document,
+                        [prepared.operation],
+                        params.variables or {},
+                        settings,
+                    ).expensive
+                    if expensive > settings.max_expensive_fields:
+                        raise RequestError.of(
+                            f"The batch asks for more than {settings.max_expensive_fields} "
+                            "expensive fields (password checks, trades, settlements) in all.",
+                            "QUERY_TOO_COMPLEX",
+                        )
+            except RequestError as refused:
+                bodies.append(refused.body(media))
+                continue
+            answer = await self._execute(request, prepared, op_context)
+            mutated = mutated or prepared.kind == OperationType.MUTATION
+            objects_left = max(0, objects_left - op_context.loaders.budget.used)
+            size = len(self.encode_json(answer.body))
+            if size > bytes_left and prepared.kind != OperationType.MUTATION:
+                answer.body = {
+                    "data": None,
+                    "errors": [response_too_large(settings.max_response_bytes)],
+                }
+                size = len(self.encode_json(answer.body))
+            bytes_left = max(0, bytes_left - size)
+            bodies.append(answer.body)
+        return Response(
+            json.dumps(bodies, separators=(",", ":")),
+            media_type=CONTENT_TYPES[media],
+            headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
+        )
+
+    def _sibling(self, context: Context, objects: int) -> Context:
+        """A batch operation's context: the same caller, its own loaders and operation type."""
+        return Context(
+            settings=context.settings,
+            services=context.services,
+            loaders=Loaders(max(1, objects)),
+            viewer=context.viewer,
+            token=context.token,
+            client_address=context.client_address,
+            request=context.request,
+            response=context.response,
+        )
+
+    async def _stream(
+        self,
+        prepared: Prepared,
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+        accept: str | None,
+    ) -> ASGIApp:
+        """A subscription streamed through the websocket's fan-out."""
+        assert self.streams is not None, "the app hands the view its streams"
+        params = prepared.request
+        payload = {
+            "query": prepared.query,
+            "variables": params.variables or {},
+            "operationName": params.operation_name,
+        }
+        try:
+            stream = await self.streams.open(
+                WIRES[media], payload, context.token, context.client_address
+            )
+        except StreamRefused as refused:
+            headers = dict(extra)
+            if refused.retry_after is not None:
+                headers["Retry-After"] = str(refused.retry_after)
+            return self._error_response(
+                RequestError.of(refused.message, refused.code, status=refused.status),
+                media,
+                headers,
+                accept,
+            )
+        stream.headers.update({"vary": VARY, **extra})
+        return stream
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def _error_response(
+        self,
+        error: RequestError,
+        media: Media,
+        headers: dict[str, str] | None = None,
+        accept: str | None = None,
+    ) -> Response:
+        if (
+            media is Media.EVENT_STREAM
+            and error.status is None
+            and not (
+                error.malformed
+                or error.code in ALWAYS_STATUS
+                or error.code == "GRAPHQL_PARSE_FAILED"
+            )
+        ):
+            # graphql-sse: a document that parses but can't run is reported in the stream (its
+            # client retries any 4xx as a network failure).
+            return Response(
+                SSE.errors(error.errors) + SSE.end(),
+                media_type=SSE.content_type,
+                headers={"Cache-Control": "no-store", "Vary": VARY, **(headers or {})},
+            )
+        if media not in CONTENT_TYPES:
+            # A stream that never started: answered as the JSON the client accepts beside it.
+            media = negotiate(accept, (Media.GRAPHQL_RESPONSE_JSON, Media.JSON)) or Media.JSON
+        return Response(
+            json.dumps(error.body(media), separators=(",", ":")),
+            status_code=error.status_for(media),
+            media_type=CONTENT_TYPES[media],
+            headers={"Cache-Control": "no-store", "Vary": VARY, **error.headers, **(headers or {})},
+        )
+
+    def _response(
+        self,
+        request: Request,
+        answer: _Answer,
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+    ) -> Response:
+        encoded = self.encode_json(answer.body)
+        headers = {"Vary": VARY, **extra}
+        cacheable = (
+            request.method == "GET"
+            and answer.kind == OperationType.QUERY
+            and context.viewer is None
+            and not request.headers.get("authorization")
+            and not answer.body.get("errors")
+        )
+        if not cacheable:
+            headers["Cache-Control"] = "no-store"
+        else:
+            max_age = self.settings.http_cache_max_age_seconds
+            headers["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-cache"
+            etag = '"' + hashlib.sha256(encoded.encode()).hexdigest()[:32] + '"'
+            headers["ETag"] = etag
+            if _matches_etag(request.headers, etag):
+                return Response(status_code=304, headers=headers)
+        return Response(
+            encoded, status_code=answer.status, media_type=CONTENT_TYPES[media], headers=headers
+        )
 
     def encode_json(self, data: object) -> str:
         """A response as compact JSON, or RESPONSE_TOO_LARGE when it is over its bound."""
@@ -159,25 +722,23 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
         )
-        request.state.context = context  # for process_result, which gets only the request
         return context
 
-    async def process_result(
-        self, request: Request, result: ExecutionResult
+    async def process_result(  # type: ignore[override]
+        self, request: Request, result: ExecutionResult, context: Context
     ) -> GraphQLHTTPResponse:
+        """The body of an executed operation: its errors coded, its size bounded; a 503 (raised)
+        while the database is down, unless a mutation did its work."""
         # Errors raised outside the operation (by an extension, say) skip ErrorCodes' hook.
         result.errors = format_errors(result.errors)
-        context = getattr(request.state, "context", None)
-        if (
-            context is not None
-            and context.operation_type == "mutation"
-            and any(value is not None for value in (result.data or {}).values())
+        if context.operation_type == "mutation" and any(
+            value is not None for value in (result.data or {}).values()
         ):
             # A mutation that did its work is never hidden behind a 503 or data: null (a client
             # retrying it without an idempotency key would do it twice): its errors say what
             # failed after it.
             return self._answer(result)
-        if context is not None and context.loaders.budget.exceeded:
+        if context.loaders.budget.exceeded:
             # Loads issued in one batch all complete before the budget can refuse the next.
             # Never a truncated body: no data, one error.
             return {"data": None, "errors": [context.loaders.budget.error().formatted()]}
@@ -186,11 +747,8 @@ class GraphQLApp(GraphQL[Context, None]):
         ):
             return {"data": None, "errors": [response_too_large(self.settings.max_response_bytes)]}
         for error in result.errors or ():
-            code = (error.extensions or {}).get("code")
-            if code == "SERVICE_UNAVAILABLE":
+            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
                 raise _DatabaseDown
-            if code in _STATUS_OF_CODE:
-                raise _Refused(_STATUS_OF_CODE[code], {"data": None, "errors": [error.formatted]})
         return self._answer(result)
 
     @staticmethod
@@ -202,6 +760,33 @@ class GraphQLApp(GraphQL[Context, None]):
         if result.extensions:
             data["extensions"] = result.extensions
         return data
+
+
+def _matches_etag(headers: Headers, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (or ``*``); weak tags compare equal."""
+    header = headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+async def schema_sdl(request: Request) -> Response:
+    """``GET /schema.graphql``: the printed SDL, where introspection is on."""
+    settings: Settings = request.app.state.settings
+    if not settings.introspection:
+        return JSONResponse(
+            error_body(
+                "The schema is not published here (the INTROSPECTION setting).", "NOT_FOUND"
+            ),
+            status_code=404,
+        )
+    sdl: str = request.app.state.sdl
+    etag = '"' + hashlib.sha256(sdl.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches_etag(request.headers, etag):
+        return Response(status_code=304, headers=headers)
+    return PlainTextResponse(sdl, media_type="application/graphql; charset=utf-8", headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

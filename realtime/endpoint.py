@@ -17,7 +17,7 @@ from db.health import is_database_down, within
 from logs import get_logger
 from realtime.fanout import Connection, Hub
 from realtime.operations import Operations
-from realtime.protocol import negotiate
+from realtime.protocol import Subprotocol, negotiate
 from realtime.protocol.messages import (
     ACK,
     CloseCode,
@@ -35,6 +35,27 @@ from realtime.protocol.messages import (
 )
 
 logger = get_logger("agora.ws")
+
+
+def authorization_of(params: dict[str, Any]) -> str | None:
+    """The ``Authorization`` value of ``connection_init``'s payload, in either shape clients
+    send: ``{"authorization": …}`` (any case) or ``{"headers": {"Authorization": …}}``."""
+    for source in (params, params.get("headers")):
+        if not isinstance(source, dict):
+            continue
+        for key, value in source.items():
+            if isinstance(key, str) and key.lower() == "authorization" and value:
+                if not isinstance(value, str):
+                    raise Closed(CloseCode.FORBIDDEN, "Forbidden: bad authorization")
+                return value
+    return None
+
+
+class SocketConnection(Connection):
+    """A websocket's connection: its transport is the socket, its wire a subprotocol."""
+
+    ws: WebSocket
+    wire: Subprotocol
 
 
 class WebsocketEndpoint:
@@ -69,7 +90,7 @@ class WebsocketEndpoint:
         address = client_address(
             ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
         )
-        conn = Connection(ws, wire.name, self.settings, address)
+        conn = SocketConnection(ws, wire, self.settings, address)
         self.hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         reader = asyncio.create_task(self._read(conn))
@@ -92,7 +113,7 @@ class WebsocketEndpoint:
                 with contextlib.suppress(Exception):
                     await ws.close(code=closing.code, reason=closing.reason)
 
-    async def _keep_alive(self, conn: Connection) -> None:
+    async def _keep_alive(self, conn: SocketConnection) -> None:
         interval = self.settings.ws_ping_interval_seconds
         loop = asyncio.get_running_loop()
         while True:
@@ -106,7 +127,7 @@ class WebsocketEndpoint:
                 return
             conn.send(action)
 
-    async def _read(self, conn: Connection) -> None:
+    async def _read(self, conn: SocketConnection) -> None:
         try:
             await self._init(conn)
             while conn.closing is None:
@@ -125,7 +146,7 @@ class WebsocketEndpoint:
         except WebSocketDisconnect:
             conn.close(CloseCode.NORMAL, "")
 
-    async def _receive(self, conn: Connection, wait_seconds: float | None) -> dict[str, Any]:
+    async def _receive(self, conn: SocketConnection, wait_seconds: float | None) -> dict[str, Any]:
         try:
             raw = await asyncio.wait_for(conn.ws.receive(), wait_seconds)
         except TimeoutError as exc:
@@ -138,15 +159,15 @@ class WebsocketEndpoint:
         conn.last_pong = asyncio.get_running_loop().time()
         return message
 
-    async def _init(self, conn: Connection) -> None:
+    async def _init(self, conn: SocketConnection) -> None:
         """Wait for ``connection_init``; with a bearer token, the session it belongs to."""
         message = await self._receive(conn, self.settings.ws_init_timeout_seconds)
         if message["type"] != "connection_init":
             raise conn.wire.before_init(message["type"])
         params = ConnectionInit(message.get("payload")).params()
-        authorization = params.get("authorization") or params.get("Authorization")
+        authorization = authorization_of(params)
         if authorization:
-            scheme, _, token = str(authorization).strip().partition(" ")
+            scheme, _, token = authorization.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Closed(CloseCode.FORBIDDEN, "Forbidden: bad authorization")
             try:
@@ -169,7 +190,7 @@ class WebsocketEndpoint:
             conn.token, conn.token_hash = token.strip(), token_hash(token.strip())
         conn.send(ACK)
 
-    async def _handle(self, conn: Connection, message: dict[str, Any]) -> None:
+    async def _handle(self, conn: SocketConnection, message: dict[str, Any]) -> None:
         match parse(message):
             case ConnectionInit():
                 raise Closed(CloseCode.TOO_MANY_INIT, "Too many initialisation requests")

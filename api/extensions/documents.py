@@ -8,12 +8,15 @@ document, once the two linear fragment rules made the walks safe.
 
 from __future__ import annotations
 
+import re
+
 from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
     KnownFragmentNamesRule,
     NoFragmentCyclesRule,
+    NoSchemaIntrospectionCustomRule,
     specified_rules,
     validate,
 )
@@ -26,6 +29,8 @@ from settings import Settings
 # graphql-core rules that are linear and make the walks below safe to run on an unvalidated
 # document: every spread names a fragment, and no fragment spreads itself.
 FRAGMENT_RULES = (KnownFragmentNamesRule, NoFragmentCyclesRule)
+# graphql-core's suggestions at the end of a validation message.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
 
 
 def document_errors(
@@ -64,4 +69,25 @@ def document_errors(
     literal = string_literal_error(document)
     if literal is not None:
         return [literal]
-    return list(validate_document(schema, document, tuple(specified_rules)))
+    rules = tuple(specified_rules)
+    if not settings.introspection:
+        # __schema and __type are refused; __typename stays (clients' caches need it).
+        rules += (NoSchemaIntrospectionCustomRule,)
+    errors = list(validate_document(schema, document, rules))
+    if not settings.field_suggestions:
+        # "Did you mean …" lists the schema's names to anyone guessing them.
+        errors = [_without_suggestions(error) for error in errors]
+    return errors
+
+
+def _without_suggestions(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        extensions=error.extensions,
+    )

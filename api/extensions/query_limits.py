@@ -71,7 +71,10 @@ def make_query_limits(settings: Settings) -> type[SchemaExtension]:
                     if query is not None:
                         documents.put(query, checked)
                 errors = checked.errors
-                if not errors:
+                if getattr(context.context, "prechecked", False):
+                    # The HTTP view ran the request's checks already (and refused subscriptions).
+                    pass
+                elif not errors:
                     if _is_subscription_over_http(context, document):
                         errors = [
                             graphql_error(

@@ -50,11 +50,13 @@ def request_error(
     if error is not None or not operation.variable_definitions:
         return error
     # Count at the values execution will see (a single value for a list variable becomes a list
-    # of one, 100.0 becomes 100). Values that don't coerce fail execution anyway, with
-    # graphql-core's BAD_USER_INPUT; counting them raw until then is a safe bound.
+    # of one, 100.0 becomes 100). A value that doesn't coerce (missing, null for non-null,
+    # wrong type) is the request's error, BAD_USER_INPUT, before execution, whatever the kind.
     values = get_variable_values(
         schema, operation.variable_definitions, variables or {}, max_errors=1
     )
-    coerced = variables or {} if isinstance(values, list) else values.coerced
-    walker = walk(schema, document, [operation], coerced, settings)
+    if isinstance(values, list):
+        first = values[0]
+        return GraphQLError(first.message, nodes=first.nodes, extensions={"code": "BAD_USER_INPUT"})
+    walker = walk(schema, document, [operation], values.coerced, settings)
     return too_many_nodes(walker.nodes, settings)

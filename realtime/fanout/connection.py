@@ -1,4 +1,5 @@
-"""One websocket's side of the fan-out: its viewer, bounded outbox and writer task.
+"""One client's side of the fan-out (a websocket, or an HTTP stream carrying one operation): its
+viewer, bounded outbox and writer task.
 
 Each connection has one writer and a bounded queue, so a slow client delays no one: what can't
 be queued ends that client's subscription (``Sub.overflow``), never someone else's delivery.
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect
 
 from clientaddr import UNKNOWN
 from realtime.ports import Viewer
 from realtime.protocol import subprotocol
+from realtime.protocol.base import Wire
 from realtime.protocol.messages import CloseCode, Closed, ServerMessage, dumps
 from settings import Settings
 
@@ -23,15 +26,27 @@ if TYPE_CHECKING:
     from realtime.fanout.subscription import Sub
 
 
+class Transport(Protocol):
+    """Where a connection's frames go: a websocket, or an HTTP response's body."""
+
+    async def send_text(self, data: str) -> None: ...
+
+
 class Connection:
-    """One websocket: its viewer, subscriptions, bounded outbox and writer task."""
+    """One client: its viewer, subscriptions, bounded outbox and writer task."""
 
     def __init__(
-        self, ws: WebSocket, protocol: str, settings: Settings, client_address: str = UNKNOWN
+        self,
+        ws: Transport,
+        protocol: str | Wire,
+        settings: Settings,
+        client_address: str = UNKNOWN,
+        replay_slots: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
+        # The websocket, or the HTTP stream's body writer.
         self.ws = ws
-        self.protocol = protocol
-        self.wire = subprotocol(protocol)
+        self.wire = subprotocol(protocol) if isinstance(protocol, str) else protocol
+        self.protocol = self.wire.name
         self.settings = settings
         # Derived once from the handshake: every operation of the socket is rate limited as
         # coming from here (without it all websocket clients shared the "unknown" bucket).
@@ -46,8 +61,11 @@ class Connection:
         self.wake = asyncio.Event()
         self.closing: Closed | None = None
         self.last_pong = asyncio.get_running_loop().time()
-        # Replays of this connection running at once; the rest wait their turn here.
-        self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_connection)
+        # Replays of this connection running at once; the rest wait their turn here. An HTTP
+        # stream carries one operation, so its slots are its client's (address and viewer).
+        self.replay_slots: AbstractAsyncContextManager[Any] = replay_slots or asyncio.Semaphore(
+            settings.ws_replays_per_connection
+        )
         # A replay fills the queue up to half its bound, leaving the other half to live events
         # (which end their subscription when the queue is full), and resumes once the writer has
         # drained it to a quarter: a high and a low water mark, so the two don't take turns
@@ -72,8 +90,16 @@ class Connection:
         self.wake.set()
 
     def send(self, message: ServerMessage | dict[str, Any]) -> None:
-        """Queue a protocol message, whatever the queue's length (acks, errors, pongs)."""
-        self.push(dumps(message), force=True)
+        """Queue a protocol message, whatever the queue's length (acks, errors, pongs); on an
+        HTTP stream an operation's error or completion then ends the response."""
+        if isinstance(message, dict) and "type" in message:
+            frame = self.wire.encode(message)  # type: ignore[arg-type]
+        else:
+            frame = dumps(message)
+        if frame:
+            self.push(frame, force=True)
+        if self.wire.ends_stream(message):  # type: ignore[arg-type]
+            self.close(CloseCode.NORMAL, "")
 
     def close(self, code: int, reason: str) -> None:
         """Close once the writer has sent what is queued; the first reason given wins."""

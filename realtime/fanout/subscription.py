@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from logs import get_logger
 from realtime.fanout.connection import Connection
-from realtime.protocol.messages import coded_error, data_frame_prefix, error, internal_error
+from realtime.protocol.messages import coded_error, error, internal_error
 
 if TYPE_CHECKING:
     from realtime.fanout.group import Group
@@ -47,11 +47,11 @@ class Sub:
     done: bool = False
 
     def __post_init__(self) -> None:
-        self.prefix = data_frame_prefix(self.id, self.conn.wire.data_type)
+        self.prefix, self.suffix = self.conn.wire.data_frame(self.id)
 
     def frame(self, payload_json: str) -> str:
         """The data frame of this subscription carrying ``payload_json``."""
-        return self.prefix + payload_json + "}"
+        return self.prefix + payload_json + self.suffix
 
     def offer(self, seq: int | None, payload_json: str) -> None:
         """A rendered event for this subscriber, in the group's order."""

@@ -236,7 +236,6 @@ async def test_cors_allows_listed_origins_with_authorization(client: GraphQLClie
 @pytest.mark.parametrize(
     ("method", "request_args"),
     [
-        pytest.param("GET", {"params": {"query": "mutation { logOut }"}}, id="mutation-over-get"),
         pytest.param(
             "POST",
             {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
@@ -258,6 +257,13 @@ async def test_malformed_http_requests_get_json_errors_with_codes(
     body = response.json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert body["errors"][0]["message"]
+
+
+async def test_a_mutation_over_get_is_405_with_allow_post(client: GraphQLClient) -> None:
+    response = await client.http.get("/graphql", params={"query": "mutation { logOut }"})
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
 @pytest.mark.parametrize(

@@ -480,9 +480,9 @@ async def test_a_slow_consumer_is_cut_off_without_delaying_others(fresh_settings
             self.sent.append(frame)
 
     settings = replace(fresh_settings, ws_queue_length=4)
-    slow = Connection(StuckSocket(), "graphql-transport-ws", settings)  # type: ignore[arg-type]
+    slow = Connection(StuckSocket(), "graphql-transport-ws", settings)
     fast_socket = FastSocket()
-    fast = Connection(fast_socket, "graphql-transport-ws", settings)  # type: ignore[arg-type]
+    fast = Connection(fast_socket, "graphql-transport-ws", settings)
     writers = [asyncio.create_task(slow.writer()), asyncio.create_task(fast.writer())]
     hub = Hub.__new__(Hub)
     hub.groups, hub.by_channel, hub.connections = {}, {}, set()

@@ -100,7 +100,7 @@ class Served:
     async def client(self, username: str | None = None) -> Client:
         """A connection of ``username`` (None: anonymous) to the hub."""
         socket = FakeSocket()
-        conn = Connection(socket, TRANSPORT, self.hub.settings)  # type: ignore[arg-type]
+        conn = Connection(socket, TRANSPORT, self.hub.settings)
         if username is not None:
             conn.viewer = await models.User.get(username=username)
         self.hub.connections.add(conn)

@@ -1,0 +1,33 @@
+"""GraphQL over Server-Sent Events, graphql-sse's "distinct connections" mode: one operation per
+response, its results as ``next`` events, then one ``complete`` event; comments as heartbeats.
+
+A payload is compact JSON, so it never holds a line break and each event has one ``data`` line.
+"""
+
+from __future__ import annotations
+
+from realtime.protocol.base import StreamWire
+from realtime.protocol.messages import ExecutionPayload, dumps
+
+
+class ServerSentEvents(StreamWire):
+    """``text/event-stream``, as graphql-sse's client reads it."""
+
+    name = "graphql-sse"
+    content_type = "text/event-stream; charset=utf-8"
+
+    def result(self, payload: ExecutionPayload | str) -> str:
+        """A ``next`` event."""
+        encoded = payload if isinstance(payload, str) else dumps(payload)
+        return "event: next\ndata: " + encoded + "\n\n"
+
+    def heartbeat(self) -> str:
+        """An SSE comment: clients ignore it, proxies see traffic."""
+        return ":\n\n"
+
+    def end(self) -> str:
+        """The ``complete`` event."""
+        return "event: complete\ndata:\n\n"
+
+
+SSE = ServerSentEvents()
