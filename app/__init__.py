@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.sdl = graphql.schema.as_str().rstrip() + "\n"
     app.state.broker = broker
     app.state.hub = hub
+    app.state.graphql = graphql
+    app.state.streams = graphql.streams
     return app
 
 

@@ -646,12 +646,17 @@ class GraphQLApp(GraphQL[Context, None]):
                 media_type=SSE.content_type,
                 headers={"Cache-Control": "no-store", "Vary": VARY, **(headers or {})},
             )
+        status, body = error.status_for(media), error.body(media)
         if media not in CONTENT_TYPES:
-            # A stream that never started: answered as the JSON the client accepts beside it.
-            media = negotiate(accept, (Media.GRAPHQL_RESPONSE_JSON, Media.JSON)) or Media.JSON
+            # A stream that never started: answered as the JSON the client accepts beside it,
+            # else as JSON with the spec's status (graphql-sse's client reads any 4xx as such).
+            fallback = negotiate(accept, (Media.GRAPHQL_RESPONSE_JSON, Media.JSON))
+            rules = fallback or Media.GRAPHQL_RESPONSE_JSON
+            status, body = error.status_for(rules), error.body(rules)
+            media = fallback or Media.JSON
         return Response(
-            json.dumps(error.body(media), separators=(",", ":")),
-            status_code=error.status_for(media),
+            json.dumps(body, separators=(",", ":")),
+            status_code=status,
             media_type=CONTENT_TYPES[media],
             headers={"Cache-Control": "no-store", "Vary": VARY, **error.headers, **(headers or {})},
         )

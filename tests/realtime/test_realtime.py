@@ -556,3 +556,41 @@ async def test_replaying_past_the_limit_is_a_coded_error(fresh_settings: Setting
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await recv(ws))["type"] == "pong"
         await ws.close()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["authorization", "Authorization", "headers.Authorization", "headers.authorization"],
+)
+async def test_connection_init_takes_the_token_in_either_shape(live: Live, shape: str) -> None:
+    token = await live.token("alice")
+    value = f"Bearer {token}"
+    payload: dict[str, Any] = (
+        {"headers": {shape.split(".")[1]: value}}
+        if shape.startswith("headers.")
+        else {shape: value}
+    )
+    ws = await websockets.connect(live.ws_url, subprotocols=[Subprotocol(TRANSPORT)])
+    try:
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert json.loads(await recv(ws))["type"] == "connection_ack"
+        await subscribe(ws, "{ me { username } }", {})
+        assert await next_payload(ws) == {"data": {"me": {"username": "alice"}}}
+    finally:
+        await ws.close()
+
+
+async def test_connection_init_with_a_bad_token_in_the_headers_shape_is_4403(live: Live) -> None:
+    for payload in (
+        {"headers": {"Authorization": "Bearer nope"}},
+        {"headers": {"Authorization": 5}},
+    ):
+        ws = await websockets.connect(live.ws_url, subprotocols=[Subprotocol(TRANSPORT)])
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert await closed_with(ws) == 4403, payload
+
+
+async def test_local_dev_origins_may_open_a_socket(live: Live) -> None:
+    for origin in ("http://localhost:5173", "http://127.0.0.1:8080"):
+        ws = await live.connect(Origin=origin)
+        await ws.close()
