@@ -313,7 +313,7 @@ class GraphQLApp(GraphQL[Context, None]):
         answer = await self._execute(request, prepared, context)
         if media.streams:
             wire = WIRES[media]
-            body = wire.result(self.encode_json(answer.body)) + wire.end()
+            body = wire.start() + wire.result(self.encode_json(answer.body)) + wire.end()
             return Response(
                 body,
                 media_type=wire.content_type,
@@ -642,7 +642,7 @@ class GraphQLApp(GraphQL[Context, None]):
             # graphql-sse: a document that parses but can't run is reported in the stream (its
             # client retries any 4xx as a network failure).
             return Response(
-                SSE.errors(error.errors) + SSE.end(),
+                SSE.start() + SSE.errors(error.errors) + SSE.end(),
                 media_type=SSE.content_type,
                 headers={"Cache-Control": "no-store", "Vary": VARY, **(headers or {})},
             )

@@ -229,6 +229,9 @@ class Stream:
                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
             }
         )
+        await send(
+            {"type": "http.response.body", "body": self.wire.start().encode(), "more_body": True}
+        )
         hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         watcher = asyncio.create_task(_watch_disconnect(receive, conn))

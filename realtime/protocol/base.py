@@ -75,6 +75,10 @@ class StreamWire(Wire):
         """What is sent when nothing else has been for a while, so proxies keep the stream."""
 
     @abstractmethod
+    def start(self) -> str:
+        """What opens the stream, before its first result."""
+
+    @abstractmethod
     def end(self) -> str:
         """What ends the stream after its last result."""
 
@@ -97,8 +101,8 @@ class StreamWire(Wire):
         return self.heartbeat()
 
     def errors(self, errors: list[Any]) -> str:
-        """The operation failed with ``errors`` (no data)."""
-        return self.result({"data": None, "errors": errors})
+        """The operation failed with ``errors`` before it ran (so no ``data`` at all)."""
+        return self.result(dumps({"errors": errors}))
 
     def ends_stream(self, message: ServerMessage) -> bool:
         """An operation's error or completion ends its stream."""

@@ -1,6 +1,10 @@
 """Apollo's multipart HTTP subscription protocol (``subscriptionSpec=1.0``): one operation per
 response, each result a part ``{"payload": result}``, ``{}`` parts as heartbeats, the closing
 delimiter at the end.
+
+Every part is written with the delimiter that follows it (the stream opens with the first
+delimiter): Apollo Client hands a part on only once the next delimiter has arrived, so a part
+written before its delimiter would wait for the next heartbeat.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from realtime.protocol.base import StreamWire
 from realtime.protocol.messages import ExecutionPayload, dumps
 
 BOUNDARY = "graphql"
-_PART = "\r\n--" + BOUNDARY + "\r\nContent-Type: application/json; charset=utf-8\r\n\r\n"
+DELIMITER = "\r\n--" + BOUNDARY
+_HEAD = "\r\nContent-Type: application/json; charset=utf-8\r\n\r\n"
 
 
 class MultipartSubscriptions(StreamWire):
@@ -23,20 +28,24 @@ class MultipartSubscriptions(StreamWire):
     def result(self, payload: ExecutionPayload | str) -> str:
         """A part carrying one result."""
         encoded = payload if isinstance(payload, str) else dumps(payload)
-        return _PART + '{"payload":' + encoded + "}"
+        return _HEAD + '{"payload":' + encoded + "}" + DELIMITER
 
     def heartbeat(self) -> str:
         """An empty object part: Apollo's heartbeat."""
-        return _PART + "{}"
+        return _HEAD + "{}" + DELIMITER
+
+    def start(self) -> str:
+        """The first delimiter."""
+        return DELIMITER
 
     def end(self) -> str:
-        """The closing delimiter."""
-        return "\r\n--" + BOUNDARY + "--\r\n"
+        """What turns the last delimiter into the closing one."""
+        return "--\r\n"
 
     def errors(self, errors: list[Any]) -> str:
         """The subscription ended with ``errors``: the protocol's transport-level error, no
         payload and the errors beside it (Apollo Client reports them as protocol errors)."""
-        return _PART + dumps({"payload": None, "errors": errors})
+        return _HEAD + dumps({"payload": None, "errors": errors}) + DELIMITER
 
 
 MULTIPART = MultipartSubscriptions()

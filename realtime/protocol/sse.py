@@ -25,6 +25,10 @@ class ServerSentEvents(StreamWire):
         """An SSE comment: clients ignore it, proxies see traffic."""
         return ":\n\n"
 
+    def start(self) -> str:
+        """A comment at once: some browsers show nothing of a stream before its first bytes."""
+        return ":\n\n"
+
     def end(self) -> str:
         """The ``complete`` event."""
         return "event: complete\ndata:\n\n"

@@ -116,6 +116,8 @@ def multipart_parts(text: str) -> list[Any]:
     for chunk in text.split("\r\n--graphql")[1:]:
         if chunk.startswith("--"):
             break
+        if not chunk:
+            continue  # the delimiter written after the last part, the next not there yet
         headers, _, body = chunk.partition("\r\n\r\n")
         assert "content-type: application/json" in headers.lower(), headers
         parts.append(json.loads(body))
@@ -340,3 +342,42 @@ async def test_a_subscription_over_plain_http_is_400_whatever_the_accept(live: L
         assert response.status_code == 400, accept
         assert response.json()["errors"][0]["extensions"]["code"] == "STREAMING_TRANSPORT_REQUIRED"
         assert "text/event-stream" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("wire_name", ["sse", "multipart"])
+async def test_a_slow_http_client_overflows_like_a_slow_socket(
+    fresh_settings: Settings, wire_name: str
+) -> None:
+    """A stream whose client stops reading: its queue stays bounded, the subscription ends with
+    SUBSCRIPTION_OVERFLOW, and the stream is closed (an HTTP stream carries one operation)."""
+    from api.comments.subscriptions import COMMENT_ADDED
+    from realtime.fanout import Connection, Group, Hub, Sub
+    from realtime.protocol.multipart import MULTIPART
+    from realtime.protocol.sse import SSE
+
+    class StuckBody:
+        async def send_text(self, data: str) -> None:
+            await asyncio.Event().wait()  # never drains
+
+    wire = SSE if wire_name == "sse" else MULTIPART
+    settings = replace(fresh_settings, ws_queue_length=4)
+    conn = Connection(StuckBody(), wire, settings)
+    writer = asyncio.create_task(conn.writer())
+    hub = Hub.__new__(Hub)
+    hub.groups, hub.by_channel, hub.connections = {}, {}, set()
+    group = Group(hub, ("k",), "commentAdded", 1, "comments:1", None, None, source=COMMENT_ADDED)  # type: ignore[arg-type]
+    sub = Sub(conn, "1", group, replaying=False)
+    group.subs.add(sub)
+    conn.subs["1"] = sub
+    hub.groups[group.key] = group
+    for seq in range(1, 50):
+        sub.offer(seq, '{"data":{"n":' + str(seq) + "}}")
+    assert len(conn.queue) <= 5  # the bound, plus the error frame
+    assert sub.done and conn.closing is not None and conn.closing.code == 1000
+    last = conn.queue[-1]
+    assert '"SUBSCRIPTION_OVERFLOW"' in last and '"lastSequence":' in last
+    if wire_name == "sse":
+        assert last.startswith("event: next\ndata: {") and last.endswith("}\n\n")
+    else:
+        assert '{"payload":null,"errors":[' in last
+    writer.cancel()
