@@ -71,7 +71,7 @@ SLOW = (
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
 SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
-NODE = ("test_interop_graphql_ws.py",)
+NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")
 
 
 def _listed(item: pytest.Item, names: tuple[str, ...]) -> bool:

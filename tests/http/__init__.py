@@ -1,0 +1,1 @@
+"""Tests of GraphQL over HTTP with real npm clients: the spec's audit, SSE, multipart, APQ."""

@@ -1,6 +1,6 @@
 // The reference graphql-ws client against our graphql-transport-ws server.
 //
-// node client.mjs WS_URL TOKEN ARTICLE_ID MARKET_ID HTTP_URL [OUTCOME_ID] [COMMENT_BODY]
+// node graphql_ws_client.mjs WS_URL TOKEN ARTICLE_ID MARKET_ID HTTP_URL [OUTCOME_ID] [COMMENT_BODY]
 //
 // Subscribes to commentAdded(ARTICLE_ID) and oddsUpdated(MARKET_ID) over the websocket, then over
 // HTTP posts a comment and buys "5.00" of OUTCOME_ID (default: the market's first outcome), waits
@@ -22,7 +22,7 @@ function fail(message) {
 }
 
 if (!wsUrl || !token || !articleId || !marketId || !httpUrl) {
-  fail("usage: node client.mjs WS_URL TOKEN ARTICLE_ID MARKET_ID HTTP_URL [OUTCOME_ID] [BODY]");
+  fail("usage: node graphql_ws_client.mjs WS_URL TOKEN ARTICLE_ID MARKET_ID HTTP_URL [OUTCOME_ID] [BODY]");
 }
 
 const watchdog = setTimeout(() => fail(`gave up after ${TOTAL_TIMEOUT_MS} ms`), TOTAL_TIMEOUT_MS);
