@@ -492,3 +492,63 @@ async def test_development_mode_helps(http: httpx.AsyncClient) -> None:
         await http.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})
     ).json()
     assert body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+# -- shared state and limits -------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Any:
+    from tests.services import start_redis
+
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+async def test_persisted_queries_are_shared_through_redis(
+    demo_settings: Settings, redis_server: Any
+) -> None:
+    """Two workers on one Redis: a hash one of them learnt runs on the other."""
+    settings = with_settings(demo_settings, redis_url=redis_server.url)
+    digest = sha(COUNT)
+    async with _http(settings) as first, _http(settings) as second:
+        assert codes((await second.post("/graphql", json={"extensions": apq(digest)})).json()) == [
+            "PERSISTED_QUERY_NOT_FOUND"
+        ]
+        registered = await first.post("/graphql", json={"query": COUNT, "extensions": apq(digest)})
+        by_hash = await second.post("/graphql", json={"extensions": apq(digest)})
+        assert by_hash.json() == registered.json()
+        assert "errors" not in by_hash.json()
+
+
+async def test_stream_replays_share_slots_per_address_and_viewer() -> None:
+    """Replays of all of one client's streams share WS_REPLAYS_PER_CONNECTION slots per key."""
+    import asyncio
+
+    from realtime.streams import StreamLimits, StreamRefused
+
+    limits = StreamLimits(Settings(ws_replays_per_connection=2, http_streams_per_viewer=3))
+    keys = ["a127.0.0.1", "v1"]
+    for _ in range(3):
+        limits.acquire(keys)
+    with pytest.raises(StreamRefused) as refused:
+        limits.acquire(["a10.0.0.9", "v1"])  # another address, the same viewer
+    assert (refused.value.status, refused.value.code) == (429, "TOO_MANY_STREAMS")
+    assert limits.total == 3  # the refused one counted nowhere
+    running = 0
+    most = 0
+
+    async def replay() -> None:
+        nonlocal running, most
+        async with limits.replay_slot(keys):
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    await asyncio.gather(*(replay() for _ in range(6)))
+    assert most == 2
+    for _ in range(3):
+        limits.release(keys)
+    assert (limits.total, limits.keys) == (0, {})
