@@ -381,3 +381,24 @@ async def test_a_slow_http_client_overflows_like_a_slow_socket(
     else:
         assert '{"payload":null,"errors":[' in last
     writer.cancel()
+
+
+async def test_a_stream_ends_when_its_session_expires(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    import clock
+
+    article = await live.article()
+    token = await live.token("alice")
+    async with stream(live, ADDED, {"a": article["id"]}, MULTIPART_ACCEPT, token=token) as reader:
+        await reader.until("{}", seconds=4)  # up: a heartbeat came
+        later = clock.now() + dt.timedelta(days=365)
+        monkeypatch.setattr(clock, "now", lambda: later)
+        text = await reader.rest()
+    parts = multipart_parts(text)
+    assert parts[-1]["payload"] is None
+    assert parts[-1]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "expired" in parts[-1]["errors"][0]["message"]
+    assert text.endswith("\r\n--graphql--\r\n")
