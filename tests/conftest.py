@@ -66,6 +66,7 @@ SLOW = (
     "test_hardening.py::test_expensive_fields_are_capped_per_document",
     "test_abuse.py",
     "test_outage.py",
+    "test_schema_fuzz.py",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
