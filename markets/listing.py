@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -53,6 +53,11 @@ async def create_market(
         raise validation("Outcome labels must differ.", "outcomes")
     if closes_at.tzinfo is None:
         raise validation("closesAt needs a time zone (use UTC: …Z).", "closesAt")
+    try:
+        # Stored in UTC: a time whose UTC is past year 9999 (9999-12-31T23:00-05:00) has none.
+        closes_at = closes_at.astimezone(UTC)
+    except OverflowError:
+        raise validation("closesAt is out of range.", "closesAt") from None
     if closes_at <= now:
         raise validation("closesAt must be in the future.", "closesAt")
     minimum = settings.min_market_liquidity_cents

@@ -68,6 +68,7 @@ SLOW = (
     "test_outage.py",
     "test_streams.py",
     "test_readme_http.py",
+    "test_schema_fuzz.py",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.

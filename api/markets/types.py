@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -192,7 +192,7 @@ class Market(Node):
             HistoryInterval, strawberry.argument(description="The bucket size.")
         ] = HistoryInterval.HOUR,
     ) -> list[PricePoint]:
-        start = int(since.timestamp()) if since is not None else 0
+        start = epoch_seconds(since) if since is not None else 0
         seconds = {"MINUTE": 60, "HOUR": 3600, "DAY": 86400}[interval.name]
         rows = await info.context.loaders.price_history_by_market.load((self.pk, start, seconds))
         return [PricePoint(at=row.at, probabilities=json.loads(row.probabilities)) for row in rows]
@@ -212,6 +212,20 @@ class Market(Node):
         return [
             tag_from_row(row) for row in await info.context.loaders.tags_by_market.load(self.pk)
         ]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds from the epoch to ``moment``, a time without an offset read as UTC.
+
+    Not ``moment.timestamp()``: that reads an offset-less time in the server's local zone, and
+    fails (ValueError) on one in year 1, which a client may send.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(seconds=1)
 
 
 @strawberry.type(description="The probabilities of a market at a moment.")

@@ -237,6 +237,38 @@ async def test_invalid_markets_are_refused_and_change_nothing(
     assert await _snapshot() == before
 
 
+async def test_a_closing_time_past_year_9999_in_utc_is_refused_and_changes_nothing(
+    on_shared_market: GraphQLClient, shared_market: SharedMarket
+) -> None:
+    """Found by tests/abuse/test_schema_fuzz.py: 9999-12-31T23:59:59-05:00 is 10000-01-01 in
+    UTC, which has no datetime; storing it was an internal error."""
+    admin = on_shared_market.as_user(shared_market.admin)
+    before = await _snapshot()
+    data = await admin.data(
+        CREATE, {"input": {**GOOD_MARKET, "closesAt": "9999-12-31T23:59:59-05:00"}}
+    )
+    assert data["createMarket"] == {
+        "market": None,
+        "errors": [
+            {"code": "VALIDATION", "field": ["closesAt"], "message": "closesAt is out of range."}
+        ],
+    }
+    assert await _snapshot() == before
+
+
+async def test_a_closing_time_is_stored_in_utc(fresh_client: GraphQLClient) -> None:
+    admin = await _admin(fresh_client)
+    data = await admin.data(
+        CREATE, {"input": {**GOOD_MARKET, "closesAt": "9999-12-31T23:59:59.999999+05:00"}}
+    )
+    assert data["createMarket"]["errors"] == []
+    market = await admin.data(
+        "query($s: String!) { market(slug: $s) { closesAt status } }",
+        {"s": data["createMarket"]["market"]["slug"]},
+    )
+    assert market["market"] == {"closesAt": "9999-12-31T18:59:59.999999+00:00", "status": "OPEN"}
+
+
 async def test_markets_with_one_question_get_distinct_slugs(fresh_client: GraphQLClient) -> None:
     admin = await _admin(fresh_client)
     first = await admin.data(CREATE, {"input": GOOD_MARKET})
@@ -704,6 +736,27 @@ async def test_read_side_positions_trades_history_leaderboard(client: GraphQLCli
         assert sum(Decimal(p["profit"]) for p in positions) == Decimal(entry["profit"])
     body = await client.post("{ leaderboard(first: 101) { rank } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_price_history_since_a_time_without_offset_is_utc(client: GraphQLClient) -> None:
+    """Found by tests/abuse/test_schema_fuzz.py: ``since: "0001-01-01T00:00:00"`` was an
+    internal error (``datetime.timestamp`` of an offset-less time in year 1 fails) and an
+    offset-less time was read in the server's zone."""
+    query = """query($since: DateTime) { markets(first: 5, orderBy: VOLUME) { nodes {
+                 priceHistory(since: $since, interval: MINUTE) { at } } } }"""
+    whole = await client.data(query, {"since": None})
+    points = [p["at"] for p in whole["markets"]["nodes"][0]["priceHistory"]]
+    assert len(points) >= 3
+    for since in ("0001-01-01T00:00:00", "0001-01-01T00:00:00+05:00", "1970-01-01T00:00:00"):
+        assert await client.data(query, {"since": since}) == whole, since
+    middle = datetime.fromisoformat(points[len(points) // 2])
+    naive = middle.replace(tzinfo=None).isoformat()
+    later = await client.data(query, {"since": naive})
+    assert later == await client.data(query, {"since": middle.isoformat()})
+    # The demo's points are minutes apart: each is its own MINUTE bucket.
+    assert [p["at"] for p in later["markets"]["nodes"][0]["priceHistory"]] == [
+        at for at in points if datetime.fromisoformat(at) >= middle
+    ]
 
 
 async def test_price_history_of_a_market_list_is_one_statement(client: GraphQLClient) -> None:
