@@ -63,7 +63,13 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     graphql = GraphQLApp(settings, services)
     # The GraphQL layer's part of the websocket server: realtime never imports it.
     live = LiveGraphQL(graphql.schema, settings, services)  # type: ignore[arg-type]
-    hub = Hub(live, settings, broker, services.accounts.session)
+    hub = Hub(
+        live,
+        settings,
+        broker,
+        services.accounts.session,
+        resolve_query=graphql.persisted.for_socket,
+    )
     websocket = WebsocketEndpoint(hub)
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.
     graphql.streams = HTTPStreams(hub)

@@ -35,7 +35,7 @@ from graphql import (
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -239,6 +239,8 @@ class GraphQLApp(GraphQL[Context, None]):
         response: ASGIApp
         try:
             response = await self.handle(Request(scope=scope, receive=receive))
+        except ClientDisconnect:
+            return  # the client left while sending its body: nobody to answer
         except HTTPException as exc:
             code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_USER_INPUT"
             response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
@@ -526,7 +528,9 @@ class GraphQLApp(GraphQL[Context, None]):
         if media.streams:
             return self._error_response(
                 RequestError.of(
-                    "A batch can't be streamed: ask for application/json.", "BAD_USER_INPUT"
+                    "A batch can't be streamed: ask for application/json.",
+                    "BAD_USER_INPUT",
+                    malformed=True,
                 ),
                 Media.JSON,
                 extra,
@@ -557,7 +561,16 @@ class GraphQLApp(GraphQL[Context, None]):
             except RequestError as refused:
                 bodies.append(refused.body(media))
                 continue
-            answer = await self._execute(request, prepared, op_context)
+            try:
+                answer = await self._execute(request, prepared, op_context)
+            except _DatabaseDown:
+                if not mutated:
+                    raise  # nothing ran: the whole batch is a 503 the client may retry
+                # A mutation before it did its work: never hidden behind a 503.
+                bodies.append(
+                    error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE")
+                )
+                continue
             mutated = mutated or prepared.kind == OperationType.MUTATION
             objects_left = max(0, objects_left - op_context.loaders.budget.used)
             size = len(self.encode_json(answer.body))
@@ -683,7 +696,9 @@ class GraphQLApp(GraphQL[Context, None]):
         else:
             max_age = self.settings.http_cache_max_age_seconds
             headers["Cache-Control"] = f"public, max-age={max_age}" if max_age else "no-cache"
-            etag = '"' + hashlib.sha256(encoded.encode()).hexdigest()[:32] + '"'
+            # The media type is part of what is tagged: the two JSON variants differ.
+            tagged = media.value.encode() + b"\n" + encoded.encode()
+            etag = '"' + hashlib.sha256(tagged).hexdigest()[:32] + '"'
             headers["ETag"] = etag
             if _matches_etag(request.headers, etag):
                 return Response(status_code=304, headers=headers)

@@ -104,13 +104,16 @@ def negotiate(header: str | None, offered: tuple[Media, ...]) -> Media | None:
     """The one of ``offered`` the client prefers, or None (answer 406)."""
     if header is None or not header.strip():
         return Media.JSON if Media.JSON in offered else offered[0]
+    ranges = parse_accept(header)
+    # A type named with q=0 is refused, whatever a wildcard says.
+    refused = {entry.type for entry in ranges if entry.q == 0}
     best: Media | None = None
     best_q = 0.0
-    for entry in parse_accept(header):
+    for entry in ranges:
         if entry.q <= best_q:
             continue
         for media in offered:
-            if _matches(entry, media):
+            if media.value not in refused and _matches(entry, media):
                 best, best_q = media, entry.q
                 break
     return best

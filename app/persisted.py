@@ -22,6 +22,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from graphql import GraphQLError
+
 from logs import get_logger
 from settings import Settings, SettingsError
 
@@ -33,6 +35,9 @@ REDIS_PREFIX = "agora:apq:"
 REDIS_TTL_SECONDS = 24 * 3600
 # Characters of documents kept in this process in all.
 MAX_STORED_CHARS = 4 * 1024 * 1024
+# The longest document shared through Redis (longer ones stay in the worker that learnt them):
+# with the day's TTL, what one client can make Redis hold is bounded by its request rate.
+REDIS_MAX_CHARS = 16 * 1024
 
 
 class PersistedQueryError(Exception):
@@ -155,6 +160,27 @@ class PersistedQueries:
             )
         return query, digest not in self.local
 
+    async def for_socket(self, query: str | None, extensions: dict[str, Any] | None) -> str:
+        """The text a websocket operation runs (``realtime.ports.ResolveQuery``): trusted
+        documents apply as over HTTP, a hash alone runs what HTTP registered; registration
+        itself happens over HTTP, where the document is checked first."""
+        if self.trusted is None and not (extensions and "persistedQuery" in extensions):
+            if query is None:
+                raise GraphQLError(
+                    "No GraphQL query found in the message.", extensions={"code": "BAD_USER_INPUT"}
+                )
+            return query
+        try:
+            digest = self.requested_hash(extensions, None)
+            text, _ = await self.resolve(query, digest)
+        except PersistedQueryError as refused:
+            raise GraphQLError(refused.message, extensions={"code": refused.code}) from refused
+        if text is None:
+            raise GraphQLError(
+                "No GraphQL query found in the message.", extensions={"code": "BAD_USER_INPUT"}
+            )
+        return text
+
     def _trusted(self, query: str | None, digest: str | None) -> str:
         assert self.trusted is not None
         if digest is None and query is not None:
@@ -171,7 +197,7 @@ class PersistedQueries:
         """Keep ``query`` under its hash (here, and on Redis when configured)."""
         digest = sha256_hex(query)
         self._keep(digest, query)
-        if self._redis is not None:
+        if self._redis is not None and len(query) <= REDIS_MAX_CHARS:
             try:
                 await self._redis.set(REDIS_PREFIX + digest, query, ex=REDIS_TTL_SECONDS)
             except Exception as exc:  # Redis down: this worker still knows it

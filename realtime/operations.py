@@ -91,7 +91,12 @@ class Operations:
                 ],
             )
             return
-        parsed = self._checked(operation.query)
+        try:
+            query = await self.hub.resolve_query(operation.query, operation.extensions)
+        except GraphQLError as refused:
+            self._error(conn, sub_id, [refused])
+            return
+        parsed = self._checked(query)
         if isinstance(parsed, GraphQLSyntaxError):
             self._error(conn, sub_id, [parsed])
             return
@@ -110,14 +115,16 @@ class Operations:
             self._error(conn, sub_id, [chosen])
             return
         if chosen.operation != OperationType.SUBSCRIPTION:
-            await self._execute_once(conn, sub_id, operation)
+            await self._execute_once(conn, sub_id, operation, query)
             return
-        await self._start_subscription(conn, sub_id, operation, parsed, chosen)
+        await self._start_subscription(conn, sub_id, operation, query, parsed, chosen)
 
-    async def _execute_once(self, conn: Connection, sub_id: str, operation: Operation) -> None:
+    async def _execute_once(
+        self, conn: Connection, sub_id: str, operation: Operation, query: str
+    ) -> None:
         caller = Caller(conn.viewer, conn.token, conn.client_address, conn.ws)
         payload = await self.graphql.run_operation(
-            operation.query, operation.variables, operation.operation_name, caller
+            query, operation.variables, operation.operation_name, caller
         )
         conn.send({"id": sub_id, "type": conn.wire.data_type, "payload": payload})
         conn.send(complete(sub_id))
@@ -127,6 +134,7 @@ class Operations:
         conn: Connection,
         sub_id: str,
         operation: Operation,
+        query: str,
         checked: Checked,
         chosen: OperationDefinitionNode,
     ) -> None:
@@ -170,7 +178,7 @@ class Operations:
             key = (
                 field_name,
                 stream.target,
-                operation.query,
+                query,
                 json.dumps(operation.variables, sort_keys=True),
                 operation.operation_name,
                 viewer_key,

@@ -50,6 +50,23 @@ class Caller:
     request: Any
 
 
+class ResolveQuery(Protocol):
+    """The text an operation runs: its own, or the persisted document its ``extensions`` name;
+    a GraphQLError (coded) when it may not run here (trusted documents, an unknown hash)."""
+
+    async def __call__(self, query: str | None, extensions: dict[str, Any] | None) -> str: ...
+
+
+async def as_sent(query: str | None, extensions: dict[str, Any] | None) -> str:
+    """No persisted documents: the query as sent."""
+    if query is None:
+        raise GraphQLError(
+            "Persisted queries are not enabled here.",
+            extensions={"code": "PERSISTED_QUERY_NOT_SUPPORTED"},
+        )
+    return query
+
+
 class GraphQLLayer(Protocol):
     """The GraphQL layer's part: its schema, contexts, checks and errors."""
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,23 +110,53 @@ class StreamLimits:
             if budget.streams == 0:
                 del self.keys[key]
 
-    @asynccontextmanager
-    async def replay_slot(self, keys: list[str]) -> AsyncIterator[None]:
-        """One replay slot of every key (always in the same order, so none deadlock)."""
-        async with contextlib.AsyncExitStack() as stack:
-            for key in keys:
-                await stack.enter_async_context(self.keys[key].replays)
-            yield
+    def replay_slots(self, keys: list[str]) -> ReplaySlots:
+        """The replay slots ``keys`` share (the stream holds its place in each key's budget
+        as long as it lives, so the semaphores outlive it)."""
+        return ReplaySlots([self.keys[key].replays for key in keys])
+
+
+class ReplaySlots:
+    """One replay slot of each of a client's keys, taken in the same order every time (so
+    none deadlock); entered once per replay or gap filled, as often as the stream needs."""
+
+    def __init__(self, semaphores: list[asyncio.Semaphore]) -> None:
+        self.semaphores = semaphores
+
+    async def __aenter__(self) -> None:
+        taken: list[asyncio.Semaphore] = []
+        try:
+            for semaphore in self.semaphores:
+                await semaphore.acquire()
+                taken.append(semaphore)
+        except BaseException:
+            for semaphore in reversed(taken):
+                semaphore.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        for semaphore in reversed(self.semaphores):
+            semaphore.release()
 
 
 class _Body:
-    """A connection's transport writing an HTTP response's body."""
+    """A connection's transport writing an HTTP response's body (``send`` set when it starts).
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    A send that waits longer than ``stall_seconds`` (the client stopped reading) ends the
+    stream as a vanished client would: without it a stalled stream would hold its place in its
+    client's counts for as long as the TCP connection lives."""
+
+    def __init__(self, stall_seconds: float) -> None:
+        self.send: Send | None = None
+        self.stall_seconds = stall_seconds
 
     async def send_text(self, data: str) -> None:
-        await self._send({"type": "http.response.body", "body": data.encode(), "more_body": True})
+        assert self.send is not None, "the response has started"
+        message = {"type": "http.response.body", "body": data.encode(), "more_body": True}
+        try:
+            await asyncio.wait_for(self.send(message), self.stall_seconds)
+        except TimeoutError as exc:
+            raise OSError("the client stopped reading") from exc
 
 
 class HTTPStreams:
@@ -159,11 +188,22 @@ class HTTPStreams:
                     "The database is unavailable; retry shortly.",
                     retry_after=self.settings.retry_after_seconds,
                 ) from exc
-        keys = ["a" + client_address]
+        keys = ["a" + address_key(client_address)]
         if session is not None:
             keys.append(f"v{session.user.id}")
         self.limits.acquire(keys)
-        return Stream(self, wire, payload, keys, session, token if session else "", client_address)
+        settings = self.settings
+        body = _Body(max(30.0, 3.0 * settings.http_stream_heartbeat_seconds))
+        conn = Connection(
+            body, wire, settings, client_address, replay_slots=self.limits.replay_slots(keys)
+        )
+        if session is not None:
+            conn.viewer, conn.session_expires = session.user, session.expires_at
+            conn.token, conn.token_hash = token, token_hash(token)
+        # Known to the hub from here (no await since the session was read): a revocation
+        # arriving from now on closes it.
+        self.hub.connections.add(conn)
+        return Stream(self, conn, body, wire, payload, keys)
 
 
 class Stream:
@@ -172,28 +212,30 @@ class Stream:
     def __init__(
         self,
         streams: HTTPStreams,
+        conn: Connection,
+        body: _Body,
         wire: StreamWire,
         payload: dict[str, Any],
         keys: list[str],
-        session: Any,
-        token: str,
-        client_address: str,
     ) -> None:
         self.streams = streams
+        self.conn = conn
+        self.body = body
         self.wire = wire
         self.payload = payload
         self.keys = keys
-        self.session = session
-        self.token = token
-        self.client_address = client_address
         self.released = False
-        # Response headers the view adds (CORS, WWW-Authenticate…).
+        # Response headers the view adds (Vary, WWW-Authenticate…).
         self.headers: dict[str, str] = {}
 
     def release(self) -> None:
-        """Give back the stream's place in its client's counts (once)."""
+        """Give back the stream's place in its client's counts and the hub (once)."""
         if not self.released:
             self.released = True
+            hub = self.streams.hub
+            for sub in list(self.conn.subs.values()):
+                hub.remove(sub)
+            hub.connections.discard(self.conn)
             self.streams.limits.release(self.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -203,18 +245,7 @@ class Stream:
             self.release()
 
     async def _serve(self, receive: Receive, send: Send) -> None:
-        streams, hub, settings = self.streams, self.streams.hub, self.streams.settings
-        limits = streams.limits
-        conn = Connection(
-            _Body(send),
-            self.wire,
-            settings,
-            self.client_address,
-            replay_slots=limits.replay_slot(self.keys),
-        )
-        if self.session is not None:
-            conn.viewer, conn.session_expires = self.session.user, self.session.expires_at
-            conn.token, conn.token_hash = self.token, token_hash(self.token)
+        streams, conn, settings = self.streams, self.conn, self.streams.settings
         headers = {
             "content-type": self.wire.content_type,
             "cache-control": "no-store",
@@ -229,46 +260,57 @@ class Stream:
                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
             }
         )
-        await send(
-            {"type": "http.response.body", "body": self.wire.start().encode(), "more_body": True}
-        )
-        hub.connections.add(conn)
+        self.body.send = send
+        conn.push(self.wire.start(), force=True)
         writer = asyncio.create_task(conn.writer())
         watcher = asyncio.create_task(_watch_disconnect(receive, conn))
         beats = asyncio.create_task(_heartbeats(conn, self.wire, settings))
-        gone = False
+        closed = asyncio.create_task(conn.closed.wait())
         try:
             try:
                 await streams.operations.subscribe(conn, "1", self.payload)
             except Exception:
                 logger.exception("starting an HTTP stream's subscription failed")
                 conn.send({"id": "1", "type": "error", "payload": [_internal()]})
-            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            gone = watcher.done() and not writer.done()
-        finally:
-            for task in (watcher, beats):
-                task.cancel()
-            for sub in list(conn.subs.values()):
-                hub.remove(sub)
-            hub.connections.discard(conn)
-            if not gone and not writer.done():
+            await asyncio.wait({writer, watcher, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not writer.done() and conn.closing is not None:
+                # Closing: let the writer flush what is queued, but not for ever (a client that
+                # stopped reading would hold the stream).
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer, 2)
-            writer.cancel()
-        if gone or conn.closing is None or conn.closing.code == CloseCode.ABNORMAL:
-            return  # nobody to tell
+                    await asyncio.wait_for(asyncio.shield(writer), 2)
+        finally:
+            for task in (watcher, beats, closed, writer):
+                task.cancel()
+            self.release()
+        closing = conn.closing
+        if closing is None or closing.code == CloseCode.ABNORMAL or not writer.done():
+            return  # nobody to tell, or nobody reading
         tail = ""
-        if conn.closing.code != CloseCode.NORMAL:
-            code = _CLOSE_CODES.get(CloseCode(conn.closing.code), "STREAM_CLOSED")
-            tail = self.wire.errors([coded_error(conn.closing.reason or "Stream closed.", code)])
+        if closing.code != CloseCode.NORMAL:
+            code = _CLOSE_CODES.get(CloseCode(closing.code), "STREAM_CLOSED")
+            tail = self.wire.errors([coded_error(closing.reason or "Stream closed.", code)])
         with contextlib.suppress(Exception):
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": (tail + self.wire.end()).encode(),
-                    "more_body": False,
-                }
+            await asyncio.wait_for(
+                send(
+                    {
+                        "type": "http.response.body",
+                        "body": (tail + self.wire.end()).encode(),
+                        "more_body": False,
+                    }
+                ),
+                2,
             )
+
+
+def address_key(address: str) -> str:
+    """What an address counts as: itself, or for IPv6 its /64 (one host's whole prefix)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
 
 
 def _internal() -> dict[str, Any]:
@@ -285,13 +327,16 @@ async def _watch_disconnect(receive: Receive, conn: Connection) -> None:
 
 
 async def _heartbeats(conn: Connection, wire: StreamWire, settings: Settings) -> None:
-    """A heartbeat whenever the stream has been idle for an interval; the stream ends when the
+    """A heartbeat once the stream has been silent for an interval; the stream ends when the
     session it was opened with expires."""
     interval = settings.http_stream_heartbeat_seconds
+    loop = asyncio.get_running_loop()
     while conn.closing is None:
-        await asyncio.sleep(interval)
+        silent = loop.time() - conn.last_write
+        await asyncio.sleep(max(0.05, interval - silent))
         if conn.session_expires is not None and conn.session_expires <= clock.now():
             conn.close(CloseCode.FORBIDDEN, "Session expired: subscribe again with a new token.")
             return
-        if not conn.queue and not conn.latest:
+        if loop.time() - conn.last_write >= interval and not conn.queue and not conn.latest:
             conn.push(wire.heartbeat(), force=True)
+            conn.last_write = loop.time()  # queued now: don't queue another meanwhile

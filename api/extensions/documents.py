@@ -30,7 +30,7 @@ from settings import Settings
 # document: every spread names a fragment, and no fragment spreads itself.
 FRAGMENT_RULES = (KnownFragmentNamesRule, NoFragmentCyclesRule)
 # graphql-core's suggestions at the end of a validation message.
-_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?\s*$")
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def document_errors(
@@ -78,6 +78,11 @@ def document_errors(
         # "Did you mean …" lists the schema's names to anyone guessing them.
         errors = [_without_suggestions(error) for error in errors]
     return errors
+
+
+def without_suggestions(error: GraphQLError, settings: Settings) -> GraphQLError:
+    """``error`` without graphql-core's "Did you mean …" where suggestions are off."""
+    return error if settings.field_suggestions else _without_suggestions(error)
 
 
 def _without_suggestions(error: GraphQLError) -> GraphQLError:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from graphql import DocumentNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode
 
 from api.core.errors import BadUserInput, graphql_error
+
+# A GraphQL Name, as the spec defines it (ASCII only).
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,254}")
 
 
 def definitions(
@@ -23,6 +28,11 @@ def choose_operation(
 ) -> OperationDefinitionNode | GraphQLError:
     """The operation a request runs, or why there is none (BAD_USER_INPUT), as the spec says."""
     operations, _ = definitions(document)
+    if operation_name is not None and not _NAME.fullmatch(operation_name):
+        # Never echoed: it could hold anything (a lone surrogate breaks every encoder after).
+        return graphql_error(
+            BadUserInput("operationName must be a GraphQL name ([_A-Za-z][_0-9A-Za-z]*).")
+        )
     if operation_name is None:
         if len(operations) == 1:
             return operations[0]

@@ -12,6 +12,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from graphql.execution.values import get_variable_values
 
 from api.extensions.cost import walk
+from api.extensions.documents import without_suggestions
 from api.extensions.operations import choose_operation
 from api.extensions.rules import operation_limit, too_many_nodes
 from api.extensions.strings import variables_error
@@ -57,6 +58,9 @@ def request_error(
     )
     if isinstance(values, list):
         first = values[0]
-        return GraphQLError(first.message, nodes=first.nodes, extensions={"code": "BAD_USER_INPUT"})
+        coded = GraphQLError(
+            first.message, nodes=first.nodes, extensions={"code": "BAD_USER_INPUT"}
+        )
+        return without_suggestions(coded, settings)
     walker = walk(schema, document, [operation], values.coerced, settings)
     return too_many_nodes(walker.nodes, settings)

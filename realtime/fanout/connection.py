@@ -60,7 +60,11 @@ class Connection:
         self.latest: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.closing: Closed | None = None
+        # Set once closing: whoever serves the connection stops waiting on a stalled writer.
+        self.closed = asyncio.Event()
         self.last_pong = asyncio.get_running_loop().time()
+        # When the writer last sent a frame (HTTP streams send heartbeats after a silence).
+        self.last_write = self.last_pong
         # Replays of this connection running at once; the rest wait their turn here. An HTTP
         # stream carries one operation, so its slots are its client's (address and viewer).
         self.replay_slots: AbstractAsyncContextManager[Any] = replay_slots or asyncio.Semaphore(
@@ -107,6 +111,7 @@ class Connection:
             self.closing = Closed(code, reason)
             self.wake.set()
             self.drained.set()  # a replay waiting for room must not wait forever
+            self.closed.set()
 
     async def room_for_replay(self) -> None:
         """Wait until the writer has drained the queue enough for a replay to push more."""
@@ -131,8 +136,10 @@ class Connection:
                     # Waits while the client isn't reading (the transport's buffer is full):
                     # that is what paces replays to the client.
                     await self.ws.send_text(frame)
+                    self.last_write = asyncio.get_running_loop().time()
                 if self.closing is not None:
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closing = self.closing or Closed(CloseCode.ABNORMAL, "client went away")
             self.drained.set()
+            self.closed.set()

@@ -14,7 +14,7 @@ from realtime.events import SESSIONS
 from realtime.fanout.connection import Connection
 from realtime.fanout.group import Group
 from realtime.fanout.subscription import Sub
-from realtime.ports import FindSession, GraphQLLayer
+from realtime.ports import FindSession, GraphQLLayer, ResolveQuery, as_sent
 from realtime.protocol.messages import CloseCode
 from realtime.sources import SubscriptionSource, sources_of
 from settings import Settings
@@ -36,8 +36,11 @@ class Hub:
         broker: Broker,
         find_session: FindSession,
         share: bool = True,
+        resolve_query: ResolveQuery = as_sent,
     ) -> None:
         self.graphql = graphql
+        # Persisted queries and trusted documents, as HTTP applies them.
+        self.resolve_query = resolve_query
         self.settings = settings
         self.broker = broker
         self.find_session = find_session

@@ -151,9 +151,11 @@ def parse(message: dict[str, Any]) -> ClientMessage:
 class Operation:
     """A subscribe message's payload: the GraphQL request."""
 
-    query: str
+    # None only with ``extensions`` naming a persisted document.
+    query: str | None
     variables: dict[str, Any]
     operation_name: str | None
+    extensions: dict[str, Any] | None = None
 
     @classmethod
     def parse(cls, payload: dict[str, Any]) -> Operation:
@@ -163,15 +165,18 @@ class Operation:
         if variables is None:
             variables = {}
         operation_name = payload.get("operationName")
+        extensions = payload.get("extensions")
         if (
-            not isinstance(query, str)
+            not isinstance(query, str | None)
+            or (query is None and not isinstance(extensions, dict))
             or not isinstance(variables, dict)
             or not isinstance(operation_name, str | None)
+            or not isinstance(extensions, dict | None)
         ):
             raise Closed(
                 CloseCode.BAD_REQUEST, "Invalid message received: malformed subscribe payload"
             )
-        return cls(query, variables, operation_name)
+        return cls(query, variables, operation_name, extensions)
 
 
 # -- what the server sends ----------------------------------------------------------------------

@@ -539,9 +539,12 @@ async def test_stream_replays_share_slots_per_address_and_viewer() -> None:
     running = 0
     most = 0
 
+    # One object per stream, entered once per replay or gap filled, as often as it needs.
+    slots = limits.replay_slots(keys)
+
     async def replay() -> None:
         nonlocal running, most
-        async with limits.replay_slot(keys):
+        async with slots:
             running += 1
             most = max(most, running)
             await asyncio.sleep(0.01)
@@ -549,6 +552,180 @@ async def test_stream_replays_share_slots_per_address_and_viewer() -> None:
 
     await asyncio.gather(*(replay() for _ in range(6)))
     assert most == 2
+    for _ in range(3):  # and again, one after the other
+        await replay()
     for _ in range(3):
         limits.release(keys)
     assert (limits.total, limits.keys) == (0, {})
+
+
+# -- review findings --------------------------------------------------------------------------
+
+
+async def test_a_batch_never_hides_a_done_mutation_behind_a_503(
+    demo_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import api.site.queries
+
+    logged_in = await demo_client.log_in("alice", "demo-password")
+    article = (await demo_client.data("{ articles(first: 1) { nodes { id commentCount } } }"))[
+        "articles"
+    ]["nodes"][0]
+
+    async def locked(now: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(api.site.queries, "site_stats", locked)
+    post = {
+        "query": 'mutation($a: ID!) { postComment(input: {articleId: $a, body: "once"}) '
+        "{ comment { body } errors { code } } }",
+        "variables": {"a": article["id"]},
+    }
+    response = await demo_client.http.post(
+        "/graphql",
+        json=[post, {"query": STATS}],
+        headers={"Authorization": f"Bearer {logged_in.token}"},
+    )
+    assert response.status_code == 200
+    done, failed = response.json()
+    assert done == {"data": {"postComment": {"comment": {"body": "once"}, "errors": []}}}
+    assert codes(failed) == ["SERVICE_UNAVAILABLE"]
+    # Nothing ran yet: the whole batch is a 503 to retry.
+    response = await demo_client.http.post("/graphql", json=[{"query": STATS}, {"query": STATS}])
+    assert response.status_code == 503 and "retry-after" in response.headers
+
+
+async def test_production_mode_hides_suggestions_everywhere(demo_settings: Settings) -> None:
+    production = with_settings(demo_settings, field_suggestions=False)
+    cases = [
+        ("{ markets(filter: {statu: OPEN}) { totalCount } }", {}),
+        ("query($o: MarketOrder) { markets(orderBy: $o) { totalCount } }", {"o": "NEWES"}),
+        (
+            "query($f: MarketFilter) { markets(filter: $f) { totalCount } }",
+            {"f": {"statu": "OPEN"}},
+        ),
+        ("{ markets(orderBy: NEWES) { totalCount } }", {}),
+    ]
+    async with _http(production) as http:
+        for query, variables in cases:
+            body = (
+                await http.post("/graphql", json={"query": query, "variables": variables})
+            ).json()
+            assert body["errors"], query
+            assert all("Did you mean" not in e["message"] for e in body["errors"]), body
+    async with _http(demo_settings) as http:
+        body = (
+            await http.post("/graphql", json={"query": cases[1][0], "variables": cases[1][1]})
+        ).json()
+        assert "Did you mean the enum value 'NEWEST'?" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("accept", ["text/event-stream", "application/json", GRJ])
+async def test_an_operation_name_that_is_not_a_name_is_refused_unechoed(
+    http: httpx.AsyncClient, accept: str
+) -> None:
+    response = await http.post(
+        "/graphql",
+        content=b'{"query":"query A { stats { articleCount } }","operationName":"\\ud800"}',
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )
+    assert response.status_code in (200, 400)
+    text = response.text
+    assert "BAD_USER_INPUT" in text and "operationName must be a GraphQL name" in text
+    assert "\\ud800" not in text
+
+
+def test_zero_q_refuses_a_type_a_wildcard_would_allow() -> None:
+    offered = (Media.GRAPHQL_RESPONSE_JSON, Media.JSON)
+    assert negotiate("application/json;q=0, */*", offered) is None
+    assert negotiate(f"application/json;q=0, {GRJ}", offered) == Media.GRAPHQL_RESPONSE_JSON
+
+
+async def test_the_two_json_variants_have_different_etags(http: httpx.AsyncClient) -> None:
+    plain = await http.get("/graphql", params={"query": STATS})
+    spec = await http.get("/graphql", params={"query": STATS}, headers={"Accept": GRJ})
+    assert plain.headers["etag"] != spec.headers["etag"]
+    cross = await http.get(
+        "/graphql",
+        params={"query": STATS},
+        headers={"Accept": GRJ, "If-None-Match": plain.headers["etag"]},
+    )
+    assert cross.status_code == 200
+
+
+async def test_a_batch_can_not_stream(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/graphql", json=[{"query": STATS}], headers={"Accept": "text/event-stream"}
+    )
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_a_client_leaving_mid_body_is_not_an_error(
+    demo_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(demo_settings)
+    sent: list[Any] = []
+    messages = [
+        {"type": "http.request", "body": b'{"query": "{ st', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "state": {},
+        "app": app,
+    }
+    async with LifespanManager(app):
+        with caplog.at_level("ERROR"):
+            await app(scope, receive, send)
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def test_ipv6_clients_count_by_their_64() -> None:
+    from realtime.streams import address_key
+
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("203.0.113.7") == "203.0.113.7"
+    assert address_key("unknown") == "unknown"
+
+
+async def test_a_stalled_stream_client_lets_go(fresh_settings: Settings) -> None:
+    """A client that stops reading can't hold its stream for as long as TCP keeps it."""
+    import asyncio
+
+    from realtime.fanout import Connection
+    from realtime.protocol.sse import SSE
+    from realtime.streams import _Body
+
+    body = _Body(stall_seconds=0.05)
+
+    async def never(message: Any) -> None:
+        await asyncio.Event().wait()
+
+    body.send = never
+    conn = Connection(body, SSE, fresh_settings)
+    conn.push(SSE.heartbeat())
+    await asyncio.wait_for(conn.writer(), 2)
+    assert conn.closing is not None and conn.closing.code == 1006
+    assert conn.closed.is_set()

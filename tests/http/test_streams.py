@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,8 @@ from settings import Settings
 from tests.conftest import seed_demo
 from tests.realtime.test_realtime import ADDED, ODDS, POST, Live, serving
 
+SHIPPED = Path(__file__).resolve().parents[2] / "demo" / "trusted-documents.json"
+SHIPPED_TEXT = SHIPPED.read_text()
 SSE_ACCEPT = {"Accept": "text/event-stream"}
 MULTIPART_ACCEPT = {"Accept": 'multipart/mixed;subscriptionSpec="1.0",application/json'}
 
@@ -402,3 +405,58 @@ async def test_a_stream_ends_when_its_session_expires(
     assert parts[-1]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "expired" in parts[-1]["errors"][0]["message"]
     assert text.endswith("\r\n--graphql--\r\n")
+
+
+async def test_trusted_documents_apply_on_the_websocket_and_streams(
+    fresh_settings: Settings,
+) -> None:
+    import hashlib
+
+    import websockets
+    from websockets.typing import Subprotocol
+
+    from tests.realtime.test_realtime import TRANSPORT, recv
+
+    shipped = SHIPPED
+    documents = json.loads(SHIPPED_TEXT)
+    me = next(text for text in documents.values() if text.startswith("query Me"))
+    settings = replace(fresh_settings, trusted_documents=str(shipped))
+    await seed_demo(settings)
+    async with serving(settings) as live:
+        ws = await websockets.connect(live.ws_url, subprotocols=[Subprotocol(TRANSPORT)])
+        try:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await recv(ws))["type"] == "connection_ack"
+            for sub_id, payload in (
+                ("1", {"query": "{ stats { articleCount } }"}),
+                (
+                    "2",
+                    {
+                        "query": 'mutation { logIn(input: {username: "alice", password: "x"}) '
+                        "{ token } }"
+                    },
+                ),
+            ):
+                await ws.send(json.dumps({"id": sub_id, "type": "subscribe", "payload": payload}))
+                message = json.loads(await recv(ws))
+                assert (message["id"], message["type"]) == (sub_id, "error"), message
+                assert message["payload"][0]["extensions"]["code"] == "OPERATION_NOT_TRUSTED"
+            # A registered one runs, by its text or by its hash alone.
+            digest = hashlib.sha256(me.encode()).hexdigest()
+            registered: tuple[tuple[str, dict[str, Any]], ...] = (
+                ("3", {"query": me}),
+                ("4", {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}),
+            )
+            for sub_id, payload in registered:
+                await ws.send(json.dumps({"id": sub_id, "type": "subscribe", "payload": payload}))
+                message = json.loads(await recv(ws))
+                assert message == {"id": sub_id, "type": "next", "payload": {"data": {"me": None}}}
+                assert json.loads(await recv(ws)) == {"id": sub_id, "type": "complete"}
+        finally:
+            await ws.close()
+        # Over an HTTP stream: refused before it starts.
+        async with stream(
+            live, 'subscription { oddsUpdated(marketId: "TWFya2V0OjE=") { seq } }', {}, SSE_ACCEPT
+        ) as reader:
+            events = sse_events(await reader.rest())
+            assert events[0][1]["errors"][0]["extensions"]["code"] == "OPERATION_NOT_TRUSTED"
