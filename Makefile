@@ -1,5 +1,7 @@
 # Two commands on a fresh machine with python3 and make: `make run` and `make test`.
 PYTHON ?= python3
+# Test processes: the suite is mostly waiting on sockets and databases, two cores keep up with two.
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -18,11 +20,11 @@ run: $(STAMP)
 
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## Lint and the quick tests: none marked slow, services (PostgreSQL, Redis), node or browser
 test-fast: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not slow and not services and not node and not browser"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow and not services and not node and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
