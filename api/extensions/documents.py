@@ -23,6 +23,7 @@ from graphql import (
 from strawberry.schema.schema import validate_document
 
 from api.extensions.cost import aliases_written, field_cost, too_complex
+from api.extensions.errors import rewritten
 from api.extensions.strings import string_literal_error
 from settings import Settings
 
@@ -89,10 +90,4 @@ def _without_suggestions(error: GraphQLError) -> GraphQLError:
     message = _SUGGESTION.sub("", error.message)
     if message == error.message:
         return error
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        extensions=error.extensions,
-    )
+    return rewritten(error, message, dict(error.extensions or {}))

@@ -58,7 +58,7 @@ def format_error(error: GraphQLError) -> GraphQLError:
         message = error.message
         if error.path is not None or isinstance(error.original_error, ApiError):
             message = api_error.message
-        return _rewritten(
+        return rewritten(
             error, message, {**api_error.extensions, **extensions, "code": api_error.code}
         )
     if isinstance(error, GraphQLSyntaxError):
@@ -71,19 +71,19 @@ def format_error(error: GraphQLError) -> GraphQLError:
     if error.path is None and any(marker in error.message for marker in _INPUT_ERROR_MARKERS):
         # A literal that fails its scalar during validation with a Python error (an integer of
         # 5,000 digits): the client's input, said as graphql-core says it.
-        return _rewritten(error, truncate(error.message, 500), {"code": "BAD_USER_INPUT"})
+        return rewritten(error, truncate(error.message, 500), {"code": "BAD_USER_INPUT"})
     where = ".".join(str(p) for p in error.path or []) or "(operation)"
     original = error.original_error
     if is_database_down(original):
         logger.warning("database unavailable at %s: %s", where, truncate(repr(original)))
-        return _rewritten(
+        return rewritten(
             error, "The database is unavailable; retry shortly.", {"code": "SERVICE_UNAVAILABLE"}
         )
     if isinstance(original, TortoiseValidationError):
         # A value the model refuses (longer than its column, say) that no resolver checked
         # first: still the client's input, never an internal error.
         logger.warning("unchecked input at %s: %s", where, truncate(str(original)))
-        return _rewritten(
+        return rewritten(
             error,
             "A value is not acceptable for this field (too long, perhaps).",
             {"code": "BAD_USER_INPUT"},
@@ -94,10 +94,10 @@ def format_error(error: GraphQLError) -> GraphQLError:
         error.message,
         exc_info=(type(original), original, original.__traceback__),
     )
-    return _rewritten(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
+    return rewritten(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
 
 
-def _rewritten(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+def rewritten(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
     """``error`` at the same place, with another message and extensions."""
     return GraphQLError(
         message,
@@ -110,7 +110,7 @@ def _rewritten(error: GraphQLError, message: str, extensions: dict[str, Any]) ->
 
 
 def _with_code(error: GraphQLError, code: str) -> GraphQLError:
-    return _rewritten(error, error.message, {**(error.extensions or {}), "code": code})
+    return rewritten(error, error.message, {**(error.extensions or {}), "code": code})
 
 
 def format_errors(errors: list[GraphQLError] | None) -> list[GraphQLError] | None:

@@ -20,6 +20,7 @@
 // tests/http/test_http_clients.py drives it.
 
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { BatchHttpLink } from "@apollo/client/link/batch-http";
 import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
@@ -187,25 +188,14 @@ async function multipart() {
   };
 }
 
+// API.md's article-page query, from the trusted document the demo client ships, renamed.
+const ARTICLE_PAGE = readFileSync(
+  new URL("../../demo/operations/ArticlePage.graphql", import.meta.url),
+  "utf8",
+);
+
 function articlePage(name) {
-  return gql(`
-    query ${name}($slug: String!) {
-      article(slug: $slug) {
-        id slug title excerpt body publishedAt readingTimeMinutes featured
-        author { name initials slug }
-        breadcrumb { name slug }
-        tags { slug name }
-        commentCount
-        comments(first: 10) {
-          totalCount pageInfo { hasNextPage endCursor }
-          edges { cursor node { id body bodyHtml createdAt author { username displayName initials }
-            replyCount replies(first: 5) { nodes { id body createdAt author { username initials } } } } }
-        }
-        relatedArticles(first: 5) { slug title publishedAt commentCount }
-        markets { slug question status outcomes { label probability } }
-      }
-    }
-  `);
+  return gql(ARTICLE_PAGE.replace("query ArticlePage(", `query ${name}(`));
 }
 
 async function persisted() {
