@@ -178,4 +178,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.
         "ws_max_size": settings.ws_max_message_bytes,
+        # HTTP subscription streams never end by themselves: without a bound, a shutdown would
+        # wait for their clients for ever (they are cut after this, and reconnect).
+        "timeout_graceful_shutdown": 10,
     }

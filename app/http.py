@@ -539,8 +539,14 @@ class GraphQLApp(GraphQL[Context, None]):
         objects_left = settings.max_response_objects
         bytes_left = settings.max_response_bytes
         expensive = 0
-        mutated = False
+        mutated = database_down = False
         for params in operations:
+            if database_down:
+                # Once it failed, the rest would each wait out the database's timeout.
+                bodies.append(
+                    error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE")
+                )
+                continue
             op_context = self._sibling(context, objects_left)
             try:
                 prepared = await self.prepare(params, request.method, media, op_context)
@@ -567,6 +573,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 if not mutated:
                     raise  # nothing ran: the whole batch is a 503 the client may retry
                 # A mutation before it did its work: never hidden behind a 503.
+                database_down = True
                 bodies.append(
                     error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE")
                 )

@@ -90,13 +90,19 @@ def parse_accept(header: str) -> list[MediaRange]:
     return ranges
 
 
+def _names(entry: MediaRange, media: Media) -> bool:
+    """Whether ``entry`` names ``media`` itself (not through a wildcard)."""
+    if entry.type != media.value:
+        return False
+    return media is not Media.MULTIPART or "subscriptionspec" in entry.params
+
+
 def _matches(entry: MediaRange, media: Media) -> bool:
-    if entry.type == media.value:
-        if media is Media.MULTIPART:
-            return "subscriptionspec" in entry.params
+    if _names(entry, media):
         return True
-    if media is Media.JSON:
-        return entry.type in ("*/*", "application/*")
+    # Wildcards mean the JSON answers (never a stream nobody asked for by name).
+    if entry.type == "*/*" or entry.type == "application/*":
+        return media in (Media.JSON, Media.GRAPHQL_RESPONSE_JSON)
     return False
 
 
@@ -106,14 +112,19 @@ def negotiate(header: str | None, offered: tuple[Media, ...]) -> Media | None:
         return Media.JSON if Media.JSON in offered else offered[0]
     ranges = parse_accept(header)
     # A type named with q=0 is refused, whatever a wildcard says.
-    refused = {entry.type for entry in ranges if entry.q == 0}
+    refused = {
+        media for entry in ranges if entry.q == 0 for media in offered if _names(entry, media)
+    }
+    # A wildcard picks JSON first (what clients before the spec expect), then the spec's type.
+    by_wildcard = sorted(offered, key=lambda media: media is not Media.JSON)
     best: Media | None = None
     best_q = 0.0
     for entry in ranges:
         if entry.q <= best_q:
             continue
-        for media in offered:
-            if media.value not in refused and _matches(entry, media):
+        wildcard = entry.type in ("*/*", "application/*")
+        for media in by_wildcard if wildcard else offered:
+            if media not in refused and _matches(entry, media):
                 best, best_q = media, entry.q
                 break
     return best

@@ -142,9 +142,10 @@ class ReplaySlots:
 class _Body:
     """A connection's transport writing an HTTP response's body (``send`` set when it starts).
 
-    A send that waits longer than ``stall_seconds`` (the client stopped reading) ends the
-    stream as a vanished client would: without it a stalled stream would hold its place in its
-    client's counts for as long as the TCP connection lives."""
+    A send that waits longer than ``stall_seconds`` ends the stream as a vanished client would.
+    The server waits only once the kernel's and the transport's buffers are full, so this
+    catches a client that stopped reading a busy stream; an idle one that reads nothing holds
+    its place (counted against its client's caps) as long as its TCP connection lives."""
 
     def __init__(self, stall_seconds: float) -> None:
         self.send: Send | None = None
@@ -154,7 +155,8 @@ class _Body:
         assert self.send is not None, "the response has started"
         message = {"type": "http.response.body", "body": data.encode(), "more_body": True}
         try:
-            await asyncio.wait_for(self.send(message), self.stall_seconds)
+            async with asyncio.timeout(self.stall_seconds):
+                await self.send(message)
         except TimeoutError as exc:
             raise OSError("the client stopped reading") from exc
 
@@ -261,7 +263,11 @@ class Stream:
             }
         )
         self.body.send = send
-        conn.push(self.wire.start(), force=True)
+        # Sent before anything can be queued: an error ending the stream at once clears the
+        # queue, and the multipart framing needs its first delimiter.
+        await send(
+            {"type": "http.response.body", "body": self.wire.start().encode(), "more_body": True}
+        )
         writer = asyncio.create_task(conn.writer())
         watcher = asyncio.create_task(_watch_disconnect(receive, conn))
         beats = asyncio.create_task(_heartbeats(conn, self.wire, settings))
@@ -274,32 +280,33 @@ class Stream:
                 conn.send({"id": "1", "type": "error", "payload": [_internal()]})
             await asyncio.wait({writer, watcher, closed}, return_when=asyncio.FIRST_COMPLETED)
             if not writer.done() and conn.closing is not None:
-                # Closing: let the writer flush what is queued, but not for ever (a client that
-                # stopped reading would hold the stream).
+                # Closing: let the writer flush what is queued (the last word only, when an
+                # error ends the stream), but not for ever: a client that stopped reading
+                # would hold the stream.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(writer), 2)
+                    await asyncio.wait_for(asyncio.shield(writer), self.body.stall_seconds)
         finally:
             for task in (watcher, beats, closed, writer):
                 task.cancel()
+            with contextlib.suppress(BaseException):
+                await writer  # its send, if one was pending, is abandoned before ours
             self.release()
         closing = conn.closing
-        if closing is None or closing.code == CloseCode.ABNORMAL or not writer.done():
-            return  # nobody to tell, or nobody reading
         tail = ""
-        if closing.code != CloseCode.NORMAL:
+        if closing is not None and closing.code not in (CloseCode.NORMAL, CloseCode.ABNORMAL):
             code = _CLOSE_CODES.get(CloseCode(closing.code), "STREAM_CLOSED")
             tail = self.wire.errors([coded_error(closing.reason or "Stream closed.", code)])
+        # Always the end of the body, so the response is complete for the server too (sent to a
+        # client that left, it goes nowhere).
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                send(
+            async with asyncio.timeout(2):
+                await send(
                     {
                         "type": "http.response.body",
                         "body": (tail + self.wire.end()).encode(),
                         "more_body": False,
                     }
-                ),
-                2,
-            )
+                )
 
 
 def address_key(address: str) -> str:
@@ -308,7 +315,9 @@ def address_key(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if ip.version == 6:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return address
 

@@ -278,6 +278,8 @@ def start_app_process(
         "--no-proxy-headers",
         "--ws-max-size",
         "65536",
+        "--timeout-graceful-shutdown",
+        "10",
     ]
     full_env = {**os.environ, "AGORA_ENV": "test", "PYTHONPATH": str(ROOT), **env}
     if log is None:

@@ -100,9 +100,15 @@ class Connection:
             frame = self.wire.encode(message)  # type: ignore[arg-type]
         else:
             frame = dumps(message)
+        ends = self.wire.ends_stream(message)  # type: ignore[arg-type]
+        if ends and self.closing is None:
+            # The stream's last word: what is still queued would only delay it (a client that
+            # fell behind must get its overflow error, not more of the backlog).
+            self.queue.clear()
+            self.latest.clear()
         if frame:
             self.push(frame, force=True)
-        if self.wire.ends_stream(message):  # type: ignore[arg-type]
+        if ends:
             self.close(CloseCode.NORMAL, "")
 
     def close(self, code: int, reason: str) -> None:

@@ -493,12 +493,14 @@ def test_every_start_path_sets_the_websocket_limit_and_ignores_proxy_headers() -
     options = uvicorn_options(settings)
     assert options["ws_max_size"] == 65_536
     assert options["proxy_headers"] is False
+    assert options["timeout_graceful_shutdown"] == 10
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     command = readme[readme.index("uvicorn app:create_app") :].split("#", 1)[0]
     assert "--ws-max-size 65536" in command
     assert "--no-proxy-headers" in command
+    assert "--timeout-graceful-shutdown 10" in command
 
 
 # -- item 8: logs stay small --------------------------------------------------------------

@@ -574,7 +574,11 @@ async def test_a_batch_never_hides_a_done_mutation_behind_a_503(
         "articles"
     ]["nodes"][0]
 
+    calls = 0
+
     async def locked(now: Any) -> Any:
+        nonlocal calls
+        calls += 1
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(api.site.queries, "site_stats", locked)
@@ -585,13 +589,14 @@ async def test_a_batch_never_hides_a_done_mutation_behind_a_503(
     }
     response = await demo_client.http.post(
         "/graphql",
-        json=[post, {"query": STATS}],
+        json=[post, {"query": STATS}, {"query": STATS}],
         headers={"Authorization": f"Bearer {logged_in.token}"},
     )
     assert response.status_code == 200
-    done, failed = response.json()
+    done, failed, skipped = response.json()
     assert done == {"data": {"postComment": {"comment": {"body": "once"}, "errors": []}}}
-    assert codes(failed) == ["SERVICE_UNAVAILABLE"]
+    assert codes(failed) == codes(skipped) == ["SERVICE_UNAVAILABLE"]
+    assert calls == 1  # the rest of the batch didn't wait on the database again
     # Nothing ran yet: the whole batch is a 503 to retry.
     response = await demo_client.http.post("/graphql", json=[{"query": STATS}, {"query": STATS}])
     assert response.status_code == 503 and "retry-after" in response.headers
@@ -639,7 +644,16 @@ async def test_an_operation_name_that_is_not_a_name_is_refused_unechoed(
 
 def test_zero_q_refuses_a_type_a_wildcard_would_allow() -> None:
     offered = (Media.GRAPHQL_RESPONSE_JSON, Media.JSON)
-    assert negotiate("application/json;q=0, */*", offered) is None
+    assert negotiate("application/json;q=0, */*", offered) == Media.GRAPHQL_RESPONSE_JSON
+    assert negotiate(f"application/json;q=0, {GRJ};q=0, */*", offered) is None
+    streams = (*offered, Media.MULTIPART)
+    # Refusing deferred multipart doesn't refuse subscriptions over multipart.
+    assert (
+        negotiate(
+            "multipart/mixed;deferSpec=20220824;q=0, multipart/mixed;subscriptionSpec=1.0", streams
+        )
+        == Media.MULTIPART
+    )
     assert negotiate(f"application/json;q=0, {GRJ}", offered) == Media.GRAPHQL_RESPONSE_JSON
 
 
@@ -708,6 +722,9 @@ def test_ipv6_clients_count_by_their_64() -> None:
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
     assert address_key("203.0.113.7") == "203.0.113.7"
     assert address_key("unknown") == "unknown"
+    # IPv4 clients on a dual-stack socket count as their IPv4 addresses, one by one.
+    assert address_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert address_key("::ffff:10.0.0.1") != address_key("::ffff:1.2.3.4")
 
 
 async def test_a_stalled_stream_client_lets_go(fresh_settings: Settings) -> None:

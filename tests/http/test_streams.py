@@ -460,3 +460,60 @@ async def test_trusted_documents_apply_on_the_websocket_and_streams(
         ) as reader:
             events = sse_events(await reader.rest())
             assert events[0][1]["errors"][0]["extensions"]["code"] == "OPERATION_NOT_TRUSTED"
+
+
+async def test_a_client_that_stops_reading_gets_its_overflow_error_and_the_end(
+    fresh_settings: Settings,
+) -> None:
+    """Over a real socket: a stream whose client stops reading while comments pour in ends
+    with SUBSCRIPTION_OVERFLOW and ``complete`` once it reads again, and lets go of its place."""
+    import socket
+
+    settings = replace(fresh_settings, comment_rate="100000/60", ws_queue_length=4)
+    await seed_demo(settings)
+    async with serving(settings) as live:
+        article = await live.article()
+        token = await live.token("alice")
+        sock = socket.socket()
+        try:
+            received = await _stop_reading_then_read(live, sock, article, token)
+        finally:
+            sock.close()
+        text = received.decode(errors="replace")
+        assert "SUBSCRIPTION_OVERFLOW" in text, text[-500:]
+        assert "event: complete" in text, text[-500:]
+        assert text.index("SUBSCRIPTION_OVERFLOW") < text.index("event: complete")
+        await _settle(live)
+
+
+async def _stop_reading_then_read(
+    live: Live, sock: Any, article: dict[str, Any], token: str
+) -> bytes:
+    import socket
+
+    host, port = live.url.removeprefix("http://").split(":")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    body = json.dumps({"query": ADDED, "variables": {"a": article["id"]}})
+    await loop.sock_sendall(
+        sock,
+        (
+            "POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        ).encode(),
+    )
+    assert b"200 OK" in await loop.sock_recv(sock, 400)
+    # ~3.6 MB of events nobody reads: more than the kernel's buffers on both sides hold.
+    for i in range(400):
+        await _post_comment(live, token, article["id"], f"c{i} " + "x" * 9000)
+    received = b""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(40):
+            while not received.endswith(b"0\r\n\r\n"):  # the chunked body's end
+                chunk = await loop.sock_recv(sock, 65536)
+                if not chunk:
+                    break
+                received += chunk
+    return received

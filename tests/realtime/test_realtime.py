@@ -131,6 +131,8 @@ async def serving(settings: Settings, ws_max_size: int | None = None) -> AsyncIt
             # As every start path does (app.uvicorn_options): the app derives client addresses.
             proxy_headers=False,
             ws_max_size=ws_max_size or settings.ws_max_message_bytes,
+            # As every start path does: a test that leaves a stream open can't hang the run.
+            timeout_graceful_shutdown=10,
         )
     )
     task = asyncio.create_task(server.serve())
