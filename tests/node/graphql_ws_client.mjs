@@ -10,6 +10,7 @@
 
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
+import { deferred, withTimeout } from "./lib.mjs";
 
 const LIVE_TIMEOUT_MS = 10_000;
 const TOTAL_TIMEOUT_MS = 30_000;
@@ -26,27 +27,6 @@ if (!wsUrl || !token || !articleId || !marketId || !httpUrl) {
 }
 
 const watchdog = setTimeout(() => fail(`gave up after ${TOTAL_TIMEOUT_MS} ms`), TOTAL_TIMEOUT_MS);
-
-/** A promise with its resolve and reject exposed. */
-function deferred() {
-  let resolve;
-  let reject;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {}); // awaited later, or never if all goes well
-  return { promise, resolve, reject };
-}
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 async function http(query, variables) {
   const response = await fetch(httpUrl, {
