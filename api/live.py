@@ -86,6 +86,8 @@ class LiveGraphQL:
             client_address=caller.client_address,
             request=caller.request,
             loaders=Loaders(self.settings.max_response_objects),
+            # The socket ran the request's checks before choosing to run it once.
+            prechecked=True,
         )
         result = await self.executable.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name

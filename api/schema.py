@@ -109,6 +109,6 @@ def build_schema(settings: Settings) -> AgoraSchema:
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
     )
-    # The HTTP view checks documents before execution through the same cache.
-    schema.documents = checks.cache  # type: ignore[attr-defined]
+    # The HTTP view checks documents before execution, through the same cache.
+    schema.check_document = checks.check  # type: ignore[attr-defined]
     return schema

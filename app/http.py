@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-from cross_web import HTTPException
 from graphql import (
     DocumentNode,
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
-    parse,
 )
-from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -44,18 +41,18 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from api.context import Context, Services
-from api.core.errors import QueryTooComplex, graphql_error
+from api.core.errors import StreamingTransportRequired, graphql_error
 from api.extensions import (
     MASKED_MESSAGE,
     choose_operation,
-    document_errors,
     format_errors,
     request_error,
     response_size_over,
     response_too_large,
 )
-from api.extensions.cache import CheckedDocument, DocumentCache
+from api.extensions.cache import CheckedDocument
 from api.extensions.cost import walk
+from api.extensions.query_limits import DocumentCheck
 from api.loaders import Loaders
 from api.schema import build_schema
 from app.negotiation import Media, negotiate, parse_accept, parse_media_type
@@ -112,14 +109,14 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def error_body(message: str, code: str) -> dict[str, Any]:
-    """A GraphQL response carrying one request-level error."""
-    return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
-
-
 def coded(message: str, code: str) -> dict[str, Any]:
     """One formatted error with ``extensions.code``."""
     return {"message": message, "extensions": {"code": code}}
+
+
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """A GraphQL response carrying one request-level error."""
+    return {"data": None, "errors": [coded(message, code)]}
 
 
 class _DatabaseDown(Exception):
@@ -202,12 +199,10 @@ class Prepared:
 
 @dataclass
 class _Answer:
-    """One executed operation's response body and what decides its headers."""
+    """One executed operation's response body, and its kind (which decides its headers)."""
 
     body: GraphQLHTTPResponse
-    kind: OperationType | None = None
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    kind: OperationType
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -227,8 +222,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.persisted = PersistedQueries(settings)
         # Set by the app once the hub exists (subscriptions over HTTP).
         self.streams: HTTPStreams | None = None
-        # The parsed and checked documents by text, shared with the DocumentChecks extension.
-        self.documents: DocumentCache = self.schema.documents  # type: ignore[attr-defined]
+        # Parsing and the document checks, cached by text: the DocumentChecks extension's.
+        self.check: DocumentCheck = schema.check_document  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -241,9 +236,6 @@ class GraphQLApp(GraphQL[Context, None]):
             response = await self.handle(Request(scope=scope, receive=receive))
         except ClientDisconnect:
             return  # the client left while sending its body: nobody to answer
-        except HTTPException as exc:
-            code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_USER_INPUT"
-            response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
         except Exception as exc:
             if isinstance(exc, _DatabaseDown) or is_database_down(exc):
                 response = self.unavailable()
@@ -442,12 +434,12 @@ class GraphQLApp(GraphQL[Context, None]):
                 headers={"Allow": "POST"},
             )
         if operation.operation == OperationType.SUBSCRIPTION and not media.streams:
-            raise RequestError.of(
+            required = StreamingTransportRequired(
                 "Subscriptions need a streaming transport: the websocket at /graphql "
                 "(graphql-transport-ws), Server-Sent Events (Accept: text/event-stream) or "
-                'multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0").',
-                "STREAMING_TRANSPORT_REQUIRED",
+                'multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0").'
             )
+            raise RequestError([graphql_error(required).formatted])
         error = request_error(
             self.core,
             checked.document,
@@ -462,25 +454,11 @@ class GraphQLApp(GraphQL[Context, None]):
         return Prepared(params, query, checked.document, operation, checked)
 
     def check_document(self, query: str) -> CheckedDocument:
-        """``query`` parsed and checked, from the cache the DocumentChecks extension shares."""
-        settings = self.settings
-        if len(query) > settings.max_query_chars:
-            too_long = QueryTooComplex(
-                f"The document is {len(query)} characters long; the limit is "
-                f"{settings.max_query_chars}. Send long values as variables.",
-                limit="characters",
-            )
-            raise RequestError([graphql_error(too_long).formatted])
-        cached = self.documents.get(query)
-        if cached is not None:
-            return cached
+        """``query`` parsed and checked, through the DocumentChecks extension's cache."""
         try:
-            document = parse(query, max_tokens=settings.max_query_tokens)
-        except GraphQLSyntaxError as exc:
+            return self.check(self.core, query)
+        except GraphQLError as exc:
             raise RequestError([e.formatted for e in format_errors([exc]) or ()]) from exc
-        checked = CheckedDocument(document, document_errors(self.core, document, settings))
-        self.documents.put(query, checked)
-        return checked
 
     # -- execution --------------------------------------------------------------------------
 
@@ -547,7 +525,8 @@ class GraphQLApp(GraphQL[Context, None]):
                     error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE")
                 )
                 continue
-            op_context = self._sibling(context, objects_left)
+            # The same caller; its own loaders (with what is left of the batch's objects).
+            op_context = replace(context, loaders=Loaders(max(1, objects_left)))
             try:
                 prepared = await self.prepare(params, request.method, media, op_context)
                 if len(operations) > 1:
@@ -593,19 +572,6 @@ class GraphQLApp(GraphQL[Context, None]):
             json.dumps(bodies, separators=(",", ":")),
             media_type=CONTENT_TYPES[media],
             headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
-        )
-
-    def _sibling(self, context: Context, objects: int) -> Context:
-        """A batch operation's context: the same caller, its own loaders and operation type."""
-        return Context(
-            settings=context.settings,
-            services=context.services,
-            loaders=Loaders(max(1, objects)),
-            viewer=context.viewer,
-            token=context.token,
-            client_address=context.client_address,
-            request=context.request,
-            response=context.response,
         )
 
     async def _stream(
@@ -709,9 +675,7 @@ class GraphQLApp(GraphQL[Context, None]):
             headers["ETag"] = etag
             if _matches_etag(request.headers, etag):
                 return Response(status_code=304, headers=headers)
-        return Response(
-            encoded, status_code=answer.status, media_type=CONTENT_TYPES[media], headers=headers
-        )
+        return Response(encoded, media_type=CONTENT_TYPES[media], headers=headers)
 
     def encode_json(self, data: object) -> str:
         """A response as compact JSON, or RESPONSE_TOO_LARGE when it is over its bound."""

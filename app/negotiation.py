@@ -20,7 +20,6 @@ class Media(StrEnum):
     JSON = "application/json"
     EVENT_STREAM = "text/event-stream"
     MULTIPART = "multipart/mixed"
-    HTML = "text/html"
 
     @property
     def streams(self) -> bool:
@@ -128,11 +127,3 @@ def negotiate(header: str | None, offered: tuple[Media, ...]) -> Media | None:
                 best, best_q = media, entry.q
                 break
     return best
-
-
-def subscription_spec_requested(header: str | None) -> bool:
-    """Whether the header asks for Apollo's multipart subscriptions at all."""
-    return any(
-        entry.type == Media.MULTIPART.value and "subscriptionspec" in entry.params
-        for entry in parse_accept(header or "")
-    )

@@ -164,17 +164,12 @@ class PersistedQueries:
         """The text a websocket operation runs (``realtime.ports.ResolveQuery``): trusted
         documents apply as over HTTP, a hash alone runs what HTTP registered; registration
         itself happens over HTTP, where the document is checked first."""
-        if self.trusted is None and not (extensions and "persistedQuery" in extensions):
-            if query is None:
-                raise GraphQLError(
-                    "No GraphQL query found in the message.", extensions={"code": "BAD_USER_INPUT"}
-                )
-            return query
-        try:
-            digest = self.requested_hash(extensions, None)
-            text, _ = await self.resolve(query, digest)
-        except PersistedQueryError as refused:
-            raise GraphQLError(refused.message, extensions={"code": refused.code}) from refused
+        text = query
+        if self.trusted is not None or (extensions and "persistedQuery" in extensions):
+            try:
+                text, _ = await self.resolve(query, self.requested_hash(extensions, None))
+            except PersistedQueryError as refused:
+                raise GraphQLError(refused.message, extensions={"code": refused.code}) from refused
         if text is None:
             raise GraphQLError(
                 "No GraphQL query found in the message.", extensions={"code": "BAD_USER_INPUT"}

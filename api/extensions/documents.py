@@ -75,18 +75,14 @@ def document_errors(
         # __schema and __type are refused; __typename stays (clients' caches need it).
         rules += (NoSchemaIntrospectionCustomRule,)
     errors = list(validate_document(schema, document, rules))
-    if not settings.field_suggestions:
-        # "Did you mean …" lists the schema's names to anyone guessing them.
-        errors = [_without_suggestions(error) for error in errors]
-    return errors
+    return [without_suggestions(error, settings) for error in errors]
 
 
 def without_suggestions(error: GraphQLError, settings: Settings) -> GraphQLError:
-    """``error`` without graphql-core's "Did you mean …" where suggestions are off."""
-    return error if settings.field_suggestions else _without_suggestions(error)
-
-
-def _without_suggestions(error: GraphQLError) -> GraphQLError:
+    """``error`` without graphql-core's "Did you mean …" where suggestions are off: they list
+    the schema's names to anyone guessing them."""
+    if settings.field_suggestions:
+        return error
     message = _SUGGESTION.sub("", error.message)
     if message == error.message:
         return error

@@ -32,9 +32,6 @@ _INPUT_ERROR_MARKERS = (
     "Expected type",
     "of required type",
     "was not provided",
-    # A variable's value that doesn't coerce (missing, null for non-null, wrong type).
-    "has invalid value",
-    "must not be null",
 )
 
 

@@ -19,7 +19,7 @@ from clientaddr import UNKNOWN
 from realtime.ports import Viewer
 from realtime.protocol import subprotocol
 from realtime.protocol.base import Wire
-from realtime.protocol.messages import CloseCode, Closed, ServerMessage, dumps
+from realtime.protocol.messages import CloseCode, Closed, ServerMessage
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -96,10 +96,7 @@ class Connection:
     def send(self, message: ServerMessage | dict[str, Any]) -> None:
         """Queue a protocol message, whatever the queue's length (acks, errors, pongs); on an
         HTTP stream an operation's error or completion then ends the response."""
-        if isinstance(message, dict) and "type" in message:
-            frame = self.wire.encode(message)  # type: ignore[arg-type]
-        else:
-            frame = dumps(message)
+        frame = self.wire.encode(message)  # type: ignore[arg-type]
         ends = self.wire.ends_stream(message)  # type: ignore[arg-type]
         if ends and self.closing is None:
             # The stream's last word: what is still queued would only delay it (a client that

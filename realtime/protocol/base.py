@@ -66,9 +66,14 @@ class StreamWire(Wire):
     def content_type(self) -> str:
         """The response's Content-Type."""
 
-    @abstractmethod
+    # What goes before and after one encoded result in its frame.
+    result_prefix: ClassVar[str]
+    result_suffix: ClassVar[str]
+
     def result(self, payload: ExecutionPayload | str) -> str:
         """One result (a payload, or one already encoded as JSON) as a frame."""
+        encoded = payload if isinstance(payload, str) else dumps(payload)
+        return self.result_prefix + encoded + self.result_suffix
 
     @abstractmethod
     def heartbeat(self) -> str:
@@ -84,8 +89,7 @@ class StreamWire(Wire):
 
     def data_frame(self, sub_id: str) -> tuple[str, str]:
         """The frame of one result around the group's encoded payload."""
-        marker = "\x00"
-        return tuple(self.result(marker).split(marker, 1))  # type: ignore[return-value]
+        return self.result_prefix, self.result_suffix
 
     def encode(self, message: ServerMessage) -> str:
         """``error`` ends the stream with its errors as a result, ``complete`` just ends it;

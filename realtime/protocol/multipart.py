@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.protocol.base import StreamWire
-from realtime.protocol.messages import ExecutionPayload, dumps
+from realtime.protocol.messages import dumps
 
 BOUNDARY = "graphql"
 DELIMITER = "\r\n--" + BOUNDARY
@@ -24,11 +24,9 @@ class MultipartSubscriptions(StreamWire):
 
     name = "multipart-subscriptions"
     content_type = f'multipart/mixed;boundary="{BOUNDARY}";subscriptionSpec="1.0"'
-
-    def result(self, payload: ExecutionPayload | str) -> str:
-        """A part carrying one result."""
-        encoded = payload if isinstance(payload, str) else dumps(payload)
-        return _HEAD + '{"payload":' + encoded + "}" + DELIMITER
+    # A result is a part ``{"payload": result}``.
+    result_prefix = _HEAD + '{"payload":'
+    result_suffix = "}" + DELIMITER
 
     def heartbeat(self) -> str:
         """An empty object part: Apollo's heartbeat."""

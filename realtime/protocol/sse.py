@@ -7,7 +7,6 @@ A payload is compact JSON, so it never holds a line break and each event has one
 from __future__ import annotations
 
 from realtime.protocol.base import StreamWire
-from realtime.protocol.messages import ExecutionPayload, dumps
 
 
 class ServerSentEvents(StreamWire):
@@ -15,11 +14,9 @@ class ServerSentEvents(StreamWire):
 
     name = "graphql-sse"
     content_type = "text/event-stream; charset=utf-8"
-
-    def result(self, payload: ExecutionPayload | str) -> str:
-        """A ``next`` event."""
-        encoded = payload if isinstance(payload, str) else dumps(payload)
-        return "event: next\ndata: " + encoded + "\n\n"
+    # A result is a ``next`` event.
+    result_prefix = "event: next\ndata: "
+    result_suffix = "\n\n"
 
     def heartbeat(self) -> str:
         """An SSE comment: clients ignore it, proxies see traffic."""
