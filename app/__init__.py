@@ -25,9 +25,11 @@ from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
 from api.context import Services
 from api.live import LiveGraphQL
+from app.assets import Assets
 from app.health import healthz, readyz
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.middleware import BodySizeLimit
+from app.pages import Pages
 from comments.service import Comments
 from db.config import tortoise_config
 from logs import configure_logging, get_logger, install_log_filters
@@ -71,6 +73,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         resolve_query=graphql.persisted.for_socket,
     )
     websocket = WebsocketEndpoint(hub)
+    # GraphiQL and /demo, with the browser assets the app serves itself.
+    assets = Assets()
+    pages = Pages(settings, assets, graphql)
+    graphql.pages = pages
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.
     graphql.streams = HTTPStreams(hub)
 
@@ -96,9 +102,16 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         WebSocketRoute("/graphql", websocket.handle),
         WebSocketRoute("/graphql/", websocket.handle),
         Route("/schema.graphql", schema_sdl, methods=["GET"]),
+        Route("/demo", pages.demo, methods=["GET"]),
+        Route("/demo/{slug}", pages.demo, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
+    if settings.graphiql or settings.demo_page:
+        routes += [
+            Route("/assets/vendor/{path:path}", assets.serve_vendor, methods=["GET"]),
+            Route("/assets/{name}", assets.serve_own, methods=["GET"]),
+        ]
     middleware = [
         Middleware(
             CORSMiddleware,

@@ -56,6 +56,7 @@ from api.extensions.query_limits import DocumentCheck
 from api.loaders import Loaders
 from api.schema import build_schema
 from app.negotiation import Media, negotiate, parse_accept, parse_media_type
+from app.pages import Pages
 from app.persisted import PersistedQueries, PersistedQueryError
 from clientaddr import client_address
 from db.health import is_database_down, within
@@ -222,6 +223,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.persisted = PersistedQueries(settings)
         # Set by the app once the hub exists (subscriptions over HTTP).
         self.streams: HTTPStreams | None = None
+        # Set by the app: GraphiQL's page (app.pages).
+        self.pages: Pages | None = None
         # Parsing and the document checks, cached by text: the DocumentChecks extension's.
         self.check: DocumentCheck = schema.check_document  # type: ignore[attr-defined]
 
@@ -268,8 +271,8 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         accept = request.headers.get("accept")
         if request.method == "GET" and self._wants_ide(request, accept):
-            if self.graphql_ide:
-                return await self.render_graphql_ide(request)
+            if self.graphql_ide and self.pages is not None:
+                return await self.pages.graphiql(request)
             return self._error_response(
                 RequestError.of(
                     "GraphiQL is off here (the GRAPHIQL setting); send a query.",

@@ -75,6 +75,8 @@ SLOW = (
 SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")
+# Modules that drive headless Chromium (through node's playwright-core: node tests too).
+BROWSER = ("test_graphiql.py", "test_demo_page.py")
 
 
 def _listed(item: pytest.Item, names: tuple[str, ...]) -> bool:
@@ -84,15 +86,18 @@ def _listed(item: pytest.Item, names: tuple[str, ...]) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests ``slow``, ``services`` and ``node`` (``make test-fast`` leaves them out)."""
+    """Mark tests ``slow``, ``services``, ``node`` and ``browser`` (``make test-fast`` leaves
+    them out)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
         fixtures = set(getattr(item, "fixturenames", ()))
         if on_postgres or fixtures & SERVICE_FIXTURES or _listed(item, SERVICES):
             item.add_marker(pytest.mark.services)
-        if _listed(item, NODE):
+        if _listed(item, NODE) or _listed(item, BROWSER):
             item.add_marker(pytest.mark.node)
+        if _listed(item, BROWSER):
+            item.add_marker(pytest.mark.browser)
         if _listed(item, SLOW):
             item.add_marker(pytest.mark.slow)
 

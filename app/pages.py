@@ -1,0 +1,104 @@
+"""The two HTML pages: GraphiQL (GET /graphql from a browser) and /demo, the reference client.
+
+Both are templates in ``web/`` filled by ``app.assets``; their GraphQL operations are the files
+of ``demo/operations/`` (the same ones the trusted-documents manifest holds), handed to the page
+in its config so that a page never carries a second copy of a query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.assets import WEB, Assets, not_found
+from demo.specs import CENTRAL_ASIA_SLUG
+from settings import Settings
+
+if TYPE_CHECKING:
+    from app.http import GraphQLApp
+
+OPERATIONS = Path(__file__).resolve().parent.parent / "demo" / "operations"
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+# The ids the GraphiQL tabs' variables need, read through the graph like any client would.
+_TAB_IDS = """query GraphiQLTabs($slug: String!) {
+  article(slug: $slug) { id markets { outcomes { id } } }
+}"""
+_NO_ID = "paste an id here (run the first tab)"
+
+
+def operations() -> dict[str, str]:
+    """demo/operations/*.graphql by file name (which is the operation's name)."""
+    return {
+        path.stem: path.read_text(encoding="utf-8") for path in sorted(OPERATIONS.glob("*.graphql"))
+    }
+
+
+class Pages:
+    """Renders GraphiQL and the demo page for one app."""
+
+    def __init__(self, settings: Settings, assets: Assets, graphql: GraphQLApp) -> None:
+        self.settings = settings
+        self.assets = assets
+        self.graphql = graphql
+        self.operations = operations()
+
+    async def graphiql(self, request: Request) -> Response:
+        """GraphiQL with four tabs: the article page, live comments, logging in, a trade."""
+        article_id, outcome_id = await self._demo_ids(request)
+        ops = self.operations
+        token_header = '{\n  "Authorization": "Bearer <the token from the LogIn tab>"\n}'
+        tabs: list[dict[str, Any]] = [
+            {"query": ops["ArticlePage"], "variables": _json({"slug": CENTRAL_ASIA_SLUG})},
+            {
+                "query": "# Live: post a comment on the article (the /demo page, or the\n"
+                "# PostComment mutation) and it appears here.\n" + ops["CommentAdded"],
+                "variables": _json({"articleId": article_id}),
+            },
+            {
+                "query": "# Logging in gives a token: put it in the Headers editor\n"
+                '# as {"Authorization": "Bearer <token>"} (the next tab shows how).\n'
+                + ops["LogIn"],
+                "variables": _json({"username": "alice", "password": "demo-password"}),
+            },
+            {
+                "query": ops["BuyShares"],
+                "variables": _json({"outcomeId": outcome_id, "amount": "10.00"}),
+                "headers": token_header,
+            },
+        ]
+        config = {"url": "/graphql", "tabs": tabs}
+        return await self.assets.page(WEB / "graphiql.html", config, "GraphiQL · Agora")
+
+    async def demo(self, request: Request) -> Response:
+        """GET /demo, /demo/<slug> (or /demo?slug=…): the article page, live."""
+        if not self.settings.demo_page:
+            return not_found("The demo page is off here (the DEMO_PAGE setting).")
+        slug = request.path_params.get("slug") or request.query_params.get("slug")
+        slug = slug or CENTRAL_ASIA_SLUG
+        if not SLUG.fullmatch(slug) or len(slug) > 200:
+            return not_found("No article has that address.")
+        config = {"url": "/graphql", "slug": slug, "operations": self.operations}
+        return await self.assets.page(WEB / "demo" / "index.html", config, "Outpoll")
+
+    async def _demo_ids(self, request: Request) -> tuple[str, str]:
+        """The demo article's id and its first market's first outcome, for the tabs."""
+        context = await self.graphql.get_context(request, Response())
+        result = await self.graphql.schema.execute(
+            _TAB_IDS, variable_values={"slug": CENTRAL_ASIA_SLUG}, context_value=context
+        )
+        article = (result.data or {}).get("article")
+        if not article:
+            return _NO_ID, _NO_ID
+        markets = article["markets"]
+        outcome = markets[0]["outcomes"][0]["id"] if markets else _NO_ID
+        return article["id"], outcome
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, indent=2)

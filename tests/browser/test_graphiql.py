@@ -1,0 +1,31 @@
+"""GraphiQL in headless Chromium, from the app's own assets with every other host blocked: it
+renders with its four tabs, runs the article-page tab and shows the article, and its
+subscription tab (over the websocket) shows a comment the test posts over HTTP meanwhile."""
+
+from __future__ import annotations
+
+from demo.specs import CENTRAL_ASIA_SLUG
+from tests.browser.conftest import SCREENSHOTS, Site
+
+
+async def test_graphiql_runs_the_article_page_and_a_live_subscription(site: Site) -> None:
+    body = "Seen live in GraphiQL's subscription tab"
+    seen = await site.run(
+        "browser_graphiql.mjs", token=site.alice.token, articleId=site.article["id"], body=body
+    )
+    assert seen["steps"] == ["rendered", "queried", "subscribed"]
+    assert seen["notice"] == 0  # the assets are local: no CDN notice
+    assert seen["tabs"] == ["ArticlePage", "CommentAdded", "LogIn", "BuyShares"]
+    assert seen["article"]["slug"] == CENTRAL_ASIA_SLUG
+    assert seen["article"]["title"] == site.article["title"]
+    assert seen["article"]["commentCount"] == site.article["commentCount"]
+    assert seen["posted"]["errors"] == []
+    live = seen["live"]
+    assert live["id"] == seen["posted"]["comment"]["id"]
+    assert live["sequence"] == seen["posted"]["comment"]["sequence"]
+    assert live["body"] == body
+    assert live["author"]["username"] == "alice"
+    assert seen["blocked"] == []
+    assert seen["problems"] == []
+    for name in ("graphiql-article-page.png", "graphiql-subscription.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000
