@@ -148,6 +148,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.hub = hub
     app.state.graphql = graphql
     app.state.streams = graphql.streams
+    app.state.assets = assets
+    app.state.pages = pages
     return app
 
 
