@@ -1,6 +1,7 @@
 """Every README shell block that calls ``curl`` runs, as written, against a live server on a fresh
 demo database, and prints what its ``# …`` comment lines say it prints (an ellipsis ends what
-is compared): the log-in, a persisted-query GET, an SSE subscription with ``curl -N``.
+is compared): Explore's query and subscription, the log-in, a persisted-query GET, an SSE
+subscription with ``curl -N``.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ async def live(fresh_settings: Settings) -> AsyncIterator[Live]:
 
 def test_the_readme_has_the_http_examples() -> None:
     blocks = curl_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 5
     assert any("curl -N" in b and "text/event-stream" in b for b in blocks)
     assert any("persistedQuery" in b and "-G" in b for b in blocks)
     assert all(expected_lines(b) for b in blocks)
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(5))
 async def test_readme_curl_examples_print_what_they_show(live: Live, index: int) -> None:
     if shutil.which("curl") is None or shutil.which("sha256sum") is None:
         unavailable("curl or sha256sum not installed: cannot run README's examples")
