@@ -104,6 +104,9 @@ class Settings:
     introspection: bool = True
     field_suggestions: bool = True
     demo_page: bool = True
+    # Where the pages' vendor assets are installed (empty: web/node_modules, where `make assets`
+    # puts them); without them the pages load them from a CDN
+    assets_dir: str = ""
     # HTTP
     max_body_bytes: int = 1024 * 1024
     # Operations in one batched request (an array body)
@@ -223,6 +226,7 @@ def load_settings() -> Settings:
         introspection=_bool("INTROSPECTION", defaults.introspection),
         field_suggestions=_bool("FIELD_SUGGESTIONS", defaults.field_suggestions),
         demo_page=_bool("DEMO_PAGE", defaults.demo_page),
+        assets_dir=_str("ASSETS_DIR", defaults.assets_dir),
         max_body_bytes=_int("MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
         max_batch_operations=_int("MAX_BATCH_OPERATIONS", defaults.max_batch_operations, 1),
         persisted_queries=_bool("PERSISTED_QUERIES", defaults.persisted_queries),

@@ -12,6 +12,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
 from api.context import Services
 from api.live import LiveGraphQL
-from app.assets import Assets
+from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.middleware import BodySizeLimit
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     )
     websocket = WebsocketEndpoint(hub)
     # GraphiQL and /demo, with the browser assets the app serves itself.
-    assets = Assets()
+    assets = Assets(Path(settings.assets_dir) if settings.assets_dir else NODE_MODULES)
     pages = Pages(settings, assets, graphql)
     graphql.pages = pages
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.

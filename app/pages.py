@@ -73,7 +73,10 @@ class Pages:
             },
         ]
         config = {"url": "/graphql", "tabs": tabs}
-        return await self.assets.page(WEB / "graphiql.html", config, "GraphiQL · Agora")
+        page = await self.assets.page(WEB / "graphiql.html", config, "GraphiQL · Agora")
+        # The same address answers JSON to an Accept without text/html.
+        page.headers["Vary"] = "Accept"
+        return page
 
     async def demo(self, request: Request) -> Response:
         """GET /demo, /demo/<slug> (or /demo?slug=…): the article page, live."""

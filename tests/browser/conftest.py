@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,22 @@ class Site:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     """The demo site served for one browser test, in a database of its own."""
-    executable = chromium()
-    node = node_tools()
     if not installed():
         unavailable("the browser assets aren't installed in web/node_modules: run `make assets`")
+    async with open_site(tmp_path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_site(tmp_path: Path, **changes: Any) -> AsyncIterator[Site]:
+    """The demo site on loopback, its settings changed by ``changes``."""
+    executable = chromium()
+    node = node_tools()
     SCREENSHOTS.mkdir(exist_ok=True)
     settings = with_settings(
         await prepare_database(f"sqlite://{tmp_path}/agora.sqlite3", demo=False),
         env="development",
+        **changes,
     )
     await load_demo_data(settings)
     async with (

@@ -72,6 +72,8 @@ async def test_graphiql_loads_everything_from_the_app(
         page = await http.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["vary"].startswith("Accept")
+        assert page.headers["cache-control"] == "no-cache"
         policy = page.headers["content-security-policy"]
         assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
         assert CDN.split("/")[2] not in policy
