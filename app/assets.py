@@ -300,6 +300,19 @@ def _read(path: Path, integrity: str | None) -> _Asset | None:
     return _Asset.of(data, path.suffix)
 
 
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip;q=0`` refuses it)."""
+    for item in header.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
 def _send(request: Request, asset: _Asset, cache_control: str) -> Response:
     headers = {
         "ETag": asset.etag,
@@ -307,9 +320,10 @@ def _send(request: Request, asset: _Asset, cache_control: str) -> Response:
         "Vary": "Accept-Encoding",
         "X-Content-Type-Options": "nosniff",
     }
-    if asset.etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+    tags = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
+    if asset.etag in tags or "*" in tags:
         return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if _accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["Content-Encoding"] = "gzip"
         return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)

@@ -138,10 +138,15 @@ async def test_a_vendor_file_is_immutable_gzipped_and_revalidated(
         assert zipped.headers["content-encoding"] == "gzip"
         assert zipped.content == original  # httpx decodes it
         assert int(zipped.headers["content-length"]) < len(original) / 3
+        for refused in ("gzip;q=0", "br", "identity, gzip; q=0.0"):
+            response = await http.get(url, headers={"Accept-Encoding": refused})
+            assert "content-encoding" not in response.headers, refused
         etag = plain.headers["etag"]
         again = await http.get(url, headers={"If-None-Match": f'"other", {etag}'})
         assert again.status_code == 304 and again.content == b""
         assert again.headers["etag"] == etag
+        assert (await http.get(url, headers={"If-None-Match": "*"})).status_code == 304
+        assert (await http.get(url, headers={"If-None-Match": '"other"'})).status_code == 200
         css = await http.get(assets.vendor_url("graphiql.css"))
         assert css.headers["content-type"] == "text/css; charset=utf-8"
 
