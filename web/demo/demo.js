@@ -135,7 +135,8 @@
 
   /** An idempotency key (crypto.randomUUID exists in secure contexts only). */
   const newKey = () =>
-    Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+      .join("");
 
   // -- loading the page -----------------------------------------------------------------------
 
@@ -252,7 +253,8 @@
         link.href = `/demo/${encodeURIComponent(article.slug)}`;
         link.textContent = article.title;
         timeElement(article.publishedAt, item.querySelector("time"));
-        item.querySelector(".count").textContent = plural(article.commentCount, "comment");
+        const count = plural(article.commentCount, "comment");
+        item.querySelector(".related-comments").textContent = count;
         return item;
       }),
     );
@@ -414,7 +416,9 @@
 
   const commentActions = {
     reply: (entry) =>
-      openSlot(entry, { value: "", button: "Post reply" }, (body) => postComment(body, entry.comment.id)),
+      openSlot(entry, { value: "", button: "Post reply" }, (body) =>
+        postComment(body, entry.comment.id),
+      ),
     edit: (entry) =>
       openSlot(entry, { value: entry.comment.body, button: "Save" }, (body) =>
         changeComment(entry, "EditComment", { body }),
@@ -507,7 +511,7 @@
     element.querySelector(".chart").replaceChildren(...parts);
     const span = since ? ` since ${day(since)}` : "";
     element.querySelector(".chart-caption").textContent =
-      `Odds after each of the last ${plural(history.length, "change")}${span}`;
+      `Odds after each of ${plural(history.length, "change")}${span}`;
   }
 
   function onOdds(marketId, update) {
@@ -612,7 +616,8 @@
     }
     if (!me) return;
     const positions = me.positions.nodes;
-    summary.textContent = `Balance: ${me.balance} credits · ${plural(positions.length, "position")}`;
+    summary.textContent =
+      `Balance: ${me.balance} credits · ${plural(positions.length, "position")}`;
     $("positions").hidden = !positions.length;
     $("positions").tBodies[0].replaceChildren(
       ...positions.map((position) => {
