@@ -82,12 +82,20 @@ class Pages:
         """GET /demo, /demo/<slug> (or /demo?slug=…): the article page, live."""
         if not self.settings.demo_page:
             return not_found("The demo page is off here (the DEMO_PAGE setting).")
-        slug = request.path_params.get("slug") or request.query_params.get("slug")
+        slug: str | None = request.path_params.get("slug") or request.query_params.get("slug")
         slug = slug or CENTRAL_ASIA_SLUG
-        if not SLUG.fullmatch(slug) or len(slug) > 200:
-            return not_found("No article has that address.")
-        config = {"url": "/graphql", "slug": slug, "operations": self.operations}
-        return await self.assets.page(WEB / "demo" / "index.html", config, "Outpoll")
+        # No article has a malformed slug: the page says "No such article" (slug null), as it
+        # does for a well-formed one that matches nothing, but with the status a 404 deserves.
+        malformed = not SLUG.fullmatch(slug) or len(slug) > 200
+        config = {
+            "url": "/graphql",
+            "slug": None if malformed else slug,
+            "operations": self.operations,
+        }
+        response = await self.assets.page(WEB / "demo" / "index.html", config, "Outpoll")
+        if malformed:
+            response.status_code = 404
+        return response
 
     async def _demo_ids(self, request: Request) -> tuple[str, str]:
         """The demo article's id and its first market's first outcome, for the tabs."""

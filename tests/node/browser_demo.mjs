@@ -1,0 +1,321 @@
+// The /demo page in a real browser, two visitors at once: alice on page A and bob on page B,
+// both logged in through the page's form. A comment, a reply, an edit and a deletion made on A
+// show on B live (all timed), bob's reply a level deeper on A; a purchase on A (quoted, then
+// confirmed) moves B's odds;
+// bob's sale of shares he doesn't have shows the API's refusal; alice's wallet shows her
+// position. B's websocket is then dropped (the page's socket runs through page.routeWebSocket,
+// which records every frame), a comment is posted over HTTP while it is down, and the restored
+// page shows it once, having resubscribed with afterSequence. A third, anonymous visitor sees
+// "No such article" for an unknown slug, opens the deeper thread with "Show 1 reply", follows a
+// related-news link, and the page at phone width.
+//
+// node browser_demo.mjs '{"origin": …, "executablePath": …, "screenshots": DIR, "token": ALICE_TOKEN,
+//   "articleId": ID, "replyTo": COMMENT_ID, "deepReplyTo": COMMENT_ID (a reply to a reply),
+//   "bodies": {"comment", "reply", "deep", "edit", "offline"},
+//   "amount": "25", "sellShares": "100000", "missingSlug": SLUG}'
+// tests/browser/test_demo_page.py drives it.
+
+import { eventually, launch } from "./browser.mjs";
+import { options, post, run } from "./lib.mjs";
+
+const opts = options("node browser_demo.mjs JSON");
+const seen = { steps: [] };
+const shot = (page, name, more = {}) =>
+  page.screenshot({ path: `${opts.screenshots}/${name}`, ...more });
+
+const POST = `mutation($a: ID!, $b: String!) {
+  postComment(input: {articleId: $a, body: $b}) { comment { id sequence } errors { code message } } }`;
+
+/** The comments of `page` whose own body (not a reply's) reads `body`: id, sequence, thread. */
+function comments(page, body) {
+  return page.evaluate((body) => {
+    return [...document.querySelectorAll("[data-testid=comment]")]
+      .map((li) => {
+        const row = li.querySelector(":scope > .comment-row");
+        const parent = li.parentElement.closest("[data-testid=comment]");
+        return {
+          id: li.dataset.id,
+          sequence: Number(li.dataset.sequence),
+          body: row.querySelector("[data-testid=comment-body]").textContent.trim(),
+          author: row.querySelector(".comment-author").textContent,
+          edited: !row.querySelector(".comment-edited").hidden,
+          parentId: parent ? parent.dataset.id : null,
+          lastInThread: parent ? li === li.parentElement.lastElementChild : null,
+        };
+      })
+      .filter((comment) => body === undefined || comment.body === body);
+  }, body);
+}
+
+/** Resolves with the browser's Date.now() when `probe(arg)` first holds in `page`. */
+async function whenShown(page, probe, arg) {
+  const handle = await page.waitForFunction(probe, arg, { polling: "raf", timeout: 5_000 });
+  return handle.jsonValue();
+}
+const hasBody = ({ id, body }) => {
+  const found = [...document.querySelectorAll("[data-testid=comment]")].find(
+    (li) => (!id || li.dataset.id === id) &&
+      li.querySelector(":scope > .comment-row [data-testid=comment-body]").textContent.trim() === body,
+  );
+  return found ? Date.now() : false;
+};
+
+async function logIn(page, username) {
+  await page.fill("[data-testid=login-form] [name=username]", username);
+  await page.fill("[data-testid=login-form] [name=password]", "demo-password");
+  await page.click("[data-testid=login-form] button[type=submit]");
+  await page.waitForSelector("#whoami:not([hidden])");
+  await isLive(page);
+  return page.textContent("[data-testid=me-name]");
+}
+const isLive = (page) =>
+  page.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: 10_000 });
+const percentOf = (page, label) =>
+  page.textContent(`[data-testid=market] li[data-label="${label}"] [data-testid=outcome-percent]`);
+const commentCount = (page) => page.textContent("[data-testid=comment-count]");
+
+async function main() {
+  const browser = await launch(opts);
+  const pages = [];
+  try {
+    const a = await browser.newPage();
+    const b = await browser.newPage();
+    pages.push(a, b);
+
+    // B's websocket goes through this proxy: its frames recorded, and it can be cut.
+    const frames = [];
+    const sockets = [];
+    let serverUp = true;
+    await b.routeWebSocket(/\/graphql$/, (ws) => {
+      if (!serverUp) {
+        frames.push({ socket: null, refused: true });
+        return ws.close({ code: 1012, reason: "test: the server is away" });
+      }
+      const socket = sockets.length;
+      const server = ws.connectToServer();
+      sockets.push(ws);
+      ws.onMessage((message) => {
+        frames.push({ socket, sent: true, message: JSON.parse(message) });
+        server.send(message);
+      });
+      server.onMessage((message) => {
+        frames.push({ socket, sent: false, message: JSON.parse(message) });
+        ws.send(message);
+      });
+    });
+
+    await Promise.all([a.goto(`${opts.origin}/demo`), b.goto(`${opts.origin}/demo`)]);
+    seen.loading = await a.textContent("#comments-loading");
+    await Promise.all([isLive(a), isLive(b)]);
+    seen.title = await a.textContent("[data-testid=title]");
+    seen.meta = await a.textContent("[data-testid=meta]");
+    seen.breadcrumb = await a.$$eval("#breadcrumb li", (items) => items.map((li) => li.textContent));
+    seen.chips = await a.$$eval("#chips li", (items) => items.map((li) => li.textContent));
+    seen.tags = await a.$$eval("#tags li", (items) => items.map((li) => li.textContent));
+    seen.related = await a.$$eval("[data-testid=related] li", (items) =>
+      items.map((li) => ({
+        title: li.querySelector("a").textContent,
+        href: li.querySelector("a").getAttribute("href"),
+        meta: li.querySelector(".meta").textContent,
+      })),
+    );
+    seen.initial = await comments(a);
+    seen.names = [await logIn(a, "alice"), await logIn(b, "bob")];
+    seen.steps.push("logged in");
+    await shot(a, "demo-article.png", { fullPage: true });
+
+    // A comment, then a reply in an existing thread, posted on A and timed until B shows them.
+    const timed = async (body, act, id, page = b) => {
+      const shown = whenShown(page, hasBody, { id, body });
+      const start = Date.now();
+      await act();
+      return (await shown) - start;
+    };
+    seen.commentMs = await timed(opts.bodies.comment, async () => {
+      await a.fill("[data-testid=comment-form] textarea", opts.bodies.comment);
+      await a.click("[data-testid=comment-form] button[type=submit]");
+    });
+    const thread = `li[data-id="${opts.replyTo}"] > .comment-row`;
+    await a.click(`${thread} [data-action=reply]`);
+    await a.fill(`${thread} .comment-slot textarea`, opts.bodies.reply);
+    seen.replyMs = await timed(opts.bodies.reply, () =>
+      a.click(`${thread} .comment-slot button[type=submit]`),
+    );
+    // Bob answers a reply to a reply on B: A shows it a level deeper than the page first loads.
+    const deep = `li[data-id="${opts.deepReplyTo}"] > .comment-row`;
+    await b.click(`${deep} [data-action=reply]`);
+    await b.fill(`${deep} .comment-slot textarea`, opts.bodies.deep);
+    seen.deepMs = await timed(
+      opts.bodies.deep,
+      () => b.click(`${deep} .comment-slot button[type=submit]`),
+      undefined,
+      a,
+    );
+    const mirrored = async (page) => ({
+      comment: await comments(page, opts.bodies.comment),
+      reply: await comments(page, opts.bodies.reply),
+      deep: await comments(page, opts.bodies.deep),
+    });
+    seen.onA = await mirrored(a);
+    seen.onB = await mirrored(b);
+    seen.steps.push("commented");
+
+    // An edit of the comment and the deletion of the reply, on A; B updates them in place.
+    const mine = `li[data-id="${seen.onA.comment[0].id}"] > .comment-row`;
+    await a.click(`${mine} [data-action=edit]`);
+    await a.fill(`${mine} .comment-slot textarea`, opts.bodies.edit);
+    seen.editMs = await timed(
+      opts.bodies.edit,
+      () => a.click(`${mine} .comment-slot button[type=submit]`),
+      seen.onA.comment[0].id,
+    );
+    const reply = `li[data-id="${seen.onA.reply[0].id}"] > .comment-row`;
+    await a.click(`${reply} [data-action=delete]`);
+    seen.deleteMs = await timed(
+      "[deleted]",
+      () => a.click(`${reply} .comment-slot button[type=submit]`),
+      seen.onA.reply[0].id,
+    );
+    seen.edited = (await comments(b)).filter((c) => c.id === seen.onA.comment[0].id);
+    seen.deleted = (await comments(b)).filter((c) => c.id === seen.onA.reply[0].id);
+    seen.countAfterDelete = { a: await commentCount(a), b: await commentCount(b) };
+    seen.steps.push("edited");
+
+    // A buys: quote, confirm; B's odds move to the trade's probabilityAfter.
+    seen.before = { a: await percentOf(a, "Yes"), b: await percentOf(b, "Yes") };
+    const market = "[data-testid=market]";
+    await a.selectOption(`${market} select[name=outcome]`, { label: "Yes" });
+    await a.fill(`${market} [name=quantity]`, opts.amount);
+    await a.click(`${market} [data-testid=trade-form] button[type=submit]`);
+    await a.waitForSelector(`${market} [data-testid=quote]:not([hidden])`);
+    seen.quote = await a.textContent(`${market} [data-testid=quote-text]`);
+    const bought = a.waitForResponse(
+      (response) => response.request().postDataJSON()?.operationName === "BuyShares",
+    );
+    const start = Date.now();
+    await a.click(`${market} [data-testid=confirm]`);
+    seen.buy = (await (await bought).json()).data.buyShares;
+    const expected = `${(seen.buy.trade.probabilityAfter * 100).toFixed(1)}%`;
+    const movedAt = await whenShown(
+      b,
+      ({ selector, expected }) => document.querySelector(selector)?.textContent === expected && Date.now(),
+      { selector: `${market} li[data-label="Yes"] [data-testid=outcome-percent]`, expected },
+    );
+    seen.tradeMs = movedAt - start;
+    seen.after = { a: await percentOf(a, "Yes"), b: await percentOf(b, "Yes") };
+    seen.tradeMessage = await eventually(
+      async () => (await a.textContent(`${market} [data-testid=trade-message]`)) || null,
+      { what: "A's trade message" },
+    );
+    seen.steps.push("traded");
+
+    // Bob sells far more than he holds: the quote is refused and the page says why.
+    await b.check(`${market} input[name=side][value=sell]`);
+    await b.fill(`${market} [name=quantity]`, opts.sellShares);
+    await b.click(`${market} [data-testid=trade-form] button[type=submit]`);
+    seen.refusal = await eventually(
+      async () => (await b.textContent(`${market} [data-testid=trade-message]`)) || null,
+      { what: "the refusal on B" },
+    );
+    seen.refusalIsError = await b.$eval(`${market} [data-testid=trade-message]`, (p) =>
+      p.classList.contains("error"),
+    );
+    seen.refusalQuoteShown = await b.isVisible(`${market} [data-testid=quote]`);
+    seen.steps.push("refused");
+
+    // Alice's wallet: her balance and the position she just bought.
+    await a.click("#nav-wallet");
+    await a.waitForSelector("[data-testid=positions] tr");
+    seen.wallet = {
+      summary: await a.textContent("[data-testid=wallet-summary]"),
+      rows: await a.$$eval("[data-testid=positions] tr", (rows) =>
+        rows.map((row) => [...row.cells].map((cell) => cell.textContent)),
+      ),
+      holding: await a.textContent(`${market} [data-testid=holding]`),
+    };
+    await shot(a, "demo-wallet.png");
+    seen.steps.push("wallet");
+
+    // B's websocket drops; a comment is posted while it is down; the page catches up.
+    const lastSeen = Math.max(...(await comments(b)).map((c) => c.sequence));
+    serverUp = false;
+    sockets[sockets.length - 1].close({ code: 1012, reason: "test: the server restarts" });
+    await b.waitForSelector("[data-testid=live-status][data-state=reconnecting]");
+    seen.statusWhileDown = await b.textContent("[data-testid=live-status]");
+    const posted = await post(`${opts.origin}/graphql`, opts.token, POST, {
+      a: opts.articleId,
+      b: opts.bodies.offline,
+    });
+    seen.offlinePosted = posted.postComment;
+    await eventually(() => frames.some((frame) => frame.refused), { what: "a refused reconnection" });
+    seen.offlineShownWhileDown = (await comments(b, opts.bodies.offline)).length;
+    serverUp = true;
+    await isLive(b);
+    await whenShown(b, hasBody, { body: opts.bodies.offline });
+    await b.waitForTimeout(300); // time for a duplicate to show, if one were coming
+    seen.offline = await comments(b, opts.bodies.offline);
+    seen.lastSeenBeforeDrop = lastSeen;
+    seen.subscribes = frames
+      .filter((frame) => frame.sent && frame.message.type === "subscribe")
+      .map((frame) => ({
+        socket: frame.socket,
+        operation: frame.message.payload.operationName,
+        variables: frame.message.payload.variables,
+      }));
+    seen.inits = frames
+      .filter((frame) => frame.sent && frame.message.type === "connection_init")
+      .map((frame) => ({ socket: frame.socket, authorized: Boolean(frame.message.payload?.authorization) }));
+    seen.refusedConnections = frames.filter((frame) => frame.refused).length;
+    seen.finalCount = await commentCount(b);
+    seen.finalPercent = await percentOf(b, "Yes");
+    await shot(b, "demo-live.png", { fullPage: true });
+    seen.steps.push("resumed");
+
+    // A third visitor, anonymous: an unknown slug; the thread now deeper than the page's first
+    // read, opened with "Show 1 reply"; a related article, on a phone.
+    const c = await browser.newPage();
+    pages.push(c);
+    await c.goto(`${opts.origin}/demo?slug=${opts.missingSlug}`);
+    seen.missing = await (await c.waitForSelector("[data-testid=missing] h1")).textContent();
+    await c.goto(`${opts.origin}/demo`);
+    await isLive(c);
+    const more = c.locator(`${deep} [data-action=more]`);
+    seen.more = { label: await more.textContent(), before: (await comments(c, opts.bodies.deep)).length };
+    await more.click();
+    await whenShown(c, hasBody, { body: opts.bodies.deep });
+    seen.more.after = await comments(c, opts.bodies.deep);
+    seen.more.hidden = await more.isHidden();
+    const link = c.locator("[data-testid=related] a").first();
+    seen.relatedClicked = await link.textContent();
+    await link.click();
+    await c.waitForFunction(
+      (title) => document.querySelector("[data-testid=title]").textContent === title,
+      seen.relatedClicked,
+    );
+    await isLive(c);
+    seen.relatedPage = { path: new URL(c.url()).pathname, documentTitle: await c.title() };
+    seen.anonymous = {
+      loginForm: await c.isVisible("[data-testid=login-form]"),
+      tradeForm: await c.isVisible("[data-testid=trade-form]"),
+      commentForm: await c.isVisible("[data-testid=comment-form]"),
+    };
+    await c.setViewportSize({ width: 390, height: 844 });
+    seen.narrowOverflow = await c.evaluate(() => document.documentElement.scrollWidth > innerWidth);
+    await shot(c, "demo-narrow.png", { fullPage: true });
+    seen.steps.push("browsed");
+
+    seen.blocked = browser.blocked;
+    seen.problems = browser.problems;
+    return seen;
+  } catch (error) {
+    seen.problems = browser.problems;
+    for (const [i, page] of pages.entries()) {
+      await shot(page, `demo-failure-${i + 1}.png`, { fullPage: true }).catch(() => {});
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+run(main, { totalMs: 80_000, report: () => seen });
