@@ -47,7 +47,7 @@ class Vendor:
 
 
 # The files the pages load, by the name the templates use. After a version change in
-# web/package.json, tests/core/test_assets.py fails with the installed files' hashes.
+# web/package.json, tests/http/test_assets.py fails with the installed files' hashes.
 VENDOR: dict[str, Vendor] = {
     "react.js": Vendor(
         "react",

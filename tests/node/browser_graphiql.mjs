@@ -3,7 +3,7 @@
 //
 // node browser_graphiql.mjs '{"origin": "http://127.0.0.1:PORT", "executablePath": "/usr/bin/chromium",
 //   "screenshots": DIR, "token": BEARER_TOKEN, "articleId": ID, "body": COMMENT_BODY}'
-// tests/browser/test_browser.py drives it.
+// tests/browser/test_graphiql.py drives it.
 
 import { launch, eventually } from "./browser.mjs";
 import { options, post, run } from "./lib.mjs";
