@@ -185,6 +185,13 @@ class Article(Node):
     comment_count: int = strawberry.field(
         description="Visible (not deleted) comments, replies included."
     )
+    last_comment_sequence: int = strawberry.field(
+        description=(
+            "The sequence of the latest comment or reply (0 when none), read together with "
+            "commentCount: commentAdded(afterSequence: this) delivers exactly what came after "
+            "this read, and commentCount counts everything up to it."
+        )
+    )
 
     @classmethod
     def from_row(cls, row: models.Article) -> Article:
@@ -202,6 +209,7 @@ class Article(Node):
             reading_time_minutes=reading_time(row.word_count),
             featured=bool(row.featured),
             comment_count=row.comment_count,
+            last_comment_sequence=row.comment_seq,
         )
 
     @strawberry.field(description="The byline.")

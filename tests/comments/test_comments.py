@@ -440,3 +440,33 @@ async def test_fifty_concurrent_posts_get_sequences_without_gaps(
     row = await models.Article.get(id=row.id)
     assert (row.comment_count, row.comment_seq) == (55, 85)
     assert (await models.Comment.get(id=from_global_id(target)[1])).reply_count == 25
+
+
+LAST_SEQUENCE = """
+query($slug: String!) {
+  article(slug: $slug) { id commentCount lastCommentSequence }
+  articles(first: 100) { nodes { slug lastCommentSequence } }
+}
+"""
+
+
+async def test_last_comment_sequence_is_the_resume_point_of_a_read(
+    demo_client: GraphQLClient,
+) -> None:
+    alice = await demo_client.log_in("alice")
+    rows = {row.slug: row for row in await models.Article.all()}
+    slug = max(rows, key=lambda s: rows[s].comment_seq)
+    data = await demo_client.data(LAST_SEQUENCE, {"slug": slug})
+    # Every way to an article reads the same counter, the one the write path keeps.
+    assert data["article"]["lastCommentSequence"] == rows[slug].comment_seq > 0
+    assert {n["slug"]: n["lastCommentSequence"] for n in data["articles"]["nodes"]} == {
+        s: rows[s].comment_seq for s in rows if s in {n["slug"] for n in data["articles"]["nodes"]}
+    }
+    highest = max(c.sequence for c in await models.Comment.filter(article_id=rows[slug].id))
+    assert data["article"]["lastCommentSequence"] == highest
+    posted = (
+        await alice.data(POST, {"input": {"articleId": data["article"]["id"], "body": "Next"}})
+    )["postComment"]["comment"]
+    after = (await demo_client.data(LAST_SEQUENCE, {"slug": slug}))["article"]
+    assert after["lastCommentSequence"] == posted["sequence"] == highest + 1
+    assert after["commentCount"] == data["article"]["commentCount"] + 1
