@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import html
 import json
+import re
 from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,9 +170,15 @@ class Assets:
 
     async def _load(self, key: str, path: Path, integrity: str | None) -> _Asset | None:
         async with self._lock:
-            if key not in self._cache:
-                self._cache[key] = await anyio.to_thread.run_sync(_read, path, integrity)
-            return self._cache[key]
+            if key in self._cache:
+                return self._cache[key]
+            found = await anyio.to_thread.run_sync(_read, path, integrity)
+            # A file that isn't there may be installed later (`make assets` while the server
+            # runs): look again next time. One there but of another version stays refused.
+            if isinstance(found, _Missing):
+                return None
+            self._cache[key] = found
+            return found
 
     async def vendor(self, name: str) -> _Asset | None:
         """Vendor file ``name`` if it is installed and its integrity matches the table."""
@@ -182,11 +189,12 @@ class Assets:
         return await self._load(f"own:{name}", OWN[name], None)
 
     async def vendored(self) -> bool:
-        """Whether every vendor file is installed, at the locked version."""
-        if self._vendored is None:
+        """Whether every vendor file is installed, at the locked version (once true, for good:
+        until then each page asks again)."""
+        if not self._vendored:
             found = [await self.vendor(name) for name in VENDOR]
             self._vendored = all(asset is not None for asset in found)
-        return self._vendored
+        return bool(self._vendored)
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -218,12 +226,13 @@ class Assets:
             asset = await self.own(name)
             version = asset.version if asset else "missing"
             replacements[f"own:{name}"] = f"/assets/{name}?v={version}"
-        for key, value in replacements.items():
-            text = text.replace("{{" + key + "}}", value)
+        # One pass: a value put in (the config's JSON) is never scanned for placeholders.
+        text = PLACEHOLDER.sub(lambda match: replacements[match.group(1)], text)
+        cdn = [] if local else [self.cdn_url(name) for name in VENDOR]
         return Response(
             text,
             media_type="text/html; charset=utf-8",
-            headers={**page_headers(cdn=not local), "Cache-Control": "no-cache"},
+            headers={**page_headers(cdn), "Cache-Control": "no-cache"},
         )
 
     # -- routes -----------------------------------------------------------------------------
@@ -253,16 +262,19 @@ class Assets:
         return _send(request, asset, f"public, max-age={YEAR}, immutable" if fresh else "no-cache")
 
 
+PLACEHOLDER = re.compile(r"\{\{([a-z-]+(?::[a-z.-]+)?)\}\}")
+
 NOTICE = (
-    '<p class="agora-notice" role="status">This server has no local copy of the page\'s '
-    "assets (run <code>make assets</code>, which needs npm or PyPI), so they load from "
-    f"{CDN.split('/')[2]}: without internet this page stays blank.</p>"
+    '<p class="agora-notice" role="status">This server has no local copy of this page\'s '
+    "scripts (run <code>make assets</code>, which needs npm or PyPI, then reload), so they load "
+    f"from {CDN.split('/')[2]}: without internet access, what needs them won't work.</p>"
 )
 
 
-def page_headers(cdn: bool = False) -> dict[str, str]:
-    """Security headers of the HTML pages: scripts from this origin only (or the CDN's)."""
-    extra = f" {CDN.rsplit('/', 1)[0]}" if cdn else ""
+def page_headers(cdn: list[str] | None = None) -> dict[str, str]:
+    """Security headers of the HTML pages: scripts from this origin only, or else from the
+    CDN's exact files."""
+    extra = "".join(f" {url}" for url in cdn or [])
     policy = "; ".join(
         [
             "default-src 'self'",
@@ -290,40 +302,63 @@ def not_found(message: str) -> Response:
     return Response(json.dumps(body), status_code=404, media_type="application/json")
 
 
-def _read(path: Path, integrity: str | None) -> _Asset | None:
+class _Missing:
+    """What _read returns for a file that isn't there."""
+
+
+_MISSING = _Missing()
+
+
+def _read(path: Path, integrity: str | None) -> _Asset | _Missing | None:
+    """The file as served; _MISSING if there is none; None if its hash is not the lock's."""
     try:
         data = path.read_bytes()
     except OSError:
-        return None
+        return _MISSING
     if integrity is not None and integrity_of(data) != integrity:
-        return None  # another version than the lock's: treated as missing
+        return None  # another version than the lock's: refused, as if missing
     return _Asset.of(data, path.suffix)
 
 
 def _accepts_gzip(header: str) -> bool:
-    """Whether an Accept-Encoding header allows gzip (``gzip;q=0`` refuses it)."""
+    """Whether an Accept-Encoding header allows gzip: ``gzip;q=0`` refuses it, an explicit
+    gzip outranks ``*``."""
+    found: dict[str, float] = {}
     for item in header.split(","):
         coding, _, params = item.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
-            try:
-                return float(q) > 0
-            except ValueError:
-                return False
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        found[coding.strip().lower()] = q
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in found:
+            return found[coding] > 0
     return False
 
 
 def _send(request: Request, asset: _Asset, cache_control: str) -> Response:
+    zipped = _accepts_gzip(request.headers.get("accept-encoding", ""))
+    # Each encoding is a representation of its own, with an ETag of its own.
+    etag = asset.etag[:-1] + '-gz"' if zipped else asset.etag
     headers = {
-        "ETag": asset.etag,
+        "ETag": etag,
         "Cache-Control": cache_control,
         "Vary": "Accept-Encoding",
         "X-Content-Type-Options": "nosniff",
     }
-    tags = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
-    if asset.etag in tags or "*" in tags:
+    # If-None-Match compares weakly: W/"x" matches "x".
+    tags = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag in tags or "*" in tags:
         return Response(status_code=304, headers=headers)
-    if _accepts_gzip(request.headers.get("accept-encoding", "")):
+    if zipped:
         headers["Content-Encoding"] = "gzip"
         return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)

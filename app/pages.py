@@ -27,9 +27,10 @@ SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 # The ids the GraphiQL tabs' variables need, read through the graph like any client would.
 _TAB_IDS = """query GraphiQLTabs($slug: String!) {
-  article(slug: $slug) { id markets { outcomes { id } } }
+  article(slug: $slug) { id lastCommentSequence markets { outcomes { id } } }
 }"""
-_NO_ID = "paste an id here (run the first tab)"
+_NO_ARTICLE = "an article's id: articles { nodes { id } }"
+_NO_OUTCOME = "an outcome's id: markets { nodes { outcomes { id label } } }"
 
 
 def operations() -> dict[str, str]:
@@ -50,15 +51,17 @@ class Pages:
 
     async def graphiql(self, request: Request) -> Response:
         """GraphiQL with four tabs: the article page, live comments, logging in, a trade."""
-        article_id, outcome_id = await self._demo_ids(request)
+        article_id, after, outcome_id = await self._demo_ids(request)
         ops = self.operations
         token_header = '{\n  "Authorization": "Bearer <the token from the LogIn tab>"\n}'
         tabs: list[dict[str, Any]] = [
             {"query": ops["ArticlePage"], "variables": _json({"slug": CENTRAL_ASIA_SLUG})},
             {
                 "query": "# Live: post a comment on the article (the /demo page, or the\n"
-                "# PostComment mutation) and it appears here.\n" + ops["CommentAdded"],
-                "variables": _json({"articleId": article_id}),
+                "# PostComment mutation) and it appears here. afterSequence: the\n"
+                "# article's last comment when this page was opened, so nothing\n"
+                "# posted since is missed.\n" + ops["CommentAdded"],
+                "variables": _json({"articleId": article_id, "afterSequence": after}),
             },
             {
                 "query": "# Logging in gives a token: put it in the Headers editor\n"
@@ -97,18 +100,19 @@ class Pages:
             response.status_code = 404
         return response
 
-    async def _demo_ids(self, request: Request) -> tuple[str, str]:
-        """The demo article's id and its first market's first outcome, for the tabs."""
+    async def _demo_ids(self, request: Request) -> tuple[str, int | None, str]:
+        """The demo article's id and last comment sequence and its first market's first
+        outcome, for the tabs."""
         context = await self.graphql.get_context(request, Response())
         result = await self.graphql.schema.execute(
             _TAB_IDS, variable_values={"slug": CENTRAL_ASIA_SLUG}, context_value=context
         )
         article = (result.data or {}).get("article")
         if not article:
-            return _NO_ID, _NO_ID
+            return _NO_ARTICLE, None, _NO_OUTCOME
         markets = article["markets"]
-        outcome = markets[0]["outcomes"][0]["id"] if markets else _NO_ID
-        return article["id"], outcome
+        outcome = markets[0]["outcomes"][0]["id"] if markets else _NO_OUTCOME
+        return article["id"], article["lastCommentSequence"], outcome
 
 
 def _json(value: object) -> str:

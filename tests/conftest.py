@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,8 +76,9 @@ SLOW = (
 SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")
-# Modules that drive headless Chromium (through node's playwright-core: node tests too).
-BROWSER = ("test_graphiql.py", "test_demo_page.py")
+# Tests that drive headless Chromium (through node's playwright-core: node tests too) are the
+# ones in tests/browser/ (by folder: tests/http/test_demo_page.py needs no browser).
+BROWSER_FOLDER = Path(__file__).resolve().parent / "browser"
 
 
 def _listed(item: pytest.Item, names: tuple[str, ...]) -> bool:
@@ -94,9 +96,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if on_postgres or fixtures & SERVICE_FIXTURES or _listed(item, SERVICES):
             item.add_marker(pytest.mark.services)
-        if _listed(item, NODE) or _listed(item, BROWSER):
+        in_browser = item.path.parent == BROWSER_FOLDER
+        if _listed(item, NODE) or in_browser:
             item.add_marker(pytest.mark.node)
-        if _listed(item, BROWSER):
+        if in_browser:
             item.add_marker(pytest.mark.browser)
         if _listed(item, SLOW):
             item.add_marker(pytest.mark.slow)

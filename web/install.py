@@ -11,9 +11,11 @@ Run by the Makefile as ``.venv/bin/python web/install.py``; imports nothing of t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -21,8 +23,21 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parent
 ROOT = WEB.parent
-STAMP = WEB / "node_modules" / ".agora-installed"
+NODE_MODULES = WEB / "node_modules"
+STAMP_NAME = ".agora-installed"
+# Where npm ci runs before its result replaces node_modules; the lock two installs share.
+STAGING = WEB / ".staging"
+LOCK = WEB / ".install.lock"
 NPM_TIMEOUT_SECONDS = 600
+NPM_CI_FLAGS = [
+    "--ignore-scripts",
+    "--no-audit",
+    "--no-fund",
+    # Offline, fail in seconds rather than retry for a minute.
+    "--fetch-retries=1",
+    "--fetch-retry-mintimeout=1000",
+    "--fetch-retry-maxtimeout=3000",
+]
 
 
 def lock_digest() -> str:
@@ -54,40 +69,67 @@ def wheel_pin() -> str:
 
 
 def install() -> bool:
-    """``npm ci`` the assets unless the stamp matches the lock file; whether they are there."""
-    try:
-        if STAMP.read_text().strip() == lock_digest():
+    """``npm ci`` the assets unless the stamp matches the lock file; whether they are there.
+
+    The install goes into a staging folder and replaces web/node_modules only once it has
+    succeeded: offline, a stale install stays (the app checks each file's hash and serves the
+    ones that still match the table). A file lock keeps two `make` runs from racing.
+    """
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _stamped(NODE_MODULES):
             return True
-    except OSError:
-        pass
-    try:
-        subprocess.run(
-            [
-                *npm_command(),
-                "ci",
-                "--ignore-scripts",
-                "--no-audit",
-                "--no-fund",
-                # Offline, fail in seconds rather than retry for a minute.
-                "--fetch-retries=1",
-                "--fetch-retry-mintimeout=1000",
-                "--fetch-retry-maxtimeout=3000",
-            ],
-            cwd=WEB,
-            check=True,
-            timeout=NPM_TIMEOUT_SECONDS,
-            env={**os.environ, "npm_config_update_notifier": "false"},
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(
-            f"web/install.py: could not fetch the browser assets ({exc}). GraphiQL and /demo "
-            "load them from the CDN instead; run `make assets` once the npm registry is "
-            "reachable.",
-            file=sys.stderr,
-        )
-        return False
-    STAMP.write_text(lock_digest() + "\n")
+        shutil.rmtree(STAGING, ignore_errors=True)
+        STAGING.mkdir()
+        try:
+            for name in ("package.json", "package-lock.json", ".npmrc"):
+                shutil.copy2(WEB / name, STAGING / name)
+            _run([*npm_command(), "ci", *NPM_CI_FLAGS], STAGING)
+            (STAGING / "node_modules" / STAMP_NAME).write_text(lock_digest() + "\n")
+            _swap(STAGING / "node_modules", NODE_MODULES)
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(
+                f"web/install.py: could not fetch the browser assets ({exc}). GraphiQL and "
+                "/demo load them from the CDN instead; run `make assets` once the npm "
+                "registry is reachable.",
+                file=sys.stderr,
+            )
+            return False
+        finally:
+            shutil.rmtree(STAGING, ignore_errors=True)
     return True
+
+
+def _stamped(folder: Path) -> bool:
+    try:
+        return (folder / STAMP_NAME).read_text().strip() == lock_digest()
+    except OSError:
+        return False
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    """Run ``command``; on a timeout kill its whole process group (npm from the wheel runs
+    under a Python wrapper, which alone would leave node running)."""
+    env = {**os.environ, "npm_config_update_notifier": "false"}
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+    try:
+        code = process.wait(NPM_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+
+
+def _swap(new: Path, current: Path) -> None:
+    """Put ``new`` where ``current`` is, the old one removed after the move."""
+    old = current.with_name(current.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if current.exists():
+        current.rename(old)
+    new.rename(current)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

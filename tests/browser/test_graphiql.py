@@ -38,7 +38,7 @@ async def test_graphiql_runs_the_article_page_and_a_live_subscription(site: Site
 async def test_without_its_assets_or_the_cdn_graphiql_says_why(tmp_path: Path) -> None:
     async with open_site(tmp_path, assets_dir=str(tmp_path / "not-installed")) as site:
         seen = await site.run("browser_graphiql_offline.mjs")
-    assert "no local copy of the page's assets" in seen["notice"]
+    assert "no local copy of this page's scripts" in seen["notice"]
     assert "make assets" in seen["notice"]
     assert seen["message"] == (
         "GraphiQL could not load its scripts (React, ReactDOM, GraphiQL, "

