@@ -20,6 +20,7 @@ async def test_graphiql_runs_the_article_page_and_a_live_subscription(site: Site
     assert seen["steps"] == ["rendered", "queried", "subscribed"]
     assert seen["notice"] == 0  # the assets are local: no CDN notice
     assert seen["tabs"] == ["ArticlePage", "CommentAdded", "LogIn", "BuyShares"]
+    assert seen["explorer"][0] == "Explorer"
     assert seen["article"]["slug"] == CENTRAL_ASIA_SLUG
     assert seen["article"]["title"] == site.article["title"]
     assert seen["article"]["commentCount"] == site.article["commentCount"]

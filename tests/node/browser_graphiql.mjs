@@ -49,6 +49,17 @@ async function main() {
     seen.steps.push("queried");
     await page.screenshot({ path: `${opts.screenshots}/graphiql-article-page.png` });
 
+    // The explorer plugin: the schema as a tree, the open query's fields ticked.
+    await page.click('.graphiql-sidebar button[aria-label="Show GraphiQL Explorer"]');
+    seen.explorer = await eventually(
+      async () => {
+        const text = await page.locator(".graphiql-plugin").innerText().catch(() => "");
+        return text.includes("readingTimeMinutes") ? text.split("\n").slice(0, 3) : null;
+      },
+      { what: "the explorer's tree" },
+    );
+    await page.click('.graphiql-sidebar button[aria-label="Hide GraphiQL Explorer"]');
+
     // Tab 2: the live comment subscription.
     await page.locator(".graphiql-tab").nth(1).click();
     await eventually(
