@@ -468,7 +468,7 @@
     renderOdds(entry);
     renderHolding(entry, market.viewerPosition);
     if (open) wireTrade(entry);
-    else element.querySelector(".trade").remove();
+    else element.querySelectorAll(".trade, .trade-login").forEach((part) => part.remove());
     return element;
   }
 
