@@ -695,7 +695,8 @@
 
   function startLive() {
     if (!window.graphqlWs) return setStatus("failed", "graphql-ws did not load");
-    const client = graphqlWs.createClient({
+    const live = { client: null, stops: [], since: 0 }; // since: when it connected
+    live.client = graphqlWs.createClient({
       url: wsUrl,
       connectionParams: state.token ? { authorization: `Bearer ${state.token}` } : {},
       // No retries inside the client: it would resubscribe commentAdded with the afterSequence
@@ -703,12 +704,11 @@
       retryAttempts: 0,
       on: {
         connected: () => {
-          state.retries = 0;
+          live.since = Date.now();
           setStatus("live");
         },
       },
     });
-    const live = { client, stops: [] };
     state.live = live;
     const listen = (name, variables, onData) => {
       const request = { query: config.operations[name], operationName: name, variables };
@@ -717,7 +717,7 @@
         error: (error) => lost(live, error),
         complete: () => {},
       };
-      live.stops.push(client.subscribe(request, sink));
+      live.stops.push(live.client.subscribe(request, sink));
     };
     const articleId = state.article.id;
     listen("CommentAdded", { articleId, afterSequence: state.lastSequence }, (data) =>
@@ -750,9 +750,12 @@
       setToken(null); // the session ended (logged out elsewhere, expired): go on anonymously
       return load();
     }
-    // Back off (0.5 s, 1 s, 2 s … 10 s), with jitter so that a restarted server isn't hit by
-    // every reader at the same instant.
-    const delay = Math.min(10_000, 500 * 2 ** state.retries++) + Math.random() * 250;
+    // Back off (up to 0.5 s, 1 s, 2 s … 10 s), at random within that ("full jitter") so that
+    // a restarted server isn't hit by every reader at once. A connection that lasted had the
+    // server working: the count starts again (not at once, or a subscription failing as soon
+    // as it starts would be retried without end every few hundred milliseconds).
+    if (live.since && Date.now() - live.since > 10_000) state.retries = 0;
+    const delay = Math.max(100, Math.random() * Math.min(10_000, 500 * 2 ** state.retries++));
     setStatus("reconnecting");
     state.reconnectTimer = setTimeout(startLive, delay);
   }
