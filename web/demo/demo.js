@@ -738,14 +738,18 @@
     live.client.dispose();
   }
 
+  // GraphQL errors that end a subscription for now: the client fell behind, too much to replay,
+  // the database away a moment. The others (BAD_USER_INPUT, NOT_FOUND…) would come again.
+  const TRANSIENT = new Set(["SUBSCRIPTION_OVERFLOW", "REPLAY_LIMIT", "INTERNAL_SERVER_ERROR",
+    "SERVICE_UNAVAILABLE"]);
+
   /** A subscription ended with an error; all of a lost connection's do, at once. */
   function lost(live, error) {
     if (live !== state.live) return; // a connection already replaced
-    if (Array.isArray(error)) {
-      // GraphQL errors: the server refused the subscription, and would again.
+    if (Array.isArray(error) && !error.some((e) => TRANSIENT.has(e.extensions?.code))) {
       return setStatus("failed", error.map((e) => e.message).join(" "));
     }
-    stopLive();
+    stopLive(); // then a new connection, resuming every subscription after what was seen
     if (error && error.code === 4403 && state.token) {
       setToken(null); // the session ended (logged out elsewhere, expired): go on anonymously
       return load();
