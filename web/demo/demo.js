@@ -18,10 +18,10 @@
     token: localStorage.getItem(TOKEN_KEY),
     me: null,
     article: null,
-    comments: new Map(), // id → { comment, element }
-    commentCount: 0,
-    // The highest sequence commentAdded has delivered (or the first read showed): a new
-    // subscription resumes after it. Raised only by those two, which come in order: a
+    comments: new Map(), // id → { comment, element, hidden, through } (hidden: see announce())
+    tally: null, // the comment count: see resetCount()
+    // The read's lastCommentSequence, then the highest sequence commentAdded has delivered: a
+    // new subscription resumes after it. Raised only by those, which come in order: a
     // mutation's result could jump past a comment still on its way.
     lastSequence: 0,
     markets: new Map(), // id → { market, element, history, since, quote }
@@ -157,7 +157,7 @@
     if (!article) return showMissing();
     state.article = article;
     renderArticle(article);
-    renderComments(article.comments);
+    renderComments(article);
     renderMarkets(article.markets);
     renderRelated(article.relatedArticles);
     startLive();
@@ -236,13 +236,6 @@
     const market = article.markets[0];
     $("cta").hidden = !market;
     $("cta-question").textContent = market ? market.question : "";
-    state.commentCount = article.commentCount;
-    renderCount();
-  }
-
-  function renderCount() {
-    $("comment-count").textContent = String(state.commentCount);
-    $("meta-comments").textContent = plural(state.commentCount, "comment");
   }
 
   function renderRelated(articles) {
@@ -260,15 +253,58 @@
     );
   }
 
+  // -- the comment count ----------------------------------------------------------------------
+  // A read's commentCount counts exactly the visible comments up to its lastCommentSequence
+  // (`after`). Past that, each comment counts once, by id, when seen visible (shown on the page
+  // or not: a reply in a thread the page didn't load counts too), and each deletion once.
+
+  /** Start over from a read (DemoArticle): its count, and the comments the page shows. */
+  function resetCount(article) {
+    const { commentCount: count, lastCommentSequence: after } = article;
+    state.tally = { count, after, added: new Map(), gone: new Set() }; // added: id → sequence
+    for (const { comment } of state.comments.values()) countRead(comment);
+    renderCount();
+  }
+
+  function countAdded({ id, sequence }) {
+    const tally = state.tally;
+    if (sequence <= tally.after || tally.added.has(id) || tally.gone.has(id)) return;
+    tally.added.set(id, sequence);
+    tally.count += 1;
+    renderCount();
+  }
+
+  /** `happened`: an event or a mutation's result, after the read, so the read's count has the
+   * comment if its sequence is up to `after`. A read showing a comment deleted is no such news:
+   * the read's count left it out (unless it was counted here, after the read). */
+  function countDeleted({ id, sequence }, happened = true) {
+    const tally = state.tally;
+    if (tally.gone.has(id)) return;
+    tally.gone.add(id);
+    if (tally.added.has(id) || (happened && sequence <= tally.after)) tally.count -= 1;
+    renderCount();
+  }
+
+  /** A comment as a read shows it. */
+  const countRead = (comment) =>
+    comment.deleted ? countDeleted(comment, false) : countAdded(comment);
+
+  function renderCount() {
+    $("comment-count").textContent = String(state.tally.count);
+    $("meta-comments").textContent = plural(state.tally.count, "comment");
+  }
+
   // -- comments -------------------------------------------------------------------------------
 
-  function renderComments(connection) {
+  function renderComments(article) {
+    const connection = article.comments;
     state.comments.clear();
-    $("comment-list").replaceChildren(...connection.nodes.map(threadElement));
-    // Resume after the newest top-level comment: those are read first and the replies after,
-    // so a reply newer than that comes again in the replay (and is dropped as seen), where a
-    // comment committed between the two reads could otherwise be missed.
-    state.lastSequence = Math.max(0, ...connection.nodes.map((node) => node.sequence));
+    const through = article.lastCommentSequence;
+    $("comment-list").replaceChildren(...connection.nodes.map((n) => threadElement(n, through)));
+    // commentAdded resumes after the read: what the lists show that is newer comes again, and
+    // is dropped as seen (by id); nothing committed after the read is missed.
+    state.lastSequence = article.lastCommentSequence;
+    resetCount(article);
     $("comments-loading").hidden = true;
     $("comments-more").hidden = !connection.pageInfo.hasNextPage;
     $("comments-more").textContent =
@@ -276,16 +312,31 @@
   }
 
   /** A comment with the replies loaded along, nested; "Show 2 replies" where the query
-   * stopped (threads nest deeper than one query reaches). */
-  function threadElement(node) {
+   * stopped (threads nest deeper than one query reaches). `through`: see announce(). */
+  function threadElement(node, through) {
     const element = commentElement(node);
     const replies = node.replies ? node.replies.nodes : [];
-    element.querySelector(".replies").append(...replies.map(threadElement));
-    const more = element.firstElementChild.querySelector("[data-action=more]");
-    const hidden = (node.replyCount || 0) - replies.length;
-    more.hidden = hidden <= 0;
-    more.textContent = hidden === 1 ? "Show 1 reply" : `Show ${hidden} replies`;
+    element.querySelector(".replies").append(...replies.map((r) => threadElement(r, through)));
+    announce(state.comments.get(node.id), node.replyCount || 0, through);
     return element;
+  }
+
+  /** "Show 2 replies": those of the comment's replyCount the page doesn't show. The count was
+   * read with the replies up to sequence `through`: a reply placed later counts as shown if it
+   * is one of those, and not if it is newer (then it wasn't in the count). */
+  function announce(entry, replyCount, through) {
+    const shown = [...entry.element.querySelector(".replies").children].filter(
+      (li) => !state.comments.get(li.dataset.id).comment.deleted,
+    );
+    entry.hidden = replyCount - shown.length; // replyCount counts visible replies only
+    entry.through = through;
+    renderMore(entry);
+  }
+
+  function renderMore(entry) {
+    const more = entry.element.firstElementChild.querySelector("[data-action=more]");
+    more.hidden = entry.hidden <= 0;
+    more.textContent = entry.hidden === 1 ? "Show 1 reply" : `Show ${entry.hidden} replies`;
   }
 
   function commentElement(comment) {
@@ -316,34 +367,39 @@
   }
 
   /** Put a comment in its place, once: threads newest first, replies oldest first. */
-  function placeComment(comment) {
+  function placeComment(comment, through = 0) {
     if (state.comments.has(comment.id)) return null;
     const parent = comment.parent && state.comments.get(comment.parent.id);
     if (comment.parent && !parent) return null; // a reply in a thread this page didn't load
     const list = parent ? parent.element.querySelector(".replies") : $("comment-list");
     const after = (li) => (parent ? 1 : -1) * (Number(li.dataset.sequence) - comment.sequence) > 0;
-    const element = threadElement(comment);
+    const element = threadElement(comment, through);
     list.insertBefore(element, [...list.children].find(after) || null);
+    if (parent && comment.sequence <= parent.through) {
+      parent.hidden -= 1; // one of the replies its "Show 2 replies" announced
+      renderMore(parent);
+    }
     return element;
   }
 
-  /** A new comment: in its place, highlighted a moment, counted. */
+  /** A new comment: counted, and in its place (if its thread is here), highlighted a moment. */
   function insertComment(comment) {
+    countAdded(comment);
+    if (state.tally.gone.has(comment.id)) return; // its deletion came first
     const element = placeComment(comment);
-    if (!element) return;
-    element.classList.add("fresh");
-    state.commentCount += 1;
-    renderCount();
+    if (element) element.classList.add("fresh");
   }
 
-  /** An edit or deletion, from a mutation's result or from commentUpdated (either first). */
+  /** An edit or deletion, from a mutation's result or commentUpdated (in any order): a
+   * deletion is final, and an older edit than the one shown changes nothing. */
   function updateComment(entry, changes) {
-    if (changes.deleted && !entry.comment.deleted) {
-      state.commentCount -= 1;
-      renderCount();
+    const shown = entry.comment;
+    if (shown.deleted || (changes.editedAt || "") < (shown.editedAt || "")) return;
+    Object.assign(shown, changes);
+    if (shown.deleted) {
+      shown.viewerCanEdit = shown.viewerCanDelete = false;
+      countDeleted(shown);
     }
-    Object.assign(entry.comment, changes);
-    if (entry.comment.deleted) entry.comment.viewerCanEdit = entry.comment.viewerCanDelete = false;
     renderComment(entry);
   }
 
@@ -359,6 +415,7 @@
   function onCommentUpdated(comment) {
     const entry = state.comments.get(comment.id);
     if (entry) updateComment(entry, comment);
+    else if (comment.deleted) countDeleted(comment); // one this page doesn't show
   }
 
   /** Post a comment or a reply; its UserErrors ([] on success). */
@@ -429,9 +486,14 @@
       ),
     more: async (entry, button) => {
       button.disabled = true;
+      const through = state.lastSequence; // the read below has every comment delivered by now
       const { node } = await gql("DemoReplies", { id: entry.comment.id }).catch(() => ({}));
-      for (const reply of node ? node.replies.nodes : []) placeComment(reply);
-      button.hidden = Boolean(node);
+      for (const reply of node ? node.replies.nodes : []) {
+        countRead(reply);
+        placeComment(reply, through);
+      }
+      if (node) entry.hidden = 0;
+      renderMore(entry);
       button.disabled = false;
     },
   };
