@@ -154,6 +154,7 @@ def test_the_script_runs_only_operations_the_page_is_given() -> None:
         "DeleteComment",
         "DemoArticle",
         "DemoPostComment",
+        "DemoRefresh",
         "DemoReplies",
         "EditComment",
         "LogIn",

@@ -258,11 +258,16 @@
   // (`after`). Past that, each comment counts once, by id, when seen visible (shown on the page
   // or not: a reply in a thread the page didn't load counts too), and each deletion once.
 
-  /** Start over from a read (DemoArticle): its count, and the comments the page shows. */
+  /** Start over from a read (DemoArticle, DemoRefresh): its count, the comments the page shows,
+   * and those commentAdded brought that may be newer than the read (shown or not). */
   function resetCount(article) {
     const { commentCount: count, lastCommentSequence: after } = article;
+    const old = state.tally;
     state.tally = { count, after, added: new Map(), gone: new Set() }; // added: id → sequence
     for (const { comment } of state.comments.values()) countRead(comment);
+    for (const [id, sequence] of old ? old.added : []) {
+      countRead({ id, sequence, deleted: old.gone.has(id) });
+    }
     renderCount();
   }
 
@@ -390,8 +395,8 @@
     if (element) element.classList.add("fresh");
   }
 
-  /** An edit or deletion, from a mutation's result or commentUpdated (in any order): a
-   * deletion is final, and an older edit than the one shown changes nothing. */
+  /** An edit or deletion, from a mutation's result, commentUpdated or DemoRefresh (in any
+   * order): a deletion is final, and an older edit than the one shown changes nothing. */
   function updateComment(entry, changes) {
     const shown = entry.comment;
     if (shown.deleted || (changes.editedAt || "") < (shown.editedAt || "")) return;
@@ -416,6 +421,27 @@
     const entry = state.comments.get(comment.id);
     if (entry) updateComment(entry, comment);
     else if (comment.deleted) countDeleted(comment); // one this page doesn't show
+  }
+
+  /** After a reconnect: commentAdded resumed after the last comment seen, but the edits and
+   * deletions made meanwhile don't come again. Read the comments the page shows (updated in
+   * place: an open reply form stays) and the count as they are now. */
+  async function catchUp(live) {
+    const ids = [...state.comments.keys()];
+    const reads = [];
+    let i = 0;
+    do reads.push(gql("DemoRefresh", { slug: state.article.slug, ids: ids.slice(i, i + 100) }));
+    while ((i += 100) < ids.length); // nodes() takes 100 ids at a time
+    const results = await Promise.all(reads).catch(() => null); // (then until the next one)
+    if (!results || live !== state.live || !results[0].article) return;
+    const { article } = results[0];
+    for (const comment of results.flatMap((data) => data.nodes)) {
+      const entry = comment && state.comments.get(comment.id);
+      if (!entry) continue;
+      updateComment(entry, comment);
+      announce(entry, comment.replyCount, article.lastCommentSequence);
+    }
+    resetCount(article);
   }
 
   /** Post a comment or a reply; its UserErrors ([] on success). */
@@ -755,7 +781,9 @@
     status.title = detail;
   }
 
-  function startLive() {
+  /** Subscribe to the article's comments, edits and odds; `resumed` after a loss, when what
+   * the subscriptions don't resend is read again once they are sent. */
+  function startLive(resumed = false) {
     if (!window.graphqlWs) return setStatus("failed", "graphql-ws did not load");
     const live = { client: null, stops: [], since: 0 }; // since: when it connected
     live.client = graphqlWs.createClient({
@@ -768,6 +796,8 @@
         connected: () => {
           live.since = Date.now();
           setStatus("live");
+          // The subscribe messages go out in the promise jobs that follow: a timer runs after.
+          if (resumed) setTimeout(() => catchUp(live));
         },
       },
     });
@@ -786,6 +816,7 @@
       onCommentAdded(data.commentAdded),
     );
     listen("CommentUpdated", { articleId }, (data) => onCommentUpdated(data.commentUpdated));
+    // oddsUpdated starts with the odds as they are: after a reconnect too, nothing to re-read.
     for (const marketId of state.markets.keys()) {
       listen("OddsUpdated", { marketId }, (data) => onOdds(marketId, data.oddsUpdated));
     }
@@ -823,7 +854,7 @@
     if (live.since && Date.now() - live.since > 10_000) state.retries = 0;
     const delay = Math.max(100, Math.random() * Math.min(10_000, 500 * 2 ** state.retries++));
     setStatus("reconnecting");
-    state.reconnectTimer = setTimeout(startLive, delay);
+    state.reconnectTimer = setTimeout(() => startLive(true), delay);
   }
 
   load();
