@@ -1,8 +1,11 @@
 """The /demo page in headless Chromium, two visitors at once, every other host blocked: live
-comments, replies, edits and deletions between them within a second, a quoted and confirmed
-purchase moving the other page's odds, a refused sale with the API's message, the wallet, and
-a dropped websocket that resumes with afterSequence and loses or repeats nothing. The values the
-pages show are checked against the API's own answers."""
+comments, replies, edits and deletions between them within a second, a comment count that stays
+the API's exactly (a reply deeper than the first read as the newest comment, replies and
+deletions in threads the page doesn't show), a quoted and confirmed purchase moving the other
+page's odds, a refused sale with the API's message, the wallet, a dropped websocket that resumes
+with afterSequence and shows what was posted, edited, deleted and traded meanwhile, a
+subscription the server ends for falling behind that resumes, and one refused for good. The
+values the pages show are checked against the API's own answers."""
 
 from __future__ import annotations
 
@@ -11,18 +14,27 @@ from typing import Any
 
 from demo.specs import CENTRAL_ASIA_SLUG
 from tests.browser.conftest import SCREENSHOTS, Site
+from tests.conftest import GraphQLClient
 
+CLOSED_SLUG = "tariff-truce-nears-expiry-with-no-deal-in-sight"  # its market closed on 15 Nov
 THREADS = """
 query($slug: String!) {
   article(slug: $slug) {
-    commentCount
+    commentCount lastCommentSequence
     comments(first: 20) { nodes { id sequence body replyCount author { username }
       replies(first: 20) { nodes { id sequence body deleted editedAt parent { id }
-        replies(first: 20) { nodes { id sequence } } } } } }
-    markets { outcomes { label probability } }
+        author { username }
+        replies(first: 20) { nodes { id sequence replyCount } } } } } }
+    markets { outcomes { id label probability } }
   }
 }
 """
+REPLY = """
+mutation($a: ID!, $b: String!, $p: ID) {
+  postComment(input: {articleId: $a, body: $b, parentId: $p}) {
+    comment { id sequence } errors { code } } }
+"""
+STATUS = "query($slug: String!) { article(slug: $slug) { markets { status } } }"
 QUOTE = """
 query($outcomeId: ID!, $shares: Decimal) {
   quote(input: {outcomeId: $outcomeId, shares: $shares}) { shares }
@@ -44,41 +56,78 @@ def percent(probability: float) -> str:
 
 
 async def test_two_visitors_see_each_other_live(site: Site) -> None:
+    first = (await site.alice.data(THREADS, {"slug": CENTRAL_ASIA_SLUG}))["article"]
+    levels3 = [
+        r3
+        for t in first["comments"]["nodes"]
+        for r2 in t["replies"]["nodes"]
+        for r3 in r2["replies"]["nodes"]
+    ]
+    # A reply to a reply: a reply to it is deeper than the page's first read reaches.
+    third = levels3[0]
+    # Another, which editor answers before the pages open: the newest comment of the article,
+    # past the first read's three levels (the reviewer's double count).
+    deepest_parent = levels3[1]
+    assert deepest_parent["replyCount"] == 0
+    editor = await GraphQLClient(site.http).log_in("editor")
+    deepest = (
+        await editor.data(
+            REPLY,
+            {"a": site.article["id"], "b": "Editor, four levels down", "p": deepest_parent["id"]},
+        )
+    )["postComment"]
+    assert deepest["errors"] == []
     before = (await site.alice.data(THREADS, {"slug": CENTRAL_ASIA_SLUG}))["article"]
+    assert before["lastCommentSequence"] == deepest["comment"]["sequence"]
+    assert before["commentCount"] == site.article["commentCount"] + 1
     threads = before["comments"]["nodes"]
     # Bob's question, which already has replies: the new reply must come last in it.
     question = next(t for t in threads if t["author"]["username"] == "bob" and t["replyCount"])
-    # A reply to a reply: a reply to it is deeper than the page's first read reaches.
-    third = next(
-        r3 for t in threads for r2 in t["replies"]["nodes"] for r3 in r2["replies"]["nodes"]
-    )
+    # Alice's reply in it: deleted over HTTP while B's websocket is down.
+    alices = next(r for r in question["replies"]["nodes"] if r["author"]["username"] == "alice")
+    no = next(o for o in before["markets"][0]["outcomes"] if o["label"] == "No")
+    closed = (await site.alice.data(STATUS, {"slug": CLOSED_SLUG}))["article"]["markets"]
+    assert [m["status"] for m in closed] == ["CLOSED"]
     bodies = {
         "comment": "Posted on page A, seen live on page B",
         "reply": "A reply from page A, in Bob's thread",
         "deep": "Bob, from page B, four levels down",
         "edit": "Edited on page A: the new wording shows on B",
+        "unloaded": "Editor, five levels down, in a thread no page shows",
         "offline": "Posted over HTTP while B's websocket was down",
+        "offlineEdit": "Edited over HTTP while B's websocket was down",
+        "offlineReply": "Editor again, four levels down, while B's websocket was down",
+        "overflow": "Posted after B's subscription overflowed",
+        "draft": "Bob's reply, half written",
     }
     seen = await site.run(
         "browser_demo.mjs",
         token=site.alice.token,
+        editorToken=editor.token,
         articleId=site.article["id"],
         replyTo=question["id"],
         deepReplyTo=third["id"],
+        deepest={"id": deepest["comment"]["id"], "parentId": deepest_parent["id"]},
+        offlineDelete=alices["id"],
+        offlineOutcome=no["id"],
         bodies=bodies,
         amount="25",
         sellShares="100000",
         missingSlug="no-such-article-here",
+        closedSlug=CLOSED_SLUG,
     )
     after = (await site.alice.data(THREADS, {"slug": CENTRAL_ASIA_SLUG}))["article"]
     assert seen["steps"] == [
         "logged in",
         "commented",
         "edited",
+        "unloaded",
         "traded",
         "refused",
         "wallet",
         "resumed",
+        "overflowed",
+        "failed",
         "browsed",
     ]
     assert seen["blocked"] == []
@@ -87,7 +136,7 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
     # The article as served: title, meta line, trail, chips, tags, related news.
     assert seen["loading"] == "Loading comments..."
     assert seen["title"] == site.article["title"]
-    assert seen["meta"].endswith(f" · 5 min read · {site.article['commentCount']} comments")
+    assert seen["meta"].endswith(f" · 5 min read · {before['commentCount']} comments")
     assert seen["breadcrumb"] == ["News", "Diplomacy", site.article["title"]]
     assert seen["chips"] == ["Politics", "Diplomacy", "Bilateral Relations"]
     assert "#central-asia" in seen["tags"] and "#azerbaijan" in seen["tags"]
@@ -99,12 +148,22 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
     assert loaded.keys() == expected.keys()
     assert all(loaded[i]["sequence"] == expected[i]["sequence"] for i in expected)
     assert seen["names"] == ["Alice Martin", "Bob Okafor"]
+    # The newest comment, past the first read: counted once, behind its parent's "Show 1 reply",
+    # anonymous and logged in.
+    fresh = {
+        "count": str(before["commentCount"]),
+        "meta": f"{before['commentCount']} comments",
+        "shown": 0,
+        "more": "Show 1 reply",
+    }
+    assert seen["fresh"] == seen["freshLoggedIn"] == {"a": fresh, "b": fresh}
 
     # The comment and the replies reached the other page within a second, where they belong.
     assert seen["commentMs"] < 1000, seen["commentMs"]
     assert seen["replyMs"] < 1000, seen["replyMs"]
     assert seen["deepMs"] < 1000, seen["deepMs"]
-    new = next(t for t in after["comments"]["nodes"] if t["body"] == bodies["edit"])
+    # (Edited on A, then over HTTP while B's websocket was down.)
+    new = next(t for t in after["comments"]["nodes"] if t["body"] == bodies["offlineEdit"])
     [comment_on_b] = seen["onB"]["comment"]
     assert comment_on_b["id"] == new["id"] and comment_on_b["sequence"] == new["sequence"]
     assert comment_on_b["parentId"] is None and comment_on_b["author"] == "Alice Martin"
@@ -127,18 +186,23 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
     ]
     assert reply["deleted"] and seen["deleted"][0]["body"] == "[deleted]"
     assert seen["editMs"] < 2000 and seen["deleteMs"] < 2000
-    # 14 + comment + reply + deeper reply - deleted reply.
-    count = site.article["commentCount"] + 2
+    # 15 + comment + reply + deeper reply - deleted reply.
+    count = before["commentCount"] + 2
     assert seen["countAfterDelete"] == {"a": str(count), "b": str(count)}
+
+    # A reply to `deepest` and its deletion, in a thread neither page shows: +1, then -1. (The
+    # parent's "Show 1 reply" stays: commentUpdated doesn't say whose reply was deleted.)
+    assert seen["unloadedReply"]["errors"] == [] and seen["deepestDeleted"]["errors"] == []
+    assert seen["deepestDeleted"]["comment"]["deleted"] is True
+    unloaded = {**fresh, "count": str(count), "meta": f"{count} comments"}
+    assert seen["unloaded"] == {"a": unloaded, "b": unloaded, "shown": 0}
 
     # The purchase: quoted, confirmed, and B's odds moved to its probabilityAfter.
     buy = seen["buy"]
     assert buy["errors"] == []
-    yes = next(o for o in after["markets"][0]["outcomes"] if o["label"] == "Yes")
-    assert buy["trade"]["probabilityAfter"] == yes["probability"]
-    assert seen["after"] == {"a": percent(yes["probability"]), "b": percent(yes["probability"])}
+    bought = percent(buy["trade"]["probabilityAfter"])
+    assert seen["after"] == {"a": bought, "b": bought}
     assert seen["before"]["b"] != seen["after"]["b"]
-    assert seen["finalPercent"] == percent(yes["probability"])
     assert seen["quote"].startswith(f"Buy {buy['trade']['shares']} shares of Yes for 25.00 credits")
     assert seen["tradeMessage"] == (
         f"Bought {buy['trade']['shares']} shares for 25.00 credits. Balance: {buy['balance']}."
@@ -161,34 +225,97 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
     assert [r[2] for r in rows] == [p["shares"] for p in wallet["positions"]["nodes"]]
     assert seen["wallet"]["holding"].startswith("You hold ")
 
-    # The dropped websocket: B resubscribed after the last comment it had, and shows the
-    # comment posted meanwhile exactly once.
+    # The dropped websocket: B resubscribed after the last comment it had (editor's reply, in
+    # no thread it shows), shows the comment posted meanwhile exactly once, the edit and the
+    # deletion made meanwhile, and the odds after editor's trade; bob's open form stayed.
     offline = seen["offlinePosted"]
     assert offline["errors"] == []
+    assert seen["offlineEdited"]["errors"] == [] and seen["offlineDeleted"]["errors"] == []
+    assert seen["offlineTrade"]["errors"] == []
     assert seen["offlineShownWhileDown"] == 0
     assert seen["statusWhileDown"] == "Reconnecting…"
     assert seen["refusedConnections"] >= 1
+    unloaded_sequence = seen["unloadedReply"]["comment"]["sequence"]
+    assert unloaded_sequence == deep_on_a["sequence"] + 1
     [shown] = seen["offline"]
     assert shown["id"] == offline["comment"]["id"]
-    assert shown["sequence"] == offline["comment"]["sequence"] == deep_on_a["sequence"] + 1
-    assert seen["lastSeenBeforeDrop"] == deep_on_a["sequence"]
-    added = [s for s in seen["subscribes"] if s["operation"] == "CommentAdded"]
-    first_top_level = max(t["sequence"] for t in threads)
-    # Socket 0: anonymous, from the first read; 1: bob's, from the same; 2: after the drop.
-    assert [s["variables"]["afterSequence"] for s in added] == [
-        first_top_level,
-        first_top_level,
-        deep_on_a["sequence"],
+    assert shown["sequence"] == offline["comment"]["sequence"] == unloaded_sequence + 1
+    assert seen["lastSeenBeforeDrop"] == unloaded_sequence
+    # Editor's reply to the parent of `deepest` (deleted, so not in its replyCount): shown
+    # once, last in the thread, and no "Show 1 reply" left.
+    offline_reply = seen["offlineReply"]
+    assert offline_reply["errors"] == []
+    assert seen["offlineReplyShown"] == {
+        "count": str(count + 1),
+        "meta": f"{count + 1} comments",
+        "shown": 0,
+        "more": None,
+        "replies": [
+            {
+                "id": offline_reply["comment"]["id"],
+                "sequence": offline["comment"]["sequence"] + 1,
+                "body": bodies["offlineReply"],
+                "author": "Oliver Scott",
+                "edited": False,
+                "parentId": deepest_parent["id"],
+                "lastInThread": True,
+            }
+        ],
+    }
+    assert seen["offlineEditShown"] == [
+        {**comment_on_b, "body": bodies["offlineEdit"], "edited": True, "lastInThread": None}
     ]
-    assert [s["socket"] for s in added] == [0, 1, 2]
-    assert [i["authorized"] for i in seen["inits"]] == [False, True, True]
-    operations = {s["operation"] for s in seen["subscribes"] if s["socket"] == 2}
-    assert operations == {"CommentAdded", "CommentUpdated", "OddsUpdated"}
-    assert seen["finalCount"] == str(after["commentCount"]) == str(count + 1)
+    assert seen["draftKept"] == bodies["draft"]
+    # - alice's reply deleted meanwhile + the comment and the reply posted meanwhile.
+    assert seen["countAfterReconnect"] == str(count + 1)
+    assert seen["percentAfterReconnect"] == percent(
+        1 - seen["offlineTrade"]["trade"]["probabilityAfter"]
+    )
 
-    # The anonymous visitor: "No such article"; the deeper reply behind "Show 1 reply"; a
-    # related article by its link; a phone.
+    # The overflow: B resubscribed after the last comment it saw, and the next one came.
+    last_offline = offline_reply["comment"]["sequence"]
+    assert seen["lastSeenBeforeOverflow"] == last_offline
+    assert seen["overflowResumedAfter"] == last_offline
+    assert seen["overflowPosted"]["errors"] == []
+    [overflow_shown] = seen["overflowShown"]
+    assert overflow_shown["id"] == seen["overflowPosted"]["comment"]["id"]
+    assert overflow_shown["sequence"] == last_offline + 1
+    assert seen["overflowMs"] < 1000, seen["overflowMs"]
+    assert seen["finalCount"] == str(after["commentCount"]) == str(count + 2)
+    yes = next(o for o in after["markets"][0]["outcomes"] if o["label"] == "Yes")
+    assert seen["finalPercent"] == percent(yes["probability"]) == seen["percentAfterReconnect"]
+
+    # BAD_USER_INPUT: final, said so, and no reconnection.
+    assert seen["failed"] == {
+        "status": {
+            "state": "failed",
+            "text": "Live updates failed",
+            "detail": "afterSequence must be a non-negative integer.",
+        },
+        "sockets": 0,
+    }
+
+    added = [s for s in seen["subscribes"] if s["operation"] == "CommentAdded"]
+    # Socket 0: anonymous, from the first read; 1: bob's, from the same; 2: after the drop;
+    # 3: after the overflow.
+    assert [(s["socket"], s["variables"]["afterSequence"]) for s in added] == [
+        (0, before["lastCommentSequence"]),
+        (1, before["lastCommentSequence"]),
+        (2, unloaded_sequence),
+        (3, last_offline),
+    ]
+    assert [i["authorized"] for i in seen["inits"]] == [False, True, True, True]
+    for socket in (2, 3):
+        operations = {s["operation"] for s in seen["subscribes"] if s["socket"] == socket}
+        assert operations == {"CommentAdded", "CommentUpdated", "OddsUpdated"}
+
+    # The anonymous visitor: "No such article"; a closed market, nothing to trade; the count;
+    # the deeper reply behind "Show 1 reply"; a related article by its link; a phone.
     assert seen["missing"] == "No such article"
+    [closed_market] = seen["closed"]
+    assert closed_market["meta"] == "closed: trading has ended"
+    assert "Log in to trade" not in closed_market["text"]
+    assert seen["countOnC"] == str(after["commentCount"])
     assert seen["more"] == {
         "label": "Show 1 reply",
         "before": 0,

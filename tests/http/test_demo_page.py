@@ -154,6 +154,7 @@ def test_the_script_runs_only_operations_the_page_is_given() -> None:
         "DeleteComment",
         "DemoArticle",
         "DemoPostComment",
+        "DemoRefresh",
         "DemoReplies",
         "EditComment",
         "LogIn",
@@ -184,6 +185,20 @@ async def test_the_page_queries_run_within_the_limits(client: GraphQLClient) -> 
     assert all(c["replyCount"] == len(c.get("replies", {"nodes": []})["nodes"]) for c in everyone)
     # Anonymous: nobody's comment is the viewer's to change.
     assert not any(c["viewerCanEdit"] or c["viewerCanDelete"] for c in everyone)
+    # The page's resume point and count base: the newest comment's sequence.
+    assert article["lastCommentSequence"] == max(c["sequence"] for c in everyone)
+    # After a reconnect, DemoRefresh reads the same comments by id (100 a request), and the count.
+    ids = [c["id"] for c in everyone]
+    refresh = await client.data(
+        ops["DemoRefresh"], {"slug": CENTRAL_ASIA_SLUG, "ids": (ids * 7)[:100]}
+    )
+    assert refresh["article"] == {
+        "commentCount": 14,
+        "lastCommentSequence": article["lastCommentSequence"],
+    }
+    assert refresh["nodes"][: len(ids)] == [
+        {k: c[k] for k in refresh["nodes"][0]} for c in everyone
+    ]
     [market] = article["markets"]
     assert len(market["priceHistory"]) > 1 and market["viewerPosition"] == []
     assert (await client.data(ops["DemoArticle"], {"slug": "no-such-article"})) == {"article": None}

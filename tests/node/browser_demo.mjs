@@ -1,30 +1,53 @@
 // The /demo page in a real browser, two visitors at once: alice on page A and bob on page B,
-// both logged in through the page's form. A comment, a reply, an edit and a deletion made on A
-// show on B live (all timed), bob's reply a level deeper on A; a purchase on A (quoted, then
-// confirmed) moves B's odds;
-// bob's sale of shares he doesn't have shows the API's refusal; alice's wallet shows her
-// position. B's websocket is then dropped (the page's socket runs through page.routeWebSocket,
-// which records every frame), a comment is posted over HTTP while it is down, and the restored
-// page shows it once, having resubscribed with afterSequence. A third, anonymous visitor sees
-// "No such article" for an unknown slug, opens the deeper thread with "Show 1 reply", follows a
-// related-news link, and the page at phone width.
+// both logged in through the page's form. The article's newest comment is a reply deeper than
+// the page's first read reaches (`deepest`, by editor): both pages count it once and show it
+// behind "Show 1 reply". A comment, a reply, an edit and a deletion made on A show on B live
+// (all timed), bob's reply a level deeper on A; editor's reply to `deepest` (in no thread the
+// pages show) and the deletion of `deepest` move both counts. A purchase on A (quoted, then
+// confirmed) moves B's odds; bob's sale of shares he doesn't have shows the API's refusal;
+// alice's wallet shows her position. B's websocket is then dropped (the page's socket runs
+// through page.routeWebSocket, which records every frame and lets the script send its own),
+// and while it is down a comment is posted, one edited and one deleted over HTTP, and editor
+// trades and replies: the restored page shows all of it (the comment once, having resubscribed with
+// afterSequence), with a reply form bob had open still there. An injected SUBSCRIPTION_OVERFLOW
+// error makes B resubscribe after the last comment it saw; an injected BAD_USER_INPUT error
+// stops its live updates for good. A third, anonymous visitor sees "No such article" for an
+// unknown slug, a closed market without a trade form, opens the deeper thread with "Show 1
+// reply", follows a related-news link, and the page at phone width.
 //
 // node browser_demo.mjs '{"origin": …, "executablePath": …, "screenshots": DIR, "token": ALICE_TOKEN,
-//   "articleId": ID, "replyTo": COMMENT_ID, "deepReplyTo": COMMENT_ID (a reply to a reply),
-//   "bodies": {"comment", "reply", "deep", "edit", "offline"},
-//   "amount": "25", "sellShares": "100000", "missingSlug": SLUG}'
+//   "editorToken": TOKEN, "articleId": ID, "replyTo": COMMENT_ID, "deepReplyTo": COMMENT_ID (a
+//   reply to a reply), "deepest": {"id", "parentId"} (editor's reply to another reply to a
+//   reply), "offlineDelete": COMMENT_ID (alice's), "offlineOutcome": OUTCOME_ID (for editor),
+//   "bodies": {"comment", "reply", "deep", "edit", "unloaded", "offline", "offlineEdit",
+//   "offlineReply", "overflow", "draft"}, "amount": "25", "sellShares": "100000", "missingSlug": SLUG,
+//   "closedSlug": SLUG (an article whose market is closed)}'
 // tests/browser/test_demo_page.py drives it.
 
 import { eventually, launch } from "./browser.mjs";
 import { options, post, run } from "./lib.mjs";
 
 const opts = options("node browser_demo.mjs JSON");
-const seen = { steps: [] };
+const seen = { steps: [], stepMs: [] };
+const started = Date.now();
+const step = (name) => {
+  seen.steps.push(name);
+  seen.stepMs.push(Date.now() - started);
+};
 const shot = (page, name, more = {}) =>
   page.screenshot({ path: `${opts.screenshots}/${name}`, ...more });
 
-const POST = `mutation($a: ID!, $b: String!) {
-  postComment(input: {articleId: $a, body: $b}) { comment { id sequence } errors { code message } } }`;
+const POST = `mutation($a: ID!, $b: String!, $p: ID) {
+  postComment(input: {articleId: $a, body: $b, parentId: $p}) {
+    comment { id sequence } errors { code message } } }`;
+const EDIT = `mutation($c: ID!, $b: String!) {
+  editComment(input: {commentId: $c, body: $b}) { comment { id editedAt } errors { code } } }`;
+const DELETE = `mutation($c: ID!) {
+  deleteComment(input: {commentId: $c}) { comment { id deleted } errors { code } } }`;
+const BUY = `mutation($o: ID!) {
+  buyShares(input: {outcomeId: $o, amount: "10"}) { trade { probabilityAfter } errors { code } } }`;
+const api = (query, variables, token = opts.token) =>
+  post(`${opts.origin}/graphql`, token, query, variables);
 
 /** The comments of `page` whose own body (not a reply's) reads `body`: id, sequence, thread. */
 function comments(page, body) {
@@ -73,6 +96,26 @@ const isLive = (page) =>
 const percentOf = (page, label) =>
   page.textContent(`[data-testid=market] li[data-label="${label}"] [data-testid=outcome-percent]`);
 const commentCount = (page) => page.textContent("[data-testid=comment-count]");
+const countIs = (page, count) =>
+  page.waitForFunction(
+    (count) => document.querySelector("[data-testid=comment-count]").textContent === count,
+    String(count),
+    { timeout: 5_000 },
+  );
+const status = (page) =>
+  page.$eval("[data-testid=live-status]", (s) => ({ state: s.dataset.state, text: s.textContent,
+    detail: s.title }));
+
+/** What a page shows of `deepest`: the count, the reply itself, its parent's "Show" button. */
+async function deepestOn(page) {
+  const more = page.locator(`li[data-id="${opts.deepest.parentId}"] > .comment-row [data-action=more]`);
+  return {
+    count: await commentCount(page),
+    meta: await page.textContent("#meta-comments"),
+    shown: await page.locator(`li[data-id="${opts.deepest.id}"]`).count(),
+    more: (await more.isHidden()) ? null : await more.textContent(),
+  };
+}
 
 async function main() {
   const browser = await launch(opts);
@@ -107,6 +150,8 @@ async function main() {
     await Promise.all([a.goto(`${opts.origin}/demo`), b.goto(`${opts.origin}/demo`)]);
     seen.loading = await a.textContent("#comments-loading");
     await Promise.all([isLive(a), isLive(b)]);
+    await a.waitForTimeout(300); // time for a replay to come, were one wrongly asked for
+    seen.fresh = { a: await deepestOn(a), b: await deepestOn(b) };
     seen.title = await a.textContent("[data-testid=title]");
     seen.meta = await a.textContent("[data-testid=meta]");
     seen.breadcrumb = await a.$$eval("#breadcrumb li", (items) => items.map((li) => li.textContent));
@@ -121,7 +166,8 @@ async function main() {
     );
     seen.initial = await comments(a);
     seen.names = [await logIn(a, "alice"), await logIn(b, "bob")];
-    seen.steps.push("logged in");
+    seen.freshLoggedIn = { a: await deepestOn(a), b: await deepestOn(b) };
+    step("logged in");
     await shot(a, "demo-article.png", { fullPage: true });
 
     // A comment, then a reply in an existing thread, posted on A and timed until B shows them.
@@ -158,7 +204,7 @@ async function main() {
     });
     seen.onA = await mirrored(a);
     seen.onB = await mirrored(b);
-    seen.steps.push("commented");
+    step("commented");
 
     // An edit of the comment and the deletion of the reply, on A; B updates them in place.
     const mine = `li[data-id="${seen.onA.comment[0].id}"] > .comment-row`;
@@ -179,7 +225,21 @@ async function main() {
     seen.edited = (await comments(b)).filter((c) => c.id === seen.onA.comment[0].id);
     seen.deleted = (await comments(b)).filter((c) => c.id === seen.onA.reply[0].id);
     seen.countAfterDelete = { a: await commentCount(a), b: await commentCount(b) };
-    seen.steps.push("edited");
+    step("edited");
+
+    // Editor replies to `deepest`, then deletes it: in no thread either page shows, counted.
+    const count = Number(seen.countAfterDelete.b);
+    seen.unloadedReply = (
+      await api(POST, { a: opts.articleId, b: opts.bodies.unloaded, p: opts.deepest.id },
+        opts.editorToken)
+    ).postComment;
+    await Promise.all([countIs(a, count + 1), countIs(b, count + 1)]);
+    seen.deepestDeleted = (await api(DELETE, { c: opts.deepest.id }, opts.editorToken)).deleteComment;
+    await Promise.all([countIs(a, count), countIs(b, count)]);
+    await b.waitForTimeout(100); // time for a second change, were one coming
+    seen.unloaded = { a: await deepestOn(a), b: await deepestOn(b),
+      shown: (await comments(b, opts.bodies.unloaded)).length };
+    step("unloaded");
 
     // A buys: quote, confirm; B's odds move to the trade's probabilityAfter.
     seen.before = { a: await percentOf(a, "Yes"), b: await percentOf(b, "Yes") };
@@ -207,7 +267,7 @@ async function main() {
       async () => (await a.textContent(`${market} [data-testid=trade-message]`)) || null,
       { what: "A's trade message" },
     );
-    seen.steps.push("traded");
+    step("traded");
 
     // Bob sells far more than he holds: the quote is refused and the page says why.
     await b.check(`${market} input[name=side][value=sell]`);
@@ -221,7 +281,7 @@ async function main() {
       p.classList.contains("error"),
     );
     seen.refusalQuoteShown = await b.isVisible(`${market} [data-testid=quote]`);
-    seen.steps.push("refused");
+    step("refused");
 
     // Alice's wallet: her balance and the position she just bought.
     await a.click("#nav-wallet");
@@ -234,27 +294,79 @@ async function main() {
       holding: await a.textContent(`${market} [data-testid=holding]`),
     };
     await shot(a, "demo-wallet.png");
-    seen.steps.push("wallet");
+    step("wallet");
 
-    // B's websocket drops; a comment is posted while it is down; the page catches up.
-    const lastSeen = Math.max(...(await comments(b)).map((c) => c.sequence));
+    // B's websocket drops, with a reply form open on B. While it is down a comment is posted,
+    // alice's comment edited, another of hers deleted, and editor trades; the page catches up.
+    const delivered = () =>
+      frames
+        .filter((f) => !f.sent && f.message?.type === "next" && f.message.payload.data?.commentAdded)
+        .map((f) => f.message.payload.data.commentAdded.sequence);
+    seen.lastSeenBeforeDrop = Math.max(...delivered());
+    const draft = `li[data-id="${opts.replyTo}"] > .comment-row .comment-slot textarea`;
+    await b.click(`li[data-id="${opts.replyTo}"] > .comment-row [data-action=reply]`);
+    await b.fill(draft, opts.bodies.draft);
     serverUp = false;
     sockets[sockets.length - 1].close({ code: 1012, reason: "test: the server restarts" });
     await b.waitForSelector("[data-testid=live-status][data-state=reconnecting]");
     seen.statusWhileDown = await b.textContent("[data-testid=live-status]");
-    const posted = await post(`${opts.origin}/graphql`, opts.token, POST, {
-      a: opts.articleId,
-      b: opts.bodies.offline,
-    });
-    seen.offlinePosted = posted.postComment;
+    seen.offlinePosted = (await api(POST, { a: opts.articleId, b: opts.bodies.offline })).postComment;
+    const edited = seen.onA.comment[0].id;
+    seen.offlineEdited = (await api(EDIT, { c: edited, b: opts.bodies.offlineEdit })).editComment;
+    seen.offlineDeleted = (await api(DELETE, { c: opts.offlineDelete })).deleteComment;
+    seen.offlineTrade = (await api(BUY, { o: opts.offlineOutcome }, opts.editorToken)).buyShares;
+    seen.offlineReply = (
+      await api(POST, { a: opts.articleId, b: opts.bodies.offlineReply, p: opts.deepest.parentId },
+        opts.editorToken)
+    ).postComment;
     await eventually(() => frames.some((frame) => frame.refused), { what: "a refused reconnection" });
     seen.offlineShownWhileDown = (await comments(b, opts.bodies.offline)).length;
     serverUp = true;
     await isLive(b);
     await whenShown(b, hasBody, { body: opts.bodies.offline });
+    await whenShown(b, hasBody, { id: edited, body: opts.bodies.offlineEdit });
+    await whenShown(b, hasBody, { id: opts.offlineDelete, body: "[deleted]" });
+    await whenShown(b, hasBody, { body: opts.bodies.offlineReply });
     await b.waitForTimeout(300); // time for a duplicate to show, if one were coming
     seen.offline = await comments(b, opts.bodies.offline);
-    seen.lastSeenBeforeDrop = lastSeen;
+    seen.offlineEditShown = (await comments(b)).filter((c) => c.id === edited);
+    seen.offlineReplyShown = { ...(await deepestOn(b)), replies: await comments(b, opts.bodies.offlineReply) };
+    seen.draftKept = await b.inputValue(draft);
+    seen.countAfterReconnect = await commentCount(b);
+    seen.percentAfterReconnect = await percentOf(b, "Yes");
+    step("resumed");
+
+    // The server ends B's commentAdded with SUBSCRIPTION_OVERFLOW (injected here, as if B had
+    // fallen behind): B reconnects and resumes after the last comment it saw.
+    const lastAdded = () =>
+      frames.filter((f) => f.sent && f.message.payload?.operationName === "CommentAdded").at(-1);
+    const inject = (code, message) =>
+      sockets.at(-1).send(JSON.stringify({ type: "error", id: lastAdded().message.id,
+        payload: [{ message, extensions: { code, lastSequence: Math.max(...delivered()) } }] }));
+    seen.lastSeenBeforeOverflow = Math.max(...delivered());
+    const socketsBefore = sockets.length;
+    inject("SUBSCRIPTION_OVERFLOW", "Subscription ended: the client fell behind.");
+    await eventually(() => sockets.length > socketsBefore && lastAdded().socket === socketsBefore,
+      { ms: 12_000, what: "commentAdded subscribed again" }); // after the backoff
+    await isLive(b);
+    seen.overflowResumedAfter = lastAdded().message.payload.variables.afterSequence;
+    seen.overflowMs = await timed(opts.bodies.overflow, async () => {
+      seen.overflowPosted = (await api(POST, { a: opts.articleId, b: opts.bodies.overflow })).postComment;
+    });
+    await b.waitForTimeout(200); // time for a duplicate to show, if one were coming
+    seen.overflowShown = await comments(b, opts.bodies.overflow);
+    seen.finalCount = await commentCount(b);
+    seen.finalPercent = await percentOf(b, "Yes");
+    await shot(b, "demo-live.png", { fullPage: true });
+    step("overflowed");
+
+    // A refusal that would come again (BAD_USER_INPUT): live updates fail, and no reconnection.
+    const socketsNow = sockets.length;
+    inject("BAD_USER_INPUT", "afterSequence must be a non-negative integer.");
+    await b.waitForSelector("[data-testid=live-status][data-state=failed]");
+    await b.waitForTimeout(1_000); // (a reconnection would say "Reconnecting…" at once)
+    seen.failed = { status: await status(b), sockets: sockets.length - socketsNow };
+    step("failed");
     seen.subscribes = frames
       .filter((frame) => frame.sent && frame.message.type === "subscribe")
       .map((frame) => ({
@@ -266,10 +378,6 @@ async function main() {
       .filter((frame) => frame.sent && frame.message.type === "connection_init")
       .map((frame) => ({ socket: frame.socket, authorized: Boolean(frame.message.payload?.authorization) }));
     seen.refusedConnections = frames.filter((frame) => frame.refused).length;
-    seen.finalCount = await commentCount(b);
-    seen.finalPercent = await percentOf(b, "Yes");
-    await shot(b, "demo-live.png", { fullPage: true });
-    seen.steps.push("resumed");
 
     // A third visitor, anonymous: an unknown slug; the thread now deeper than the page's first
     // read, opened with "Show 1 reply"; a related article, on a phone.
@@ -277,8 +385,14 @@ async function main() {
     pages.push(c);
     await c.goto(`${opts.origin}/demo?slug=${opts.missingSlug}`);
     seen.missing = await (await c.waitForSelector("[data-testid=missing] h1")).textContent();
+    await c.goto(`${opts.origin}/demo/${opts.closedSlug}`);
+    await c.waitForSelector("[data-testid=market]");
+    seen.closed = await c.$$eval("[data-testid=market]", (markets) =>
+      markets.map((m) => ({ meta: m.querySelector(".market-meta").textContent, text: m.innerText })),
+    );
     await c.goto(`${opts.origin}/demo`);
     await isLive(c);
+    seen.countOnC = await commentCount(c);
     const more = c.locator(`${deep} [data-action=more]`);
     seen.more = { label: await more.textContent(), before: (await comments(c, opts.bodies.deep)).length };
     await more.click();
@@ -302,7 +416,7 @@ async function main() {
     await c.setViewportSize({ width: 390, height: 844 });
     seen.narrowOverflow = await c.evaluate(() => document.documentElement.scrollWidth > innerWidth);
     await shot(c, "demo-narrow.png", { fullPage: true });
-    seen.steps.push("browsed");
+    step("browsed");
 
     seen.blocked = browser.blocked;
     seen.problems = browser.problems;

@@ -18,10 +18,10 @@
     token: localStorage.getItem(TOKEN_KEY),
     me: null,
     article: null,
-    comments: new Map(), // id → { comment, element }
-    commentCount: 0,
-    // The highest sequence commentAdded has delivered (or the first read showed): a new
-    // subscription resumes after it. Raised only by those two, which come in order: a
+    comments: new Map(), // id → { comment, element, hidden, through } (hidden: see announce())
+    tally: null, // the comment count: see resetCount()
+    // The read's lastCommentSequence, then the highest sequence commentAdded has delivered: a
+    // new subscription resumes after it. Raised only by those, which come in order: a
     // mutation's result could jump past a comment still on its way.
     lastSequence: 0,
     markets: new Map(), // id → { market, element, history, since, quote }
@@ -157,7 +157,7 @@
     if (!article) return showMissing();
     state.article = article;
     renderArticle(article);
-    renderComments(article.comments);
+    renderComments(article);
     renderMarkets(article.markets);
     renderRelated(article.relatedArticles);
     startLive();
@@ -236,13 +236,6 @@
     const market = article.markets[0];
     $("cta").hidden = !market;
     $("cta-question").textContent = market ? market.question : "";
-    state.commentCount = article.commentCount;
-    renderCount();
-  }
-
-  function renderCount() {
-    $("comment-count").textContent = String(state.commentCount);
-    $("meta-comments").textContent = plural(state.commentCount, "comment");
   }
 
   function renderRelated(articles) {
@@ -260,15 +253,63 @@
     );
   }
 
+  // -- the comment count ----------------------------------------------------------------------
+  // A read's commentCount counts exactly the visible comments up to its lastCommentSequence
+  // (`after`). Past that, each comment counts once, by id, when seen visible (shown on the page
+  // or not: a reply in a thread the page didn't load counts too), and each deletion once.
+
+  /** Start over from a read (DemoArticle, DemoRefresh): its count, the comments the page shows,
+   * and those commentAdded brought that may be newer than the read (shown or not). */
+  function resetCount(article) {
+    const { commentCount: count, lastCommentSequence: after } = article;
+    const old = state.tally;
+    state.tally = { count, after, added: new Map(), gone: new Set() }; // added: id → sequence
+    for (const { comment } of state.comments.values()) countRead(comment);
+    for (const [id, sequence] of old ? old.added : []) {
+      countRead({ id, sequence, deleted: old.gone.has(id) });
+    }
+    renderCount();
+  }
+
+  function countAdded({ id, sequence }) {
+    const tally = state.tally;
+    if (sequence <= tally.after || tally.added.has(id) || tally.gone.has(id)) return;
+    tally.added.set(id, sequence);
+    tally.count += 1;
+    renderCount();
+  }
+
+  /** `happened`: an event or a mutation's result, after the read, so the read's count has the
+   * comment if its sequence is up to `after`. A read showing a comment deleted is no such news:
+   * the read's count left it out (unless it was counted here, after the read). */
+  function countDeleted({ id, sequence }, happened = true) {
+    const tally = state.tally;
+    if (tally.gone.has(id)) return;
+    tally.gone.add(id);
+    if (tally.added.has(id) || (happened && sequence <= tally.after)) tally.count -= 1;
+    renderCount();
+  }
+
+  /** A comment as a read shows it. */
+  const countRead = (comment) =>
+    comment.deleted ? countDeleted(comment, false) : countAdded(comment);
+
+  function renderCount() {
+    $("comment-count").textContent = String(state.tally.count);
+    $("meta-comments").textContent = plural(state.tally.count, "comment");
+  }
+
   // -- comments -------------------------------------------------------------------------------
 
-  function renderComments(connection) {
+  function renderComments(article) {
+    const connection = article.comments;
     state.comments.clear();
-    $("comment-list").replaceChildren(...connection.nodes.map(threadElement));
-    // Resume after the newest top-level comment: those are read first and the replies after,
-    // so a reply newer than that comes again in the replay (and is dropped as seen), where a
-    // comment committed between the two reads could otherwise be missed.
-    state.lastSequence = Math.max(0, ...connection.nodes.map((node) => node.sequence));
+    const through = article.lastCommentSequence;
+    $("comment-list").replaceChildren(...connection.nodes.map((n) => threadElement(n, through)));
+    // commentAdded resumes after the read: what the lists show that is newer comes again, and
+    // is dropped as seen (by id); nothing committed after the read is missed.
+    state.lastSequence = article.lastCommentSequence;
+    resetCount(article);
     $("comments-loading").hidden = true;
     $("comments-more").hidden = !connection.pageInfo.hasNextPage;
     $("comments-more").textContent =
@@ -276,16 +317,31 @@
   }
 
   /** A comment with the replies loaded along, nested; "Show 2 replies" where the query
-   * stopped (threads nest deeper than one query reaches). */
-  function threadElement(node) {
+   * stopped (threads nest deeper than one query reaches). `through`: see announce(). */
+  function threadElement(node, through) {
     const element = commentElement(node);
     const replies = node.replies ? node.replies.nodes : [];
-    element.querySelector(".replies").append(...replies.map(threadElement));
-    const more = element.firstElementChild.querySelector("[data-action=more]");
-    const hidden = (node.replyCount || 0) - replies.length;
-    more.hidden = hidden <= 0;
-    more.textContent = hidden === 1 ? "Show 1 reply" : `Show ${hidden} replies`;
+    element.querySelector(".replies").append(...replies.map((r) => threadElement(r, through)));
+    announce(state.comments.get(node.id), node.replyCount || 0, through);
     return element;
+  }
+
+  /** "Show 2 replies": those of the comment's replyCount the page doesn't show. The count was
+   * read with the replies up to sequence `through`: a reply placed later counts as shown if it
+   * is one of those, and not if it is newer (then it wasn't in the count). */
+  function announce(entry, replyCount, through) {
+    const shown = [...entry.element.querySelector(".replies").children].filter(
+      (li) => !state.comments.get(li.dataset.id).comment.deleted,
+    );
+    entry.hidden = replyCount - shown.length; // replyCount counts visible replies only
+    entry.through = through;
+    renderMore(entry);
+  }
+
+  function renderMore(entry) {
+    const more = entry.element.firstElementChild.querySelector("[data-action=more]");
+    more.hidden = entry.hidden <= 0;
+    more.textContent = entry.hidden === 1 ? "Show 1 reply" : `Show ${entry.hidden} replies`;
   }
 
   function commentElement(comment) {
@@ -316,34 +372,39 @@
   }
 
   /** Put a comment in its place, once: threads newest first, replies oldest first. */
-  function placeComment(comment) {
+  function placeComment(comment, through = 0) {
     if (state.comments.has(comment.id)) return null;
     const parent = comment.parent && state.comments.get(comment.parent.id);
     if (comment.parent && !parent) return null; // a reply in a thread this page didn't load
     const list = parent ? parent.element.querySelector(".replies") : $("comment-list");
     const after = (li) => (parent ? 1 : -1) * (Number(li.dataset.sequence) - comment.sequence) > 0;
-    const element = threadElement(comment);
+    const element = threadElement(comment, through);
     list.insertBefore(element, [...list.children].find(after) || null);
+    if (parent && comment.sequence <= parent.through) {
+      parent.hidden -= 1; // one of the replies its "Show 2 replies" announced
+      renderMore(parent);
+    }
     return element;
   }
 
-  /** A new comment: in its place, highlighted a moment, counted. */
+  /** A new comment: counted, and in its place (if its thread is here), highlighted a moment. */
   function insertComment(comment) {
+    countAdded(comment);
+    if (state.tally.gone.has(comment.id)) return; // its deletion came first
     const element = placeComment(comment);
-    if (!element) return;
-    element.classList.add("fresh");
-    state.commentCount += 1;
-    renderCount();
+    if (element) element.classList.add("fresh");
   }
 
-  /** An edit or deletion, from a mutation's result or from commentUpdated (either first). */
+  /** An edit or deletion, from a mutation's result, commentUpdated or DemoRefresh (in any
+   * order): a deletion is final, and an older edit than the one shown changes nothing. */
   function updateComment(entry, changes) {
-    if (changes.deleted && !entry.comment.deleted) {
-      state.commentCount -= 1;
-      renderCount();
+    const shown = entry.comment;
+    if (shown.deleted || (changes.editedAt || "") < (shown.editedAt || "")) return;
+    Object.assign(shown, changes);
+    if (shown.deleted) {
+      shown.viewerCanEdit = shown.viewerCanDelete = false;
+      countDeleted(shown);
     }
-    Object.assign(entry.comment, changes);
-    if (entry.comment.deleted) entry.comment.viewerCanEdit = entry.comment.viewerCanDelete = false;
     renderComment(entry);
   }
 
@@ -359,6 +420,28 @@
   function onCommentUpdated(comment) {
     const entry = state.comments.get(comment.id);
     if (entry) updateComment(entry, comment);
+    else if (comment.deleted) countDeleted(comment); // one this page doesn't show
+  }
+
+  /** After a reconnect: commentAdded resumed after the last comment seen, but the edits and
+   * deletions made meanwhile don't come again. Read the comments the page shows (updated in
+   * place: an open reply form stays) and the count as they are now. */
+  async function catchUp(live) {
+    const ids = [...state.comments.keys()];
+    const reads = [];
+    let i = 0;
+    do reads.push(gql("DemoRefresh", { slug: state.article.slug, ids: ids.slice(i, i + 100) }));
+    while ((i += 100) < ids.length); // nodes() takes 100 ids at a time
+    const results = await Promise.all(reads).catch(() => null); // (then until the next one)
+    if (!results || live !== state.live || !results[0].article) return;
+    const { article } = results[0];
+    for (const comment of results.flatMap((data) => data.nodes)) {
+      const entry = comment && state.comments.get(comment.id);
+      if (!entry) continue;
+      updateComment(entry, comment);
+      announce(entry, comment.replyCount, article.lastCommentSequence);
+    }
+    resetCount(article);
   }
 
   /** Post a comment or a reply; its UserErrors ([] on success). */
@@ -429,9 +512,14 @@
       ),
     more: async (entry, button) => {
       button.disabled = true;
+      const through = state.lastSequence; // the read below has every comment delivered by now
       const { node } = await gql("DemoReplies", { id: entry.comment.id }).catch(() => ({}));
-      for (const reply of node ? node.replies.nodes : []) placeComment(reply);
-      button.hidden = Boolean(node);
+      for (const reply of node ? node.replies.nodes : []) {
+        countRead(reply);
+        placeComment(reply, through);
+      }
+      if (node) entry.hidden = 0;
+      renderMore(entry);
       button.disabled = false;
     },
   };
@@ -468,7 +556,7 @@
     renderOdds(entry);
     renderHolding(entry, market.viewerPosition);
     if (open) wireTrade(entry);
-    else element.querySelector(".trade").remove();
+    else element.querySelectorAll(".trade, .trade-login").forEach((part) => part.remove());
     return element;
   }
 
@@ -693,9 +781,12 @@
     status.title = detail;
   }
 
-  function startLive() {
+  /** Subscribe to the article's comments, edits and odds; `resumed` after a loss, when what
+   * the subscriptions don't resend is read again once they are sent. */
+  function startLive(resumed = false) {
     if (!window.graphqlWs) return setStatus("failed", "graphql-ws did not load");
-    const client = graphqlWs.createClient({
+    const live = { client: null, stops: [], since: 0 }; // since: when it connected
+    live.client = graphqlWs.createClient({
       url: wsUrl,
       connectionParams: state.token ? { authorization: `Bearer ${state.token}` } : {},
       // No retries inside the client: it would resubscribe commentAdded with the afterSequence
@@ -703,12 +794,13 @@
       retryAttempts: 0,
       on: {
         connected: () => {
-          state.retries = 0;
+          live.since = Date.now();
           setStatus("live");
+          // The subscribe messages go out in the promise jobs that follow: a timer runs after.
+          if (resumed) setTimeout(() => catchUp(live));
         },
       },
     });
-    const live = { client, stops: [] };
     state.live = live;
     const listen = (name, variables, onData) => {
       const request = { query: config.operations[name], operationName: name, variables };
@@ -717,13 +809,14 @@
         error: (error) => lost(live, error),
         complete: () => {},
       };
-      live.stops.push(client.subscribe(request, sink));
+      live.stops.push(live.client.subscribe(request, sink));
     };
     const articleId = state.article.id;
     listen("CommentAdded", { articleId, afterSequence: state.lastSequence }, (data) =>
       onCommentAdded(data.commentAdded),
     );
     listen("CommentUpdated", { articleId }, (data) => onCommentUpdated(data.commentUpdated));
+    // oddsUpdated starts with the odds as they are: after a reconnect too, nothing to re-read.
     for (const marketId of state.markets.keys()) {
       listen("OddsUpdated", { marketId }, (data) => onOdds(marketId, data.oddsUpdated));
     }
@@ -738,23 +831,30 @@
     live.client.dispose();
   }
 
+  // GraphQL errors that end a subscription for now: the client fell behind, too much to replay,
+  // the database away a moment. The others (BAD_USER_INPUT, NOT_FOUND…) would come again.
+  const TRANSIENT = new Set(["SUBSCRIPTION_OVERFLOW", "REPLAY_LIMIT", "INTERNAL_SERVER_ERROR",
+    "SERVICE_UNAVAILABLE"]);
+
   /** A subscription ended with an error; all of a lost connection's do, at once. */
   function lost(live, error) {
     if (live !== state.live) return; // a connection already replaced
-    if (Array.isArray(error)) {
-      // GraphQL errors: the server refused the subscription, and would again.
+    if (Array.isArray(error) && !error.some((e) => TRANSIENT.has(e.extensions?.code))) {
       return setStatus("failed", error.map((e) => e.message).join(" "));
     }
-    stopLive();
+    stopLive(); // then a new connection, resuming every subscription after what was seen
     if (error && error.code === 4403 && state.token) {
       setToken(null); // the session ended (logged out elsewhere, expired): go on anonymously
       return load();
     }
-    // Back off (0.5 s, 1 s, 2 s … 10 s), with jitter so that a restarted server isn't hit by
-    // every reader at the same instant.
-    const delay = Math.min(10_000, 500 * 2 ** state.retries++) + Math.random() * 250;
+    // Back off (up to 0.5 s, 1 s, 2 s … 10 s), at random within that ("full jitter") so that
+    // a restarted server isn't hit by every reader at once. A connection that lasted had the
+    // server working: the count starts again (not at once, or a subscription failing as soon
+    // as it starts would be retried without end every few hundred milliseconds).
+    if (live.since && Date.now() - live.since > 10_000) state.retries = 0;
+    const delay = Math.max(100, Math.random() * Math.min(10_000, 500 * 2 ** state.retries++));
     setStatus("reconnecting");
-    state.reconnectTimer = setTimeout(startLive, delay);
+    state.reconnectTimer = setTimeout(() => startLive(true), delay);
   }
 
   load();
