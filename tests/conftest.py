@@ -22,10 +22,11 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from accounts.ratelimit import MemoryRateLimiter
 from app import create_app
+from app.assets import installed
 from db.config import tortoise_config
 from db.migrate import apply_migrations
 from settings import Settings
-from tests.services import PostgresServer, create_database, start_postgres
+from tests.services import PostgresServer, create_database, start_postgres, unavailable
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -345,3 +346,11 @@ class SqlCounter:
         finally:
             for name in self.METHODS:
                 setattr(conn, name, originals[name])
+
+
+@pytest.fixture
+def vendored() -> None:
+    """The browser assets ``make assets`` fetches are installed, or the test skips (fails
+    when services are required): pages without them load their scripts from the CDN."""
+    if not installed():
+        unavailable("the browser assets aren't installed in web/node_modules: run `make assets`")

@@ -27,7 +27,6 @@ from app.assets import (
     VENDOR,
     WEB,
     Assets,
-    installed,
     integrity_of,
     locked_versions,
 )
@@ -35,7 +34,6 @@ from demo.specs import CENTRAL_ASIA_SLUG
 from settings import Settings
 from tests.conftest import prepare_database, with_settings
 from tests.http.test_protocol import _http
-from tests.services import unavailable
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +53,6 @@ def config_of(page: str) -> dict[str, Any]:
 
 def script_sources(page: str) -> list[str]:
     return [html.unescape(src) for src in re.findall(r'<script[^>]* src="([^"]+)"', page)]
-
-
-@pytest.fixture
-def vendored() -> None:
-    if not installed():
-        unavailable("the browser assets aren't installed in web/node_modules: run `make assets`")
 
 
 def test_the_pins_are_exact_and_the_table_matches_the_installed_files(vendored: None) -> None:

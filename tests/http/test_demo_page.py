@@ -71,7 +71,7 @@ def tags_of(html: str) -> list[tuple[str, dict[str, str | None]]]:
     ],
 )
 async def test_the_page_and_its_config_at_each_address(
-    client: GraphQLClient, path: str, slug: str
+    client: GraphQLClient, path: str, slug: str, vendored: None
 ) -> None:
     response = await client.http.get(path)
     assert response.status_code == 200
@@ -114,7 +114,9 @@ async def test_the_page_is_off_with_demo_page_false(demo_settings: Settings) -> 
             }
 
 
-async def test_the_page_loads_only_the_apps_own_assets(client: GraphQLClient) -> None:
+async def test_the_page_loads_only_the_apps_own_assets(
+    client: GraphQLClient, vendored: None
+) -> None:
     html = (await client.http.get("/demo")).text
     tags = tags_of(html)
     scripts = [attrs for tag, attrs in tags if tag == "script"]
