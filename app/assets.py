@@ -147,7 +147,9 @@ class Assets:
     def __init__(self, node_modules: Path = NODE_MODULES) -> None:
         self.node_modules = node_modules
         self.versions = locked_versions()
-        self._cache: dict[str, _Asset | None] = {}
+        self._cache: dict[str, _Asset] = {}
+        # Files found of another version than the lock's, by their (mtime, size) then.
+        self._refused: dict[str, tuple[int, int] | None] = {}
         self._lock = asyncio.Lock()
         self._vendored: bool | None = None
 
@@ -170,12 +172,20 @@ class Assets:
 
     async def _load(self, key: str, path: Path, integrity: str | None) -> _Asset | None:
         async with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            refused = self._refused.get(key)
+            if refused is not None and refused == await anyio.to_thread.run_sync(_signature, path):
+                return None  # the same file of another version as last time
             found = await anyio.to_thread.run_sync(_read, path, integrity)
-            # A file that isn't there may be installed later (`make assets` while the server
-            # runs): look again next time. One there but of another version stays refused.
+            # A file that isn't there, or is of another version, may be installed or replaced
+            # while the server runs (`make assets`): it is looked at again, and read again once
+            # it has changed.
             if isinstance(found, _Missing):
+                return None
+            if found is None:
+                self._refused[key] = await anyio.to_thread.run_sync(_signature, path)
                 return None
             self._cache[key] = found
             return found
@@ -300,6 +310,15 @@ def not_found(message: str) -> Response:
     """A 404 with the API's JSON error shape."""
     body = {"errors": [{"message": message, "extensions": {"code": "NOT_FOUND"}}]}
     return Response(json.dumps(body), status_code=404, media_type="application/json")
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """A file's (mtime in ns, size): what changes when it is replaced."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 class _Missing:

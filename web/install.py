@@ -114,7 +114,7 @@ def _run(command: list[str], cwd: Path) -> None:
     process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
     try:
         code = process.wait(NPM_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
+    except BaseException:  # the timeout, or Ctrl-C (npm is in a session of its own)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
@@ -123,12 +123,29 @@ def _run(command: list[str], cwd: Path) -> None:
 
 
 def _swap(new: Path, current: Path) -> None:
-    """Put ``new`` where ``current`` is, the old one removed after the move."""
-    old = current.with_name(current.name + ".old")
+    """Put ``new``'s contents where ``current`` is (through a symlink, into its target): by
+    renaming where that can be done, else (a mount point, another filesystem) in place."""
+    target = current.resolve() if current.is_symlink() else current
+    old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if current.exists():
-        current.rename(old)
-    new.rename(current)
+    try:
+        if target.exists():
+            target.rename(old)
+        try:
+            new.rename(target)
+        except OSError:
+            if old.exists() and not target.exists():
+                old.rename(target)  # as it was, for the in-place copy below
+            raise
+    except OSError:
+        target.mkdir(exist_ok=True)
+        for child in target.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        for child in new.iterdir():
+            shutil.move(child, target / child.name)
     shutil.rmtree(old, ignore_errors=True)
 
 

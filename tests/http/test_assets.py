@@ -22,7 +22,6 @@ import pytest
 
 from app.assets import (
     CDN,
-    NODE_MODULES,
     OWN,
     VENDOR,
     WEB,
@@ -308,14 +307,67 @@ async def test_assets_installed_while_the_server_runs_are_used_at_the_next_load(
         http_app: Any = http._transport.app  # type: ignore[attr-defined]
         assets = Assets(node_modules=tmp_path)
         http_app.state.pages.assets = assets
-        page = await http.get("/graphql", headers={"Accept": "text/html"})
-        assert 'class="agora-notice"' in page.text
-        # `make assets` meanwhile: the page's advice ("then reload") holds.
-        (tmp_path / "@graphiql").mkdir()
-        for vendor in VENDOR.values():
-            link = tmp_path / vendor.package
-            if not link.exists():
-                link.symlink_to(NODE_MODULES / vendor.package)
-        page = await http.get("/graphql", headers={"Accept": "text/html"})
-        assert 'class="agora-notice"' not in page.text
-        assert f'src="{assets.vendor_url("graphiql.js")}"' in page.text
+
+        async def notice() -> bool:
+            page = await http.get("/graphql", headers={"Accept": "text/html"})
+            return 'class="agora-notice"' in page.text
+
+        assert await notice()
+        # `make assets` meanwhile, but one file comes out of another version: still refused.
+        for name in VENDOR:
+            copy = assets.vendor_path(name)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(Assets().vendor_path(name).read_bytes())
+        stale = assets.vendor_path("graphiql.js")
+        stale.write_bytes(b"/* graphiql 3.8.2 */")
+        assert await notice()
+        assert await assets.vendor("graphiql.js") is None
+        # Installed right: the page's advice ("then reload") holds, no restart needed.
+        stale.write_bytes(Assets().vendor_path("graphiql.js").read_bytes())
+        assert not await notice()
+        served = await assets.vendor("graphiql.js")
+        assert served is not None and served.body == stale.read_bytes()
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): path.read_text()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize("layout", ["folder", "symlink", "mount point"])
+def test_the_swap_replaces_node_modules_wherever_it_lives(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, layout: str
+) -> None:
+    install = _installer()
+    new = tmp_path / "staging" / "node_modules"
+    (new / "graphiql").mkdir(parents=True)
+    (new / "graphiql" / "graphiql.min.js").write_text("new")
+    (new / ".agora-installed").write_text("stamp")
+    real = tmp_path / "elsewhere" / "node_modules"
+    (real / "react").mkdir(parents=True)
+    (real / "react" / "old.js").write_text("old")
+    current = tmp_path / "web" / "node_modules"
+    current.parent.mkdir()
+    if layout == "symlink":
+        current.symlink_to(real)
+    else:
+        real.rename(current)
+        real = current
+    if layout == "mount point":
+        # A mount point can't be renamed (EBUSY): its contents are replaced in place.
+        rename = Path.rename
+
+        def busy(self: Path, target: Any) -> Any:
+            if self == current:
+                raise OSError(16, "Device or resource busy")
+            return rename(self, target)
+
+        monkeypatch.setattr(Path, "rename", busy)
+    install._swap(new, current)
+    assert _tree(real) == {".agora-installed": "stamp", "graphiql/graphiql.min.js": "new"}
+    assert current.is_symlink() == (layout == "symlink")
+    assert sorted(p.name for p in current.parent.iterdir()) == ["node_modules"]
+    assert sorted(p.name for p in real.parent.iterdir()) == ["node_modules"]
