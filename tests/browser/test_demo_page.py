@@ -126,12 +126,17 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
         "refused",
         "wallet",
         "resumed",
+        "closed normally",
         "overflowed",
         "failed",
         "browsed",
     ]
     assert seen["blocked"] == []
     assert seen["problems"] == []
+    # A normal close (1000): the page, not graphql-ws's own retry, reconnected, resuming after
+    # the last comment it had, and caught up with the edit made meanwhile.
+    assert seen["closedEdited"]["errors"] == []
+    assert seen["closedResumedAfter"] == [seen["lastBeforeClose"]]
 
     # The article as served: title, meta line, trail, chips, tags, related news.
     assert seen["loading"] == "Loading comments..."
@@ -297,14 +302,15 @@ async def test_two_visitors_see_each_other_live(site: Site) -> None:
 
     added = [s for s in seen["subscribes"] if s["operation"] == "CommentAdded"]
     # Socket 0: anonymous, from the first read; 1: bob's, from the same; 2: after the drop;
-    # 3: after the overflow.
+    # 3: after the normal close; 4: after the overflow.
     assert [(s["socket"], s["variables"]["afterSequence"]) for s in added] == [
         (0, before["lastCommentSequence"]),
         (1, before["lastCommentSequence"]),
         (2, unloaded_sequence),
         (3, last_offline),
+        (4, last_offline),
     ]
-    assert [i["authorized"] for i in seen["inits"]] == [False, True, True, True]
+    assert [i["authorized"] for i in seen["inits"]] == [False, True, True, True, True]
     for socket in (2, 3):
         operations = {s["operation"] for s in seen["subscribes"] if s["socket"] == socket}
         assert operations == {"CommentAdded", "CommentUpdated", "OddsUpdated"}

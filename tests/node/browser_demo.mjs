@@ -336,6 +336,30 @@ async function main() {
     seen.percentAfterReconnect = await percentOf(b, "Yes");
     step("resumed");
 
+    // A normal close (1000, as a proxy's restart sends) with the server up: graphql-ws would
+    // reconnect by itself, resubscribing with the afterSequence it began with and reading
+    // nothing again; the page's own reconnection resumes after the last comment and catches up.
+    const lastBeforeClose = Math.max(...delivered());
+    const socketsBeforeClose = sockets.length;
+    sockets.at(-1).close({ code: 1000, reason: "test: normal closure" });
+    const closedEdit = `${opts.bodies.offlineEdit} (and again, after a normal close)`;
+    seen.closedEdited = (await api(EDIT, { c: edited, b: closedEdit })).editComment;
+    await eventually(
+      () => frames.some((f) => f.sent && f.socket >= socketsBeforeClose &&
+        f.message.payload?.operationName === "CommentAdded"),
+      { ms: 12_000, what: "commentAdded subscribed again after the normal close" },
+    );
+    await whenShown(b, hasBody, { id: edited, body: closedEdit });
+    seen.closedResumedAfter = frames
+      .filter((f) => f.sent && f.socket >= socketsBeforeClose &&
+        f.message.payload?.operationName === "CommentAdded")
+      .map((f) => f.message.payload.variables.afterSequence);
+    seen.lastBeforeClose = lastBeforeClose;
+    // Back to the wording the later checks expect, live this time.
+    await api(EDIT, { c: edited, b: opts.bodies.offlineEdit });
+    await whenShown(b, hasBody, { id: edited, body: opts.bodies.offlineEdit });
+    step("closed normally");
+
     // The server ends B's commentAdded with SUBSCRIPTION_OVERFLOW (injected here, as if B had
     // fallen behind): B reconnects and resumes after the last comment it saw.
     const lastAdded = () =>

@@ -423,9 +423,10 @@
     else if (comment.deleted) countDeleted(comment); // one this page doesn't show
   }
 
-  /** After a reconnect: commentAdded resumed after the last comment seen, but the edits and
-   * deletions made meanwhile don't come again. Read the comments the page shows (updated in
-   * place: an open reply form stays) and the count as they are now. */
+  /** Once the subscriptions are sent (after the first read, and after a reconnect):
+   * commentAdded resumes after the last comment seen, but the edits and deletions made before
+   * commentUpdated was listening don't come again. Read the comments the page shows (updated
+   * in place: an open reply form stays) and the count as they are now. */
   async function catchUp(live) {
     const ids = [...state.comments.keys()];
     const reads = [];
@@ -435,13 +436,19 @@
     const results = await Promise.all(reads).catch(() => null); // (then until the next one)
     if (!results || live !== state.live || !results[0].article) return;
     const { article } = results[0];
+    // Shown deleted here, live in the read: deleted since, and counted by the read.
+    let deletedSince = 0;
     for (const comment of results.flatMap((data) => data.nodes)) {
       const entry = comment && state.comments.get(comment.id);
       if (!entry) continue;
+      const stale = !comment.deleted && entry.comment.deleted;
+      if (stale && comment.sequence <= article.lastCommentSequence) deletedSince += 1;
       updateComment(entry, comment);
       announce(entry, comment.replyCount, article.lastCommentSequence);
     }
     resetCount(article);
+    state.tally.count -= deletedSince;
+    renderCount();
   }
 
   /** Post a comment or a reply; its UserErrors ([] on success). */
@@ -516,7 +523,9 @@
       const { node } = await gql("DemoReplies", { id: entry.comment.id }).catch(() => ({}));
       for (const reply of node ? node.replies.nodes : []) {
         countRead(reply);
-        placeComment(reply, through);
+        // Its deletion may have come over the websocket before this read's answer.
+        const gone = state.tally.gone.has(reply.id) && !reply.deleted;
+        placeComment(gone ? { ...reply, deleted: true, body: "", bodyHtml: "" } : reply, through);
       }
       if (node) entry.hidden = 0;
       renderMore(entry);
@@ -781,24 +790,27 @@
     status.title = detail;
   }
 
-  /** Subscribe to the article's comments, edits and odds; `resumed` after a loss, when what
-   * the subscriptions don't resend is read again once they are sent. */
-  function startLive(resumed = false) {
+  /** Subscribe to the article's comments, edits and odds; once they are sent, read again what
+   * they don't resend (catchUp). */
+  function startLive() {
     if (!window.graphqlWs) return setStatus("failed", "graphql-ws did not load");
     const live = { client: null, stops: [], since: 0 }; // since: when it connected
     live.client = graphqlWs.createClient({
       url: wsUrl,
       connectionParams: state.token ? { authorization: `Bearer ${state.token}` } : {},
       // No retries inside the client: it would resubscribe commentAdded with the afterSequence
-      // it began with. lost() reconnects instead, resuming after the last comment seen.
+      // it began with. lost() reconnects instead, resuming after the last comment seen. (The
+      // client retries a normal close, code 1000, whatever retryAttempts says: `closed` hands
+      // every close to lost(), which disposes this client first.)
       retryAttempts: 0,
       on: {
         connected: () => {
           live.since = Date.now();
           setStatus("live");
           // The subscribe messages go out in the promise jobs that follow: a timer runs after.
-          if (resumed) setTimeout(() => catchUp(live));
+          setTimeout(() => catchUp(live));
         },
+        closed: (event) => lost(live, event),
       },
     });
     state.live = live;
@@ -828,7 +840,8 @@
     state.live = null;
     if (!live) return;
     live.stops.forEach((stop) => stop());
-    live.client.dispose();
+    // dispose() awaits the connection: one that failed rejects it (nothing to clean up then).
+    Promise.resolve(live.client.dispose()).catch(() => {});
   }
 
   // GraphQL errors that end a subscription for now: the client fell behind, too much to replay,
@@ -854,7 +867,7 @@
     if (live.since && Date.now() - live.since > 10_000) state.retries = 0;
     const delay = Math.max(100, Math.random() * Math.min(10_000, 500 * 2 ** state.retries++));
     setStatus("reconnecting");
-    state.reconnectTimer = setTimeout(() => startLive(true), delay);
+    state.reconnectTimer = setTimeout(startLive, delay);
   }
 
   load();
