@@ -94,6 +94,8 @@ class Pages:
             "url": "/graphql",
             "slug": None if malformed else slug,
             "operations": self.operations,
+            # nodes(ids:) takes at most this many ids (the page's catch-up reads in batches).
+            "maxNodeIds": self.settings.max_node_ids,
         }
         response = await self.assets.page(WEB / "demo" / "index.html", config, "Outpoll")
         if malformed:

@@ -79,7 +79,12 @@ async def test_the_page_and_its_config_at_each_address(
     assert response.headers["cache-control"] == "no-cache"
     assert "script-src 'self';" in response.headers["content-security-policy"]
     config = config_of(response.text)
-    assert config == {"url": "/graphql", "slug": slug, "operations": operations()}
+    assert config == {
+        "url": "/graphql",
+        "slug": slug,
+        "operations": operations(),
+        "maxNodeIds": 100,
+    }
     assert "<title>Outpoll</title>" in response.text
     assert "Loading comments..." in response.text
 

@@ -431,8 +431,9 @@
     const ids = [...state.comments.keys()];
     const reads = [];
     let i = 0;
-    do reads.push(gql("DemoRefresh", { slug: state.article.slug, ids: ids.slice(i, i + 100) }));
-    while ((i += 100) < ids.length); // nodes() takes 100 ids at a time
+    const batch = config.maxNodeIds; // what nodes(ids:) takes at a time
+    do reads.push(gql("DemoRefresh", { slug: state.article.slug, ids: ids.slice(i, i + batch) }));
+    while ((i += batch) < ids.length);
     const results = await Promise.all(reads).catch(() => null); // (then until the next one)
     if (!results || live !== state.live || !results[0].article) return;
     const { article } = results[0];
