@@ -148,6 +148,7 @@ class Assets:
         self.node_modules = node_modules
         self.versions = locked_versions()
         self._cache: dict[str, _Asset] = {}
+        self._templates: dict[Path, str] = {}
         # Files found of another version than the lock's, by their (mtime, size) then.
         self._refused: dict[str, tuple[int, int] | None] = {}
         self._lock = asyncio.Lock()
@@ -217,7 +218,9 @@ class Assets:
         integrity attributes, and the Content-Security-Policy allows the CDN.
         """
         local = await self.vendored()
-        text = await anyio.to_thread.run_sync(template.read_text)
+        text = self._templates.get(template)
+        if text is None:  # read once, like the files it links
+            text = self._templates[template] = await anyio.to_thread.run_sync(template.read_text)
         replacements = {
             "title": html.escape(title),
             "notice": "" if local else NOTICE,

@@ -89,7 +89,7 @@ class Pages:
         slug = slug or CENTRAL_ASIA_SLUG
         # No article has a malformed slug: the page says "No such article" (slug null), as it
         # does for a well-formed one that matches nothing, but with the status a 404 deserves.
-        malformed = not SLUG.fullmatch(slug) or len(slug) > 200
+        malformed = len(slug) > 200 or not SLUG.fullmatch(slug)
         config = {
             "url": "/graphql",
             "slug": None if malformed else slug,

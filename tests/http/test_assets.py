@@ -32,6 +32,7 @@ from app.assets import (
 from demo.specs import CENTRAL_ASIA_SLUG
 from settings import Settings
 from tests.conftest import prepare_database, with_settings
+from tests.http.test_demo_page import config_of
 from tests.http.test_protocol import _http
 
 
@@ -40,14 +41,6 @@ async def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The demo data in SQLite: serving assets doesn't depend on the database."""
     folder = tmp_path_factory.mktemp("assets")
     return await prepare_database(f"sqlite://{folder}/agora.sqlite3", demo=True)
-
-
-def config_of(page: str) -> dict[str, Any]:
-    """The JSON config a page hands its script."""
-    match = re.search(r'<script type="application/json" id="agora-config">(.*?)</script>', page)
-    assert match, page[:500]
-    config: dict[str, Any] = json.loads(match.group(1))
-    return config
 
 
 def script_sources(page: str) -> list[str]:

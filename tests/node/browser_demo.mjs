@@ -177,26 +177,25 @@ async function main() {
       await act();
       return (await shown) - start;
     };
+    /** On `page`, a comment's `action` (reply, edit, delete) through the form it opens under
+     * the comment, `text` typed in if the form has a box; ms until `shown` (`{body, id}`)
+     * appears on `on`. */
+    const viaSlot = async (page, commentId, action, text, shown, on = b) => {
+      const row = `li[data-id="${commentId}"] > .comment-row`;
+      await page.click(`${row} [data-action=${action}]`);
+      if (text !== null) await page.fill(`${row} .comment-slot textarea`, text);
+      return timed(shown.body, () => page.click(`${row} .comment-slot button[type=submit]`),
+        shown.id, on);
+    };
     seen.commentMs = await timed(opts.bodies.comment, async () => {
       await a.fill("[data-testid=comment-form] textarea", opts.bodies.comment);
       await a.click("[data-testid=comment-form] button[type=submit]");
     });
-    const thread = `li[data-id="${opts.replyTo}"] > .comment-row`;
-    await a.click(`${thread} [data-action=reply]`);
-    await a.fill(`${thread} .comment-slot textarea`, opts.bodies.reply);
-    seen.replyMs = await timed(opts.bodies.reply, () =>
-      a.click(`${thread} .comment-slot button[type=submit]`),
-    );
+    seen.replyMs = await viaSlot(a, opts.replyTo, "reply", opts.bodies.reply,
+      { body: opts.bodies.reply });
     // Bob answers a reply to a reply on B: A shows it a level deeper than the page first loads.
-    const deep = `li[data-id="${opts.deepReplyTo}"] > .comment-row`;
-    await b.click(`${deep} [data-action=reply]`);
-    await b.fill(`${deep} .comment-slot textarea`, opts.bodies.deep);
-    seen.deepMs = await timed(
-      opts.bodies.deep,
-      () => b.click(`${deep} .comment-slot button[type=submit]`),
-      undefined,
-      a,
-    );
+    seen.deepMs = await viaSlot(b, opts.deepReplyTo, "reply", opts.bodies.deep,
+      { body: opts.bodies.deep }, a);
     const mirrored = async (page) => ({
       comment: await comments(page, opts.bodies.comment),
       reply: await comments(page, opts.bodies.reply),
@@ -207,21 +206,10 @@ async function main() {
     step("commented");
 
     // An edit of the comment and the deletion of the reply, on A; B updates them in place.
-    const mine = `li[data-id="${seen.onA.comment[0].id}"] > .comment-row`;
-    await a.click(`${mine} [data-action=edit]`);
-    await a.fill(`${mine} .comment-slot textarea`, opts.bodies.edit);
-    seen.editMs = await timed(
-      opts.bodies.edit,
-      () => a.click(`${mine} .comment-slot button[type=submit]`),
-      seen.onA.comment[0].id,
-    );
-    const reply = `li[data-id="${seen.onA.reply[0].id}"] > .comment-row`;
-    await a.click(`${reply} [data-action=delete]`);
-    seen.deleteMs = await timed(
-      "[deleted]",
-      () => a.click(`${reply} .comment-slot button[type=submit]`),
-      seen.onA.reply[0].id,
-    );
+    const [mine, reply] = [seen.onA.comment[0].id, seen.onA.reply[0].id];
+    seen.editMs = await viaSlot(a, mine, "edit", opts.bodies.edit,
+      { body: opts.bodies.edit, id: mine });
+    seen.deleteMs = await viaSlot(a, reply, "delete", null, { body: "[deleted]", id: reply });
     seen.edited = (await comments(b)).filter((c) => c.id === seen.onA.comment[0].id);
     seen.deleted = (await comments(b)).filter((c) => c.id === seen.onA.reply[0].id);
     seen.countAfterDelete = { a: await commentCount(a), b: await commentCount(b) };
@@ -417,7 +405,7 @@ async function main() {
     await c.goto(`${opts.origin}/demo`);
     await isLive(c);
     seen.countOnC = await commentCount(c);
-    const more = c.locator(`${deep} [data-action=more]`);
+    const more = c.locator(`li[data-id="${opts.deepReplyTo}"] > .comment-row [data-action=more]`);
     seen.more = { label: await more.textContent(), before: (await comments(c, opts.bodies.deep)).length };
     await more.click();
     await whenShown(c, hasBody, { body: opts.bodies.deep });
