@@ -57,16 +57,16 @@ class Pages:
         tabs: list[dict[str, Any]] = [
             {"query": ops["ArticlePage"], "variables": _json({"slug": CENTRAL_ASIA_SLUG})},
             {
-                "query": "# Live: post a comment on the article (the /demo page, or the\n"
-                "# PostComment mutation) and it appears here. afterSequence: the\n"
-                "# article's last comment when this page was opened, so nothing\n"
-                "# posted since is missed.\n" + ops["CommentAdded"],
+                "query": "# Live: post a comment on the article (on /demo,\n"
+                "# or with PostComment) and it appears here.\n"
+                "# afterSequence is the article's last comment\n"
+                "# when this page opened: nothing since is missed.\n" + ops["CommentAdded"],
                 "variables": _json({"articleId": article_id, "afterSequence": after}),
             },
             {
-                "query": "# Logging in gives a token: put it in the Headers editor\n"
-                '# as {"Authorization": "Bearer <token>"} (the next tab shows how).\n'
-                + ops["LogIn"],
+                "query": "# Logging in gives a token: put it in the\n"
+                '# Headers editor as {"Authorization": "Bearer <token>"}\n'
+                "# (the next tab shows how).\n" + ops["LogIn"],
                 "variables": _json({"username": "alice", "password": "demo-password"}),
             },
             {
