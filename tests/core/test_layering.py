@@ -23,6 +23,7 @@ SHARED_MODULES = {
     "domain_events": set(),
     "clientaddr": set(),
     "logs": {"settings"},
+    "metrics": set(),
 }
 
 
