@@ -4,6 +4,8 @@
 its server, its database set-up and any project command run from there. ``--json PATH`` writes
 the results (``bench.harness.results``). The database is a temporary SQLite file unless
 ``--database-url`` (an empty PostgreSQL database) or ``--postgres`` (a throwaway server).
+Benchmarks that can run the app as several workers also take ``--workers N`` and ``--redis`` /
+``--redis-url`` (``bench.harness.deployment``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.harness import deployment
 from bench.harness.databases import (
     POSTGRES_SCHEMES,
     Unavailable,
@@ -54,8 +57,11 @@ def subset(choices: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, databases: bool = True) -> None:
-    """``--app-root``, ``--json`` and (unless ``databases`` is false) the database options."""
+def add_common_arguments(
+    parser: argparse.ArgumentParser, databases: bool = True, workers: bool = False
+) -> None:
+    """``--app-root``, ``--json``, (unless ``databases`` is false) the database options and (if
+    ``workers``) ``--workers`` and the Redis options."""
     parser.add_argument(
         "--app-root",
         type=app_root,
@@ -74,12 +80,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, databases: bool = True
         action="store_true",
         help="start a throwaway PostgreSQL server, bench on it, stop it",
     )
+    if workers:
+        deployment.add_arguments(parser)
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     url = getattr(args, "database_url", None)
     if url and not url.startswith(POSTGRES_SCHEMES):
         parser.error("--database-url must be a postgres:// URL (SQLite is the default)")
+    if hasattr(args, "workers"):
+        deployment.check_arguments(parser, args)
 
 
 @contextmanager
@@ -115,16 +125,27 @@ def run(
     bench: BenchFn,
     runner: Callable[[Coroutine[Any, Any, Results]], Results] = asyncio.run,
 ) -> int:
-    """Prepare the database from ``--app-root``, run ``bench`` on it, write ``--json``."""
+    """Prepare the database from ``--app-root``, run ``bench`` on it, write ``--json``.
+
+    With ``--redis`` a throwaway Redis runs meanwhile (``args.redis_url`` is its URL); the CPU
+    it used is printed and written with the figures.
+    """
     began = time.time()
     with scratch_folder() as folder:
         try:
-            with chosen_database(args, folder) as url:
+            with chosen_database(args, folder) as url, deployment.chosen_redis(args) as redis:
                 kind = "SQLite" if is_sqlite(url) else "PostgreSQL"
                 print(f"preparing the database ({kind}) with the app of {args.app_root} …")
                 seconds = prepare_database(args.app_root, url)
                 print(f"  migrated and seeded in {seconds:.1f}s")
+                redis_cpu = redis.cpu_seconds() if redis else 0.0
                 results = runner(bench(args, url, folder))
+                if hasattr(args, "workers"):
+                    results.figures["deployment"] = deployment.Deployment.of(args, url).as_json()
+                if redis is not None:
+                    redis_cpu = redis.cpu_seconds() - redis_cpu
+                    results.figures["redis_server_cpu_seconds"] = redis_cpu
+                    print(f"redis-server (throwaway) used {redis_cpu:.2f}s of CPU during the run")
         except Unavailable as exc:
             print(f"cannot run the benchmark: {exc}")
             results = Results(2)

@@ -97,6 +97,10 @@ class Connections:
             self.idle.append(conn)
         return status, body
 
+    def ports(self) -> set[int]:
+        """The local ports of the idle connections (what the server sees as their peers)."""
+        return {int(writer.get_extra_info("sockname")[1]) for _, writer in self.idle}
+
     async def close(self) -> None:
         for _, writer in self.idle:
             writer.close()

@@ -7,9 +7,11 @@ interpreter as the bench); bench's own servers (the baselines) run from this tre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -64,7 +66,12 @@ def python_env(root: Path, extra: dict[str, str], paths: Sequence[Path] = ()) ->
 
 @dataclass
 class Server:
-    """One server process: its command, where it runs, its port and its log file."""
+    """One server process: its command, where it runs, its port and its log file.
+
+    With ``workers`` > 1 the process is a supervisor (``uvicorn --workers N``) whose children
+    share its listening socket: CPU and memory are the whole process tree's, and the server is
+    ready once every worker answers.
+    """
 
     name: str
     command: list[str]
@@ -73,6 +80,8 @@ class Server:
     port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 1
+    serving_at_start: tuple[int, ...] = ()  # the serving processes once ready
 
     @property
     def base_url(self) -> str:
@@ -89,44 +98,134 @@ class Server:
             )
 
     def stop(self) -> None:
-        """Terminate the process (and only it), killing it if it lingers."""
+        """Terminate the process (and only it: a supervisor stops its workers), killing it if it
+        lingers, then any of its descendants still alive (a supervisor that had to be killed
+        leaves its workers behind)."""
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
+        descendants = [(pid, procfs.start_time(pid)) for pid in procfs.process_tree(proc.pid)[1:]]
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        for pid, started in descendants:
+            while procfs.start_time(pid) == started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if procfs.start_time(pid) == started:  # the same process, not a reused pid
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
     async def wait_ready(self, within: float = 60.0) -> None:
-        """Poll /healthz until the server answers; fail early if its process died."""
+        """Poll /healthz until the server answers (with several workers: every worker); fail
+        early if its process died."""
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
             while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{self.name} server exited with {self.process.returncode}:\n"
-                        + self.log_tail()
-                    )
+                self._check_alive()
                 try:
                     response = await client.get(f"{self.base_url}/healthz")
                     if response.status_code == 200:
-                        return
+                        break
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.name} server not ready after {within:.0f}s:\n{self.log_tail()}")
+            else:
+                raise RuntimeError(
+                    f"{self.name} server not ready after {within:.0f}s:\n{self.log_tail()}"
+                )
+        while self.workers > 1:
+            self._check_alive()
+            answered = await self._answering_workers()
+            if len(answered) >= self.workers:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.name}: {len(answered)} of {self.workers} workers answer after "
+                    f"{within:.0f}s:\n{self.log_tail()}"
+                )
+            await asyncio.sleep(0.2)
+        self.serving_at_start = tuple(self.worker_pids())
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} server exited with {self.process.returncode}:\n" + self.log_tail()
+            )
+
+    async def _answering_workers(self) -> set[int]:
+        """Workers that accepted one of a few /healthz requests and answered it.
+
+        A uvicorn worker accepts connections only once its app has started, and the kernel hands
+        each connection on the shared socket to one of the workers waiting: a worker holding one
+        of these answered connections is serving.
+        """
+        request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        writers: list[asyncio.StreamWriter] = []
+        try:
+            for _ in range(4 * self.workers):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writers.append(writer)
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    return set()
+            return {pid for pid, peers in self.connections().items() if peers}
+        except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError):
+            return set()
+        finally:
+            for writer in writers:
+                writer.close()
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve: the server process, or a supervisor's workers (its
+        children that hold the listening socket: not, say, multiprocessing's resource tracker)."""
+        return list(self.connections())
+
+    def connections(self) -> dict[int, list[int]]:
+        """Per serving process (one that holds the listening socket; a supervisor does too but
+        never accepts): the client ports of the connections it has accepted."""
+        if self.process is None:
+            return {}
+        tree = procfs.process_tree(self.process.pid)
+        return procfs.accepted_connections(tree[1:] if self.workers > 1 else tree[:1], self.port)
+
+    def spread(self, clients: set[int] | None = None) -> str:
+        """How the accepted connections are spread over the serving processes: "pid 12: 9,
+        pid 13: 7"; with ``clients`` (client ports), those counted apart from the others."""
+        parts = []
+        for pid, peers in sorted(self.connections().items()):
+            if clients is None:
+                parts.append(f"pid {pid}: {len(peers)}")
+            else:
+                mine = sum(1 for peer in peers if peer in clients)
+                parts.append(f"pid {pid}: {mine} (+{len(peers) - mine} other)")
+        return ", ".join(parts) or "none"
+
+    def replaced_workers(self) -> str:
+        """ "" if the processes serving now are those that served once ready, else which
+        ended (a worker that dies is restarted by its supervisor: a crash, not a figure)."""
+        if self.process is None or self.process.poll() is not None:
+            return ""  # ended: exit_problem says how
+        now = tuple(self.worker_pids())
+        if not self.serving_at_start or now == self.serving_at_start:
+            return ""
+        gone = sorted(set(self.serving_at_start) - set(now))
+        new = sorted(set(now) - set(self.serving_at_start))
+        return f"{self.name}: serving processes {gone} ended during the run, {new} started"
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far (NaN if unknown)."""
-        return procfs.cpu_seconds(self.process.pid) if self.process else float("nan")
+        """User + system CPU time the server (all its processes) has used so far (NaN if
+        unknown); a worker that ended counts once its supervisor has reaped it."""
+        return procfs.tree_cpu_seconds(self.process.pid) if self.process else float("nan")
 
     def rss_kib(self) -> int:
-        """The server process's resident memory in KiB (0 if unknown)."""
-        return procfs.rss_kib(self.process.pid) if self.process else 0
+        """The server's resident memory in KiB, summed over its processes (0 if unknown)."""
+        return procfs.tree_rss_kib(self.process.pid) if self.process else 0
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -168,11 +267,14 @@ def uvicorn_server(
     env: dict[str, str],
     options: Sequence[str] = (),
     paths: Sequence[Path] = (),
+    workers: int = 1,
 ) -> Server:
     """``uvicorn --factory`` ``factory`` from ``root`` on a free port (not started yet).
 
     ``env`` adds to this process's environment (DATABASE_URL at least); ``AGORA_ENV=test``
     unless it says otherwise. Targets take turns: idle connections stay open for the next round.
+    ``workers`` > 1 adds ``--workers N`` and nothing else to the command line the benchmarks
+    have always used for one process, so that two runs differ only in the deployment.
     """
     port = free_port()
     command = [
@@ -190,10 +292,12 @@ def uvicorn_server(
         "--no-access-log",
         "--timeout-keep-alive",
         "600",
+        *(["--workers", str(workers)] if workers > 1 else []),
         *options,
     ]
     environment = python_env(root, {"AGORA_ENV": "test", **env}, paths)
-    return Server(name, command, root, environment, port, folder / f"{name}-{port}.log")
+    log = folder / f"{name}-{port}.log"
+    return Server(name, command, root, environment, port, log, workers=workers)
 
 
 def bench_module_server(name: str, module: str, args: Sequence[str], folder: Path) -> Server:
