@@ -4,10 +4,12 @@
         [--markets 100] [--per-market 20] [--trade-rounds 1] [--burst-concurrency 8]
         [--rounds 1] [--targets shared,unshared,bare] [--event-timeout 120]
         [--time-limit 2400] [--deflate] [--keepalive] [--app-root DIR] [--json PATH]
+        [--database-url postgres://…  (an empty database) | --postgres]
+        [--workers 1] [--redis | --redis-url redis://…]
 
-It builds a fresh SQLite database with the demo data, by the app of ``--app-root`` (default:
-this tree), and, one server at a time on loopback ports, measures three targets with the same
-clients:
+It builds a fresh database (a temporary SQLite file by default) with the demo data, by the app
+of ``--app-root`` (default: this tree), and, one server at a time on loopback ports, measures
+three targets with the same clients:
 
 * ``shared``: that app (``app:create_app``): identical subscriptions share one execution;
 * ``unshared``: the same app with ``Hub.share = False`` (``bench/fanout_app.py`` of this tree
@@ -17,6 +19,16 @@ clients:
   that answers graphql-transport-ws' ``connection_init``/``ping`` and, on a trigger sent over a
   control socket, sends one frame of our frames' size to the matching clients with
   ``websockets.broadcast`` (no database, no GraphQL: the floor).
+
+``--workers N`` (which needs PostgreSQL and ``--redis`` or ``--redis-url``) runs ``shared``
+and ``unshared`` as N uvicorn workers (``bench.harness.deployment``), so unshared / shared
+compares two apps deployed alike. The kernel spreads the subscribers over the workers (the
+report says how); an event published on the worker that ran the mutation reaches the other
+workers' subscribers through Redis, and the same exactly-once, in-order check applies. ``bare``
+stays one process with no broker: the same floor as in a one-process run, so that shared /
+bare of a multi-worker run, next to shared / bare of a one-process run in another, shows what
+the deployment costs with the machine's noise mostly divided out. Server CPU and RSS are then
+the sums over the supervisor and its workers.
 
 Clients are asyncio ``websockets`` connections in this process, one subscription each
 (``connection_init`` → ``subscribe`` → ``ping``; the ``pong`` says the subscription is in place,
@@ -87,6 +99,7 @@ from bench.harness.api import (
     log_in,
     sign_up,
 )
+from bench.harness.deployment import Deployment
 from bench.harness.procfs import machine_busy
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import (
@@ -212,7 +225,9 @@ async def serve_bare(port: int, deflate: bool, keepalive: bool) -> None:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def start_target(name: str, args: argparse.Namespace, database_url: str, folder: Path) -> Server:
+def start_target(
+    name: str, args: argparse.Namespace, deployment: Deployment, folder: Path
+) -> Server:
     """Start ``name`` on a free loopback port (the caller stops it)."""
     if name == BARE:
         flags = ["--serve-bare", *(["--deflate"] if args.deflate else [])]
@@ -220,7 +235,6 @@ def start_target(name: str, args: argparse.Namespace, database_url: str, folder:
         server = bench_module_server(name, "bench.fanout", flags, folder)
     else:
         env = {
-            "DATABASE_URL": database_url,
             "LOG_LEVEL": "INFO",
             "COMMENT_RATE": "100000/60",
             "SIGNUP_RATE_PER_ADDRESS": "100000/60",
@@ -231,7 +245,14 @@ def start_target(name: str, args: argparse.Namespace, database_url: str, folder:
         options = ["--ws-ping-interval", "20" if args.keepalive else "0"]
         options += log_config_options(folder)
         server = uvicorn_server(
-            name, FACTORIES[name], args.app_root, folder, env, options, [BENCH_ROOT / "bench"]
+            name,
+            FACTORIES[name],
+            args.app_root,
+            folder,
+            {**deployment.env(), **env},
+            options,
+            [BENCH_ROOT / "bench"],
+            deployment.workers,
         )
     server.start()
     return server
@@ -761,7 +782,7 @@ def analyse(
 class Bench:
     args: argparse.Namespace
     folder: Path
-    database_url: str
+    deployment: Deployment
     tag: str
     article_id: str = ""
     markets: list[tuple[str, str]] = field(default_factory=list)  # (market id, outcome id)
@@ -771,6 +792,7 @@ class Bench:
     retries: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    spreads: dict[str, str] = field(default_factory=dict)  # subscribers per worker, per scenario
     deadline: float = 0.0
 
     def add(self, result: Result) -> None:
@@ -795,7 +817,7 @@ async def set_up(bench: Bench) -> None:
     The trade: on this app a market that has never traded (its odds sequence still 0) sends
     ``oddsUpdated`` subscribers no first message, so they would wait for it in vain.
     """
-    target = start_target(SHARED, bench.args, bench.database_url, bench.folder)
+    target = start_target(SHARED, bench.args, bench.deployment, bench.folder)
     try:
         await target.wait_ready()
         async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
@@ -869,7 +891,7 @@ async def measure(
     if bench.over_time(label):
         return
     print(f"{label}:")
-    target = start_target(name, args, bench.database_url, bench.folder)
+    target = start_target(name, args, bench.deployment, bench.folder)
     controls: list[ClientConnection] = []
     subscribers: list[Subscriber] = []
     board = Board()
@@ -906,6 +928,8 @@ async def measure(
                 f"(server CPU {opened.server_cpu * 1000 / max(1, len(subscribers)):.2f} ms each)"
                 + (f"; failures: {dict(opened.failures.most_common(3))}" if opened.failures else "")
             )
+            if target.workers > 1:
+                note_spread(bench, label, target, subscribers)
             await asyncio.sleep(1.0)
             idle_from = target.cpu_seconds()
             await asyncio.sleep(2.0)
@@ -953,11 +977,25 @@ async def measure(
         for control in controls:
             with contextlib.suppress(Exception):
                 await control.close()
+        if target.replaced_workers():
+            bench.failures.append(f"{label}: {target.replaced_workers()}")
         target.stop()
         bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
         bench.retries.setdefault(f"{scenario} on {name}", Counter()).update(target.trade_retries())
         if target.exit_problem():
             print(f"  {target.exit_problem()}")
+
+
+def note_spread(bench: Bench, label: str, target: Server, subscribers: list[Subscriber]) -> None:
+    """Print (and keep for --json) how the subscribers landed on the workers; say so when a
+    worker got none, as then no event crossed Redis to reach a subscriber."""
+    ports = {int(sub.ws.local_address[1]) for sub in subscribers}
+    spread = target.spread(ports)
+    bench.spreads[label] = spread
+    print(f"  subscribers per worker (+ other: the mutations' HTTP connection): {spread}")
+    empty = [pid for pid, peers in target.connections().items() if not ports & set(peers)]
+    if empty:
+        print(f"  NOTE: workers {empty} got no subscriber: delivery through Redis not exercised")
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -988,15 +1026,23 @@ def _compare(a: Result, b: Result) -> str:
 def report(bench: Bench, limit: tuple[int, int]) -> Results:
     args = bench.args
     results = list(bench.results.values())
+    deployment = bench.deployment
     print()
     print(
         f"Python {platform.python_version()}, uvicorn {version('uvicorn')} (uvloop, httptools, "
-        f"websockets-sansio), websockets {version('websockets')}, SQLite; {os.cpu_count()} cores "
+        f"websockets-sansio), websockets {version('websockets')}, {deployment.database}; "
+        f"{os.cpu_count()} cores "
         f"({len(os.sched_getaffinity(0))} usable), load average {os.getloadavg()[0]:.2f}; "
         f"RLIMIT_NOFILE {limit[0]}/{limit[1]}; {args.rounds} round(s); permessage-deflate "
         f"{'offered' if args.deflate else 'off'}, keepalive pings "
         f"{'on (20 s)' if args.keepalive else 'off'}"
     )
+    print(f"shared, unshared: {deployment.describe()}; bare: 1 process, no database or broker")
+    if deployment.workers > 1:
+        print(
+            "server CPU and RSS of shared and unshared: summed over the supervisor and its "
+            f"workers; every client in this process, on the same {os.cpu_count()} cores"
+        )
     print()
     header = (
         f"{'scenario':<26} {'target':<8} {'subs':>5} {'events':>6} {'delivered':>13} "
@@ -1091,7 +1137,10 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
     for failure in bench.failures:
         print(f"FAILED {failure}")
     status = 1 if failed or loud or bench.skipped or bench.failures else 0
-    return Results(status, headline(bench), {"results": [r.as_json() for r in results]})
+    figures: dict[str, Any] = {"results": [r.as_json() for r in results]}
+    if bench.spreads:
+        figures["subscribers_per_worker"] = bench.spreads
+    return Results(status, headline(bench), figures)
 
 
 def headline(bench: Bench) -> dict[str, Ratio]:
@@ -1121,11 +1170,12 @@ def raise_nofile() -> tuple[int, int]:
 
 
 async def run(args: argparse.Namespace, database_url: str, folder: Path) -> Results:
+    """Set up, then every size and scenario on every target, ``--rounds`` times; the report."""
     limit = raise_nofile()
     need = max([*args.sizes, args.markets * args.per_market]) + 200
     if limit[0] < need:
         print(f"RLIMIT_NOFILE is {limit[0]} (hard {limit[1]}): fewer than {need} sockets fit")
-    bench = Bench(args, folder, database_url, uuid.uuid4().hex[:6])
+    bench = Bench(args, folder, Deployment.of(args, database_url), uuid.uuid4().hex[:6])
     bench.deadline = time.perf_counter() + args.time_limit
     await set_up(bench)
     targets = [t for t in TARGETS if t in args.targets]  # ours first: bare copies their frames
@@ -1192,11 +1242,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keepalive", action="store_true", help="protocol and app pings on")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    cli.add_common_arguments(parser, databases=False)
+    cli.add_common_arguments(parser, workers=True)
     args = parser.parse_args(argv)
     counts = (args.events, args.per_market, args.trade_rounds, args.burst_concurrency, args.rounds)
     if min(counts) < 1 or args.markets < 0 or args.connect_concurrency < 1:
         parser.error("counts must be >= 1 (--markets >= 0)")
+    cli.check_common(parser, args)
     return args
 
 

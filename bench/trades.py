@@ -4,11 +4,14 @@
         [--requests 1000] [--rounds 4] [--warmup 64] [--min-amount 1.00] [--max-amount 3.00]
         [--time-limit 240] [--app-root DIR] [--json PATH]
         [--database-url postgres://…  (an empty database) | --postgres]
+        [--workers 1] [--redis | --redis-url redis://…]
 
 It builds a fresh database (a temporary SQLite file by default) with the demo data, by the app
 of ``--app-root`` (default: this tree), starts that app (``app:create_app``) under uvicorn on a
-loopback port, logs in the demo admin, creates 1 + ``--markets`` two-outcome markets (liquidity
-1000.00) and signs ``--users`` traders up, all before timing. Then, in ``--rounds`` rounds, it
+loopback port (``--workers N``: N uvicorn workers, which need PostgreSQL and ``--redis`` or
+``--redis-url``; ``bench.harness.deployment``), logs in the demo admin, creates 1 +
+``--markets`` two-outcome markets (liquidity 1000.00) and signs ``--users`` traders up, all
+before timing. Then, in ``--rounds`` rounds, it
 times three batches of the same size with the same tokens and concurrency:
 
 * ``read``: ``{ me { balance } }``, the baseline (machines here are noisy: read the ratios);
@@ -20,7 +23,10 @@ failure and is reported by kind. On PostgreSQL a sampler watches ``pg_stat_activ
 backends waiting on locks. Afterwards it reads the server's log (``agora.*`` at INFO: the
 trade retries of ``agora.trading``), checks every trader's wallet and trades in the database
 against what the client saw succeed, and runs ``python -m markets.audit`` from ``--app-root``
-on the database; exit status 1 on any failure, mismatch or audit problem.
+on the database; exit status 1 on any failure, mismatch or audit problem (or a worker that
+ended during the run). With several workers, server CPU and the figures derived from it are
+the sum over the supervisor and its workers, and the report says how the client's connections
+were spread over the workers.
 
 ``--json PATH`` writes the headline ratios (one market / read and many markets / read:
 throughput and server CPU per request, the median of the rounds' ratios) and every figure;
@@ -51,6 +57,7 @@ import httpx
 from bench.harness import cli
 from bench.harness.api import Account, Market, body, bounded, create_markets, error_text, sign_up
 from bench.harness.databases import Database, is_sqlite, run_in_app
+from bench.harness.deployment import Deployment
 from bench.harness.load import Batch, Call, Check, Connections, run_load
 from bench.harness.results import Ratio, Results
 from bench.harness.servers import Server, log_config_options, uvicorn_server
@@ -70,6 +77,7 @@ mutation Buy($input: BuySharesInput!) {
 ME = "{ me { balance } }"
 
 READ, ONE, MANY = "read", "one market", "many markets"
+SUMMED = "; server CPU is the sum over the supervisor and its workers"
 SCENARIOS = (READ, ONE, MANY)
 
 
@@ -344,13 +352,18 @@ def wallet_mismatches(
 
 async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Results:
     tag = uuid.uuid4().hex[:6]
-    env = {
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "INFO",
-        "SIGNUP_RATE_PER_ADDRESS": "100000/60",
-    }
+    env = {"LOG_LEVEL": "INFO", "SIGNUP_RATE_PER_ADDRESS": "100000/60"}
     options = log_config_options(folder)
-    server = uvicorn_server("app", "app:create_app", args.app_root, folder, env, options)
+    deployment = Deployment.of(args, database_url)
+    server = uvicorn_server(
+        "app",
+        "app:create_app",
+        args.app_root,
+        folder,
+        {**deployment.env(), **env},
+        options,
+        workers=deployment.workers,
+    )
     results: dict[str, list[Batch]] = {name: [] for name in SCENARIOS}
     locks: dict[str, LockStats] = {name: LockStats() for name in SCENARIOS}
     warm: list[Batch] = []
@@ -358,10 +371,15 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
     pg = None if is_sqlite(database_url) else await Database.connect(database_url)
     sampler = LockSampler(pg) if pg is not None else None
     deadlocks: dict[str, int] = {}
+    spread = ""
     try:
         server.start()
         await server.wait_ready()
-        print(f"server: app of {args.app_root}, pid {server.pid} on :{server.port}")
+        print(
+            f"server: app of {args.app_root} ({deployment.describe()}), pid {server.pid} on "
+            f":{server.port}"
+            + (f", workers {list(server.serving_at_start)}" if args.workers > 1 else "")
+        )
         async with (
             httpx.AsyncClient(timeout=30.0, trust_env=False) as client,
             Connections(server) as pool,
@@ -420,6 +438,9 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
                         + ("  (time cap hit)" if done.capped else "")
                     )
             end_balances = await balances(client, server, traders)
+            spread = server.spread(pool.ports())
+            if server.replaced_workers():
+                problems.append(server.replaced_workers())
         if sampler is not None:
             deadlocks = await sampler.counters()
     finally:
@@ -429,7 +450,10 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
 
     summaries = [summarise(name, batches) for name, batches in results.items()]
     version, facts = await database_facts(database_url, tag)
-    outcome = report(summaries, locks, version, args, database_url)
+    outcome = report(summaries, locks, version, args, deployment)
+    if args.workers > 1:
+        print(f"the load's connections per worker (+ the set-up client's): {spread}")
+        outcome.figures["connections_per_worker"] = spread
     if deadlocks:
         print(f"\nPostgreSQL counters for the database (whole run): {deadlocks}")
         outcome.figures["postgres_counters"] = deadlocks
@@ -501,15 +525,16 @@ def report(
     locks: dict[str, LockStats],
     version: str,
     args: argparse.Namespace,
-    database_url: str,
+    deployment: Deployment,
 ) -> Results:
     print()
-    pool = (
-        "one connection"
-        if is_sqlite(database_url)
-        else f"pool ≤ {os.environ.get('DB_POOL_SIZE', 10)}"
-    )
+    if is_sqlite(deployment.database_url):
+        pool = "one connection"
+    else:
+        pool = f"pool ≤ {os.environ.get('DB_POOL_SIZE', 10)}"
+        pool += f" per worker, {deployment.workers} workers" if deployment.workers > 1 else ""
     print(f"{machine(f'{version} ({pool})')}; concurrency {args.concurrency}, {args.users} traders")
+    print(f"app: {deployment.describe()}" + SUMMED * (deployment.workers > 1))
     print()
     print_table(
         summaries,
@@ -570,7 +595,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=240.0,
         help="hard cap in seconds on all measured batches together (split evenly)",
     )
-    cli.add_common_arguments(parser)
+    cli.add_common_arguments(parser, workers=True)
     args = parser.parse_args(argv)
     if min(args.users, args.concurrency, args.markets, args.requests, args.rounds) < 1:
         parser.error("--users, --concurrency, --markets, --requests and --rounds must be >= 1")
