@@ -47,15 +47,15 @@ for odds also the first message). Scenarios, each on a freshly started server:
 Latency is per delivery: the time this process read the frame off the socket − the time the
 mutation (or trigger) was sent; the wait from that read to the reader task is reported apart
 (``lag``). Deliveries/s: deliveries / the sum of (last delivery − send) over the events (the
-burst: / (last delivery − first send)). Server CPU is utime + stime of the server process
-(/proc/<pid>/stat) over all events of a scenario / events, and per delivery beyond the same
-events with nobody subscribed; RSS per idle connection is (VmRSS with the subscribers connected
-and idle − VmRSS before) / subscribers. Every subscriber must get every event exactly once, in
-order (sequence / odds ``seq``); anything else, or a warning in a server's log, is a problem
-(exit status 1). Machines here are noisy and the clients share the machine with the server:
-read the ratios, the client column (near 100%, the client limits the rate) and the others
-column (CPU of every other process while the events ran); ``--rounds`` repeats everything in
-turn and adds the rounds up.
+burst: / (last delivery − first send)). Server CPU is the CPU time of the server's processes
+(``bench.harness.procfs``) over all events of a scenario / events, and per delivery beyond the
+same events with nobody subscribed; RSS per idle connection is (VmRSS with the subscribers
+connected and idle − VmRSS before) / subscribers. Every subscriber must get every event exactly
+once, in order (sequence / odds ``seq``); anything else, or a warning in a server's log, is a
+problem (exit status 1). Machines here are noisy and the clients share the machine with the
+server: read the ratios, the client column (near 100%, the client limits the rate) and the
+others column (CPU of every other process while the events ran); ``--rounds`` repeats everything
+in turn and adds the rounds up.
 
 ``--json PATH`` writes the headline ratios (per scenario and size, shared / bare server CPU
 per event) and every figure; ``bench.compare`` runs this on two trees.
