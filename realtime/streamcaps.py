@@ -131,7 +131,7 @@ class SharedStreamCounts:
         self._renewer: asyncio.Task[None] | None = None
         # Released while a renewal was in flight: removed again once it is done, in case the
         # renewal re-added them after their removal.
-        self._renewing = False
+        self._renewing = 0
         self._released_meanwhile: list[tuple[str, list[bytes]]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -198,7 +198,7 @@ class SharedStreamCounts:
             return
         _, renew = self._scripts()
         pairs = [(key, lease) for lease, keys in self.leases.items() for key in keys]
-        self._renewing = True
+        self._renewing += 1
         try:
             for start in range(0, len(pairs), RENEW_BATCH):
                 batch = pairs[start : start + RENEW_BATCH]
@@ -209,19 +209,23 @@ class SharedStreamCounts:
                 if done is None:
                     return
         finally:
-            self._renewing = False
-            again, self._released_meanwhile = self._released_meanwhile, []
-            for lease, keys in again:
-                self._forget(lease, keys)
+            self._renewing -= 1
+            if not self._renewing:
+                again, self._released_meanwhile = self._released_meanwhile, []
+                for lease, keys in again:
+                    self._forget(lease, keys)
 
     async def aclose(self) -> None:
-        """Stop renewing and close the connection pool (the app's lifespan calls this); the
-        leases still held run out on Redis by themselves."""
+        """Stop renewing, give back the places still held (a worker shutting down frees its
+        clients' places at once, so they can reconnect to another one) and close the
+        connection pool (the app's lifespan calls this)."""
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._renewer
             self._renewer = None
+        for lease in list(self.leases):
+            self.release(lease)
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

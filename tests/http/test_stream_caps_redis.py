@@ -230,3 +230,18 @@ async def test_stream_cap_keys_are_bounded_and_leases_expire_with_their_set(
 
 async def _empty(client: Any, counts: SharedStreamCounts, keys: list[str]) -> bool:
     return all([await client.zcard(counts.key(key)) == 0 for key in keys])
+
+
+async def test_closing_gives_back_the_places_still_held(redis_server: RedisServer) -> None:
+    counts = SharedStreamCounts(redis_server.url, lease_seconds=30)
+    client = _redis(redis_server.url)
+    try:
+        for _ in range(2):
+            assert (await counts.acquire(["a198.51.100.7"], [5])).over is None
+        assert await client.zcard(counts.key("a198.51.100.7")) == 2
+        # A worker shutting down: its clients may reconnect elsewhere at once, not a lease later.
+        await counts.aclose()
+        assert await client.zcard(counts.key("a198.51.100.7")) == 0
+        assert counts.leases == {}
+    finally:
+        await client.aclose()
