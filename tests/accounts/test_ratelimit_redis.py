@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,8 +32,14 @@ from accounts.ratelimit import (
 )
 from app import create_app
 from settings import Settings
-from tests.conftest import FakeClock, GraphQLClient, forget_compiled_statements, with_settings
-from tests.services import RedisServer, start_redis
+from tests.conftest import (
+    FakeClock,
+    GraphQLClient,
+    forget_compiled_statements,
+    prepare_database,
+    with_settings,
+)
+from tests.services import RedisServer, start_app_process, start_redis
 
 LOG_IN = """
 mutation($input: LogInInput!) {
@@ -281,6 +288,60 @@ async def test_two_instances_refuse_the_sixth_failed_log_in_whichever_answers(
     # tokens back in 180 s), so the success's refund forgot it.
     assert await _bucket_names(client) == [b"agora:rl:signup/address:127.0.0.1"]
     await client.aclose()
+
+
+async def test_two_server_processes_refuse_the_sixth_failed_log_in_on_either(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """As deployed: two uvicorn processes, REDIS_URL from the environment, real clocks."""
+    url = f"sqlite://{tmp_path}/agora.sqlite3"
+    await prepare_database(url, demo=True)
+    client = _redis(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_server.url}
+    servers = [start_app_process(env, log=tmp_path / f"server{i}.log") for i in range(2)]
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _, address in servers:
+                await _until_ready(http, address)
+
+            async def attempt(address: str, password: str) -> dict[str, Any]:
+                response = await http.post(
+                    f"http://{address}/graphql",
+                    json={
+                        "query": LOG_IN,
+                        "variables": {"input": {"username": "alice", "password": password}},
+                    },
+                )
+                payload: dict[str, Any] = response.json()["data"]["logIn"]
+                return payload
+
+            addresses = [address for _, address in servers]
+            for number in range(5):
+                failed = await attempt(addresses[number % 2], "wrong")
+                assert _code(failed) == "INVALID_CREDENTIALS"
+            refused = [await attempt(address, "demo-password") for address in addresses]
+    finally:
+        for process, _ in servers:
+            process.terminate()
+            process.wait(10)
+    for payload in refused:
+        assert payload["token"] is None
+        assert _code(payload) == "RATE_LIMITED"
+        # A token every 180 s, minus what refilled while the attempts ran (real time here;
+        # the fake-clock tests above pin the exact figure).
+        assert 170 <= payload["errors"][0]["retryAfterSeconds"] <= 180
+
+
+async def _until_ready(http: httpx.AsyncClient, address: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get(f"http://{address}/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{address} never became ready")
 
 
 async def test_a_redis_outage_falls_back_to_per_process_buckets(
