@@ -181,6 +181,15 @@ class Settings:
     login_failure_rate_per_address: str = "50/900"
     signup_rate_per_address: str = "200/3600"
     change_password_failure_rate: str = "5/900"
+    # Operations: shared limits. With REDIS_URL, rate limits and the HTTP stream caps per
+    # address and per viewer are counted on Redis; a check waits at most this many ms for it
+    # (then, and for the back-off below, it is answered from this process's own counts)
+    redis_limits_timeout_ms: int = 250
+    # Seconds before Redis is tried again after a failed check
+    redis_limits_retry_seconds: int = 2
+    # An open HTTP stream's place on Redis lasts this long unless its worker renews it (every
+    # third of it): a worker that dies without closing its streams frees their places by then
+    http_stream_lease_seconds: int = 30
 
     @property
     def is_sqlite(self) -> bool:
@@ -303,6 +312,16 @@ def load_settings() -> Settings:
         signup_rate_per_address=_rate("SIGNUP_RATE_PER_ADDRESS", defaults.signup_rate_per_address),
         change_password_failure_rate=_rate(
             "CHANGE_PASSWORD_FAILURE_RATE", defaults.change_password_failure_rate
+        ),
+        # Operations: shared limits
+        redis_limits_timeout_ms=_int(
+            "REDIS_LIMITS_TIMEOUT_MS", defaults.redis_limits_timeout_ms, 1
+        ),
+        redis_limits_retry_seconds=_int(
+            "REDIS_LIMITS_RETRY_SECONDS", defaults.redis_limits_retry_seconds, 1
+        ),
+        http_stream_lease_seconds=_int(
+            "HTTP_STREAM_LEASE_SECONDS", defaults.http_stream_lease_seconds, 3
         ),
     )
     if settings.env not in ("development", "production", "test"):

@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
-from accounts.ratelimit import MemoryRateLimiter, RateLimiter
+from accounts.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from accounts.service import Accounts
 from api.context import Services
 from api.live import LiveGraphQL
@@ -48,13 +48,18 @@ logger = get_logger("agora")
 def create_app(settings: Settings | None = None, limiter: RateLimiter | None = None) -> Starlette:
     """Build the application for ``settings`` (read from the environment by default).
 
-    ``limiter`` replaces the in-process rate limiter (tests pass one with a fake clock).
+    ``limiter`` replaces the rate limiter (tests pass one with a fake clock); without it the
+    buckets are on Redis when ``REDIS_URL`` is set (shared by every worker), else in process.
     """
     settings = settings or load_settings()
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
-    limiter = limiter or MemoryRateLimiter()
+    if limiter is None:
+        # Connects on first use; the lifespan closes it.
+        limiter = (
+            RedisRateLimiter.for_settings(settings) if settings.redis_url else MemoryRateLimiter()
+        )
     broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
     publish = broker_publisher(broker)
@@ -79,7 +84,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     pages = Pages(settings, assets, graphql)
     graphql.pages = pages
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.
-    graphql.streams = HTTPStreams(hub)
+    graphql.streams = streams = HTTPStreams(hub)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,6 +98,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
                 yield
             finally:
                 await graphql.persisted.stop()
+                # The shared rate limits' and stream caps' Redis connections (when made).
+                if isinstance(limiter, RedisRateLimiter):
+                    await limiter.aclose()
+                await streams.limits.aclose()
                 await broker.stop()
                 # Password-hashing threads: waiting hashes are cancelled, running ones finish.
                 await services.accounts.close()

@@ -6,7 +6,9 @@ A stream is a connection with one subscription: what ends the subscription (its 
 overflow, a revoked session, the client going away) ends the response. A client can't dodge the
 websocket's limits by opening one stream per subscription: streams are counted per client
 address, per viewer and per process (over a limit: HTTP 429 before anything streams), and the
-replays of all of a client's streams share one budget per address and one per viewer.
+replays of all of a client's streams share one budget per address and one per viewer. With
+``REDIS_URL`` the per-address and per-viewer counts are shared by every worker
+(``realtime.streamcaps``); the per-process cap and the replay budgets stay this process's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from realtime.fanout import Connection, Hub
 from realtime.operations import Operations
 from realtime.protocol.base import StreamWire
 from realtime.protocol.messages import CloseCode, coded_error
+from realtime.streamcaps import SharedStreamCounts
 from settings import Settings
 
 logger = get_logger("agora.ws")
@@ -59,12 +62,17 @@ class _Budget:
 
 
 class StreamLimits:
-    """Open HTTP streams counted per address, per viewer and in the process."""
+    """Open HTTP streams counted per address, per viewer and in the process (and, with
+    ``shared``, per address and per viewer across workers)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: SharedStreamCounts | None = None) -> None:
         self.settings = settings
         self.total = 0
         self.keys: dict[str, _Budget] = {}
+        # With REDIS_URL: every worker's streams, counted on Redis.
+        self.shared = shared
+        if shared is None and settings.redis_url:
+            self.shared = SharedStreamCounts.for_settings(settings)
 
     def _limit(self, key: str) -> int:
         settings = self.settings
@@ -72,8 +80,19 @@ class StreamLimits:
             settings.http_streams_per_viewer if key[0] == "v" else settings.http_streams_per_address
         )
 
+    def _too_many(self, key: str) -> StreamRefused:
+        who = "viewer" if key[0] == "v" else "client address"
+        return StreamRefused(
+            429,
+            "TOO_MANY_STREAMS",
+            f"At most {self._limit(key)} open HTTP streams per {who}: close one, or "
+            "carry several subscriptions on one websocket.",
+            retry_after=self.settings.retry_after_seconds,
+        )
+
     def acquire(self, keys: list[str]) -> None:
-        """Count a stream for each of ``keys``; StreamRefused (429) if one is at its limit."""
+        """Count a stream for each of ``keys`` in this process; StreamRefused (429) if one is
+        at its limit here (then :meth:`share` counts it across workers)."""
         if self.total >= self.settings.http_streams_per_process:
             raise StreamRefused(
                 503,
@@ -85,14 +104,7 @@ class StreamLimits:
         for key in keys:
             budget = self.keys.get(key)
             if budget is not None and budget.streams >= self._limit(key):
-                who = "viewer" if key[0] == "v" else "client address"
-                raise StreamRefused(
-                    429,
-                    "TOO_MANY_STREAMS",
-                    f"At most {self._limit(key)} open HTTP streams per {who}: close one, or "
-                    "carry several subscriptions on one websocket.",
-                    retry_after=self.settings.retry_after_seconds,
-                )
+                raise self._too_many(key)
         self.total += 1
         for key in keys:
             budget = self.keys.get(key)
@@ -101,14 +113,37 @@ class StreamLimits:
                 budget = self.keys[key] = _Budget(0, replays)
             budget.streams += 1
 
-    def release(self, keys: list[str]) -> None:
-        """The stream of ``keys`` ended."""
+    async def share(self, keys: list[str]) -> str:
+        """Count the stream :meth:`acquire` counted here across workers too; its lease (empty
+        without Redis). StreamRefused (429, the stream released) when a key is at its limit
+        there; while Redis can't be reached, this process's counts alone applied."""
+        if self.shared is None:
+            return ""
+        try:
+            admission = await self.shared.acquire(keys, [self._limit(key) for key in keys])
+        except BaseException:
+            self.release(keys)
+            raise
+        if admission.over is not None:
+            self.release(keys)
+            raise self._too_many(keys[admission.over])
+        return admission.lease
+
+    def release(self, keys: list[str], lease: str = "") -> None:
+        """The stream of ``keys`` (and ``lease``, when it was shared) ended."""
         self.total -= 1
         for key in keys:
             budget = self.keys[key]
             budget.streams -= 1
             if budget.streams == 0:
                 del self.keys[key]
+        if lease and self.shared is not None:
+            self.shared.release(lease)
+
+    async def aclose(self) -> None:
+        """Stop sharing (the app's lifespan calls this)."""
+        if self.shared is not None:
+            await self.shared.aclose()
 
     def replay_slots(self, keys: list[str]) -> ReplaySlots:
         """The replay slots ``keys`` share (the stream holds its place in each key's budget
@@ -205,7 +240,12 @@ class HTTPStreams:
         # Known to the hub from here (no await since the session was read): a revocation
         # arriving from now on closes it.
         self.hub.connections.add(conn)
-        return Stream(self, conn, body, wire, payload, keys)
+        try:
+            lease = await self.limits.share(keys)
+        except BaseException:
+            self.hub.connections.discard(conn)
+            raise
+        return Stream(self, conn, body, wire, payload, keys, lease)
 
 
 class Stream:
@@ -219,6 +259,7 @@ class Stream:
         wire: StreamWire,
         payload: dict[str, Any],
         keys: list[str],
+        lease: str = "",
     ) -> None:
         self.streams = streams
         self.conn = conn
@@ -226,6 +267,8 @@ class Stream:
         self.wire = wire
         self.payload = payload
         self.keys = keys
+        # Its place in the counts shared across workers (empty: counted in this process only).
+        self.lease = lease
         self.released = False
         # Response headers the view adds (Vary, WWW-Authenticate…).
         self.headers: dict[str, str] = {}
@@ -238,7 +281,7 @@ class Stream:
             for sub in list(self.conn.subs.values()):
                 hub.remove(sub)
             hub.connections.discard(self.conn)
-            self.streams.limits.release(self.keys)
+            self.streams.limits.release(self.keys, self.lease)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
