@@ -24,6 +24,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from accounts.ratelimit import RedisOutage, redis_client
 from logs import get_logger
 from settings import Settings, SettingsError
 
@@ -94,14 +95,19 @@ class PersistedQueries:
         self.local: OrderedDict[str, str] = OrderedDict()
         self.chars = 0
         self._redis: Any = None
+        # While Redis is unreachable: this worker's documents only, one warning per outage,
+        # and no request waits on a silent Redis more than once per retry period.
+        self._outage = RedisOutage(
+            "persisted queries",
+            settings.redis_limits_timeout_ms / 1000,
+            settings.redis_limits_retry_seconds,
+        )
 
     async def start(self) -> None:
         """Connect to Redis when configured (the lifespan calls it)."""
         if self.settings.redis_url and self.enabled and self.trusted is None:
-            import redis.asyncio as redis
-
-            self._redis = redis.from_url(
-                self.settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+            self._redis = redis_client(
+                self.settings.redis_url, self.settings.redis_limits_timeout_ms / 1000
             )
 
     async def stop(self) -> None:
@@ -193,10 +199,12 @@ class PersistedQueries:
         digest = sha256_hex(query)
         self._keep(digest, query)
         if self._redis is not None and len(query) <= REDIS_MAX_CHARS:
-            try:
-                await self._redis.set(REDIS_PREFIX + digest, query, ex=REDIS_TTL_SECONDS)
-            except Exception as exc:  # Redis down: this worker still knows it
-                logger.warning("persisted query not shared: Redis unavailable (%r)", exc)
+            redis = self._redis
+            # Redis down: this worker still knows it (RedisOutage logs the outage once).
+            await self._outage.call(
+                lambda: redis.set(REDIS_PREFIX + digest, query, ex=REDIS_TTL_SECONDS),
+                count=False,
+            )
 
     async def _get(self, digest: str) -> str | None:
         found = self.local.get(digest)
@@ -205,11 +213,8 @@ class PersistedQueries:
             return found
         if self._redis is None:
             return None
-        try:
-            raw = await self._redis.get(REDIS_PREFIX + digest)
-        except Exception as exc:
-            logger.warning("persisted query lookup: Redis unavailable (%r)", exc)
-            return None
+        redis = self._redis
+        raw = await self._outage.call(lambda: redis.get(REDIS_PREFIX + digest), count=False)
         if raw is None:
             return None
         text = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else str(raw)

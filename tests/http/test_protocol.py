@@ -521,6 +521,36 @@ async def test_persisted_queries_are_shared_through_redis(
         assert "errors" not in by_hash.json()
 
 
+async def test_persisted_queries_fall_back_to_the_worker_while_redis_is_down(
+    demo_settings: Settings, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stopped: a hash this worker learnt still runs, an unknown one is
+    PERSISTED_QUERY_NOT_FOUND at once (no wait on Redis per request), the outage is logged once."""
+    import logging
+    import time
+
+    settings = with_settings(demo_settings, redis_url=redis_server.url)
+    digest = sha(COUNT)
+    async with _http(settings) as worker:
+        registered = await worker.post("/graphql", json={"query": COUNT, "extensions": apq(digest)})
+        redis_server.stop()
+        try:
+            with caplog.at_level(logging.WARNING, logger="agora"):
+                started = time.monotonic()
+                for _ in range(5):
+                    unknown = await worker.post("/graphql", json={"extensions": apq(sha("{ x }"))})
+                    assert codes(unknown.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+                    known = await worker.post("/graphql", json={"extensions": apq(digest)})
+                    assert known.json() == registered.json()
+                elapsed = time.monotonic() - started
+        finally:
+            redis_server.start()
+    outages = [r for r in caplog.records if "persisted queries" in r.getMessage()]
+    assert len(outages) == 1, [r.getMessage() for r in outages]
+    # Ten lookups, at most one of them waiting for the (refused) connection.
+    assert elapsed < 2.0
+
+
 async def test_stream_replays_share_slots_per_address_and_viewer() -> None:
     """Replays of all of one client's streams share WS_REPLAYS_PER_CONNECTION slots per key."""
     import asyncio
