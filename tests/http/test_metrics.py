@@ -27,7 +27,7 @@ from app import create_app
 from db import models
 from settings import Settings, SettingsError, defaults_for, load_settings
 from tests.conftest import GraphQLClient, forget_compiled_statements, seed_demo
-from tests.realtime.test_realtime import ADDED, POST, Live, recv, serving, subscribe
+from tests.realtime.test_realtime import ADDED, ODDS, POST, Live, recv, serving, subscribe
 
 TOKEN = "s3cret-metrics-token-0123456789"
 
@@ -327,13 +327,18 @@ async def test_trades_refusals_and_settlements_count_what_committed(
     first = (await trader.data(BUY, keyed))["buyShares"]
     again = (await trader.data(BUY, keyed))["buyShares"]
     assert first["trade"]["id"] == again["trade"]["id"]
+    # Sent at once, a key's copies wait for its first trade under the locks and answer as its
+    # replay: one trade.
+    raced = {"o": yes, "a": "2.00", "k": "metrics-key-2"}
+    copies = await asyncio.gather(*(trader.data(BUY, raced) for _ in range(4)))
+    assert len({copy["buyShares"]["trade"]["id"] for copy in copies}) == 1
     sold = (await trader.data(SELL, {"o": yes, "s": shares[0]}))["sellShares"]
     assert sold["errors"] == []
     refused = (await trader.data(BUY, {"o": yes, "a": "999999.00"}))["buyShares"]
     assert refused["errors"] == [{"code": "INSUFFICIENT_FUNDS"}] and refused["trade"] is None
     after = await scrape(http)
 
-    assert after.since(before, "agora_trades_total", side="buy") == 4
+    assert after.since(before, "agora_trades_total", side="buy") == 5
     assert after.since(before, "agora_trades_total", side="sell") == 1
     assert (
         after.since(before, "agora_refusals_total", field="buyShares", code="INSUFFICIENT_FUNDS")
@@ -360,13 +365,13 @@ async def test_trades_refusals_and_settlements_count_what_committed(
     late = (await trader.data(BUY, {"o": yes, "a": "1.00"}))["buyShares"]
     assert late["errors"] == [{"code": "MARKET_NOT_OPEN"}]
     # Each committed change of the market's odds went through the broker, once: the trades
-    # (not the replay, nor the refusals) and the settlement.
+    # (not the replays, nor the refusals) and the settlement.
     settled = await until(
-        http, lambda s: s.since(before, "agora_broker_delivered_total", kind="odds") >= 6
+        http, lambda s: s.since(before, "agora_broker_delivered_total", kind="odds") >= 7
     )
     assert settled.since(before, "agora_settlements_total", kind="resolved") == 1
     assert settled.since(before, "agora_settlements_total", kind="cancelled") == 0
-    assert settled.since(before, "agora_trades_total", side="buy") == 4
+    assert settled.since(before, "agora_trades_total", side="buy") == 5
     assert (
         settled.since(before, "agora_refusals_total", field="resolveMarket", code="MARKET_NOT_OPEN")
         == 1
@@ -375,9 +380,9 @@ async def test_trades_refusals_and_settlements_count_what_committed(
         settled.since(before, "agora_refusals_total", field="buyShares", code="MARKET_NOT_OPEN")
         == 1
     )
-    assert settled.since(before, "agora_broker_published_total", kind="odds") == 6
-    assert settled.since(before, "agora_broker_delivered_total", kind="odds") == 6
-    assert settled.since(before, "agora_broker_lag_seconds_count", kind="odds") == 6
+    assert settled.since(before, "agora_broker_published_total", kind="odds") == 7
+    assert settled.since(before, "agora_broker_delivered_total", kind="odds") == 7
+    assert settled.since(before, "agora_broker_lag_seconds_count", kind="odds") == 7
 
     # Nothing holds a connection between requests; SQLite has its one.
     assert settled("agora_db_pool_connections_in_use") == 0
@@ -479,6 +484,21 @@ async def test_sockets_subscriptions_deliveries_and_broker_events_are_counted(
     # Its own group: its variables differ.
     assert replayed.since(before, "agora_subscription_groups", field="commentAdded") == 2
 
+    # The odds: the first message (the market's state) and one per trade are deliveries.
+    market = article["markets"][0]
+    await subscribe(ws, ODDS, {"m": market["id"]}, "odds")
+    assert (await _frames(ws, 1))[0]["id"] == "odds"
+    first = await scrape(http)
+    assert first.since(before, "agora_subscription_deliveries_total", field="oddsUpdated") == 1
+    assert first.since(before, "agora_subscription_groups", field="oddsUpdated") == 1
+    bought = await live.gql(BUY, {"o": market["outcomes"][0]["id"], "a": "3.00"}, token)
+    assert bought["buyShares"]["errors"] == []
+    assert (await _frames(ws, 1))[0]["id"] == "odds"
+    traded = await scrape(http)
+    assert traded.since(before, "agora_subscription_deliveries_total", field="oddsUpdated") == 2
+    assert traded.since(before, "agora_broker_published_total", kind="odds") == 1
+    await ws.send(json.dumps({"id": "odds", "type": "complete"}))
+
     # One subscription completed, then the socket closed: everything back where it was.
     await ws.send(json.dumps({"id": "0", "type": "complete"}))
     completed = await until(
@@ -491,6 +511,8 @@ async def test_sockets_subscriptions_deliveries_and_broker_events_are_counted(
     assert closed.since(before, "agora_websockets_open") == 0
     assert closed.since(before, "agora_subscriptions_active", field="commentAdded") == 0
     assert closed.since(before, "agora_subscription_groups", field="commentAdded") == 0
+    assert closed.since(before, "agora_subscriptions_active", field="oddsUpdated") == 0
+    assert closed.since(before, "agora_subscription_groups", field="oddsUpdated") == 0
     assert closed.since(before, "agora_subscription_overflows_total", field="commentAdded") == 0
 
 
@@ -510,6 +532,7 @@ async def test_a_replay_ended_by_its_limit_is_counted_so(fresh_settings: Setting
                 s.since(before, "agora_subscription_replays_total", outcome="REPLAY_LIMIT") == 1
             ),
         )
+        assert after.since(before, "agora_subscription_replays_total", outcome="REPLAY_LIMIT") == 1
         assert after.since(before, "agora_subscription_replays_total", outcome="ok") == 0
         assert after.since(before, "agora_subscription_replayed_events_total") == 2
         await ws.close()
