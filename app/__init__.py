@@ -114,8 +114,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         Route("/demo/{slug}", pages.demo, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint.handle, methods=["GET"]),
     ]
+    if metrics_endpoint.published:
+        # Otherwise (production, nobody said who may read it) /metrics is an unknown path.
+        routes.append(Route("/metrics", metrics_endpoint.handle, methods=["GET"]))
     if settings.graphiql or settings.demo_page:
         routes += [
             Route("/assets/vendor/{path:path}", assets.serve_vendor, methods=["GET"]),

@@ -180,8 +180,11 @@ async def test_production_without_a_token_or_allow_list_answers_as_an_unknown_pa
     async with http_for(production(bare_settings)) as http:
         refused = await http.get("/metrics")
         unknown = await http.get("/no-such-page")
-    assert refused.status_code == 404
-    assert refused.json() == unknown.json()
+        # Nor does another method tell the route exists (a 405 would).
+        posted = await http.post("/metrics")
+    assert refused.status_code == 404 and posted.status_code == 404
+    assert refused.json() == unknown.json() == posted.json()
+    assert refused.headers == unknown.headers
     assert refused.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert "agora_" not in refused.text
 
