@@ -49,6 +49,7 @@ DEAD = "import sys, metrics; metrics.mark_process_dead(int(sys.argv[1]))"
 
 
 def run(code: str, folder: Path, *args: str) -> str:
+    """Run ``code`` in a new process writing its metrics to ``folder``; its output."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -64,6 +65,7 @@ def run(code: str, folder: Path, *args: str) -> str:
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``text`` by name and labels."""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

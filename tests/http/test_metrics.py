@@ -55,6 +55,7 @@ class Scrape:
 
 
 async def scrape(http: httpx.AsyncClient, **headers: str) -> Scrape:
+    """``GET /metrics``, answered 200 with the Prometheus text, parsed."""
     response = await http.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST

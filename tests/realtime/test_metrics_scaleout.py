@@ -39,12 +39,14 @@ BUY = (
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
+    """A throwaway Redis."""
     server = start_redis()
     yield server
     server.stop()
 
 
 async def scrape(address: str) -> Scrape:
+    """``address``'s /metrics, parsed."""
     async with httpx.AsyncClient() as http:
         response = await http.get(f"http://{address}/metrics")
     assert response.status_code == 200, response.text
@@ -52,6 +54,7 @@ async def scrape(address: str) -> Scrape:
 
 
 async def until(address: str, check: Callable[[Scrape], bool], seconds: float = 10) -> Scrape:
+    """Scrape ``address`` until ``check`` holds (or time is up): the last scrape."""
     deadline = time.monotonic() + seconds
     while True:
         current = await scrape(address)

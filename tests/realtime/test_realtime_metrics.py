@@ -92,6 +92,7 @@ class Rendered(Group):
 
 
 def hub_for(settings: Settings) -> Hub:
+    """A hub with nothing but what the event path and membership need."""
     hub = Hub.__new__(Hub)
     hub.graphql = Layer()  # type: ignore[assignment]
     hub.settings = settings
@@ -100,6 +101,7 @@ def hub_for(settings: Settings) -> Hub:
 
 
 def join(hub: Hub, conn: Connection, sub_id: str, field: str, source: Any) -> Sub:
+    """Subscription ``sub_id`` of ``conn`` to ``field``'s one group (made on first use)."""
     key = (field, 1)
     return hub.add(
         conn,
@@ -317,6 +319,8 @@ async def test_a_malformed_redis_message_is_ignored_not_a_lost_connection(data: 
 
 @dataclass
 class Payload:
+    """A mutation payload: its refusals."""
+
     errors: list[Any]
 
 
