@@ -70,6 +70,9 @@ def _rate(name: str, default: str) -> str:
     return value
 
 
+# Operations: metrics. The shortest METRICS_TOKEN accepted.
+METRICS_TOKEN_MIN_LENGTH = 16
+
 # The local development servers' usual origins (React, Vite, webpack and the like).
 DEV_ORIGINS = tuple(
     f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1")
@@ -190,6 +193,13 @@ class Settings:
     # An open HTTP stream's place on Redis lasts this long unless its worker renews it (every
     # third of it): a worker that dies without closing its streams frees their places by then
     http_stream_lease_seconds: int = 30
+    # Operations: metrics
+    # GET /metrics wants `Authorization: Bearer <this>` when set (compared in constant time)
+    metrics_token: str = ""
+    # Addresses or CIDR ranges that may read /metrics (the client address as TRUSTED_PROXIES
+    # derives it); any address when empty. In production /metrics answers 404 unless this or
+    # METRICS_TOKEN is set
+    metrics_allow: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -323,6 +333,9 @@ def load_settings() -> Settings:
         http_stream_lease_seconds=_int(
             "HTTP_STREAM_LEASE_SECONDS", defaults.http_stream_lease_seconds, 3
         ),
+        # Operations: metrics
+        metrics_token=_str("METRICS_TOKEN", defaults.metrics_token).strip(),
+        metrics_allow=_list("METRICS_ALLOW", defaults.metrics_allow),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
@@ -337,4 +350,15 @@ def load_settings() -> Settings:
             ipaddress.ip_network(entry, strict=False)
         except ValueError as exc:
             raise SettingsError(f"TRUSTED_PROXIES: {entry!r} is not an address or range") from exc
+    # Operations: metrics
+    if settings.metrics_token and len(settings.metrics_token) < METRICS_TOKEN_MIN_LENGTH:
+        # /metrics has no rate limit: a short token could be guessed.
+        raise SettingsError(
+            f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters when set"
+        )
+    for entry in settings.metrics_allow:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"METRICS_ALLOW: {entry!r} is not an address or range") from exc
     return settings

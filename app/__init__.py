@@ -25,10 +25,12 @@ from tortoise.contrib.starlette import RegisterTortoise
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from accounts.service import Accounts
 from api.context import Services
+from api.core.refusals import count_refusals
 from api.live import LiveGraphQL
 from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
 from app.http import GraphQLApp, http_error, schema_sdl
+from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
 from app.pages import Pages
 from comments.service import Comments
@@ -85,6 +87,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     graphql.pages = pages
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.
     graphql.streams = streams = HTTPStreams(hub)
+    # Operations: metrics. Refusals counted by mutation field and code, off the schema itself.
+    count_refusals(graphql.core)
+    metrics_endpoint = MetricsEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,9 +99,11 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             # Start-up objects live as long as the process: keep them out of every full
             # collection (they made fan-out pauses with thousands of sockets).
             gc.freeze()
+            pool_sampling = asyncio.create_task(pool_sampler(), name="metrics-pool")
             try:
                 yield
             finally:
+                await stop_sampler(pool_sampling)
                 await graphql.persisted.stop()
                 # The shared rate limits' and stream caps' Redis connections (when made).
                 if isinstance(limiter, RedisRateLimiter):
@@ -117,6 +124,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
+    if metrics_endpoint.published:
+        # Otherwise (production, nobody said who may read it) /metrics is an unknown path.
+        routes.append(Route("/metrics", metrics_endpoint.handle, methods=["GET"]))
     if settings.graphiql or settings.demo_page:
         routes += [
             Route("/assets/vendor/{path:path}", assets.serve_vendor, methods=["GET"]),

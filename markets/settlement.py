@@ -14,6 +14,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+import metrics
 from clock import Clock
 from db import models
 from db.sql import execute, fetch_dicts, placeholders
@@ -76,7 +77,10 @@ async def resolve(
             market = await models.Market.get(id=market_id, using_db=conn)
         return market, OddsChanged(market_id, int(seq_rows[0]["odds_seq"]), None)
 
-    return await with_retries(run)
+    settled = await with_retries(run)
+    if settled[1] is not None:  # committed, and not a repeat that changed nothing
+        metrics.SETTLEMENTS.labels("resolved").inc()
+    return settled
 
 
 async def cancel(market_id: int, clock: Clock) -> tuple[models.Market, OddsChanged | None]:
@@ -126,7 +130,10 @@ async def cancel(market_id: int, clock: Clock) -> tuple[models.Market, OddsChang
             market = await models.Market.get(id=market_id, using_db=conn)
         return market, OddsChanged(market_id, int(seq_rows[0]["odds_seq"]), None)
 
-    return await with_retries(run)
+    settled = await with_retries(run)
+    if settled[1] is not None:  # committed, and not a repeat that changed nothing
+        metrics.SETTLEMENTS.labels("cancelled").inc()
+    return settled
 
 
 async def _pay_out(

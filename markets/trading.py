@@ -28,6 +28,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+import metrics
 from clock import Clock, now
 from db import models
 from db.sql import execute, fetch_dicts
@@ -208,6 +209,8 @@ class Trading:
                 raise
             return replay
         # Committed: with_retries returns only once the transaction is.
+        if changed is not None:  # a trade, not the replay of one
+            metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
         await self._publish(changed)
         return result
 

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 import clock
+import metrics
 from accounts.service import token_hash
 from clientaddr import client_address
 from db.health import is_database_down, within
@@ -95,9 +96,11 @@ class WebsocketEndpoint:
         writer = asyncio.create_task(conn.writer())
         reader = asyncio.create_task(self._read(conn))
         pinger = asyncio.create_task(self._keep_alive(conn))
+        metrics.WEBSOCKETS_OPEN.inc()
         try:
             await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            metrics.WEBSOCKETS_OPEN.dec()
             for task in (reader, pinger):
                 task.cancel()
             for sub in list(conn.subs.values()):

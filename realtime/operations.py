@@ -217,7 +217,8 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
         if snapshot is not None:
             seq, root = snapshot
             # As a live event: one that arrived meanwhile is newer than this snapshot.
-            sub.offer(seq, await sub.group.render(root, graphql.loaders()))
+            if sub.offer(seq, await sub.group.render(root, graphql.loaders())):
+                sub.group.meters.deliveries.inc()
         sub.replaying = False
         return
     if stream.after is not None:

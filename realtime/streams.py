@@ -22,6 +22,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 import clock
+import metrics
 from accounts.service import token_hash
 from db.health import is_database_down, within
 from logs import get_logger
@@ -33,6 +34,12 @@ from realtime.streamcaps import SharedStreamCounts
 from settings import Settings
 
 logger = get_logger("agora.ws")
+
+# The ``protocol`` label of the open-streams gauge, by wire.
+_OPEN_STREAMS = {
+    "graphql-sse": metrics.HTTP_STREAMS_OPEN.labels("sse"),
+    "multipart-subscriptions": metrics.HTTP_STREAMS_OPEN.labels("multipart"),
+}
 
 # What a stream closed for a reason of the server's says to its client, as an error code.
 _CLOSE_CODES = {
@@ -284,9 +291,12 @@ class Stream:
             self.streams.limits.release(self.keys, self.lease)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gauge = _OPEN_STREAMS[self.wire.name]
+        gauge.inc()
         try:
             await self._serve(receive, send)
         finally:
+            gauge.dec()
             self.release()
 
     async def _serve(self, receive: Receive, send: Send) -> None:

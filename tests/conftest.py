@@ -73,6 +73,12 @@ SLOW = (
     "test_schema_fuzz.py",
     "test_ratelimit_redis.py",
     "test_stream_caps_redis.py",
+    # Operations: metrics (real processes, uvicorn servers)
+    "test_metrics_multiprocess.py",
+    "test_metrics_scaleout.py",
+    "test_metrics.py::test_sockets_subscriptions_deliveries_and_broker_events_are_counted",
+    "test_metrics.py::test_a_replay_ended_by_its_limit_is_counted_so",
+    "test_metrics.py::test_an_http_stream_is_counted_while_it_is_open",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
@@ -82,6 +88,7 @@ SERVICES = (
     "test_outage.py",
     "test_ratelimit_redis.py",
     "test_stream_caps_redis.py",
+    "test_metrics_scaleout.py",
 )
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
+from graphql import GraphQLFieldResolver, GraphQLSchema
 
+import metrics
 from refusals import Refusal, RefusalCode
 
 T = TypeVar("T")
@@ -62,3 +65,52 @@ async def payload_of(
     except Refusal as refusal:
         return refused(user_error(refusal))
     return success(result)
+
+
+# -- Operations: metrics ------------------------------------------------------------------------
+
+# Set on a wrapped resolver, so a schema wrapped twice counts once.
+_COUNTED = "_agora_counts_refusals"
+
+
+def count_refusals(schema: GraphQLSchema) -> None:
+    """Count every ``UserError`` a mutation returns in ``agora_refusals_total`` (by the
+    mutation's field name and the code), whichever way the payload was built: each Mutation
+    field's resolver of ``schema`` is wrapped once, so no mutation can forget to.
+
+    Both label values are bounded by the schema: its mutation fields and ``ErrorCode``.
+    """
+    mutation = schema.mutation_type
+    if mutation is None:
+        return
+    for name, field in mutation.fields.items():
+        if field.resolve is not None and not getattr(field.resolve, _COUNTED, False):
+            field.resolve = _counting(name, field.resolve)
+
+
+def _counting(name: str, resolve: GraphQLFieldResolver) -> GraphQLFieldResolver:
+    def counted(source: Any, info: Any, **arguments: Any) -> Any:
+        result = resolve(source, info, **arguments)
+        if inspect.isawaitable(result):
+            return _counted_when_done(name, result)
+        _count(name, result)
+        return result
+
+    setattr(counted, _COUNTED, True)
+    return counted
+
+
+async def _counted_when_done(name: str, result: Awaitable[Any]) -> Any:
+    payload = await result
+    _count(name, payload)
+    return payload
+
+
+def _count(name: str, payload: Any) -> None:
+    errors = getattr(payload, "errors", None)
+    if not isinstance(errors, list):
+        return
+    for error in errors:
+        if isinstance(error, UserError):
+            code = getattr(error.code, "value", error.code)
+            metrics.REFUSALS.labels(name, str(code)).inc()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from logs import get_logger
-from realtime.brokers.base import Listener, ReconnectCallback
+from realtime.brokers.base import Listener, ReconnectCallback, meters
 
 logger = get_logger("agora.broker")
 
@@ -22,7 +23,8 @@ class MemoryBroker:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self.healthy = True
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        # (channel, event, its publication's wall time, if known)
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any], float | None]] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -41,8 +43,8 @@ class MemoryBroker:
     async def _dispatch(self) -> None:
         assert self._queue is not None
         while True:
-            channel, event = await self._queue.get()
-            await self._deliver_now(channel, event)
+            channel, event, published_at = await self._queue.get()
+            await self._deliver_now(channel, event, published_at)
 
     def listen(self, listener: Listener) -> None:
         """Call ``listener`` for every event on every channel."""
@@ -54,15 +56,23 @@ class MemoryBroker:
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
         """Queue ``event`` for this process's listeners."""
-        await self._deliver(channel, event)
+        meters(channel).published.inc()
+        await self._deliver(channel, event, time.time())
 
-    async def _deliver(self, channel: str, event: dict[str, Any]) -> None:
+    async def _deliver(
+        self, channel: str, event: dict[str, Any], published_at: float | None = None
+    ) -> None:
         if self._queue is not None:
-            self._queue.put_nowait((channel, event))
+            self._queue.put_nowait((channel, event, published_at))
         else:
-            await self._deliver_now(channel, event)
+            await self._deliver_now(channel, event, published_at)
 
-    async def _deliver_now(self, channel: str, event: dict[str, Any]) -> None:
+    async def _deliver_now(
+        self, channel: str, event: dict[str, Any], published_at: float | None = None
+    ) -> None:
+        # Counted once per event reaching this process, local or from another one; the lag
+        # of a local one is its wait behind the dispatcher's queue.
+        meters(channel).received(published_at, time.time())
         for listener in list(self._listeners):
             try:
                 result = listener(channel, event)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
+import time
 import uuid
 from typing import Any
 
 from logs import get_logger
-from realtime.brokers.base import ReconnectCallback
+from realtime.brokers.base import ReconnectCallback, meters
 from realtime.brokers.memory import MemoryBroker
 
 logger = get_logger("agora.broker")
@@ -87,8 +89,14 @@ class RedisBroker(MemoryBroker):
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
         """Deliver locally, then queue the event for Redis (never waiting on it)."""
-        await self._deliver(channel, event)
-        message = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
+        meters(channel).published.inc()
+        published_at = time.time()
+        await self._deliver(channel, event, published_at)
+        # "t": the publication's wall time, for the receivers' lag (a message without it, from
+        # a process of an earlier version, is delivered all the same).
+        message = json.dumps(
+            {"o": self.origin, "e": event, "t": published_at}, separators=(",", ":")
+        )
         if self._outbound.full():
             # Redis has been unreachable for a while: drop the oldest; subscribers elsewhere
             # fill such gaps from the database.
@@ -152,6 +160,17 @@ class RedisBroker(MemoryBroker):
         except (ValueError, TypeError):
             logger.warning("ignoring a malformed broker message on %s", channel)
             return
+        if not isinstance(body, dict):
+            # Anything else would raise below and read as a lost connection (a reconnect).
+            logger.warning("ignoring a malformed broker message on %s", channel)
+            return
         if body.get("o") == self.origin:
             return  # delivered locally when published
-        await self._deliver(channel.removeprefix(PREFIX), body.get("e") or {})
+        published_at = body.get("t")
+        if (
+            isinstance(published_at, bool)
+            or not isinstance(published_at, int | float)
+            or not math.isfinite(published_at)
+        ):
+            published_at = None
+        await self._deliver(channel.removeprefix(PREFIX), body.get("e") or {}, published_at)

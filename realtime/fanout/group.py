@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import ExecutionResult
 from graphql.execution import Executor
 
+import metrics
 from realtime.ports import Viewer
 from realtime.protocol.messages import dumps
 from realtime.sharing import report_viewer_reads
@@ -28,6 +30,30 @@ if TYPE_CHECKING:
 
 # Replay comments rendered between two yields to the event loop (see Group.render_page).
 RENDER_SLICE = 25
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMeters:
+    """The fan-out metrics of one subscription field, their label children built once (the
+    field names are the schema's: a bounded set)."""
+
+    subscriptions: Any
+    groups: Any
+    deliveries: Any
+    coalesced: Any
+    overflows: Any
+
+    @staticmethod
+    @cache
+    def of(field_name: str) -> FieldMeters:
+        """The meters of ``field_name``."""
+        return FieldMeters(
+            metrics.SUBSCRIPTIONS_ACTIVE.labels(field_name),
+            metrics.SUBSCRIPTION_GROUPS.labels(field_name),
+            metrics.DELIVERIES.labels(field_name),
+            metrics.COALESCED.labels(field_name),
+            metrics.OVERFLOWS.labels(field_name),
+        )
 
 
 @dataclass(eq=False)
@@ -47,6 +73,10 @@ class Group:
     # that viewer's). Otherwise shared: executed with no viewer reachable at all.
     reads_viewer: bool = False
     subs: set[Sub] = field(default_factory=set)
+    meters: FieldMeters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.meters = FieldMeters.of(self.field_name)
 
     @property
     def delivery(self) -> Delivery:

@@ -13,7 +13,7 @@ from realtime.brokers import Broker
 from realtime.events import SESSIONS
 from realtime.fanout.connection import Connection
 from realtime.fanout.group import Group
-from realtime.fanout.subscription import Sub
+from realtime.fanout.subscription import REPLACED, Sub
 from realtime.ports import FindSession, GraphQLLayer, ResolveQuery, as_sent
 from realtime.protocol.messages import CloseCode
 from realtime.sources import SubscriptionSource, sources_of
@@ -75,8 +75,10 @@ class Hub:
         if group is None:
             group = self.groups[group_key] = make_group()
             self.by_channel.setdefault(group.channel, set()).add(group)
+            group.meters.groups.inc()
         sub = Sub(conn, sub_id, group)
         group.subs.add(sub)
+        group.meters.subscriptions.inc()
         conn.subs[sub_id] = sub
         return sub
 
@@ -88,9 +90,13 @@ class Hub:
         sub.conn.subs.pop(sub.id, None)
         sub.conn.latest.pop(sub.id, None)
         group = sub.group
-        group.subs.discard(sub)
+        if sub in group.subs:  # once, however many ways it ends
+            group.subs.discard(sub)
+            group.meters.subscriptions.dec()
         if not group.subs:
-            self.groups.pop(group.key, None)
+            if self.groups.get(group.key) is group:
+                del self.groups[group.key]
+                group.meters.groups.dec()
             channel_groups = self.by_channel.get(group.channel)
             if channel_groups is not None:
                 channel_groups.discard(group)
@@ -123,8 +129,18 @@ class Hub:
                 logger.exception("rendering an event for %s failed", group.channel)
                 continue
             seq = source.sequence(event)
+            # Counted once per group, not per subscriber: thousands of them share the event.
+            handed = replaced = 0
             for sub in list(group.subs):
-                sub.offer(seq, payload)
+                outcome = sub.offer(seq, payload)
+                if outcome:
+                    handed += 1
+                    if outcome == REPLACED:
+                        replaced += 1
+            if handed:
+                group.meters.deliveries.inc(handed)
+                if replaced:
+                    group.meters.coalesced.inc(replaced)
 
     async def resync(self) -> None:
         """After an outage between processes: fill every sequenced subscription from its

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+import metrics
 from logs import get_logger
 from realtime.fanout.connection import Connection
 from realtime.protocol.messages import coded_error, error, internal_error
@@ -33,6 +34,16 @@ class ReplayLimitReached(Exception):
     """A replay delivered ``ws_replay_limit`` comments: the subscription ends there."""
 
 
+# What ``Sub.offer`` did with an event; the hub counts deliveries from it, once a group. Plain
+# ints: an Enum member's lookup costs more than the rest of an offer, thousands per event.
+# Not queued now: dropped (a duplicate, an ended subscription) or kept for later.
+KEPT: Final = 0
+# A frame queued for the subscriber.
+HANDED: Final = 1
+# A coalesced frame queued in place of one the subscriber hadn't taken yet.
+REPLACED: Final = 2
+
+
 @dataclass(eq=False)
 class Sub:
     """One subscription of a connection."""
@@ -45,6 +56,8 @@ class Sub:
     buffer: list[tuple[int, str]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     done: bool = False
+    # Ended because the client fell behind (the replay metrics say so).
+    overflowed: bool = False
 
     def __post_init__(self) -> None:
         self.prefix, self.suffix = self.conn.wire.data_frame(self.id)
@@ -53,20 +66,20 @@ class Sub:
         """The data frame of this subscription carrying ``payload_json``."""
         return self.prefix + payload_json + self.suffix
 
-    def offer(self, seq: int | None, payload_json: str) -> None:
-        """A rendered event for this subscriber, in the group's order."""
+    def offer(self, seq: int | None, payload_json: str) -> int:
+        """A rendered event for this subscriber, in the group's order: KEPT, HANDED or REPLACED."""
         if self.done:
-            return
+            return KEPT
         if self.group.delivery == "coalesced":
             if seq is not None:
                 if seq <= self.last_seq:
-                    return
+                    return KEPT
                 self.last_seq = seq
+            replacing = self.id in self.conn.latest
             self.conn.push_latest(self.id, self.frame(payload_json))
-            return
+            return REPLACED if replacing else HANDED
         if not self.group.sequenced or seq is None:
-            self._push(payload_json)
-            return
+            return HANDED if self._push(payload_json) else KEPT
         if self.replaying:
             if len(self.buffer) >= self.conn.settings.ws_queue_length:
                 # Bounded: drop the oldest. It is in the database, and the newer event kept
@@ -75,15 +88,17 @@ class Sub:
                 self.buffer.sort()
                 del self.buffer[0]
             self.buffer.append((seq, payload_json))
-            return
+            return KEPT
         if seq <= self.last_seq:
-            return
+            return KEPT
         if seq > self.last_seq + 1:
             self.buffer.append((seq, payload_json))
             self.start_catch_up(None)
-            return
+            return KEPT
         if self._push(payload_json):
             self.last_seq = seq
+            return HANDED
+        return KEPT
 
     def _push(self, payload_json: str) -> bool:
         if self.conn.push(self.frame(payload_json)):
@@ -93,6 +108,9 @@ class Sub:
 
     def overflow(self) -> None:
         """The client fell behind: end this subscription with an error, keep the socket."""
+        if not self.done:
+            self.overflowed = True
+            self.group.meters.overflows.inc()
         self.conn.send(
             error(
                 self.id,
@@ -118,7 +136,7 @@ class Sub:
         """Deliver from the database what the live stream missed, then the buffered events."""
         try:
             if replay_from is not None:
-                await self._fill(replay_from, None)
+                await self._replay(replay_from)
             while self.buffer and not self.done:
                 self.buffer.sort()
                 seq, payload = self.buffer.pop(0)
@@ -129,6 +147,7 @@ class Sub:
                     self.last_seq = max(self.last_seq, seq - 1)
                 if not self._push(payload):
                     return
+                self.group.meters.deliveries.inc()
                 self.last_seq = seq
             self.replaying = False
         except ReplayLimitReached:
@@ -151,7 +170,24 @@ class Sub:
             self.conn.send(internal_error(self.id))
             self.group.hub.remove(self)
 
-    async def _fill(self, after: int, before: int | None) -> None:
+    async def _replay(self, after: int) -> None:
+        """``afterSequence`` (or a resync's) replay from ``after``, counted by its outcome."""
+        outcome = "ended"  # the subscription or the connection ended first (or cancelled it)
+        try:
+            if await self._fill(after, None):
+                outcome = "ok"
+            elif self.overflowed:
+                outcome = "SUBSCRIPTION_OVERFLOW"
+        except ReplayLimitReached:
+            outcome = "REPLAY_LIMIT"
+            raise
+        except Exception:
+            outcome = "INTERNAL_SERVER_ERROR"
+            raise
+        finally:
+            metrics.REPLAYS.labels(outcome).inc()
+
+    async def _fill(self, after: int, before: int | None) -> bool:
         """Deliver the source's replay of the sequences in (``after``, ``before``), in order (for
         comments: from the database, deleted ones skipped).
 
@@ -159,6 +195,8 @@ class Sub:
         most ``ws_replays_per_connection`` replays, however many it asks for), the process's only
         while a page is read and rendered (so a client that stops reading stalls its own
         replays, not everyone's), and each frame waits for room in the connection's queue.
+
+        True once the source had nothing more to replay; False when the subscription ended first.
         """
         conn = self.conn
         settings = conn.settings
@@ -175,14 +213,18 @@ class Sub:
                 for (seq, _), payload in zip(page, payloads, strict=True):
                     await conn.room_for_replay()
                     if self.done or conn.closing is not None:
-                        return
+                        return False
                     if not self._push(payload):
-                        return
+                        return False
+                    # Paced by the writer above: a counter per frame costs nothing next to it.
+                    group.meters.deliveries.inc()
+                    metrics.REPLAYED_EVENTS.inc()
                     self.last_seq = after = seq
                     sent += 1
                 if sent >= limit:
                     raise ReplayLimitReached
                 if len(page) < wanted:
-                    return
+                    return True
                 # Let every other task run between pages, even when nothing above had to wait.
                 await asyncio.sleep(0)
+        return False
