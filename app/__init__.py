@@ -28,9 +28,11 @@ from api.context import Services
 from api.live import LiveGraphQL
 from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
+from app.housekeeping import Scheduler, default_jobs
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.middleware import BodySizeLimit
 from app.pages import Pages
+from clock import use_offset_file
 from comments.service import Comments
 from db.config import tortoise_config
 from logs import configure_logging, get_logger, install_log_filters
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
+    if settings.test_clock_file and settings.env == "test":
+        # Tests move the clock of server processes through this file (clock.py).
+        use_offset_file(settings.test_clock_file)
     limiter = limiter or MemoryRateLimiter()
     broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
@@ -80,6 +85,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     graphql.pages = pages
     # Subscriptions over HTTP (SSE, multipart) go through the same hub.
     graphql.streams = HTTPStreams(hub)
+    # Purges (and later timed jobs): every worker looks, one runs each due slot.
+    scheduler = Scheduler(settings, default_jobs(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,9 +96,12 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             # Start-up objects live as long as the process: keep them out of every full
             # collection (they made fan-out pauses with thousands of sockets).
             gc.freeze()
+            scheduler.start()
             try:
                 yield
             finally:
+                # First: a run in progress is cancelled while the database is still there.
+                await scheduler.stop()
                 await graphql.persisted.stop()
                 await broker.stop()
                 # Password-hashing threads: waiting hashes are cancelled, running ones finish.
@@ -151,6 +161,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.streams = graphql.streams
     app.state.assets = assets
     app.state.pages = pages
+    app.state.scheduler = scheduler
     return app
 
 
