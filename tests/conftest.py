@@ -71,10 +71,16 @@ SLOW = (
     "test_streams.py",
     "test_readme_http.py",
     "test_schema_fuzz.py",
+    "test_housekeeping.py::test_two_worker_processes_run_each_slot_exactly_once",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
-SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
+SERVICES = (
+    "test_scaleout.py",
+    "test_abuse.py",
+    "test_outage.py",
+    "test_housekeeping.py::test_two_worker_processes_run_each_slot_exactly_once",
+)
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")
 # Tests that drive headless Chromium (through node's playwright-core: node tests too) are the
@@ -130,7 +136,9 @@ def forget_compiled_statements() -> None:
 async def prepare_database(url: str, demo: bool) -> Settings:
     """Migrate the database at ``url`` (and load the demo data); returns its settings."""
     forget_compiled_statements()
-    settings = Settings(database_url=url, env="test")
+    # No housekeeping loop in the apps tests build in-process: its first look would add
+    # statements to the counted ones (tests/ops/test_housekeeping.py turns it on itself).
+    settings = Settings(database_url=url, env="test", housekeeping=False)
     await apply_migrations(settings)
     if demo:
         from demo.seed import load_demo_data
