@@ -1,4 +1,4 @@
-"""Housekeeping: one scheduler loop per deployment running named jobs at intervals.
+"""Housekeeping: named jobs run at intervals, each due run by one worker of the deployment.
 
 Every worker runs the loop (started by the app's lifespan, cancelled at shut-down); every
 ``HOUSEKEEPING_INTERVAL_SECONDS`` it looks at each registered :class:`Job` and runs the ones
@@ -225,7 +225,8 @@ class Scheduler:
             if claimed is None:
                 continue
             if self._stopping:
-                # Claimed as the worker stops: handed back at once rather than run.
+                # Claimed as the worker stops: not run, its lease given back at once (the slot
+                # is skipped: the next one does its work).
                 await self._record(claimed, "cancelled", 0, "")
                 break
             results.append(await self._run(job, claimed))
