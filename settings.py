@@ -200,6 +200,24 @@ class Settings:
     # derives it); any address when empty. In production /metrics answers 404 unless this or
     # METRICS_TOKEN is set
     metrics_allow: tuple[str, ...] = ()
+    # Operations: housekeeping (app.housekeeping). One scheduler loop per deployment: each
+    # worker looks every HOUSEKEEPING_INTERVAL_SECONDS, and a due job runs on one worker only.
+    housekeeping: bool = True
+    housekeeping_interval_seconds: int = 60
+    # How often each purge (expired sessions, idempotency keys, old run records) runs
+    housekeeping_purge_interval_seconds: int = 3600
+    # Rows one purge statement deletes (each its own short transaction, the loop yields between)
+    housekeeping_batch_rows: int = 1000
+    # Rows are purged this long after they stop counting, so that workers whose clocks differ
+    # and requests in flight never lose a row they still rely on
+    housekeeping_grace_seconds: int = 3600
+    # A run not finished after this long (its worker died) stops keeping the job from others
+    housekeeping_lease_seconds: int = 900
+    # How long the record of each run (housekeeping_runs) is kept
+    housekeeping_history_seconds: int = 7 * 24 * 3600
+    # Tests only (AGORA_ENV=test): a file holding a clock offset in seconds or a fixed time,
+    # read by every process (clock.use_offset_file)
+    test_clock_file: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -336,11 +354,34 @@ def load_settings() -> Settings:
         # Operations: metrics
         metrics_token=_str("METRICS_TOKEN", defaults.metrics_token).strip(),
         metrics_allow=_list("METRICS_ALLOW", defaults.metrics_allow),
+        # Operations: housekeeping
+        housekeeping=_bool("HOUSEKEEPING", defaults.housekeeping),
+        housekeeping_interval_seconds=_int(
+            "HOUSEKEEPING_INTERVAL_SECONDS", defaults.housekeeping_interval_seconds, 1
+        ),
+        housekeeping_purge_interval_seconds=_int(
+            "HOUSEKEEPING_PURGE_INTERVAL_SECONDS", defaults.housekeeping_purge_interval_seconds, 1
+        ),
+        housekeeping_batch_rows=_int(
+            "HOUSEKEEPING_BATCH_ROWS", defaults.housekeeping_batch_rows, 1
+        ),
+        housekeeping_grace_seconds=_int(
+            "HOUSEKEEPING_GRACE_SECONDS", defaults.housekeeping_grace_seconds, 0
+        ),
+        housekeeping_lease_seconds=_int(
+            "HOUSEKEEPING_LEASE_SECONDS", defaults.housekeeping_lease_seconds, 1
+        ),
+        housekeeping_history_seconds=_int(
+            "HOUSEKEEPING_HISTORY_SECONDS", defaults.housekeeping_history_seconds, 1
+        ),
+        test_clock_file=_str("AGORA_TEST_CLOCK_FILE", defaults.test_clock_file),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
             f"AGORA_ENV must be development, production or test, got {settings.env!r}"
         )
+    if settings.test_clock_file and settings.env != "test":
+        raise SettingsError("AGORA_TEST_CLOCK_FILE moves the clock: only with AGORA_ENV=test")
     if settings.password_min_length > settings.password_max_length:
         raise SettingsError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
     if settings.default_page_size > settings.max_page_size:

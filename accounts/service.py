@@ -29,6 +29,7 @@ from accounts.passwords import HashPool, hash_password, verify_password, verify_
 from accounts.ratelimit import RateLimiter, Rule
 from clock import Clock, now
 from db import models
+from db.housekeeping import delete_in_batches
 from db.sql import execute, fetch_dicts
 from domain_events import Publisher
 from markets import ledger
@@ -290,3 +291,14 @@ class Accounts:
             using_db=conn,
         )
         return IssuedSession(token, expires, user)
+
+
+async def purge_sessions(now: datetime, *, grace: timedelta, batch_rows: int) -> int:
+    """Delete the sessions that expired ``grace`` or longer before ``now`` (housekeeping's
+    ``purge_sessions`` job); the rows deleted, at most ``batch_rows`` per statement.
+
+    An expired session already authenticates no one (:meth:`Accounts.session`); the grace
+    keeps a session that a request authenticated a moment before it expired (and reads again,
+    as ``change_password`` does) from vanishing under it, whatever another worker's clock says.
+    """
+    return await delete_in_batches("sessions", "expires_at <= ?", (now - grace,), batch_rows)

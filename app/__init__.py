@@ -29,10 +29,12 @@ from api.core.refusals import count_refusals
 from api.live import LiveGraphQL
 from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
+from app.housekeeping import Scheduler, default_jobs
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
 from app.pages import Pages
+from clock import use_offset_file
 from comments.service import Comments
 from db.config import tortoise_config
 from logs import configure_logging, get_logger, install_log_filters
@@ -57,6 +59,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
     # and uvicorn's are cut short and access lines lose their query strings.
     install_log_filters(settings)
+    if settings.test_clock_file and settings.env == "test":
+        # Tests move the clock of server processes through this file (clock.py).
+        use_offset_file(settings.test_clock_file)
     if limiter is None:
         # Connects on first use; the lifespan closes it.
         limiter = (
@@ -90,6 +95,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     # Operations: metrics. Refusals counted by mutation field and code, off the schema itself.
     count_refusals(graphql.core)
     metrics_endpoint = MetricsEndpoint(settings)
+    # Purges (and later timed jobs): every worker looks, one runs each due slot.
+    scheduler = Scheduler(settings, default_jobs(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,9 +107,12 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             # collection (they made fan-out pauses with thousands of sockets).
             gc.freeze()
             pool_sampling = asyncio.create_task(pool_sampler(), name="metrics-pool")
+            scheduler.start()
             try:
                 yield
             finally:
+                # First: a run in progress is cancelled while the database is still there.
+                await scheduler.stop()
                 await stop_sampler(pool_sampling)
                 await graphql.persisted.stop()
                 # The shared rate limits' and stream caps' Redis connections (when made).
@@ -170,6 +180,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.streams = graphql.streams
     app.state.assets = assets
     app.state.pages = pages
+    app.state.scheduler = scheduler
     return app
 
 

@@ -294,6 +294,8 @@ class Session(Model):
 
     class Meta:
         table = "sessions"
+        # The housekeeping purge of expired sessions (accounts.service.purge_sessions).
+        indexes = (("expires_at",),)
 
 
 class CommentReport(Model):
@@ -451,3 +453,46 @@ class IdempotencyKey(Model):
     class Meta:
         table = "idempotency_keys"
         unique_together = (("user", "key"),)
+        # The housekeeping purge of expired keys (markets.trading.purge_idempotency_keys).
+        indexes = (("created_at",),)
+
+
+class JobState(Model):
+    """A housekeeping job's schedule: when its next slot is due and who holds the current run.
+
+    A worker claims a due slot by moving ``next_run_at`` past it in one conditional update, so
+    two workers never run the same slot (app.housekeeping, db.housekeeping).
+    """
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    next_run_at = fields.DatetimeField()
+    # The slot of the latest claimed run (the next_run_at it moved past).
+    last_due_at = fields.DatetimeField(null=True)
+    # Set while a run is in progress: until then no other worker starts the job (a worker that
+    # died mid-run holds it no longer than HOUSEKEEPING_LEASE_SECONDS).
+    lease_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "housekeeping_jobs"
+
+
+class JobRun(Model):
+    """One run of a housekeeping job: its slot, its worker, the rows it changed, its outcome."""
+
+    id = fields.IntField(primary_key=True)
+    job = fields.CharField(max_length=64)
+    # The slot it ran for: unique per job, a second run of one slot can't be recorded.
+    due_at = fields.DatetimeField()
+    started_at = fields.DatetimeField(db_index=True)
+    finished_at = fields.DatetimeField(null=True)
+    # running, ok, error or cancelled (the worker stopped mid-run)
+    outcome = fields.CharField(max_length=16)
+    rows = fields.BigIntField(default=0)
+    # host:pid of the worker that ran it
+    worker = fields.CharField(max_length=100)
+    # The exception's class and message, cut short, for a run that failed.
+    error = fields.CharField(max_length=300, default="")
+
+    class Meta:
+        table = "housekeeping_runs"
+        unique_together = (("job", "due_at"),)

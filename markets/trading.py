@@ -31,6 +31,7 @@ from tortoise.transactions import in_transaction
 import metrics
 from clock import Clock, now
 from db import models
+from db.housekeeping import delete_in_batches
 from db.sql import execute, fetch_dicts
 from domain_events import Publisher
 from markets import ledger, listing, settlement
@@ -397,6 +398,21 @@ async def _stored_key(
 def _is_live(stored: models.IdempotencyKey, now: datetime) -> bool:
     """Kept 24 hours: exactly 24 hours old is expired."""
     return stored.created_at > now - IDEMPOTENCY_TTL
+
+
+async def purge_idempotency_keys(now: datetime, *, grace: timedelta, batch_rows: int) -> int:
+    """Delete the idempotency keys that expired ``grace`` or longer before ``now``
+    (housekeeping's ``purge_idempotency_keys`` job); the rows deleted, at most ``batch_rows``
+    per statement.
+
+    A key must outlive :data:`IDEMPOTENCY_TTL`: while it is live a retry answers as the replay
+    of its first trade, and a retry that found no key would trade again. After it, the key is
+    free anyway (``_trade_once`` deletes an expired one it finds), so purging changes no
+    answer. The grace covers a worker whose clock runs behind the purging worker's: it still
+    honours keys the purger's clock calls expired.
+    """
+    cutoff = now - IDEMPOTENCY_TTL - grace
+    return await delete_in_batches("idempotency_keys", "created_at <= ?", (cutoff,), batch_rows)
 
 
 async def _replay_of(

@@ -1,0 +1,1 @@
+"""Operations: housekeeping (and the other parts of running the app in production)."""
