@@ -181,6 +181,14 @@ class Settings:
     login_failure_rate_per_address: str = "50/900"
     signup_rate_per_address: str = "200/3600"
     change_password_failure_rate: str = "5/900"
+    # Operations: serving and graceful shutdown (python -m app.serve, make serve)
+    # Worker processes under one supervisor; more than one needs PostgreSQL and Redis
+    workers: int = 1
+    # After SIGTERM: how long the server keeps accepting while /readyz already answers 503 (for
+    # load balancers to notice), then how long in-flight HTTP requests (trades included) and
+    # websocket operations get to finish once it has stopped accepting; then what remains is cut
+    shutdown_delay_seconds: int = 0
+    shutdown_timeout_seconds: int = 10
 
     @property
     def is_sqlite(self) -> bool:
@@ -303,6 +311,12 @@ def load_settings() -> Settings:
         signup_rate_per_address=_rate("SIGNUP_RATE_PER_ADDRESS", defaults.signup_rate_per_address),
         change_password_failure_rate=_rate(
             "CHANGE_PASSWORD_FAILURE_RATE", defaults.change_password_failure_rate
+        ),
+        # Operations: serving and graceful shutdown
+        workers=_int("WORKERS", defaults.workers, 1),
+        shutdown_delay_seconds=_int("SHUTDOWN_DELAY_SECONDS", defaults.shutdown_delay_seconds, 0),
+        shutdown_timeout_seconds=_int(
+            "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1
         ),
     )
     if settings.env not in ("development", "production", "test"):
