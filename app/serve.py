@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -63,6 +64,8 @@ FORCED_EXIT_SECONDS = 1.0
 CUT_GRACE_SECONDS = 0.5
 # The supervisor kills a worker still alive this long after delay + timeout.
 KILL_MARGIN_SECONDS = 5.0
+# How long a starting worker may take to answer its first health check (it imports the app).
+STARTUP_GRACE_SECONDS = 60.0
 # With AGORA_ENV=test every response names the worker process that answered it (tests tell the
 # workers apart with it; production doesn't say).
 WORKER_HEADER = "x-agora-worker"
@@ -142,6 +145,18 @@ def _is_websocket(connection: object) -> bool:
     return type(connection).__module__.startswith("uvicorn.protocols.websockets")
 
 
+def _describe(task: asyncio.Task[Any]) -> str:
+    """A task, and the innermost line it waits at (following what each coroutine awaits)."""
+    where = ""
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            where = f" at {frame.f_code.co_filename}:{frame.f_lineno}"
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return f"{task.get_name()}{where}"
+
+
 def _hard_exit() -> None:
     with contextlib.suppress(Exception):
         sys.stderr.write("agora: the shutdown was forced; exiting now\n")
@@ -154,13 +169,22 @@ class AgoraServer(uvicorn.Server):
 
     ``supervised``: a worker under ``AgoraSupervisor``, which ignores SIGINT (a terminal's
     Ctrl-C reaches the supervisor too, which forwards it as SIGTERM: counted twice, one Ctrl-C
-    would cut everything).
+    would cut everything). ``owns_process``: after a shutdown that had to cut, the process
+    ends as soon as the server has stopped (what was cut may hold threads or tasks that would
+    keep it alive); off when a test embeds the server.
     """
 
-    def __init__(self, config: uvicorn.Config, settings: Settings, supervised: bool = False):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        settings: Settings,
+        supervised: bool = False,
+        owns_process: bool = False,
+    ) -> None:
         super().__init__(config)
         self.settings = settings
         self.supervised = supervised
+        self.owns_process = owns_process
         # Something in flight had to be cut (the timeout, or a second signal).
         self.cut = False
         self._watchdog: threading.Timer | None = None
@@ -180,6 +204,12 @@ class AgoraServer(uvicorn.Server):
         state = getattr(lifespan, "state", None) or {}
         found = state.get(STATE_KEY)
         return found if isinstance(found, Lifecycle) else None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until shut down; then, if something was cut, end the process here."""
+        await super().serve(sockets)
+        if self.owns_process and (self.cut or self.force_exit):
+            _exit_now(self.exit_code)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First SIGTERM/SIGINT: drain (readiness off at once); a second one: cut at once.
@@ -237,7 +267,19 @@ class AgoraServer(uvicorn.Server):
             with contextlib.suppress(BaseException):
                 await drain
         if not self.force_exit:
-            await self.lifespan.shutdown()
+            # The app's own clean-up (database pool, broker, hashing threads): bounded too, so
+            # that nothing in it can keep the process from ending.
+            try:
+                await asyncio.wait_for(
+                    self.lifespan.shutdown(), self.settings.shutdown_timeout_seconds
+                )
+            except TimeoutError:
+                self.cut = True
+                logger.error(
+                    "The application's shutdown took over SHUTDOWN_TIMEOUT_SECONDS; still "
+                    "running: %s",
+                    "; ".join(_describe(task) for task in asyncio.all_tasks()),
+                )
 
     async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
         """Wait until ``condition()`` holds (True), or ``seconds`` pass or a second signal
@@ -260,6 +302,7 @@ class AgoraServer(uvicorn.Server):
         )
         for connection in list(state.connections):
             connection.shutdown()
+        logging.getLogger("uvicorn.error").addFilter(_CutRequests())
         tasks = list(state.tasks)
         if drain is not None:
             tasks.append(drain)
@@ -269,16 +312,22 @@ class AgoraServer(uvicorn.Server):
             await asyncio.wait(tasks, timeout=CUT_GRACE_SECONDS)
 
 
-def finish(server: AgoraServer) -> int:
-    """The exit code of ``server``, once it has run; after a forced shutdown the process ends
-    here (threads still holding a database connection must not keep it alive)."""
-    code = server.exit_code
-    if server.force_exit:
-        logging.shutdown()
+class _CutRequests(logging.Filter):
+    """Drops uvicorn's traceback of a request the shutdown cancelled (the "Cutting" line has
+    counted it: it is no error of the app's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record of a cancellation."""
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+def _exit_now(code: int) -> None:
+    logging.shutdown()
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
-    return code
+    os._exit(code)
 
 
 def serve_one(settings: Settings) -> int:
@@ -287,11 +336,11 @@ def serve_one(settings: Settings) -> int:
 
     prepare_metrics_folder(1)
     config = uvicorn.Config(create_app(settings), **uvicorn_options(settings))
-    server = AgoraServer(config, settings)
+    server = AgoraServer(config, settings, owns_process=True)
     server.run()
     if not server.started:
         return STARTUP_FAILURE
-    return finish(server)
+    return server.exit_code
 
 
 # -- several workers ----------------------------------------------------------------------------
@@ -299,14 +348,40 @@ def serve_one(settings: Settings) -> int:
 
 class AgoraProcess(Process):
     """One worker: an ``AgoraServer`` in a spawned process (built from the environment, as the
-    app itself is, by its factory)."""
+    app itself is, by its factory).
+
+    Unlike uvicorn's own workers, ours import the app before they can answer the supervisor's
+    health checks (the class lives in it): until its first answer a worker that is alive gets
+    ``STARTUP_GRACE_SECONDS``, so a slow start on a busy machine isn't taken for a hang.
+    """
+
+    started_at = 0.0
+    answered = False
 
     @property
     def server(self) -> AgoraServer:
         """This worker's server (built in the worker)."""
         if not isinstance(self._server, AgoraServer):
-            self._server = AgoraServer(self.config, load_settings(), supervised=True)
+            self._server = AgoraServer(
+                self.config, load_settings(), supervised=True, owns_process=True
+            )
         return self._server
+
+    def start(self) -> None:
+        """Start the worker process."""
+        self.started_at = time.monotonic()
+        super().start()
+
+    def is_alive(self, timeout: float = 5) -> bool:
+        """Whether the worker lives and answers (see the class's docstring for its start)."""
+        if not self.answered:
+            starting = time.monotonic() - self.started_at < STARTUP_GRACE_SECONDS
+            if self.process.is_alive() and starting:
+                self.answered = self.ping(0.05)
+                return True
+        answers = super().is_alive(timeout)
+        self.answered = self.answered or answers
+        return answers
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover
         """In the worker: logging as the app's, the server built before uvicorn's health-check
@@ -314,7 +389,7 @@ class AgoraProcess(Process):
         configure_logging(load_settings())
         server = self.server
         super().target(sockets)
-        sys.exit(finish(server))
+        sys.exit(server.exit_code)
 
 
 class AgoraSupervisor(Multiprocess):

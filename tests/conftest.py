@@ -71,10 +71,24 @@ SLOW = (
     "test_streams.py",
     "test_readme_http.py",
     "test_schema_fuzz.py",
+    # Operations: app.serve and its graceful shutdown, make services
+    "test_drain.py",
+    "test_serve_command.py",
+    "test_graceful_shutdown.py",
+    "test_workers.py",
+    "test_devservices.py",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
-SERVICES = ("test_scaleout.py", "test_abuse.py", "test_outage.py")
+SERVICES = (
+    "test_scaleout.py",
+    "test_abuse.py",
+    "test_outage.py",
+    # Operations: real processes on PostgreSQL and Redis; make services' own servers
+    "test_graceful_shutdown.py",
+    "test_workers.py",
+    "test_devservices.py",
+)
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")
 # Tests that drive headless Chromium (through node's playwright-core: node tests too) are the
