@@ -13,14 +13,15 @@ Shutdown, on SIGTERM or SIGINT: ``/readyz`` answers 503 at once (``app.lifecycle
 keeps accepting for SHUTDOWN_DELAY_SECONDS (load balancers notice), then closes its listening
 sockets and idle keep-alive connections, lets in-flight HTTP requests finish, and has the app end
 its HTTP subscription streams and close its websockets with 1012 once their in-flight operation
-is done; then the lifespan shuts down as always. What is still running SHUTDOWN_TIMEOUT_SECONDS
-after accepting stopped is cut (tasks cancelled, websockets closed by uvicorn); a second signal
-cuts at once. The supervisor forwards the first signal to every worker and a second one too,
-and kills a worker still alive SHUTDOWN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS +
-``KILL_MARGIN_SECONDS`` after the first.
+is done; then the lifespan shuts down as always (bounded by the same timeout). What is still
+running SHUTDOWN_TIMEOUT_SECONDS after accepting stopped is cut (tasks cancelled, websockets
+closed by uvicorn) and the process ends; a second signal cuts at once. The supervisor forwards
+the first signal to every worker and a second one too, and kills a worker still alive
+SHUTDOWN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + ``KILL_MARGIN_SECONDS`` after the first.
 
 Exit codes: 0 a clean shutdown; 1 something was cut (the timeout, a second signal, a killed or
-dead worker); 2 settings refused; 3 a worker or the server failed to start (uvicorn's).
+dead worker, an application shutdown over the timeout); 2 settings refused; 3 a worker or the
+server failed to start (uvicorn's).
 """
 
 from __future__ import annotations

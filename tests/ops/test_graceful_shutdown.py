@@ -179,7 +179,7 @@ async def test_sigterm_hands_the_subscriber_over_to_the_other_instance(
         posted.append(await _post(b_address, demo.token, demo.article_id, "between"))
     # The lock released, the trade in flight on A completes there, and A exits cleanly.
     response = await asyncio.wait_for(trade, 15)
-    assert response.status_code == 200
+    assert (response.status_code, response.headers["connection"]) == (200, "close")
     assert response.json()["data"]["buyShares"]["errors"] == []
     assert float(response.json()["data"]["buyShares"]["trade"]["shares"]) > 0
     assert (await exited(a, 15, tmp_path / "a.log"))[0] == 0

@@ -86,14 +86,19 @@ async def test_two_workers_migrate_once_then_serve_and_stop_cleanly(
     # Migrated and seeded once (AGORA_ENV=test loads the demo data into an empty database).
     stats = await _gql(address, "{ stats { articleCount } }", {})
     assert stats == {"stats": {"articleCount": DEMO_ARTICLES}}
-    assert not (folder / "counter_12345.db").exists()
-    assert (folder / "notes.txt").exists()
+    assert not _exists(folder / "counter_12345.db")
+    assert _exists(folder / "notes.txt")
     assert {environment_of(pid)["PROMETHEUS_MULTIPROC_DIR"] for pid in pids} == {str(folder)}
+    # Each worker's live gauges (open websockets: no labels, so written from the start) …
+    live = {folder / f"gauge_livesum_{pid}.db" for pid in pids}
+    assert all(_exists(path) for path in live)
 
     supervisor.send_signal(signal.SIGTERM)
     assert (await exited(supervisor, 15, tmp_path / "serve.log"))[0] == 0
     assert not any(alive(pid) for pid in pids)
-    assert folder.exists()  # the operator's folder stays
+    # … are dropped with the worker (metrics.mark_process_dead); the folder is the operator's.
+    assert not any(_exists(path) for path in live)
+    assert _exists(folder / "notes.txt")
 
 
 async def _two_workers(
@@ -179,3 +184,7 @@ async def test_the_supervisor_kills_a_worker_that_does_not_stop(
 
 def _is_dir(path: Path) -> bool:
     return path.is_dir()
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
