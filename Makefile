@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint format schema migrations seed clean assets
+.PHONY: run serve services test test-fast lint format schema migrations seed clean assets
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ assets: $(STAMP)
 ## Migrate, load the demo data into an empty database, serve http://127.0.0.1:8000/graphql
 run: $(STAMP) assets
 	$(BIN)/python -m app
+
+## Production mode (unless AGORA_ENV says otherwise): migrate, then serve with WORKERS processes
+## (default 1; more need DATABASE_URL=postgres://… and REDIS_URL); SIGTERM drains gracefully
+serve: $(STAMP)
+	AGORA_ENV=$${AGORA_ENV:-production} $(BIN)/python -m app.serve
+
+## A throwaway PostgreSQL and Redis on loopback for trying `make serve WORKERS=2`; prints their
+## URLs, runs until Ctrl-C, then removes them
+services: $(STAMP)
+	$(BIN)/python -m app.devservices
 
 ## Lint, type-check and run the whole suite (SQLite and PostgreSQL)
 test: $(STAMP) assets lint

@@ -218,6 +218,14 @@ class Settings:
     # Tests only (AGORA_ENV=test): a file holding a clock offset in seconds or a fixed time,
     # read by every process (clock.use_offset_file)
     test_clock_file: str = ""
+    # Operations: serving and graceful shutdown (python -m app.serve, make serve)
+    # Worker processes under one supervisor; more than one needs PostgreSQL and Redis
+    workers: int = 1
+    # After SIGTERM: how long the server keeps accepting while /readyz already answers 503 (for
+    # load balancers to notice), then how long in-flight HTTP requests (trades included) and
+    # websocket operations get to finish once it has stopped accepting; then what remains is cut
+    shutdown_delay_seconds: int = 0
+    shutdown_timeout_seconds: int = 10
 
     @property
     def is_sqlite(self) -> bool:
@@ -375,6 +383,12 @@ def load_settings() -> Settings:
             "HOUSEKEEPING_HISTORY_SECONDS", defaults.housekeeping_history_seconds, 1
         ),
         test_clock_file=_str("AGORA_TEST_CLOCK_FILE", defaults.test_clock_file),
+        # Operations: serving and graceful shutdown
+        workers=_int("WORKERS", defaults.workers, 1),
+        shutdown_delay_seconds=_int("SHUTDOWN_DELAY_SECONDS", defaults.shutdown_delay_seconds, 0),
+        shutdown_timeout_seconds=_int(
+            "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1
+        ),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,12 +32,12 @@ from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
 from app.housekeeping import Scheduler, default_jobs
 from app.http import GraphQLApp, http_error, schema_sdl
+from app.lifecycle import STATE_KEY, Lifecycle
 from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
 from app.pages import Pages
 from clock import use_offset_file
 from comments.service import Comments
-from db.config import tortoise_config
 from logs import configure_logging, get_logger, install_log_filters
 from markets.trading import Trading
 from realtime.brokers import broker_for
@@ -44,7 +45,7 @@ from realtime.endpoint import WebsocketEndpoint
 from realtime.events import broker_publisher
 from realtime.fanout import Hub
 from realtime.streams import HTTPStreams
-from settings import Settings, load_settings
+from settings import Settings, SettingsError, load_settings
 
 logger = get_logger("agora")
 
@@ -55,6 +56,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     ``limiter`` replaces the rate limiter (tests pass one with a fake clock); without it the
     buckets are on Redis when ``REDIS_URL`` is set (shared by every worker), else in process.
     """
+    # Imported here, not above: importing it reads the environment (its TORTOISE_ORM), and the
+    # commands (python -m app.serve) report a bad setting themselves, without a traceback.
+    from db.config import tortoise_config
+
     settings = settings or load_settings()
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
     # and uvicorn's are cut short and access lines lose their query strings.
@@ -97,9 +102,13 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     metrics_endpoint = MetricsEndpoint(settings)
     # Purges (and later timed jobs): every worker looks, one runs each due slot.
     scheduler = Scheduler(settings, default_jobs(settings))
+    # Graceful shutdown: what the server (app.serve) tells the app, through the lifespan state.
+    lifecycle = Lifecycle()
+    lifecycle.on_drain("websockets", websocket.drain)
+    lifecycle.on_drain("HTTP streams", graphql.streams.drain)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
             await broker.start()
             await graphql.persisted.start()
@@ -109,7 +118,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             pool_sampling = asyncio.create_task(pool_sampler(), name="metrics-pool")
             scheduler.start()
             try:
-                yield
+                yield {STATE_KEY: lifecycle}
             finally:
                 # First: a run in progress is cancelled while the database is still there.
                 await scheduler.stop()
@@ -181,6 +190,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     app.state.assets = assets
     app.state.pages = pages
     app.state.scheduler = scheduler
+    app.state.lifecycle = lifecycle
     return app
 
 
@@ -188,6 +198,7 @@ async def prepare_database(settings: Settings) -> None:
     """Migrate; outside production, load the demo data into an empty database."""
     from tortoise import Tortoise
 
+    from db.config import tortoise_config
     from db.migrate import apply_migrations
     from demo.seed import load_demo_data
 
@@ -203,14 +214,19 @@ async def prepare_database(settings: Settings) -> None:
 
 
 def main() -> None:
-    """``python -m app``: migrate, seed an empty development database, serve."""
-    import uvicorn
+    """``python -m app``: migrate, seed an empty development database, serve (one process,
+    shutting down gracefully as ``python -m app.serve`` does)."""
+    from app.serve import EXIT_REFUSED, serve_one
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"agora: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_REFUSED) from None
     configure_logging(settings)
     asyncio.run(prepare_database(settings))
     logger.info("serving http://%s:%s/graphql", settings.host, settings.port)
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    raise SystemExit(serve_one(settings))
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -224,7 +240,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.
         "ws_max_size": settings.ws_max_message_bytes,
-        # HTTP subscription streams never end by themselves: without a bound, a shutdown would
-        # wait for their clients for ever (they are cut after this, and reconnect).
-        "timeout_graceful_shutdown": 10,
+        # What a shutdown waits for before cutting (app.serve drains first; plain uvicorn
+        # closes websockets itself and cuts HTTP subscription streams, which never end by
+        # themselves, after this).
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
     }

@@ -1,4 +1,5 @@
-"""/healthz (the process answers) and /readyz (the database answers, within DB_TIMEOUT_SECONDS)."""
+"""/healthz (the process answers) and /readyz (the database answers, within DB_TIMEOUT_SECONDS,
+Redis too when configured, and the server isn't shutting down)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers, and Redis does when it is configured."""
-    body: dict[str, str] = {}
+    """Readiness: the database answers, and Redis does when it is configured; from a graceful
+    shutdown's first signal on, 503 with ``"draining": true`` whatever they say (load balancers
+    take the instance out while it still serves)."""
+    body: dict[str, str | bool] = {}
     try:
         await within(fetch_dicts("SELECT 1 AS ok"), request.app.state.settings.db_timeout_seconds)
         body["database"] = "ok"
@@ -31,4 +34,7 @@ async def readyz(request: Request) -> Response:
     if isinstance(broker, RedisBroker):
         body["redis"] = "ok" if broker.healthy else "down"
     ready = all(value == "ok" for value in body.values())
+    if request.app.state.lifecycle.draining:
+        body["draining"] = True
+        ready = False
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -17,6 +17,7 @@ from clientaddr import client_address
 from db.health import is_database_down, within
 from logs import get_logger
 from realtime.fanout import Connection, Hub
+from realtime.fanout.hub import RESTART_REASON, SERVICE_RESTART
 from realtime.operations import Operations
 from realtime.protocol import Subprotocol, negotiate
 from realtime.protocol.messages import (
@@ -57,6 +58,9 @@ class SocketConnection(Connection):
 
     ws: WebSocket
     wire: Subprotocol
+    # An operation of the socket is being handled (a query or mutation runs): a drain lets it
+    # finish before closing.
+    busy = False
 
 
 class WebsocketEndpoint:
@@ -88,6 +92,10 @@ class WebsocketEndpoint:
             )
             return
         await ws.accept(subprotocol=wire.name)
+        if self.hub.draining:
+            # Reached the app after the server began to drain: off to another instance at once.
+            await ws.close(code=SERVICE_RESTART, reason=RESTART_REASON)
+            return
         address = client_address(
             ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
         )
@@ -116,6 +124,18 @@ class WebsocketEndpoint:
                 with contextlib.suppress(Exception):
                     await ws.close(code=closing.code, reason=closing.reason)
 
+    async def drain(self) -> None:
+        """Graceful shutdown: take no new socket or message; close each socket with 1012 (its
+        clients reconnect elsewhere and resume with afterSequence) once the operation it is
+        running, if any, has queued its result. Returns when every socket is closing (the
+        server waits for their last frames)."""
+        self.hub.draining = True
+        sockets = [conn for conn in self.hub.connections if isinstance(conn, SocketConnection)]
+        for conn in sockets:
+            if not conn.busy:
+                conn.close(SERVICE_RESTART, RESTART_REASON)
+        await asyncio.gather(*(conn.closed.wait() for conn in sockets))
+
     async def _keep_alive(self, conn: SocketConnection) -> None:
         interval = self.settings.ws_ping_interval_seconds
         loop = asyncio.get_running_loop()
@@ -135,6 +155,9 @@ class WebsocketEndpoint:
             await self._init(conn)
             while conn.closing is None:
                 message = await self._receive(conn, None)
+                if conn.closing is not None:
+                    return  # closed while it arrived (a drain): not taken
+                conn.busy = True
                 try:
                     await self._handle(conn, message)
                 except (Closed, WebSocketDisconnect):
@@ -144,6 +167,11 @@ class WebsocketEndpoint:
                     logger.exception("handling a %s message failed", message.get("type"))
                     if isinstance(message.get("id"), str):
                         conn.send(internal_error(message["id"]))
+                finally:
+                    conn.busy = False
+                if self.hub.draining:
+                    # The operation the drain waited for is done (its result queued first).
+                    raise Closed(SERVICE_RESTART, RESTART_REASON)
         except Closed as closed:
             conn.close(closed.code, closed.reason)
         except WebSocketDisconnect:

@@ -27,6 +27,7 @@ from accounts.service import token_hash
 from db.health import is_database_down, within
 from logs import get_logger
 from realtime.fanout import Connection, Hub
+from realtime.fanout.hub import SERVICE_RESTART
 from realtime.operations import Operations
 from realtime.protocol.base import StreamWire
 from realtime.protocol.messages import CloseCode, coded_error
@@ -42,11 +43,14 @@ _OPEN_STREAMS = {
 }
 
 # What a stream closed for a reason of the server's says to its client, as an error code.
-_CLOSE_CODES = {
+_CLOSE_CODES: dict[int, str] = {
+    SERVICE_RESTART: "SERVICE_RESTART",
     CloseCode.FORBIDDEN: "UNAUTHENTICATED",
     CloseCode.TRY_AGAIN_LATER: "SERVICE_UNAVAILABLE",
     CloseCode.GOING_AWAY: "STREAM_CLOSED",
 }
+# What a stream ended by a graceful shutdown says (as a SERVICE_RESTART error).
+_RESTARTING = "The server is shutting down: subscribe again, with afterSequence, to resume."
 
 
 class StreamRefused(Exception):
@@ -217,6 +221,13 @@ class HTTPStreams:
     ) -> Stream:
         """A stream for the operation of ``payload`` (a checked subscription), counted against
         its client's limits; StreamRefused when it can't start."""
+        if self.hub.draining:
+            raise StreamRefused(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "The server is shutting down; retry (another instance will answer).",
+                retry_after=self.settings.retry_after_seconds,
+            )
         session = None
         if token:
             try:
@@ -253,6 +264,16 @@ class HTTPStreams:
             self.hub.connections.discard(conn)
             raise
         return Stream(self, conn, body, wire, payload, keys, lease)
+
+    async def drain(self) -> None:
+        """Graceful shutdown: open no new stream; end each open one after what is queued, with
+        a SERVICE_RESTART error and the protocol's end (SSE's ``complete`` event, multipart's
+        closing delimiter), so its client subscribes again elsewhere with afterSequence. (The
+        server waits for the responses to end.)"""
+        self.hub.draining = True
+        for conn in list(self.hub.connections):
+            if isinstance(conn.ws, _Body):
+                conn.close(SERVICE_RESTART, _RESTARTING)
 
 
 class Stream:
@@ -347,7 +368,7 @@ class Stream:
         closing = conn.closing
         tail = ""
         if closing is not None and closing.code not in (CloseCode.NORMAL, CloseCode.ABNORMAL):
-            code = _CLOSE_CODES.get(CloseCode(closing.code), "STREAM_CLOSED")
+            code = _CLOSE_CODES.get(closing.code, "STREAM_CLOSED")
             tail = self.wire.errors([coded_error(closing.reason or "Stream closed.", code)])
         # Always the end of the body, so the response is complete for the server too (sent to a
         # client that left, it goes nowhere).

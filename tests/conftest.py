@@ -80,6 +80,12 @@ SLOW = (
     "test_metrics.py::test_a_replay_ended_by_its_limit_is_counted_so",
     "test_metrics.py::test_an_http_stream_is_counted_while_it_is_open",
     "test_housekeeping.py::test_two_worker_processes_run_each_slot_exactly_once",
+    # Operations: app.serve and its graceful shutdown, make services
+    "test_drain.py",
+    "test_serve_command.py",
+    "test_graceful_shutdown.py",
+    "test_workers.py",
+    "test_devservices.py",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
@@ -91,6 +97,10 @@ SERVICES = (
     "test_stream_caps_redis.py",
     "test_metrics_scaleout.py",
     "test_housekeeping.py::test_two_worker_processes_run_each_slot_exactly_once",
+    # Operations: real processes on PostgreSQL and Redis; make services' own servers
+    "test_graceful_shutdown.py",
+    "test_workers.py",
+    "test_devservices.py",
 )
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")

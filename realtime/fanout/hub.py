@@ -21,6 +21,12 @@ from settings import Settings
 
 logger = get_logger("agora.ws")
 
+# Close code 1012 (Service Restart): the server is shutting down. Its websockets close with it
+# and its HTTP streams end with an error of this name, so clients reconnect (to another
+# instance) and resume with afterSequence.
+SERVICE_RESTART = 1012
+RESTART_REASON = "Service restart: reconnect and resume with afterSequence"
+
 
 class Hub:
     """Routes broker events to groups; knows every connection (for revocation).
@@ -54,6 +60,8 @@ class Hub:
         self.connections: set[Connection] = set()
         # Replay pages read and rendered at once in this process (see Sub._fill).
         self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_process)
+        # Set when the server drains (graceful shutdown): no new socket or stream is served.
+        self.draining = False
         broker.listen(self.on_event)
         broker.on_reconnect(self.resync)
 
