@@ -20,8 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
+from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
+import metrics
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter
 from accounts.service import Accounts
 from api.context import Services
@@ -30,10 +32,12 @@ from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.middleware import BodySizeLimit
+from app.observe import Observe
 from app.pages import Pages
 from comments.service import Comments
+from db import instrument
 from db.config import tortoise_config
-from logs import configure_logging, get_logger, install_log_filters
+from logs import configure_if_unconfigured, configure_logging, get_logger
 from markets.trading import Trading
 from realtime.brokers import broker_for
 from realtime.endpoint import WebsocketEndpoint
@@ -52,8 +56,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     """
     settings = settings or load_settings()
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
-    # and uvicorn's are cut short and access lines lose their query strings.
-    install_log_filters(settings)
+    # and uvicorn's are cut short and access lines lose their query strings; where nothing set
+    # logging up (README's uvicorn command), they are written in LOG_FORMAT.
+    configure_if_unconfigured(settings)
+    metrics.configure(settings.metrics_max_operation_names)
     limiter = limiter or MemoryRateLimiter()
     broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
@@ -84,6 +90,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
+            # Every statement counted, per request and operation (db.instrument).
+            instrument.install_for(connections.all())
             await broker.start()
             await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full
@@ -114,6 +122,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             Route("/assets/{name}", assets.serve_own, methods=["GET"]),
         ]
     middleware = [
+        # Outermost: its request id and line cover what CORS (preflights) and the body limit
+        # (413) answer themselves.
+        Middleware(Observe, settings=settings, routes=routes),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -190,6 +201,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "log_config": None,  # configure_logging's handlers, which truncate
+        # The app writes one line per request itself (app.observe), with its request id.
+        "access_log": False,
         # The app derives the client address itself (clientaddr, TRUSTED_PROXIES).
         "proxy_headers": False,
         # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.
