@@ -39,7 +39,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 import metrics
 from clientaddr import client_address
 from db import instrument
-from logs import get_logger, get_structured, truncate
+from logs import emit, get_logger, truncate
 from settings import Settings
 
 HEADER = b"x-request-id"
@@ -51,8 +51,7 @@ OTHER_ROUTE = "other"
 GRAPHQL_ROUTES = frozenset(("/graphql", "/graphql/"))
 
 logger = get_logger("agora")
-access = get_structured("agora.access")
-_access_logger = logging.getLogger("agora.access")
+access = get_logger("agora.access")
 
 
 def new_request_id() -> str:
@@ -214,7 +213,7 @@ class Observe:
             instrument.end(statements, statements_token)
             _observed.reset(observed_token)
             try:
-                self._done(scope, observed, statements.count, status, seconds)
+                self._done(scope, observed, statements.count, status, seconds, request_id)
             finally:
                 reset_contextvars(**bound)
 
@@ -226,7 +225,13 @@ class Observe:
         return path if path in self.paths else OTHER_ROUTE
 
     def _done(
-        self, scope: Scope, observed: Observed, sql: int, status: int, seconds: float
+        self,
+        scope: Scope,
+        observed: Observed,
+        sql: int,
+        status: int,
+        seconds: float,
+        request_id: str,
     ) -> None:
         """The request's metrics and line."""
         route = self._route(scope)
@@ -234,7 +239,7 @@ class Observe:
         # No answer at all: the client left first (nginx's 499).
         status = status or 499
         metrics.record_request(route, method, status, seconds)
-        if not _access_logger.isEnabledFor(logging.INFO):
+        if not access.isEnabledFor(logging.INFO):
             return
         peer = scope.get("client")
         fields: dict[str, Any] = {
@@ -255,7 +260,7 @@ class Observe:
             fields["operation_type"] = _joined(observed.types)
             fields["viewer_id"] = observed.viewer_id
             fields["batch"] = observed.batch
-        access.info("request", **fields)
+        emit(access, "request", fields, request_id)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope["headers"])

@@ -18,7 +18,7 @@ from accounts.service import token_hash
 from clientaddr import client_address
 from db import instrument
 from db.health import is_database_down, within
-from logs import get_logger, get_structured
+from logs import emit, get_logger
 from realtime.fanout import Connection, Hub
 from realtime.operations import Observed, Operations, error_code
 from realtime.protocol import Subprotocol, negotiate
@@ -40,8 +40,7 @@ from realtime.protocol.messages import (
 
 logger = get_logger("agora.ws")
 # One line per websocket operation and per socket, beside the HTTP request lines.
-access = get_structured("agora.access")
-_access_logger = logging.getLogger("agora.access")
+access = get_logger("agora.access")
 
 
 def authorization_of(params: dict[str, Any]) -> str | None:
@@ -99,19 +98,19 @@ class SocketConnection(Connection):
         sql = statements.count if statements is not None else 0
         if not observed.counted:
             metrics.record_operation(observed.name, observed.type, observed.error, seconds, sql)
-        if _access_logger.isEnabledFor(logging.INFO):
-            access.info(
-                "operation",
-                transport="websocket",
-                operation_id=sub_id,
-                operation=observed.name,
-                operation_type=observed.type,
-                viewer_id=self.viewer.id if self.viewer else None,
-                duration_ms=round(seconds * 1000, 3),
-                # A subscription's statements are its deliveries', counted nowhere per operation.
-                sql=None if observed.type == "subscription" else sql,
-                error_code=observed.error,
-            )
+        if access.isEnabledFor(logging.INFO):
+            fields = {
+                "transport": "websocket",
+                "operation_id": sub_id,
+                "operation": observed.name,
+                "operation_type": observed.type,
+                "viewer_id": self.viewer.id if self.viewer else None,
+                "duration_ms": round(seconds * 1000, 3),
+                # A subscription's statements are its deliveries': no operation's in particular.
+                "sql": None if observed.type == "subscription" else sql,
+                "error_code": observed.error,
+            }
+            emit(access, "operation", fields)
 
 
 class WebsocketEndpoint:
@@ -174,16 +173,16 @@ class WebsocketEndpoint:
         """The socket's operations still running end with it; one line for the socket."""
         for sub_id in list(conn.observed):
             conn.finish(sub_id)
-        if _access_logger.isEnabledFor(logging.INFO):
-            access.info(
-                "websocket closed",
-                close_code=int(conn.closing.code) if conn.closing else int(CloseCode.NORMAL),
-                duration_ms=round((perf_counter() - conn.opened) * 1000, 3),
-                client=conn.client_address,
-                viewer_id=conn.viewer.id if conn.viewer else None,
-                operations=conn.operation_count,
-                subscriptions=conn.subscription_count,
-            )
+        if access.isEnabledFor(logging.INFO):
+            fields = {
+                "close_code": int(conn.closing.code) if conn.closing else int(CloseCode.NORMAL),
+                "duration_ms": round((perf_counter() - conn.opened) * 1000, 3),
+                "client": conn.client_address,
+                "viewer_id": conn.viewer.id if conn.viewer else None,
+                "operations": conn.operation_count,
+                "subscriptions": conn.subscription_count,
+            }
+            emit(access, "websocket closed", fields)
 
     async def _keep_alive(self, conn: SocketConnection) -> None:
         interval = self.settings.ws_ping_interval_seconds
