@@ -47,6 +47,8 @@ VALID_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 # Longest operation name a line keeps (names are the client's: a line stays a line).
 NAME_MAX_CHARS = 100
 OTHER_ROUTE = "other"
+# Set in a websocket's scope by the endpoint once it wrote the socket's line.
+SOCKET_LOGGED = "agora.socket_logged"
 # Where the request line says what the GraphQL view recorded (nulls when it never ran: a 413).
 GRAPHQL_ROUTES = frozenset(("/graphql", "/graphql/"))
 
@@ -217,6 +219,12 @@ class Observe:
             finally:
                 reset_contextvars(**bound)
 
+    def _client(self, scope: Scope) -> str:
+        """The client's address, by the app's rule (TRUSTED_PROXIES)."""
+        peer = scope.get("client")
+        headers = Headers(scope=scope) if self.trusted else {}
+        return client_address(peer[0] if peer else None, headers, self.trusted)
+
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is not None:
@@ -241,17 +249,12 @@ class Observe:
         metrics.record_request(route, method, status, seconds)
         if not access.isEnabledFor(logging.INFO):
             return
-        peer = scope.get("client")
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
-            "client": client_address(
-                peer[0] if peer else None,
-                Headers(scope=scope) if self.trusted else {},
-                self.trusted,
-            ),
+            "client": self._client(scope),
             "sql": sql,
             "error_code": observed.error,
         }
@@ -263,16 +266,35 @@ class Observe:
         emit(access, "request", fields, request_id)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = perf_counter()
         request_id = request_id_of(scope["headers"])
         id_header = (HEADER, request_id.encode())
+        close_code: int | None = None
 
         async def send_with_id(message: Message) -> None:
+            nonlocal close_code
             if message["type"] == "websocket.accept":
                 message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "websocket.close":
+                close_code = message.get("code", 1000)
             await send(message)
 
         bound = bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            reset_contextvars(**bound)
+            try:
+                if not scope.get(SOCKET_LOGGED):
+                    # The endpoint writes a socket's line as it closes; one it refused first
+                    # (an origin not allowed: HTTP 403; no subprotocol: 4406) gets this one.
+                    fields = {
+                        "close_code": close_code,
+                        "duration_ms": round((perf_counter() - started) * 1000, 3),
+                        "client": self._client(scope),
+                        "viewer_id": None,
+                        "operations": 0,
+                        "subscriptions": 0,
+                    }
+                    emit(access, "websocket closed", fields, request_id)
+            finally:
+                reset_contextvars(**bound)

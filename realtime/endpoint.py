@@ -183,6 +183,8 @@ class WebsocketEndpoint:
                 "subscriptions": conn.subscription_count,
             }
             emit(access, "websocket closed", fields)
+        # app.observe (SOCKET_LOGGED) writes the line of a socket that never got this far.
+        conn.ws.scope["agora.socket_logged"] = True
 
     async def _keep_alive(self, conn: SocketConnection) -> None:
         interval = self.settings.ws_ping_interval_seconds

@@ -81,6 +81,7 @@ SLOW = (
     "test_streams.py",
     "test_readme_http.py",
     "test_schema_fuzz.py",
+    "test_logs.py::test_a_server_process_writes_its_lines_where_the_session_check_reads",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.

@@ -4,6 +4,7 @@ counting; and the suite's own check that no log line carries a password or a tok
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from structlog.contextvars import bound_contextvars
 from tortoise import Tortoise, connections
@@ -290,3 +292,43 @@ async def test_the_session_capture_sees_the_apps_lines_and_every_issued_token(
     probe.write_text(f"leaked {alice.token}\n")
     assert leaks([probe], log_capture.tokens) == [f"{probe}:1: a session token"]
     assert log_capture.leaks() == []
+
+
+async def test_a_server_process_writes_its_lines_where_the_session_check_reads(
+    tmp_path: Path,
+) -> None:
+    """uvicorn's command line (README's multi-worker command, the tests' servers) leaves
+    logging unconfigured: the app writes its lines in LOG_FORMAT itself, uvicorn's with them,
+    into the log the session check reads."""
+    from tests.conftest import prepare_database
+    from tests.services import LOG_FILES, start_app_process
+
+    settings = await prepare_database(f"sqlite://{tmp_path}/server.sqlite3", demo=False)
+    log = tmp_path / "server.log"
+    process, address = start_app_process(
+        {"DATABASE_URL": settings.database_url, "LOG_FORMAT": "json"}, log
+    )
+    try:
+        assert log in LOG_FILES
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            for _ in range(200):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            response = await http.post(
+                "/graphql?password=hunter2",
+                json={"query": "{ stats { articleCount } }"},
+                headers={"X-Request-ID": "proc-1"},
+            )
+            assert response.headers["x-request-id"] == "proc-1"
+    finally:
+        process.terminate()
+        process.wait(10)
+    # Every line is the app's format (uvicorn's too: --log-level warning leaves it none here).
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    requests = [line for line in lines if line.get("request_id") == "proc-1"]
+    assert [(line["route"], line["status"], line["operation_type"]) for line in requests] == [
+        ("/graphql", 200, "query")
+    ]
+    assert "hunter2" not in log.read_text()  # no access line with the query string

@@ -568,3 +568,50 @@ async def test_a_stream_is_logged_when_it_ends(live: Any, lines: Lines) -> None:
         "subscription",
     )
     assert line["duration_ms"] >= 300
+
+
+async def test_refused_handshakes_have_a_line_too(live: Any, lines: Lines) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(
+            live.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            origin=websockets.Origin("http://evil.example"),
+            additional_headers={"X-Request-ID": "evil-1"},
+        )
+    assert refused.value.response.status_code == 403
+    ws = await websockets.connect(
+        live.ws_url,
+        subprotocols=[Subprotocol("no-such-protocol")],
+        additional_headers={"X-Request-ID": "odd-1"},
+    )
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    logged = await lines.wait("websocket closed", 2)
+    assert [(x["request_id"], x["close_code"], x["operations"]) for x in logged] == [
+        ("evil-1", 1008, 0),
+        ("odd-1", 4406, 0),
+    ]
+
+
+async def test_an_unexpected_error_outside_the_view_is_json_with_one_traceback(
+    client: GraphQLClient, lines: Lines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.health
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("health is gone")
+
+    monkeypatch.setattr(app.health, "PlainTextResponse", broken)
+    response = await client.http.get("/healthz", headers={"X-Request-ID": "sick-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "sick-1"
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    failures = [line for line in lines.all() if "exception" in line]
+    assert len(failures) == 1 and failures[0]["request_id"] == "sick-1"
+    assert "RuntimeError: health is gone" in failures[0]["exception"]
+    [line] = lines.of("request")
+    assert (line["route"], line["status"], line["error_code"]) == (
+        "/healthz",
+        500,
+        "INTERNAL_SERVER_ERROR",
+    )
