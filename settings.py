@@ -226,6 +226,12 @@ class Settings:
     # websocket operations get to finish once it has stopped accepting; then what remains is cut
     shutdown_delay_seconds: int = 0
     shutdown_timeout_seconds: int = 10
+    # Operations: logs and per-request metrics
+    # How log lines are written: "json" (one object a line) or "console" (for people); empty:
+    # json in production, console otherwise
+    log_format: str = ""
+    # Distinct operation names the metrics label by, per process (the rest count as "other")
+    metrics_max_operation_names: int = 100
 
     @property
     def is_sqlite(self) -> bool:
@@ -236,6 +242,11 @@ class Settings:
     def is_production(self) -> bool:
         """Whether demo data and debugging aids are off."""
         return self.env == "production"
+
+    @property
+    def log_json(self) -> bool:
+        """Whether log lines are JSON objects (LOG_FORMAT; by default in production)."""
+        return self.log_format == "json" or (not self.log_format and self.is_production)
 
 
 def defaults_for(env: str) -> Settings:
@@ -389,6 +400,11 @@ def load_settings() -> Settings:
         shutdown_timeout_seconds=_int(
             "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1
         ),
+        # Operations: logs and per-request metrics
+        log_format=_str("LOG_FORMAT", defaults.log_format).lower(),
+        metrics_max_operation_names=_int(
+            "METRICS_MAX_OPERATION_NAMES", defaults.metrics_max_operation_names, 1
+        ),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
@@ -416,4 +432,7 @@ def load_settings() -> Settings:
             ipaddress.ip_network(entry, strict=False)
         except ValueError as exc:
             raise SettingsError(f"METRICS_ALLOW: {entry!r} is not an address or range") from exc
+    # Operations: logs
+    if settings.log_format not in ("", "json", "console"):
+        raise SettingsError(f"LOG_FORMAT must be json or console, got {settings.log_format!r}")
     return settings

@@ -21,8 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
+from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
+import metrics
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from accounts.service import Accounts
 from api.context import Services
@@ -35,10 +37,12 @@ from app.http import GraphQLApp, http_error, schema_sdl
 from app.lifecycle import STATE_KEY, Lifecycle
 from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
+from app.observe import Observe
 from app.pages import Pages
 from clock import use_offset_file
 from comments.service import Comments
-from logs import configure_logging, get_logger, install_log_filters
+from db import instrument
+from logs import configure_if_unconfigured, configure_logging, get_logger
 from markets.trading import Trading
 from realtime.brokers import broker_for
 from realtime.endpoint import WebsocketEndpoint
@@ -62,8 +66,10 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
 
     settings = settings or load_settings()
     # Whatever starts the app (python -m app, README's uvicorn command, tests), its log records
-    # and uvicorn's are cut short and access lines lose their query strings.
-    install_log_filters(settings)
+    # and uvicorn's are cut short and access lines lose their query strings; where nothing set
+    # logging up (README's uvicorn command), they are written in LOG_FORMAT.
+    configure_if_unconfigured(settings)
+    metrics.configure(settings.metrics_max_operation_names)
     if settings.test_clock_file and settings.env == "test":
         # Tests move the clock of server processes through this file (clock.py).
         use_offset_file(settings.test_clock_file)
@@ -110,6 +116,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RegisterTortoise(app, config=tortoise_config(settings)):
+            # Every statement counted, per request and operation (db.instrument).
+            instrument.install_for(connections.all())
             await broker.start()
             await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full
@@ -152,6 +160,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             Route("/assets/{name}", assets.serve_own, methods=["GET"]),
         ]
     middleware = [
+        # Outermost: its request id and line cover what CORS (preflights) and the body limit
+        # (413) answer themselves.
+        Middleware(Observe, settings=settings, routes=routes),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -236,6 +247,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "log_config": None,  # configure_logging's handlers, which truncate
+        # The app writes one line per request itself (app.observe), with its request id.
+        "access_log": False,
         # The app derives the client address itself (clientaddr, TRUSTED_PROXIES).
         "proxy_headers": False,
         # uvicorn would buffer up to 16 MiB of a websocket message before the app's own limit.

@@ -55,12 +55,14 @@ from api.extensions.cost import walk
 from api.extensions.query_limits import DocumentCheck
 from api.loaders import Loaders
 from api.schema import build_schema
+from app import observe
 from app.negotiation import Media, negotiate, parse_accept, parse_media_type
 from app.pages import Pages
 from app.persisted import PersistedQueries, PersistedQueryError
 from clientaddr import client_address
 from db.health import is_database_down, within
 from logs import get_logger
+from realtime.operations import error_code, refusal_code
 from realtime.protocol.multipart import MULTIPART
 from realtime.protocol.sse import SSE
 from realtime.streams import HTTPStreams, StreamRefused
@@ -244,6 +246,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 response = self.unavailable()
             else:
                 logger.error("request failed outside execution", exc_info=exc)
+                observe.note_error("INTERNAL_SERVER_ERROR")
                 response = JSONResponse(
                     error_body(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR"), status_code=500
                 )
@@ -251,6 +254,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def unavailable(self) -> Response:
         """HTTP 503 while the database doesn't answer: clients retry after Retry-After."""
+        observe.note_error("SERVICE_UNAVAILABLE")
         return JSONResponse(
             error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE"),
             status_code=503,
@@ -298,16 +302,21 @@ class GraphQLApp(GraphQL[Context, None]):
             return self._error_response(refused, media, None, accept)
         sub_response = Response()
         context = await self.get_context(request, sub_response)
+        observe.note_viewer(context.viewer.id if context.viewer else None)
         extra = {k: v for k, v in sub_response.headers.items() if k.lower() == "www-authenticate"}
         if isinstance(parsed, list):
+            observe.note_batch(len(parsed))
             return await self._batch(request, parsed, media, context, extra)
+        op = observe.Operation(parsed.operation_name)
         try:
             prepared = await self.prepare(parsed, request.method, media, context)
         except RequestError as refused:
+            op.done(refused.code)
             return self._error_response(refused, media, extra, accept)
+        _name(op, prepared)
         if prepared.kind == OperationType.SUBSCRIPTION:
-            return await self._stream(prepared, media, context, extra, accept)
-        answer = await self._execute(request, prepared, context)
+            return await self._stream(prepared, media, context, extra, accept, op)
+        answer = await self._run(request, prepared, context, op)
         if media.streams:
             wire = WIRES[media]
             body = wire.start() + wire.result(self.encode_json(answer.body)) + wire.end()
@@ -477,6 +486,19 @@ class GraphQLApp(GraphQL[Context, None]):
         body = await self.process_result(request, result, context)
         return _Answer(body, prepared.kind)
 
+    async def _run(
+        self, request: Request, prepared: Prepared, context: Context, op: observe.Operation
+    ) -> _Answer:
+        """``_execute``, its outcome counted (a 503 or an unexpected failure too)."""
+        try:
+            answer = await self._execute(request, prepared, context)
+        except Exception as exc:
+            down = isinstance(exc, _DatabaseDown) or is_database_down(exc)
+            op.done("SERVICE_UNAVAILABLE" if down else "INTERNAL_SERVER_ERROR")
+            raise
+        op.done(_outcome(answer.body, prepared))
+        return answer
+
     async def _batch(
         self,
         request: Request,
@@ -522,8 +544,10 @@ class GraphQLApp(GraphQL[Context, None]):
         expensive = 0
         mutated = database_down = False
         for params in operations:
+            op = observe.Operation(params.operation_name)
             if database_down:
                 # Once it failed, the rest would each wait out the database's timeout.
+                op.done("SERVICE_UNAVAILABLE")
                 bodies.append(
                     error_body("The database is unavailable; retry shortly.", "SERVICE_UNAVAILABLE")
                 )
@@ -532,6 +556,7 @@ class GraphQLApp(GraphQL[Context, None]):
             op_context = replace(context, loaders=Loaders(max(1, objects_left)))
             try:
                 prepared = await self.prepare(params, request.method, media, op_context)
+                _name(op, prepared)
                 if len(operations) > 1:
                     expensive += walk(
                         self.core,
@@ -547,11 +572,16 @@ class GraphQLApp(GraphQL[Context, None]):
                             "QUERY_TOO_COMPLEX",
                         )
             except RequestError as refused:
+                op.done(refused.code)
                 bodies.append(refused.body(media))
                 continue
             try:
                 answer = await self._execute(request, prepared, op_context)
-            except _DatabaseDown:
+            except Exception as exc:
+                down = isinstance(exc, _DatabaseDown) or is_database_down(exc)
+                op.done("SERVICE_UNAVAILABLE" if down else "INTERNAL_SERVER_ERROR")
+                if not isinstance(exc, _DatabaseDown):
+                    raise
                 if not mutated:
                     raise  # nothing ran: the whole batch is a 503 the client may retry
                 # A mutation before it did its work: never hidden behind a 503.
@@ -570,6 +600,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 }
                 size = len(self.encode_json(answer.body))
             bytes_left = max(0, bytes_left - size)
+            op.done(_outcome(answer.body, prepared))
             bodies.append(answer.body)
         return Response(
             json.dumps(bodies, separators=(",", ":")),
@@ -584,8 +615,10 @@ class GraphQLApp(GraphQL[Context, None]):
         context: Context,
         extra: dict[str, str],
         accept: str | None,
+        op: observe.Operation,
     ) -> ASGIApp:
-        """A subscription streamed through the websocket's fan-out."""
+        """A subscription streamed through the websocket's fan-out: counted as it opens (or is
+        refused); its line is the request's, written when it ends."""
         assert self.streams is not None, "the app hands the view its streams"
         params = prepared.request
         payload = {
@@ -598,6 +631,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 WIRES[media], payload, context.token, context.client_address
             )
         except StreamRefused as refused:
+            op.done(refused.code)
             headers = dict(extra)
             if refused.retry_after is not None:
                 headers["Retry-After"] = str(refused.retry_after)
@@ -607,6 +641,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 headers,
                 accept,
             )
+        op.done(None)
         stream.headers.update({"vary": VARY, **extra})
         return stream
 
@@ -619,6 +654,7 @@ class GraphQLApp(GraphQL[Context, None]):
         headers: dict[str, str] | None = None,
         accept: str | None = None,
     ) -> Response:
+        observe.note_error(error.code)
         if (
             media is Media.EVENT_STREAM
             and error.status is None
@@ -756,6 +792,21 @@ class GraphQLApp(GraphQL[Context, None]):
         return data
 
 
+def _name(op: observe.Operation, prepared: Prepared) -> None:
+    """The operation's name and type, once chosen: the document's name for it."""
+    chosen = prepared.operation
+    op.name = chosen.name.value if chosen.name else prepared.request.operation_name
+    op.type = chosen.operation.value
+
+
+def _outcome(body: GraphQLHTTPResponse, prepared: Prepared) -> str | None:
+    """An answer's error code: its first error's, or its mutation's first UserError's."""
+    code = error_code(body.get("errors"))
+    if code is None and prepared.kind == OperationType.MUTATION:
+        code = refusal_code(prepared.document, prepared.operation, body.get("data"))
+    return code
+
+
 def _matches_etag(headers: Headers, etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag`` (or ``*``); weak tags compare equal."""
     header = headers.get("if-none-match")
@@ -787,6 +838,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Routing's own errors (an unknown path, PUT /graphql) as JSON with a code, like the rest."""
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_USER_INPUT")
+    observe.note_error(code)
     return JSONResponse(
         error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from time import perf_counter
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -14,11 +16,12 @@ import clock
 import metrics
 from accounts.service import token_hash
 from clientaddr import client_address
+from db import instrument
 from db.health import is_database_down, within
-from logs import get_logger
+from logs import emit, get_logger
 from realtime.fanout import Connection, Hub
 from realtime.fanout.hub import RESTART_REASON, SERVICE_RESTART
-from realtime.operations import Operations
+from realtime.operations import Observed, Operations, error_code
 from realtime.protocol import Subprotocol, negotiate
 from realtime.protocol.messages import (
     ACK,
@@ -37,6 +40,8 @@ from realtime.protocol.messages import (
 )
 
 logger = get_logger("agora.ws")
+# One line per websocket operation and per socket, beside the HTTP request lines.
+access = get_logger("agora.access")
 
 
 def authorization_of(params: dict[str, Any]) -> str | None:
@@ -54,13 +59,62 @@ def authorization_of(params: dict[str, Any]) -> str | None:
 
 
 class SocketConnection(Connection):
-    """A websocket's connection: its transport is the socket, its wire a subprotocol."""
+    """A websocket's connection: its transport is the socket, its wire a subprotocol.
+
+    It also knows its operations from their ``subscribe`` to their end (the server's ``error``
+    or ``complete``, the client's ``complete``, the socket's close), for their log lines.
+    """
 
     ws: WebSocket
     wire: Subprotocol
     # An operation of the socket is being handled (a query or mutation runs): a drain lets it
     # finish before closing.
     busy = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened = perf_counter()
+        self.observed: dict[str, Observed] = {}
+        self.operation_count = 0
+        self.subscription_count = 0
+
+    def send(self, message: Any) -> None:
+        """Queue ``message``; an ``error`` or ``complete`` ends its operation."""
+        super().send(message)
+        if not self.observed:
+            return
+        kind, sub_id = message.get("type"), message.get("id")
+        observed = self.observed.get(sub_id) if isinstance(sub_id, str) else None
+        if observed is None or kind not in ("error", "complete"):
+            return
+        if kind == "error" and observed.error is None:
+            observed.error = error_code(message.get("payload"))
+        if not observed.running:
+            self.finish(sub_id)
+
+    def finish(self, sub_id: str) -> None:
+        """Operation ``sub_id`` ended: counted (unless it was as it started), one line."""
+        observed = self.observed.pop(sub_id, None)
+        if observed is None:
+            return
+        seconds = perf_counter() - observed.started
+        statements = observed.statements
+        sql = statements.count if statements is not None else 0
+        if not observed.counted:
+            metrics.record_operation(observed.name, observed.type, observed.error, seconds, sql)
+        if access.isEnabledFor(logging.INFO):
+            fields = {
+                "transport": "websocket",
+                "operation_id": sub_id,
+                "operation": observed.name,
+                "operation_type": observed.type,
+                "viewer_id": self.viewer.id if self.viewer else None,
+                "duration_ms": round(seconds * 1000, 3),
+                # A subscription's statements are its deliveries': no operation's in particular.
+                "sql": None if observed.type == "subscription" else sql,
+                "error_code": observed.error,
+            }
+            emit(access, "operation", fields)
 
 
 class WebsocketEndpoint:
@@ -123,6 +177,24 @@ class WebsocketEndpoint:
                 closing = conn.closing or Closed(CloseCode.NORMAL, "")
                 with contextlib.suppress(Exception):
                     await ws.close(code=closing.code, reason=closing.reason)
+            self._closed(conn)
+
+    def _closed(self, conn: SocketConnection) -> None:
+        """The socket's operations still running end with it; one line for the socket."""
+        for sub_id in list(conn.observed):
+            conn.finish(sub_id)
+        if access.isEnabledFor(logging.INFO):
+            fields = {
+                "close_code": int(conn.closing.code) if conn.closing else int(CloseCode.NORMAL),
+                "duration_ms": round((perf_counter() - conn.opened) * 1000, 3),
+                "client": conn.client_address,
+                "viewer_id": conn.viewer.id if conn.viewer else None,
+                "operations": conn.operation_count,
+                "subscriptions": conn.subscription_count,
+            }
+            emit(access, "websocket closed", fields)
+        # app.observe (SOCKET_LOGGED) writes the line of a socket that never got this far.
+        conn.ws.scope["agora.socket_logged"] = True
 
     async def drain(self) -> None:
         """Graceful shutdown: take no new socket or message; close each socket with 1012 (its
@@ -233,6 +305,7 @@ class WebsocketEndpoint:
                 sub = conn.subs.get(sub_id)
                 if sub is not None:
                     self.hub.remove(sub)
+                conn.finish(sub_id)
             case Terminate():
                 raise Closed(CloseCode.NORMAL, "")
             case Subscribe(sub_id, payload):
@@ -240,4 +313,36 @@ class WebsocketEndpoint:
                     raise Closed(
                         CloseCode.SUBSCRIBER_EXISTS, f"Subscriber for {sub_id} already exists"
                     )
-                await self.operations.subscribe(conn, sub_id, payload)
+                await self._subscribe(conn, sub_id, payload)
+
+    async def _subscribe(self, conn: SocketConnection, sub_id: str, payload: Any) -> None:
+        """Run a ``subscribe`` message's operation, observed from here to its end; its SQL
+        statements counted apart from every other operation's."""
+        with instrument.counting() as statements:
+            observed = Observed(sub_id, perf_counter(), statements)
+            conn.observed[sub_id] = observed
+            conn.operation_count += 1
+            try:
+                await self.operations.subscribe(conn, sub_id, payload, observed)
+            except Closed:
+                observed.error = observed.error or "BAD_USER_INPUT"  # a malformed payload
+                raise
+            except Exception:
+                observed.error = observed.error or "INTERNAL_SERVER_ERROR"
+                raise
+            finally:
+                observed.running = False
+                if sub_id in conn.subs and sub_id in conn.observed:
+                    # Started: counted now (how subscriptions end is counted apart: overflows,
+                    # replays); its line is written when it ends.
+                    conn.subscription_count += 1
+                    observed.counted = True
+                    metrics.record_operation(
+                        observed.name,
+                        observed.type,
+                        None,
+                        perf_counter() - observed.started,
+                        statements.count,
+                    )
+                else:
+                    conn.finish(sub_id)

@@ -26,9 +26,10 @@ from graphql import (
 from graphql.error import GraphQLSyntaxError
 from graphql.execution import Executor
 
+from db.instrument import Statements
 from realtime.fanout import Connection, Group, Hub, Sub
 from realtime.ports import Caller
-from realtime.protocol.messages import Operation, complete, error
+from realtime.protocol.messages import ExecutionPayload, Operation, complete, error
 from realtime.sharing import reads_viewer
 from realtime.sources import Stream, SubscriptionSource
 
@@ -44,6 +45,23 @@ class Checked:
     # The document-only limits' verdict per operation name, filled on first use (as HTTP's
     # document cache keeps it): a thousand subscribers of one document check it once.
     limits: dict[str | None, GraphQLError | None] = field(default_factory=dict)
+
+
+@dataclass(eq=False, slots=True)
+class Observed:
+    """One ``subscribe`` message's operation, for its log line and metrics: what it is, filled
+    in as it is learnt, from the message to its end (the endpoint writes the line)."""
+
+    id: str
+    started: float
+    statements: Statements | None = None
+    name: str | None = None
+    type: str | None = None
+    error: str | None = None
+    # Inside ``Operations.subscribe`` (its end is decided when that returns).
+    running: bool = True
+    # Counted in the metrics already (a subscription is, as it starts).
+    counted: bool = False
 
 
 class Operations:
@@ -75,9 +93,18 @@ class Operations:
     def _error(self, conn: Connection, sub_id: str, errors: list[GraphQLError]) -> None:
         conn.send(error(sub_id, self.hub.formatted(errors)))
 
-    async def subscribe(self, conn: Connection, sub_id: str, payload: dict[str, Any]) -> None:
-        """Check and run the operation of a ``subscribe`` message; errors go to ``sub_id``."""
+    async def subscribe(
+        self,
+        conn: Connection,
+        sub_id: str,
+        payload: dict[str, Any],
+        observed: Observed | None = None,
+    ) -> None:
+        """Check and run the operation of a ``subscribe`` message; errors go to ``sub_id``;
+        what it is goes to ``observed`` as it is learnt."""
         operation = Operation.parse(payload)
+        if observed is not None:
+            observed.name = operation.operation_name
         if len(conn.subs) >= self.settings.ws_max_subscriptions:
             self._error(
                 conn,
@@ -114,20 +141,28 @@ class Operations:
         if isinstance(chosen, GraphQLError):
             self._error(conn, sub_id, [chosen])
             return
+        if observed is not None:
+            observed.name = chosen.name.value if chosen.name else operation.operation_name
+            observed.type = chosen.operation.value
         if chosen.operation != OperationType.SUBSCRIPTION:
-            await self._execute_once(conn, sub_id, operation, query)
+            payload_out = await self._execute_once(conn, sub_id, operation, query)
+            if observed is not None:
+                observed.error = error_code(payload_out.get("errors"))
+                if observed.error is None and chosen.operation == OperationType.MUTATION:
+                    observed.error = refusal_code(document, chosen, payload_out.get("data"))
             return
         await self._start_subscription(conn, sub_id, operation, query, parsed, chosen)
 
     async def _execute_once(
         self, conn: Connection, sub_id: str, operation: Operation, query: str
-    ) -> None:
+    ) -> ExecutionPayload:
         caller = Caller(conn.viewer, conn.token, conn.client_address, conn.ws)
         payload = await self.graphql.run_operation(
             query, operation.variables, operation.operation_name, caller
         )
         conn.send({"id": sub_id, "type": conn.wire.data_type, "payload": payload})
         conn.send(complete(sub_id))
+        return payload
 
     async def _start_subscription(
         self,
@@ -254,3 +289,65 @@ def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
         for argument in node.arguments or ()
     }
     return {name: value for name, value in values.items() if value is not Undefined}
+
+
+# -- what an operation's log line and metrics say (the HTTP view uses these too) ------------------
+
+
+def error_code(errors: Any) -> str | None:
+    """The first ``extensions.code`` of a response's formatted ``errors``."""
+    if not isinstance(errors, list):
+        return None
+    for item in errors:
+        extensions = item.get("extensions") if isinstance(item, dict) else None
+        code = extensions.get("code") if isinstance(extensions, dict) else None
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def refusal_code(
+    document: DocumentNode, operation: OperationDefinitionNode, data: Any
+) -> str | None:
+    """The code of a mutation's first ``UserError`` in ``data``, read where the selection puts
+    it (aliases and fragments followed); None when there is none, or ``code`` isn't selected."""
+    if not isinstance(data, dict):
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    for root in _fields(operation.selection_set.selections, fragments):
+        payload = data.get(_key(root))
+        if not isinstance(payload, dict) or root.selection_set is None:
+            continue
+        for errors in _fields(root.selection_set.selections, fragments):
+            if errors.name.value != "errors" or errors.selection_set is None:
+                continue
+            items = payload.get(_key(errors))
+            if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+                continue
+            for code in _fields(errors.selection_set.selections, fragments):
+                value = items[0].get(_key(code))
+                if code.name.value == "code" and isinstance(value, str):
+                    return value
+    return None
+
+
+def _key(node: FieldNode) -> str:
+    return node.alias.value if node.alias else node.name.value
+
+
+def _fields(
+    selections: Any, fragments: dict[str, FragmentDefinitionNode], depth: int = 0
+) -> list[FieldNode]:
+    """The fields of a selection set, looking through (bounded) fragments."""
+    found: list[FieldNode] = []
+    for node in selections:
+        if isinstance(node, FieldNode):
+            found.append(node)
+        elif depth < 10 and isinstance(node, InlineFragmentNode):
+            found += _fields(node.selection_set.selections, fragments, depth + 1)
+        elif depth < 10 and isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
+            spread = fragments[node.name.value].selection_set.selections
+            found += _fields(spread, fragments, depth + 1)
+    return found

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -20,13 +22,21 @@ from hypothesis import settings as hypothesis_settings
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
+import logs
 from accounts.ratelimit import MemoryRateLimiter
+from accounts.service import Accounts
 from app import create_app
 from app.assets import installed
 from db.config import tortoise_config
 from db.migrate import apply_migrations
 from settings import Settings
-from tests.services import PostgresServer, create_database, start_postgres, unavailable
+from tests.services import (
+    LOG_FILES,
+    PostgresServer,
+    create_database,
+    start_postgres,
+    unavailable,
+)
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -86,6 +96,7 @@ SLOW = (
     "test_graceful_shutdown.py",
     "test_workers.py",
     "test_devservices.py",
+    "test_logs.py::test_a_server_process_writes_its_lines_where_the_session_check_reads",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
 # and every test that asks for one of the SERVICE_FIXTURES is a services test.
@@ -131,6 +142,88 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
         if _listed(item, SLOW):
             item.add_marker(pytest.mark.slow)
+
+
+# -- the session's logs: never a password or a token -----------------------------------------------
+
+DEMO_PASSWORD = "demo-password"
+# secrets.token_urlsafe(32), as accounts issues session tokens.
+TOKEN_LENGTH = 43
+_TOKEN_RUN = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH},}}")
+
+
+def leaks(paths: list[Path], tokens: set[str], password: str = DEMO_PASSWORD) -> list[str]:
+    """Where ``paths`` hold ``password`` or one of ``tokens``: "file:line: what" for each."""
+    found: list[str] = []
+    for path in paths:
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                if password in line:
+                    found.append(f"{path}:{number}: the demo password")
+                for run in _TOKEN_RUN.findall(line):
+                    windows = (
+                        run[i : i + TOKEN_LENGTH] for i in range(len(run) - TOKEN_LENGTH + 1)
+                    )
+                    if any(window in tokens for window in windows):
+                        found.append(f"{path}:{number}: a session token")
+                        break
+    return found
+
+
+class LogCapture:
+    """Every log record of the test session (this process: one xdist worker), formatted as the
+    app writes it, in a file (not in memory); the session tokens issued meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tokens: set[str] = set()
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setLevel(logging.DEBUG)
+        self.handler.setFormatter(logs.formatter(json_lines=True))
+        self.handler.addFilter(logs.TruncatingFilter())
+
+    def paths(self) -> list[Path]:
+        """The session's own log and every server log of the session."""
+        self.handler.flush()
+        return [self.path, *LOG_FILES]
+
+    def leaks(self) -> list[str]:
+        """Where the session's logs hold the demo password or an issued token."""
+        return leaks(self.paths(), self.tokens)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogCapture]:
+    """The suite's check that no log line ever carries a password or a token: every record
+    (the app's loggers at DEBUG) and every server log, read at the end of the session."""
+    capture = LogCapture(tmp_path_factory.mktemp("session-logs") / "records.log")
+    root, app_loggers = logging.getLogger(), logging.getLogger("agora")
+    level = app_loggers.level
+    root.addHandler(capture.handler)
+    app_loggers.setLevel(logging.DEBUG)
+    issue = Accounts._issue
+
+    async def issuing(self: Accounts, *args: Any, **kwargs: Any) -> Any:
+        issued = await issue(self, *args, **kwargs)
+        capture.tokens.add(issued.token)
+        return issued
+
+    Accounts._issue = issuing  # type: ignore[method-assign]
+    try:
+        yield capture
+    finally:
+        Accounts._issue = issue  # type: ignore[method-assign]
+        app_loggers.setLevel(level)
+        root.removeHandler(capture.handler)
+        capture.handler.close()
+    found = capture.leaks()
+    if found:
+        pytest.fail(
+            f"{len(found)} log lines carry a secret (the first ones):\n" + "\n".join(found[:20]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -251,6 +251,8 @@ def start_redis() -> RedisServer:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every log file a server of this test process wrote: the session's log check reads them too.
+LOG_FILES: list[Path] = []
 
 
 def start_app_process(
@@ -282,6 +284,8 @@ def start_app_process(
         "10",
     ]
     full_env = {**os.environ, "AGORA_ENV": "test", "PYTHONPATH": str(ROOT), **env}
+    if log is not None:
+        LOG_FILES.append(log)
     if log is None:
         process = subprocess.Popen(command, cwd=ROOT, env=full_env)
     else:

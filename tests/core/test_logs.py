@@ -1,0 +1,334 @@
+"""logs.py and db.instrument on their own: the line format, bounds, LOG_FORMAT, statement
+counting; and the suite's own check that no log line carries a password or a token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from structlog.contextvars import bound_contextvars
+from tortoise import Tortoise, connections
+from tortoise.transactions import in_transaction
+
+import logs
+import metrics
+from db import instrument
+from db.config import tortoise_config
+from settings import Settings, SettingsError, load_settings
+from tests.conftest import DEMO_PASSWORD, GraphQLClient, LogCapture, leaks
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    """Logging configured as production configures it, written here; put back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    uvicorn = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    access_disabled = logging.getLogger("uvicorn.access").disabled
+    out = io.StringIO()
+    logs.configure_logging(Settings(env="production"), out)
+    yield out
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, (old, propagate) in uvicorn.items():
+        logging.getLogger(name).handlers[:] = old
+        logging.getLogger(name).propagate = propagate
+    logging.getLogger("uvicorn.access").disabled = access_disabled
+    logs.install_log_filters(Settings())
+
+
+def _lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def test_every_logger_writes_one_json_object_a_line_with_the_bound_request_id(
+    stream: io.StringIO,
+) -> None:
+    with bound_contextvars(request_id="req-1"):
+        logs.get_logger("agora").warning("a %s message", "formatted")
+        logging.getLogger("uvicorn.error").error("uvicorn says\nthis")
+        logs.get_structured("agora.test").info("structured", answer=42)
+        logs.emit(logs.get_logger("agora.access"), "request", {"status": 200})
+    logs.get_logger("agora").warning("outside a request")
+    lines = _lines(stream)
+    assert [(line["logger"], line["event"], line.get("request_id")) for line in lines] == [
+        ("agora", "a formatted message", "req-1"),
+        ("uvicorn.error", "uvicorn says\nthis", "req-1"),
+        ("agora.test", "structured", "req-1"),
+        ("agora.access", "request", "req-1"),
+        ("agora", "outside a request", None),
+    ]
+    assert [line["level"] for line in lines] == ["warning", "error", "info", "info", "warning"]
+    assert lines[2]["answer"] == 42 and lines[3]["status"] == 200
+    for line in lines:
+        assert TIMESTAMP.fullmatch(line["timestamp"]), line
+        assert list(line)[:4] == ["timestamp", "level", "logger", "event"]
+    assert len(stream.getvalue().splitlines()) == 5  # the newline inside stayed escaped
+
+
+def test_values_are_cut_and_surrogates_escaped_in_every_kind_of_line(stream: io.StringIO) -> None:
+    huge = "x" * 100_000
+    logs.emit(logs.get_logger("agora.access"), "request", {"operation": huge + "\ud800"})
+    logs.get_structured("agora.test").info("structured", value=huge)
+    logs.get_logger("agora").warning("%s", huge)
+    text = stream.getvalue()
+    assert len(text) < 5_000
+    lines = _lines(stream)
+    assert lines[0]["operation"] == "x" * 300 + "…[99701 more characters]"
+    assert lines[1]["value"] == "x" * 300 + "…[99700 more characters]"
+    assert lines[2]["event"] == "x" * 2400 + "…[97600 more characters]"
+    # A lone surrogate never reaches an encoder: it is written as its escape.
+    logs.emit(logs.get_logger("agora.access"), "request", {"operation": "a\ud800b"})
+    assert _lines(stream)[-1]["operation"] == "a\\ud800b"
+
+
+def test_a_traceback_is_bounded_and_in_its_line(stream: io.StringIO) -> None:
+    def deep(n: int) -> None:
+        if n == 0:
+            raise ValueError("y" * 10_000)
+        deep(n - 1)
+
+    try:
+        deep(200)
+    except ValueError as exc:
+        logs.get_logger("agora").error("it failed", exc_info=exc)
+        logs.get_structured("agora.test").exception("it failed again")
+    lines = _lines(stream)
+    assert len(lines) == 2
+    for line in lines:
+        assert line["level"] == "error"
+        assert "ValueError" in line["exception"]
+        assert len(line["exception"].splitlines()) <= logs.TRACEBACK_MAX_LINES
+        assert len(line["exception"]) < 30_000
+
+
+def test_uvicorns_access_log_is_off_and_its_records_go_through_the_one_handler(
+    stream: io.StringIO,
+) -> None:
+    assert logging.getLogger("uvicorn.access").disabled
+    assert logging.getLogger("uvicorn.error").handlers == []
+    from app import uvicorn_options
+
+    options = uvicorn_options(Settings())
+    assert options["access_log"] is False and options["log_config"] is None
+
+
+def test_the_console_format_for_people(stream: io.StringIO) -> None:
+    out = io.StringIO()
+    logs.configure_logging(Settings(env="development"), out)
+    with bound_contextvars(request_id="req-2"):
+        logs.emit(logs.get_logger("agora.access"), "request", {"route": "/graphql", "sql": 3})
+    line = out.getvalue()
+    assert line.count("\n") == 1
+    assert "request" in line and "route=/graphql" in line and "sql=3" in line
+    assert "request_id=req-2" in line and "\x1b[" not in line  # no colours off a terminal
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "json_lines"),
+    [
+        ("production", "", True),
+        ("development", "", False),
+        ("test", "", False),
+        ("production", "console", False),
+        ("development", "json", True),
+        ("development", "JSON", True),
+    ],
+)
+def test_log_format_defaults_by_environment(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, json_lines: bool
+) -> None:
+    monkeypatch.setenv("AGORA_ENV", env)
+    monkeypatch.setenv("LOG_FORMAT", value)
+    assert load_settings().log_json is json_lines
+
+
+def test_bad_observability_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        load_settings()
+    monkeypatch.delenv("LOG_FORMAT")
+    monkeypatch.setenv("METRICS_MAX_OPERATION_NAMES", "0")
+    with pytest.raises(SettingsError, match="METRICS_MAX_OPERATION_NAMES"):
+        load_settings()
+    monkeypatch.setenv("METRICS_MAX_OPERATION_NAMES", "7")
+    assert load_settings().metrics_max_operation_names == 7
+    assert Settings().metrics_max_operation_names == 100
+
+
+# -- SQL statements ---------------------------------------------------------------------------------
+
+
+class _Client:
+    """A client class with statement methods, one calling another (as a subclass might)."""
+
+    async def execute_query(self, query: str) -> str:
+        await asyncio.sleep(0)
+        return query
+
+    async def execute_query_dict(self, query: str) -> str:
+        return await self.execute_query(query)
+
+    async def execute_insert(self, query: str) -> str:
+        return query
+
+
+class _Transaction(_Client):
+    async def execute_insert(self, query: str) -> str:
+        return await super().execute_insert(query)
+
+
+def _sql_total() -> float:
+    return metrics.REGISTRY.get_sample_value("agora_sql_statements_total") or 0.0
+
+
+async def test_statements_count_once_per_record_and_never_mix() -> None:
+    instrument.install(_Client)
+    instrument.install(_Client)  # idempotent: the lifespan of every app calls it
+    client, nested = _Client(), _Transaction()
+
+    async def request(statements: int) -> int:
+        with instrument.counting() as counted:
+            await asyncio.gather(*(client.execute_query("SELECT 1") for _ in range(statements)))
+            await client.execute_query_dict("SELECT 2")  # calls execute_query: one statement
+            await nested.execute_insert("INSERT")  # calls its parent's: one statement
+            return counted.count
+
+    before = _sql_total()
+    counts = await asyncio.gather(*(request(n) for n in (1, 5, 9)))
+    assert counts == [3, 7, 11]
+    assert _sql_total() - before == 21
+    # Outside any record, or after it closed (a task it left running), straight to the metric.
+    await client.execute_query("SELECT 3")
+    with instrument.counting() as counted:
+        late = asyncio.create_task(client.execute_query("SELECT 4"))
+    await late
+    assert counted.count == 0
+    assert _sql_total() - before == 23
+
+
+async def test_tortoise_statements_in_and_out_of_transactions_are_counted(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(database_url=f"sqlite://{tmp_path}/count.sqlite3")
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        instrument.install_for(connections.all())
+        with instrument.counting() as counted:
+            conn = connections.get("default")
+            await conn.execute_script("CREATE TABLE t (x INTEGER)")
+            await conn.execute_query("INSERT INTO t VALUES (1)")
+            async with in_transaction() as transaction:
+                await transaction.execute_query("INSERT INTO t VALUES (2)")
+                await transaction.execute_many("INSERT INTO t VALUES (?)", [[3], [4]])
+                await transaction.execute_query_dict("SELECT x FROM t")
+            rows = await conn.execute_query_dict("SELECT count(*) AS n FROM t")
+        assert rows == [{"n": 4}]
+        assert counted.count == 6
+    finally:
+        await Tortoise.close_connections()
+
+
+# -- the suite's check -----------------------------------------------------------------------------
+
+
+def test_the_session_check_finds_the_password_and_tokens(tmp_path: Path) -> None:
+    token = "T" * 20 + "_-" + "k" * 21  # 43 characters, as accounts issues them
+    other = "Q" * 43
+    log = tmp_path / "server.log"
+    log.write_text(
+        "\n".join(
+            [
+                '{"event": "request", "status": 200}',
+                '{"event": "logIn failed", "variables": {"p": "' + DEMO_PASSWORD + '"}}',
+                f"INFO Authorization: Bearer {token}",
+                f"a longer run carrying it: xx{token}yy",
+                f"a token nobody issued: {other}",
+            ]
+        )
+        + "\n"
+    )
+    assert leaks([log], {token}) == [
+        f"{log}:2: the demo password",
+        f"{log}:3: a session token",
+        f"{log}:4: a session token",
+    ]
+    assert leaks([log], set(), password="not there") == []
+    assert leaks([tmp_path / "missing.log"], {token}) == []
+
+
+async def test_the_session_capture_sees_the_apps_lines_and_every_issued_token(
+    log_capture: LogCapture, fresh_client: GraphQLClient
+) -> None:
+    alice = await fresh_client.sign_up("capture", "a-good-password")
+    assert alice.token in log_capture.tokens
+    response = await fresh_client.http.post(
+        "/graphql", json={"query": "{ stats { articleCount } }"}, headers={"X-Request-ID": "cap-1"}
+    )
+    assert response.status_code == 200
+    log_capture.handler.flush()
+    text = log_capture.path.read_text()
+    assert '"request_id": "cap-1"' in text
+    # And the check would catch a token that reached a line (not written to the real log).
+    probe = log_capture.path.parent / "probe.log"
+    probe.write_text(f"leaked {alice.token}\n")
+    assert leaks([probe], log_capture.tokens) == [f"{probe}:1: a session token"]
+    assert log_capture.leaks() == []
+
+
+async def test_a_server_process_writes_its_lines_where_the_session_check_reads(
+    tmp_path: Path,
+) -> None:
+    """uvicorn's command line (README's multi-worker command, the tests' servers) leaves
+    logging unconfigured: the app writes its lines in LOG_FORMAT itself, uvicorn's with them,
+    into the log the session check reads."""
+    from tests.conftest import prepare_database
+    from tests.services import LOG_FILES, start_app_process
+
+    settings = await prepare_database(f"sqlite://{tmp_path}/server.sqlite3", demo=False)
+    log = tmp_path / "server.log"
+    process, address = start_app_process(
+        {"DATABASE_URL": settings.database_url, "LOG_FORMAT": "json"}, log
+    )
+    try:
+        assert log in LOG_FILES
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            for _ in range(200):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            response = await http.post(
+                "/graphql?password=hunter2",
+                json={"query": "{ stats { articleCount } }"},
+                headers={"X-Request-ID": "proc-1"},
+            )
+            assert response.headers["x-request-id"] == "proc-1"
+    finally:
+        process.terminate()
+        process.wait(10)
+    # Every line is the app's format (uvicorn's too: --log-level warning leaves it none here).
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    requests = [line for line in lines if line.get("request_id") == "proc-1"]
+    assert [(line["route"], line["status"], line["operation_type"]) for line in requests] == [
+        ("/graphql", 200, "query")
+    ]
+    assert "hunter2" not in log.read_text()  # no access line with the query string
