@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from app.serve import WORKER_HEADER
 from tests.conftest import prepare_database
 from tests.ops.processes import (
     alive,
@@ -188,3 +190,133 @@ def _is_dir(path: Path) -> bool:
 
 def _exists(path: Path) -> bool:
     return path.exists()
+
+
+async def _pinned_clients(address: str, pids: set[int]) -> dict[int, httpx.AsyncClient]:
+    """One keep-alive HTTP client per worker: connections are opened until each worker has
+    answered one (the kernel picks the worker per connection), the others are closed."""
+    pinned: dict[int, httpx.AsyncClient] = {}
+    for _ in range(400):
+        http = httpx.AsyncClient(
+            base_url=f"http://{address}", limits=httpx.Limits(max_connections=1)
+        )
+        pid = int((await http.get("/healthz")).headers[WORKER_HEADER])
+        if pid in pinned:
+            await http.aclose()
+            continue
+        pinned[pid] = http
+        if set(pinned) == pids:
+            return pinned
+    raise AssertionError(f"not every worker answered: {sorted(pinned)} of {sorted(pids)}")
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics answer, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _delta(
+    before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    name: str,
+    **labels: str,
+) -> float:
+    """How much the samples called ``name`` whose labels include ``labels`` moved, summed."""
+
+    def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+        return sum(
+            value
+            for (sample, sample_labels), value in samples.items()
+            if sample == name and set(labels.items()) <= set(sample_labels)
+        )
+
+    return total(after) - total(before)
+
+
+LOG_IN = (
+    'mutation LogIn($p: String!) { logIn(input: {username: "bob", password: $p}) '
+    "{ token errors { code retryAfterSeconds } } }"
+)
+
+
+async def test_two_workers_share_the_rate_limits_and_sum_their_metrics(
+    postgres_server: PostgresServer,
+    redis: RedisServer,
+    supervisors: list[Any],
+    tmp_path: Path,
+) -> None:
+    """README's burst of failed log-ins (LOGIN_FAILURE_RATE_PER_ACCOUNT 5/900) is refused at
+    the sixth whichever worker answers, alternately; /metrics from either worker parses and its
+    counters moved by exactly what the session did, on both workers together."""
+    supervisor, address, _, pids = await _two_workers(postgres_server, redis, supervisors, tmp_path)
+    clients = await _pinned_clients(address, pids)
+    first, second = (clients[pid] for pid in sorted(clients))
+    try:
+        before = _samples((await first.get("/metrics")).text)
+        answers = []
+        for attempt in range(7):
+            http = (first, second)[attempt % 2]
+            response = await http.post(
+                "/graphql", json={"query": LOG_IN, "variables": {"p": "not-her-password"}}
+            )
+            assert response.status_code == 200, response.text
+            answers.append((int(response.headers[WORKER_HEADER]), response.json()["data"]["logIn"]))
+        workers = [pid for pid, _ in answers]
+        assert set(workers) == pids and workers[0] != workers[1]
+        failed = {
+            "token": None,
+            "errors": [{"code": "INVALID_CREDENTIALS", "retryAfterSeconds": None}],
+        }
+        assert [answer for _, answer in answers[:5]] == [failed] * 5
+        for _, answer in answers[5:]:
+            assert answer["token"] is None
+            [error] = answer["errors"]
+            assert error["code"] == "RATE_LIMITED"
+            assert 170 <= error["retryAfterSeconds"] <= 180
+        # A trade on the second worker.
+        demo = await demo_of(address)
+        trade = await second.post(
+            "/graphql",
+            json={"query": BUY_ONE, "variables": {"o": demo.outcome_id}},
+            headers={"Authorization": f"Bearer {demo.token}"},
+        )
+        assert trade.json()["data"]["buyShares"]["errors"] == []
+        after = _samples((await second.get("/metrics")).text)
+    finally:
+        for http in clients.values():
+            await http.aclose()
+    assert (
+        _delta(before, after, "agora_rate_limit_refusals_total", rule="login-failure/account") == 2
+    )
+    assert (
+        _delta(before, after, "agora_refusals_total", field="logIn", code="INVALID_CREDENTIALS")
+        == 5
+    )
+    assert _delta(before, after, "agora_refusals_total", field="logIn", code="RATE_LIMITED") == 2
+    assert _delta(before, after, "agora_trades_total", side="buy") == 1
+    assert _delta(before, after, "agora_trades_total", side="sell") == 0
+    assert _delta(before, after, "agora_broker_published_total", kind="odds") == 1
+    assert (
+        _delta(before, after, "agora_graphql_operations_total", operation="LogIn", type="mutation")
+        == 7
+    )
+    # 7 log-ins, demo_of's log-in and article read (on whichever worker), the trade, one
+    # /metrics before: all POST /graphql but the scrape.
+    assert _delta(before, after, "agora_http_requests_total", route="/graphql", method="POST") == 10
+    assert _delta(before, after, "agora_http_requests_total", route="/metrics", method="GET") == 1
+    assert after[("agora_websockets_open", ())] == 0
+
+    supervisor.send_signal(signal.SIGTERM)
+    assert (await exited(supervisor, 15, tmp_path / "serve.log"))[0] == 0
+
+
+BUY_ONE = (
+    'mutation($o: ID!) { buyShares(input: {outcomeId: $o, amount: "1.00"}) '
+    "{ trade { shares } errors { code } } }"
+)
