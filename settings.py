@@ -232,6 +232,10 @@ class Settings:
     log_format: str = ""
     # Distinct operation names the metrics label by, per process (the rest count as "other")
     metrics_max_operation_names: int = 100
+    # Operations: tracing. OpenTelemetry spans (requests, GraphQL operations, SQL) go to this
+    # OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); off when empty
+    otlp_endpoint: str = ""
+    otlp_service_name: str = "agora"
 
     @property
     def is_sqlite(self) -> bool:
@@ -405,6 +409,9 @@ def load_settings() -> Settings:
         metrics_max_operation_names=_int(
             "METRICS_MAX_OPERATION_NAMES", defaults.metrics_max_operation_names, 1
         ),
+        # Operations: tracing
+        otlp_endpoint=_str("OTLP_ENDPOINT", defaults.otlp_endpoint),
+        otlp_service_name=_str("OTLP_SERVICE_NAME", defaults.otlp_service_name),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

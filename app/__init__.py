@@ -25,6 +25,7 @@ from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
 import metrics
+import tracing
 from accounts.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from accounts.service import Accounts
 from api.context import Services
@@ -122,6 +123,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full
             # collection (they made fan-out pauses with thousands of sockets).
+            if settings.otlp_endpoint:
+                # Spans leave on the exporter's own thread; flushed at the end below.
+                tracing.configure(settings.otlp_endpoint, settings.otlp_service_name)
             gc.freeze()
             pool_sampling = asyncio.create_task(pool_sampler(), name="metrics-pool")
             scheduler.start()
@@ -139,6 +143,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
                 await broker.stop()
                 # Password-hashing threads: waiting hashes are cancelled, running ones finish.
                 await services.accounts.close()
+                if settings.otlp_endpoint:
+                    # Flushing the last spans waits on the network: not on the loop.
+                    await asyncio.to_thread(tracing.shutdown)
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -40,6 +40,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+import tracing
 from api.context import Context, Services
 from api.core.errors import StreamingTransportRequired, graphql_error
 from api.extensions import (
@@ -489,14 +490,39 @@ class GraphQLApp(GraphQL[Context, None]):
     async def _run(
         self, request: Request, prepared: Prepared, context: Context, op: observe.Operation
     ) -> _Answer:
-        """``_execute``, its outcome counted (a 503 or an unexpected failure too)."""
+        """``_execute``, its outcome counted (a 503 or an unexpected failure too), in a span of
+        its own when tracing is on."""
+        tracer = tracing.tracer
+        if tracer is None:
+            return await self._counted(request, prepared, context, op, None)
+        kind = prepared.kind.value
+        with tracer.start_as_current_span(
+            f"{kind} {op.name}" if op.name else kind,
+            attributes={"graphql.operation.type": kind, "graphql.operation.name": op.name or ""},
+        ) as span:
+            return await self._counted(request, prepared, context, op, span)
+
+    async def _counted(
+        self,
+        request: Request,
+        prepared: Prepared,
+        context: Context,
+        op: observe.Operation,
+        span: Any,
+    ) -> _Answer:
         try:
             answer = await self._execute(request, prepared, context)
         except Exception as exc:
             down = isinstance(exc, _DatabaseDown) or is_database_down(exc)
-            op.done("SERVICE_UNAVAILABLE" if down else "INTERNAL_SERVER_ERROR")
+            code = "SERVICE_UNAVAILABLE" if down else "INTERNAL_SERVER_ERROR"
+            op.done(code)
+            if span is not None:
+                tracing.mark_error(span, code)
             raise
-        op.done(_outcome(answer.body, prepared))
+        outcome = _outcome(answer.body, prepared)
+        op.done(outcome)
+        if span is not None and outcome is not None:
+            tracing.mark_error(span, outcome)
         return answer
 
     async def _batch(

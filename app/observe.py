@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 import metrics
+import tracing
 from clientaddr import client_address
 from db import instrument
 from logs import emit, get_logger, truncate
@@ -175,6 +176,22 @@ class Observe:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracer = tracing.tracer
+        if tracer is None:
+            await self._observed(scope, receive, send, None)
+            return
+        # Tracing on: the request's span, in the caller's trace when it sent a traceparent;
+        # named by its route template once routing has found it.
+        method = scope.get("method", "")
+        with tracer.start_as_current_span(
+            method,
+            context=tracing.incoming_context(Headers(scope=scope)),
+            kind=tracing.server_kind(),
+            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        ) as span:
+            await self._observed(scope, receive, send, span)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send, span: Any) -> None:
         started = perf_counter()
         request_id = request_id_of(scope["headers"])
         id_header = (HEADER, request_id.encode())
@@ -215,7 +232,7 @@ class Observe:
             instrument.end(statements, statements_token)
             _observed.reset(observed_token)
             try:
-                self._done(scope, observed, statements.count, status, seconds, request_id)
+                self._done(scope, observed, statements.count, status, seconds, request_id, span)
             finally:
                 reset_contextvars(**bound)
 
@@ -240,13 +257,21 @@ class Observe:
         status: int,
         seconds: float,
         request_id: str,
+        span: Any = None,
     ) -> None:
-        """The request's metrics and line."""
+        """The request's metrics, line and (tracing on) span attributes."""
         route = self._route(scope)
         method = scope.get("method", "")
         # No answer at all: the client left first (nginx's 499).
         status = status or 499
         metrics.record_request(route, method, status, seconds)
+        if span is not None:
+            span.update_name(f"{method} {route}")
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("agora.request_id", request_id)
+            if observed.error is not None:
+                tracing.mark_error(span, observed.error)
         if not access.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {

@@ -18,6 +18,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 import metrics
+import tracing
 
 # What Tortoise sends statements through (its executor and db.sql use nothing else).
 METHODS = (
@@ -89,7 +90,20 @@ def _counted(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable
             _sql_total.inc()
         token = _inside.set(True)
         try:
-            return await original(self, *args, **kwargs)
+            tracer = tracing.tracer
+            if tracer is None:
+                return await original(self, *args, **kwargs)
+            query = args[0] if args and isinstance(args[0], str) else ""
+            with tracer.start_as_current_span(
+                tracing.statement_name(query),
+                kind=tracing.client_kind(),
+                attributes={
+                    "db.system": getattr(getattr(self, "capabilities", None), "dialect", "")
+                    or "sql",
+                    "db.statement": tracing.statement_text(query),
+                },
+            ):
+                return await original(self, *args, **kwargs)
         finally:
             _inside.reset(token)
 

@@ -24,6 +24,7 @@ SHARED_MODULES = {
     "clientaddr": set(),
     "logs": {"settings"},
     "metrics": set(),
+    "tracing": set(),
 }
 
 
