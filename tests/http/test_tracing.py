@@ -74,6 +74,7 @@ async def test_a_request_joins_the_callers_trace_and_an_error_code_marks_its_spa
     )
     assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     [root] = spans.get_finished_spans()  # refused before execution: no operation span
+    assert root.context is not None and root.parent is not None and root.attributes is not None
     assert f"{root.context.trace_id:032x}" == trace_id
     assert f"{root.parent.span_id:016x}" == "00f067aa0ba902b7"
     assert root.status.status_code == StatusCode.ERROR
@@ -86,6 +87,7 @@ async def test_a_request_joins_the_callers_trace_and_an_error_code_marks_its_spa
     )
     assert refused["logIn"]["errors"] == [{"code": "INVALID_CREDENTIALS"}]
     [operation] = [s for s in spans.get_finished_spans() if s.name == "mutation LogIn"]
+    assert operation.attributes is not None
     assert operation.attributes["agora.error_code"] == "INVALID_CREDENTIALS"
 
 
