@@ -93,6 +93,18 @@ def test_values_are_cut_and_surrogates_escaped_in_every_kind_of_line(stream: io.
     assert lines[0]["operation"] == "x" * 300 + "…[99701 more characters]"
     assert lines[1]["value"] == "x" * 300 + "…[99700 more characters]"
     assert lines[2]["event"] == "x" * 2400 + "…[97600 more characters]"
+    # Every value a line may hold is written as JSON (NaN and infinities, which aren't, as null).
+    values = {"n": None, "t": True, "f": 1.5, "nan": float("nan"), "list": [1, "x"], "q": 'é"\n'}
+    logs.emit(logs.get_logger("agora.access"), "request", {**values, "big": 10**30})
+    assert _lines(stream)[-1] | {"timestamp": ""} == {
+        "timestamp": "",
+        "level": "info",
+        "logger": "agora.access",
+        "event": "request",
+        **values,
+        "nan": None,
+        "big": 10**30,
+    }
     # A lone surrogate never reaches an encoder: it is written as its escape.
     logs.emit(logs.get_logger("agora.access"), "request", {"operation": "a\ud800b"})
     assert _lines(stream)[-1]["operation"] == "a\\ud800b"
