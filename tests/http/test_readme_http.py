@@ -1,7 +1,7 @@
 """Every README shell block that calls ``curl`` runs, as written, against a live server on a fresh
 demo database, and prints what its ``# …`` comment lines say it prints (an ellipsis ends what
 is compared): Explore's query and subscription, the log-in, a persisted-query GET, an SSE
-subscription with ``curl -N``.
+subscription with ``curl -N``, a request id echoed, /metrics.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ def textwrap_dedent(block: str) -> str:
 
 
 def expected_lines(block: str) -> list[str]:
-    """What the block's comments say it prints: JSON results and SSE lines."""
+    """What the block's comments say it prints: JSON results, SSE lines, a response header,
+    a metric's HELP line."""
     shown = []
     for line in block.splitlines():
         text = line.strip()
-        if text.startswith("# {") or text.startswith("# event:") or text.startswith("# data:"):
+        if text.startswith(("# {", "# event:", "# data:", "# x-request-id:", "# # HELP ")):
             shown.append(text[2:].split("…", 1)[0])
     return shown
 
@@ -54,13 +55,13 @@ async def live(fresh_settings: Settings) -> AsyncIterator[Live]:
 
 def test_the_readme_has_the_http_examples() -> None:
     blocks = curl_blocks()
-    assert len(blocks) == 5
+    assert len(blocks) == 7
     assert any("curl -N" in b and "text/event-stream" in b for b in blocks)
     assert any("persistedQuery" in b and "-G" in b for b in blocks)
     assert all(expected_lines(b) for b in blocks)
 
 
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(7))
 async def test_readme_curl_examples_print_what_they_show(live: Live, index: int) -> None:
     if shutil.which("curl") is None or shutil.which("sha256sum") is None:
         unavailable("curl or sha256sum not installed: cannot run README's examples")
