@@ -40,6 +40,7 @@ from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
 from app.observe import Observe
 from app.pages import Pages
+from app.wire import PROTOCOL
 from clock import use_offset_file
 from comments.service import Comments
 from db import instrument
@@ -264,4 +265,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # closes websockets itself and cuts HTTP subscription streams, which never end by
         # themselves, after this).
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+        # A request uvicorn can't parse (a URL over 80 KiB) is refused in JSON, not plain text.
+        "http": PROTOCOL,
     }
