@@ -62,3 +62,17 @@ def _without_port(hop: str) -> str:
     if hop.count(":") == 1:
         return hop.partition(":")[0]
     return hop
+
+
+def address_key(address: str) -> str:
+    """What an address counts as in per-address limits (rate limits, stream caps): itself, or
+    for IPv6 its /64 — one host's whole prefix, which it can rotate through at will."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address

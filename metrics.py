@@ -14,6 +14,7 @@ Label values a client chooses are bounded: operation names are the first
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, TypeVar
 
@@ -29,6 +30,8 @@ from prometheus_client import multiprocess as _multiprocess
 # -- label bounds -------------------------------------------------------------------------------
 
 OTHER = "other"
+# A GraphQL name (the spec's Name), at most 100 characters.
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 ANONYMOUS = "anonymous"
 _names_lock = threading.Lock()
 _operation_names: set[str] = set()
@@ -48,8 +51,13 @@ def operation_label(name: str | None) -> str:
         return ANONYMOUS
     if name in _operation_names:
         return name
+    # Only a GraphQL name may become a label: a refused request's operationName is anything
+    # the client sent (a lone surrogate in it made every later scrape fail to encode, in every
+    # worker reading the same files), and a wasted slot is a name the operator never sees.
+    if not GRAPHQL_NAME.fullmatch(name):
+        return OTHER
     with _names_lock:
-        if len(_operation_names) < max_operation_names and len(name) <= 100:
+        if len(_operation_names) < max_operation_names:
             _operation_names.add(name)
             return name
     return OTHER

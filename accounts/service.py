@@ -27,6 +27,7 @@ from tortoise.transactions import in_transaction
 from accounts.events import SessionRevoked, SessionsRevoked
 from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
+from clientaddr import address_key
 from clock import Clock, now
 from db import models
 from db.housekeeping import delete_in_batches
@@ -122,7 +123,8 @@ class Accounts:
         # The hash's place first: a server too busy to hash refuses without using up the
         # address's sign-up budget.
         with self.hashing.reserve() as slot:
-            retry = await self.limiter.hit(self.signup_rule, address)
+            # An IPv6 client counts as its /64: it can rotate through the whole prefix.
+            retry = await self.limiter.hit(self.signup_rule, address_key(address))
             if retry is not None:
                 raise Refusal(RefusalCode.RATE_LIMITED, "Too many sign-ups from here.", None, retry)
             # Looked up at call time: tests swap in a cheap hasher.
@@ -151,6 +153,8 @@ class Accounts:
     async def log_in(self, username: str, password: str, address: str) -> IssuedSession:
         """A new session for the right password; failures are rate limited."""
         name = username.strip().lower()
+        # An IPv6 client counts as its /64: it can rotate through the whole prefix.
+        address = address_key(address)
         account_key = f"{name}|{address}"
         # Take the tokens before hashing, not after a failure: checking first and counting
         # later let any number of concurrent guesses through on one token. A success gives the

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 import clock
 import metrics
 from accounts.service import token_hash
+from clientaddr import address_key
 from db.health import is_database_down, within
 from logs import get_logger
 from realtime.fanout import Connection, Hub
@@ -381,19 +381,6 @@ class Stream:
                         "more_body": False,
                     }
                 )
-
-
-def address_key(address: str) -> str:
-    """What an address counts as: itself, or for IPv6 its /64 (one host's whole prefix)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return address
 
 
 def _internal() -> dict[str, Any]:

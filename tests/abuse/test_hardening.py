@@ -486,6 +486,33 @@ async def test_http_rate_limits_key_on_the_forwarded_address_behind_a_trusted_pr
         assert other["data"]["logIn"]["errors"] == [{"code": expected}], trusted
 
 
+async def test_an_ipv6_client_rotating_through_its_64_shares_one_log_in_budget(
+    demo_settings: Settings,
+) -> None:
+    """Per-address limits count an IPv6 client as its /64: a host can use any of its 2^64
+    addresses, so keying on each would give it a fresh budget per request."""
+    query = (
+        'mutation($u: String!) { logIn(input: {username: $u, password: "wrong-password"}) '
+        "{ errors { code } } }"
+    )
+    settings = with_settings(
+        demo_settings, trusted_proxies=("127.0.0.1", "::1"), login_failure_rate_per_account="5/900"
+    )
+    async for client in _client_for(settings, MemoryRateLimiter(clock=FakeClock())):
+        codes = []
+        for i in range(7):
+            body = await client.post(
+                query, {"u": "alice"}, headers={"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"}
+            )
+            codes.append(body["data"]["logIn"]["errors"][0]["code"])
+        assert codes == ["INVALID_CREDENTIALS"] * 5 + ["RATE_LIMITED"] * 2
+        # Another /64 is another client.
+        body = await client.post(
+            query, {"u": "alice"}, headers={"X-Forwarded-For": "2001:db8:1:3::1"}
+        )
+        assert body["data"]["logIn"]["errors"] == [{"code": "INVALID_CREDENTIALS"}]
+
+
 def test_every_start_path_sets_the_websocket_limit_and_ignores_proxy_headers() -> None:
     from app import uvicorn_options
 

@@ -423,6 +423,34 @@ async def test_operation_names_are_bounded_per_process(
     ]
 
 
+async def test_a_name_that_is_no_graphql_name_never_becomes_a_label(
+    demo_settings: Settings, lines: Lines, fresh_names: None
+) -> None:
+    """A refused request's operationName is whatever the client sent: a lone surrogate in a
+    label made every later scrape fail (UnicodeEncodeError), and junk wasted the bounded slots."""
+    async for client in _client_for(demo_settings):
+        for name in ("\ud800x", "has space", "x" * 101, "1abc"):
+            # json.dumps escapes the lone surrogate (\\ud800), as a hostile client sends it.
+            response = await client.http.post(
+                "/graphql",
+                content=json.dumps(
+                    {"query": "query A { stats { articleCount } }", "operationName": name}
+                ),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", name
+        scrape = await client.http.get("/metrics")
+    assert scrape.status_code == 200
+    names = {
+        dict(labels)["operation"]
+        for (metric, labels) in samples()
+        if metric == "agora_graphql_operations_total"
+    }
+    assert names <= {"other", "anonymous"} | {n for n in names if n.isidentifier() and n.isascii()}
+    assert not any("\ud800" in n or " " in n or len(n) > 100 for n in names)
+    assert metrics.operation_label("Fine_1") == "Fine_1"
+
+
 # -- a real server: websockets and streams ---------------------------------------------------------
 
 

@@ -745,7 +745,7 @@ async def test_a_client_leaving_mid_body_is_not_an_error(
 
 
 def test_ipv6_clients_count_by_their_64() -> None:
-    from realtime.streams import address_key
+    from clientaddr import address_key
 
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
