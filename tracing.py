@@ -23,6 +23,8 @@ tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 # Longest SQL text kept on a span (statements carry no values: parameters are bound).
 STATEMENT_MAX_CHARS = 2000
+# Longest wait on the collector for one export (a shutdown's last flush included).
+EXPORT_TIMEOUT_SECONDS = 2
 
 
 def configure(
@@ -41,7 +43,12 @@ def configure(
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        # A collector that is down must not hold a shutdown (the exporter's default is 10 s
+        # an export): spans are dropped after EXPORT_TIMEOUT_SECONDS instead.
+        exporter = OTLPSpanExporter(endpoint=endpoint, timeout=EXPORT_TIMEOUT_SECONDS)
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, export_timeout_millis=EXPORT_TIMEOUT_SECONDS * 1000)
+        )
     _provider = provider
     tracer = provider.get_tracer("agora")
 

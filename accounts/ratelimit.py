@@ -159,7 +159,11 @@ class MemoryRateLimiter(_Counted):
 # -- shared through Redis -----------------------------------------------------------------------
 
 
-def redis_client(url: str, timeout: float, max_connections: int = 32) -> Any:
+# Connections of each Redis client's pool (and calls in flight on it at once).
+POOL_CONNECTIONS = 32
+
+
+def redis_client(url: str, timeout: float, max_connections: int = POOL_CONNECTIONS) -> Any:
     """A redis-py asyncio client for checks that have a fallback: every connect and reply
     within ``timeout`` seconds, no retries of its own (the caller falls back instead), and a
     bounded pool that waits up to ``timeout`` for a free connection (a burst of requests must
@@ -189,7 +193,9 @@ class RedisOutage:
     the outage (logged too).
     """
 
-    def __init__(self, what: str, timeout: float, retry_seconds: float) -> None:
+    def __init__(
+        self, what: str, timeout: float, retry_seconds: float, slots: int = POOL_CONNECTIONS
+    ) -> None:
         # What falls back, as the log lines say it ("rate limits").
         self.what = what
         self.timeout = timeout
@@ -197,6 +203,10 @@ class RedisOutage:
         self.down = False
         self._retry_at = 0.0
         self._probing = False
+        # As many calls at once as the client's pool has connections: the rest wait here,
+        # outside the timeout, so a burst of requests (2,000 log-ins at once) queues for a
+        # connection instead of timing out on the pool and reading as an outage.
+        self._slots = asyncio.Semaphore(slots)
 
     async def call(self, operation: Callable[[], Awaitable[Any]], *, count: bool = True) -> Any:
         """``operation``'s result, or None when Redis is (or has just turned out to be)
@@ -208,8 +218,12 @@ class RedisOutage:
             # This call tries Redis again; the others keep to the fallback meanwhile.
             probe = self._probing = True
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await operation()
+            async with self._slots:
+                if self.down and not probe:
+                    # It went down while this call waited for a connection.
+                    return self._fallback(count)
+                async with asyncio.timeout(self.timeout):
+                    result = await operation()
         except Exception as exc:
             # redis-py's ConnectionError, TimeoutError, ResponseError (OOM, READONLY after a
             # failover), an OSError it let through, asyncio's timeout: all mean "not now".
@@ -218,7 +232,9 @@ class RedisOutage:
         finally:
             if probe:
                 self._probing = False
-        if self.down:
+        # Only the probe ends an outage: a call that began before it and answers late says
+        # nothing about Redis now (the warnings flapped under load).
+        if self.down and probe:
             self.down = False
             logger.warning("Redis answers again: %s are shared across workers again", self.what)
         return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import os
 import uuid
@@ -133,7 +134,10 @@ class SharedStreamCounts:
         # renewal re-added them after their removal.
         self._renewing = 0
         self._released_meanwhile: list[tuple[str, list[bytes]]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Places to give back, removed in batches by one task (a drain ends thousands of
+        # streams at once: a task each exhausted the pool, and read as a Redis outage).
+        self._pending: list[tuple[str, list[bytes]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SharedStreamCounts:
@@ -226,9 +230,9 @@ class SharedStreamCounts:
             self._renewer = None
         for lease in list(self.leases):
             self.release(lease)
-        for task in list(self._tasks):
+        if self._flusher is not None:
             with contextlib.suppress(Exception):
-                await task
+                await self._flusher
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose(close_connection_pool=True)
@@ -236,25 +240,36 @@ class SharedStreamCounts:
     def _hold(self, lease: str, redis_keys: list[bytes]) -> None:
         self.leases[lease] = redis_keys
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew_loop(), name="stream-leases")
+            # A context of its own: not the request's that happened to start it (its request
+            # id in the renewer's log lines, its span as the renewals' parent).
+            self._renewer = asyncio.create_task(
+                self._renew_loop(), name="stream-leases", context=contextvars.Context()
+            )
 
     def _forget(self, lease: str, redis_keys: list[bytes]) -> None:
-        task = asyncio.create_task(self._remove(lease, redis_keys))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._pending.append((lease, redis_keys))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(
+                self._remove_pending(), name="stream-releases", context=contextvars.Context()
+            )
 
-    async def _remove(self, lease: str, redis_keys: list[bytes]) -> None:
-        if self._client is None or self.outage.down:
-            return  # closed, or unreachable: the lease runs out by itself
-        client = self._client
+    async def _remove_pending(self) -> None:
+        """Give back the pending places, RENEW_BATCH members a round trip, until none is left."""
+        while self._pending:
+            batch, self._pending = self._pending[:RENEW_BATCH], self._pending[RENEW_BATCH:]
+            if self._client is None or self.outage.down:
+                continue  # closed, or unreachable: the leases run out by themselves
 
-        async def remove() -> Any:
-            async with client.pipeline(transaction=False) as pipe:
-                for key in redis_keys:
-                    pipe.zrem(key, lease)
-                return await pipe.execute()
+            async def remove(
+                batch: list[tuple[str, list[bytes]]] = batch, client: Any = self._client
+            ) -> Any:
+                async with client.pipeline(transaction=False) as pipe:
+                    for lease, redis_keys in batch:
+                        for key in redis_keys:
+                            pipe.zrem(key, lease)
+                    return await pipe.execute()
 
-        await self.outage.call(remove, count=False)
+            await self.outage.call(remove, count=False)
 
     async def _renew_loop(self) -> None:
         """Renew while this process holds leases; ends by itself once it holds none."""

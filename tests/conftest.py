@@ -253,7 +253,11 @@ async def prepare_database(url: str, demo: bool) -> Settings:
     forget_compiled_statements()
     # No housekeeping loop in the apps tests build in-process: its first look would add
     # statements to the counted ones (tests/ops/test_housekeeping.py turns it on itself).
-    settings = Settings(database_url=url, env="test", housekeeping=False)
+    # Redis checks get 2 s, not 250 ms: a loaded CI machine is not a Redis outage (the tests
+    # of outages stop Redis, or set their own timeout).
+    settings = Settings(
+        database_url=url, env="test", housekeeping=False, redis_limits_timeout_ms=2000
+    )
     await apply_migrations(settings)
     if demo:
         from demo.seed import load_demo_data

@@ -166,11 +166,17 @@ class RedisBroker(MemoryBroker):
             return
         if body.get("o") == self.origin:
             return  # delivered locally when published
-        published_at = body.get("t")
-        if (
-            isinstance(published_at, bool)
-            or not isinstance(published_at, int | float)
-            or not math.isfinite(published_at)
-        ):
-            published_at = None
+        published_at = _publication_time(body.get("t"))
         await self._deliver(channel.removeprefix(PREFIX), body.get("e") or {}, published_at)
+
+
+def _publication_time(value: object) -> float | None:
+    """An envelope's publication time, or None for anything but a finite number (a 400-digit
+    integer overflows a float: that too must not read as a lost connection)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None

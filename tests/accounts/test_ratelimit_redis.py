@@ -181,9 +181,12 @@ async def test_fifty_concurrent_hits_from_two_limiters_allow_exactly_ten(
     redis_server: RedisServer,
 ) -> None:
     prefix = f"agora:rl:race-{uuid.uuid4().hex}:"
-    # Redis's own clock (no fake one): 10 an hour, so nothing refills during the test.
-    a = RedisRateLimiter(redis_server.url, prefix=prefix)
-    b = RedisRateLimiter(redis_server.url, prefix=prefix)
+    # Redis's own clock (no fake one): 10 an hour, so nothing refills during the test. A
+    # generous timeout: this is about counting, and a loaded CI machine opening 50 connections
+    # at once can take longer than the default 250 ms (which would be an outage, answered by
+    # the per-process buckets).
+    a = RedisRateLimiter(redis_server.url, prefix=prefix, timeout=5.0)
+    b = RedisRateLimiter(redis_server.url, prefix=prefix, timeout=5.0)
     rule = Rule("race", 10, 3600)
     before = _refusals("race")
     try:

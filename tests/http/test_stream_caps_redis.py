@@ -245,3 +245,44 @@ async def test_closing_gives_back_the_places_still_held(redis_server: RedisServe
         assert counts.leases == {}
     finally:
         await client.aclose()
+
+
+async def test_thousands_of_streams_ending_at_once_all_give_their_places_back(
+    redis_server: RedisServer,
+) -> None:
+    """A drain ends every stream at once: their places go back in batches (a task each
+    exhausted the connection pool, read as an outage, and left the places to their leases).
+    A timeout a loaded machine meets (this is about the releases, not Redis's speed)."""
+    counts = SharedStreamCounts(redis_server.url, lease_seconds=30, timeout=5.0)
+    client = _redis(redis_server.url)
+    keys = [f"a198.51.100.{i % 250}" for i in range(3000)]
+    try:
+        admissions = []
+        for start in range(0, len(keys), 100):  # opened over time, as streams are
+            admissions += await asyncio.gather(
+                *(
+                    counts.acquire([key, f"v{start + i}"], [100, 100])
+                    for i, key in enumerate(keys[start : start + 100])
+                )
+            )
+        assert all(admission.over is None for admission in admissions)
+        assert not counts.outage.down
+        calls = 0
+        call = counts.outage.call
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await call(*args, **kwargs)
+
+        counts.outage.call = counted  # type: ignore[method-assign]
+        for admission in admissions:
+            counts.release(admission.lease)
+        await counts.aclose()
+        assert not counts.outage.down
+        # One round trip per 500 streams (RENEW_BATCH), not one each.
+        assert calls == 3000 // 500
+        left = [key for key in set(keys) if await client.zcard(counts.key(key))]
+        assert left == []
+    finally:
+        await client.aclose()

@@ -295,7 +295,14 @@ async def test_redis_messages_from_other_processes_are_counted(
         assert lag == 0
 
 
-@pytest.mark.parametrize("data", ['{"o":"x","e":{},"t":NaN}', '{"o":"x","e":{},"t":-Infinity}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"o":"x","e":{},"t":NaN}',
+        '{"o":"x","e":{},"t":-Infinity}',
+        '{"o":"x","e":{},"t":1' + "0" * 400 + "}",
+    ],
+)
 async def test_a_publication_time_that_is_not_finite_is_ignored(data: str) -> None:
     broker = RedisBroker("redis://127.0.0.1:1/0")
     before = _broker_values("odds")
