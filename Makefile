@@ -25,8 +25,9 @@ run: $(STAMP) assets
 
 ## Production mode (unless AGORA_ENV says otherwise): migrate, then serve with WORKERS processes
 ## (default 1; more need DATABASE_URL=postgres://… and REDIS_URL); SIGTERM drains gracefully
+# exec: make's SIGTERM must reach the server itself (a shell in between would die alone).
 serve: $(STAMP)
-	AGORA_ENV=$${AGORA_ENV:-production} $(BIN)/python -m app.serve
+	AGORA_ENV=$${AGORA_ENV:-production} exec $(BIN)/python -m app.serve
 
 ## A throwaway PostgreSQL and Redis on loopback for trying `make serve WORKERS=2`; prints their
 ## URLs, runs until Ctrl-C, then removes them

@@ -17,7 +17,7 @@ is done; then the lifespan shuts down as always (bounded by the same timeout). W
 running SHUTDOWN_TIMEOUT_SECONDS after accepting stopped is cut (tasks cancelled, websockets
 closed by uvicorn) and the process ends; a second signal cuts at once. The supervisor forwards
 the first signal to every worker and a second one too, and kills a worker still alive
-SHUTDOWN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + ``KILL_MARGIN_SECONDS`` after the first.
+SHUTDOWN_DELAY_SECONDS + 2 × SHUTDOWN_TIMEOUT_SECONDS + ``KILL_MARGIN_SECONDS`` after the first.
 
 Exit codes: 0 a clean shutdown; 1 something was cut (the timeout, a second signal, a killed or
 dead worker, an application shutdown over the timeout); 2 settings refused; 3 a worker or the
@@ -63,7 +63,7 @@ EXIT_REFUSED = 2
 FORCED_EXIT_SECONDS = 1.0
 # How long cancelled tasks get to run their cleanup when what remains is cut.
 CUT_GRACE_SECONDS = 0.5
-# The supervisor kills a worker still alive this long after delay + timeout.
+# The supervisor kills a worker still alive this long after delay + 2 × timeout.
 KILL_MARGIN_SECONDS = 5.0
 # How long a starting worker may take to answer its first health check (it imports the app).
 STARTUP_GRACE_SECONDS = 60.0
@@ -78,11 +78,16 @@ _POLL_SECONDS = 0.05
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` without its password, for messages (never raises: a URL too malformed to
+    split is shown as its scheme only)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("://", 1)[0] + "://…"
+    if password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":…@", 1)
+    netloc = parts.netloc.replace(f":{password}@", ":…@", 1)
     return parts._replace(netloc=netloc).geturl()
 
 
@@ -129,8 +134,12 @@ def prepare_metrics_folder(workers: int) -> Path | None:
     if folder:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
+        # This process's own files stay: metrics is imported, and prometheus-client already
+        # writes to them (deleted, the one server's values would vanish from every scrape).
+        own = f"_{os.getpid()}.db"
         for stale in path.glob("*.db"):
-            stale.unlink()
+            if not stale.name.endswith(own):
+                stale.unlink()
         return None
     if workers == 1:
         return None
@@ -336,6 +345,10 @@ def serve_one(settings: Settings) -> int:
     from app import create_app
 
     prepare_metrics_folder(1)
+    # As the supervisor does: a reload needs migrations (a new start), a closed terminal is no
+    # reason to stop without draining, and a stopped process would hold its clients.
+    for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(ignored, signal.SIG_IGN)
     config = uvicorn.Config(create_app(settings), **uvicorn_options(settings))
     server = AgoraServer(config, settings, owns_process=True)
     server.run()
@@ -476,12 +489,13 @@ class AgoraSupervisor(Multiprocess):
 
     def join_all(self) -> None:
         """Wait for the workers while handling signals (a second SIGTERM/SIGINT is forwarded:
-        they cut at once); kill any still alive after delay + timeout + a margin."""
+        they cut at once); kill any still alive after delay + twice the timeout (the drain's,
+        then the application's own shutdown's) + a margin."""
         settings = self.settings
         deadline = (
             time.monotonic()
             + settings.shutdown_delay_seconds
-            + settings.shutdown_timeout_seconds
+            + 2 * settings.shutdown_timeout_seconds
             + KILL_MARGIN_SECONDS
         )
         forwarded = self.signals_seen > 1  # two came before the workers were told
@@ -506,6 +520,10 @@ class AgoraSupervisor(Multiprocess):
             process.process.join()
             self._forget(process)
             code = process.exitcode
+            if code != 0:
+                # Which worker, and how (a negative code is the signal that ended it: a worker
+                # told to stop while it was still importing the app has no handler yet).
+                logger.warning("Worker [%s] ended with exit code %s", process.pid, code)
             if code == STARTUP_FAILURE:
                 self.exit_code = STARTUP_FAILURE
             elif code != 0:

@@ -216,11 +216,7 @@ class HTTPStreams:
         self.operations = Operations(hub)
         self.limits = StreamLimits(hub.settings)
 
-    async def open(
-        self, wire: StreamWire, payload: dict[str, Any], token: str, client_address: str
-    ) -> Stream:
-        """A stream for the operation of ``payload`` (a checked subscription), counted against
-        its client's limits; StreamRefused when it can't start."""
+    def _refuse_if_draining(self) -> None:
         if self.hub.draining:
             raise StreamRefused(
                 503,
@@ -228,6 +224,13 @@ class HTTPStreams:
                 "The server is shutting down; retry (another instance will answer).",
                 retry_after=self.settings.retry_after_seconds,
             )
+
+    async def open(
+        self, wire: StreamWire, payload: dict[str, Any], token: str, client_address: str
+    ) -> Stream:
+        """A stream for the operation of ``payload`` (a checked subscription), counted against
+        its client's limits; StreamRefused when it can't start."""
+        self._refuse_if_draining()
         session = None
         if token:
             try:
@@ -243,6 +246,9 @@ class HTTPStreams:
                     "The database is unavailable; retry shortly.",
                     retry_after=self.settings.retry_after_seconds,
                 ) from exc
+        # Again: a drain that began while the session was read found no connection of this
+        # stream to end (it would have run until the shutdown's timeout cut it).
+        self._refuse_if_draining()
         keys = ["a" + address_key(client_address)]
         if session is not None:
             keys.append(f"v{session.user.id}")

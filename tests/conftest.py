@@ -97,6 +97,7 @@ SLOW = (
     "test_workers.py",
     "test_devservices.py",
     "test_wire.py",
+    "test_make_serve.py",
     "test_logs.py::test_a_server_process_writes_its_lines_where_the_session_check_reads",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test

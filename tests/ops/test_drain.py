@@ -260,6 +260,47 @@ async def test_http_streams_end_with_their_protocols_end(demo_sqlite: Settings) 
         assert running.server.exit_code == 0
 
 
+async def test_a_stream_whose_session_is_read_as_the_drain_begins_is_refused(
+    demo_sqlite: Settings,
+) -> None:
+    """The drain ends the streams the hub knows; one still reading its session when it began
+    is refused once it has (503, retry elsewhere), not served until the timeout cuts it."""
+    settings = replace(demo_sqlite, shutdown_timeout_seconds=5)
+    async with agora_serving(settings) as running:
+        token = await running.token()
+        article = await running.article()
+        hub = running.app.state.hub
+        original = hub.find_session
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def held(found: str) -> Any:
+            entered.set()
+            await release.wait()
+            return await original(found)
+
+        hub.find_session = held
+        body = {"query": ADDED, "variables": {"a": article["id"]}}
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            request = http.build_request(
+                "POST",
+                "/graphql",
+                json=body,
+                headers={**SSE_ACCEPT, "Authorization": f"Bearer {token}"},
+            )
+            sending = asyncio.create_task(http.send(request))
+            await asyncio.wait_for(entered.wait(), 5)
+            began = time.monotonic()
+            running.sigterm()
+            await asyncio.sleep(0.3)  # the drain has run, finding nothing
+            release.set()
+            refused = await sending
+        assert refused.status_code == 503
+        assert refused.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        await running.stopped()
+        assert running.server.exit_code == 0
+        assert time.monotonic() - began < 4
+
+
 async def test_readiness_goes_first_then_new_connections_are_refused(
     demo_sqlite: Settings,
 ) -> None:

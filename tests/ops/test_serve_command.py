@@ -97,6 +97,8 @@ def test_urls_in_messages_lose_their_password() -> None:
     assert redacted("postgres://agora:s3cret@db:5432/agora") == "postgres://agora:…@db:5432/agora"
     assert redacted("postgres://agora@db/agora") == "postgres://agora@db/agora"
     assert redacted("sqlite://agora.sqlite3") == "sqlite://agora.sqlite3"
+    # Too malformed to split (urlsplit raises): the scheme only, never a traceback.
+    assert redacted("postgres://agora:s3cret@[::1/agora") == "postgres://…"
 
 
 def test_the_operators_metrics_folder_is_emptied_of_old_values(
@@ -104,11 +106,12 @@ def test_the_operators_metrics_folder_is_emptied_of_old_values(
 ) -> None:
     folder = tmp_path / "metrics"
     folder.mkdir()
-    for name in ("counter_101.db", "gauge_livesum_101.db", "README"):
+    own = f"counter_{os.getpid()}.db"  # this process's, already written to (metrics is imported)
+    for name in ("counter_101.db", "gauge_livesum_101.db", "README", own):
         (folder / name).write_text("x")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
     assert prepare_metrics_folder(4) is None  # not ours to remove later
-    assert sorted(path.name for path in folder.iterdir()) == ["README"]
+    assert sorted(path.name for path in folder.iterdir()) == ["README", own]
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
 
 

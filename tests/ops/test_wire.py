@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,8 +22,15 @@ from tests.realtime.test_scaleout import _wait_ready
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[str]:
-    """``python -m app.serve`` (one worker) on a new SQLite file, production mode (no seeding)."""
+async def served(server: tuple[Any, str]) -> str:
+    """The address of ``server``."""
+    return server[1]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[Any, str]]:
+    """``python -m app.serve`` (one worker) on a new SQLite file, production mode (no seeding):
+    its process and address."""
     process, address = start_serve(
         {
             "DATABASE_URL": f"sqlite://{tmp_path / 'agora.sqlite3'}",
@@ -33,7 +41,7 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     )
     try:
         await _wait_ready(address)
-        yield address
+        yield process, address
         process.send_signal(signal.SIGTERM)
         assert (await exited(process, 15, tmp_path / "serve.log"))[0] == 0
     finally:
@@ -84,4 +92,15 @@ async def test_unreadable_requests_are_refused_in_json(served: str) -> None:
     assert body["errors"][0]["extensions"]["code"]
     # The server is unharmed.
     async with httpx.AsyncClient(base_url=f"http://{served}") as http:
+        assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_one_server_ignores_sighup_as_the_supervisor_does(server: tuple[Any, str]) -> None:
+    """A closed terminal (SIGHUP) is no reason to stop without draining; the fixture's SIGTERM
+    still ends it cleanly."""
+    process, address = server
+    os.kill(process.pid, signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert process.poll() is None
+    async with httpx.AsyncClient(base_url=f"http://{address}") as http:
         assert (await http.get("/healthz")).status_code == 200

@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from app.serve import WORKER_HEADER
 from tests.conftest import prepare_database
 from tests.ops.processes import (
+    ROOT,
     alive,
     buy,
     demo_of,
@@ -177,9 +180,10 @@ async def test_the_supervisor_kills_a_worker_that_does_not_stop(
     os.kill(stuck, signal.SIGSTOP)  # can't handle its SIGTERM
     supervisor.send_signal(signal.SIGTERM)
     code, took = await exited(supervisor, 15, tmp_path / "serve.log")
-    # SHUTDOWN_DELAY_SECONDS (0) + SHUTDOWN_TIMEOUT_SECONDS (1) + the 5 s margin.
+    # SHUTDOWN_DELAY_SECONDS (0) + 2 × SHUTDOWN_TIMEOUT_SECONDS (1) + the 5 s margin.
     assert code == 1
-    assert 6 <= took < 9
+    assert 7 <= took < 10
+    assert f"Worker [{stuck}] ended with exit code -9" in (tmp_path / "serve.log").read_text()
     assert not alive(stuck) and not alive(other)
     assert not _is_dir(folder)
 
@@ -320,3 +324,33 @@ BUY_ONE = (
     'mutation($o: ID!) { buyShares(input: {outcomeId: $o, amount: "1.00"}) '
     "{ trade { shares } errors { code } } }"
 )
+
+
+async def test_instances_starting_at_once_migrate_in_turn(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Two instances of a rollout migrate one empty database at the same moment: they take
+    turns (an advisory lock), and both succeed (unserialised, one failed on the other's tables)."""
+    url = await _empty_database(postgres_server)
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "AGORA_ENV": "test"}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "db.migrate",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), 120)
+    codes = [p.returncode for p in processes]
+    assert codes == [0, 0, 0], [out.decode()[-1500:] for out, _ in outputs]
+    conn = await asyncpg.connect(url)
+    try:
+        applied = await conn.fetchval("SELECT count(*) FROM tortoise_migrations")
+    finally:
+        await conn.close()
+    assert applied == len(list((ROOT / "db" / "migrations").glob("0*.py")))
