@@ -15,6 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from types import CodeType
 from typing import Any
 
 import metrics
@@ -78,37 +79,99 @@ def counting() -> Iterator[Statements]:
         end(statements, token)
 
 
+# Names a statement method's code calls when it sends its statement through another one.
+_NESTING = frozenset((*METHODS, "execute_query_dict_with_affected", "super"))
+
+
+def _names(code: CodeType) -> set[str]:
+    """Every name ``code`` (and the code nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _names(const)
+    return names
+
+
+def may_nest(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` (through its decorators) may call another statement method: then it
+    marks its task as inside a statement while it runs, so the inner call doesn't count again.
+    (Tortoise's own SQLite and asyncpg methods don't, but for the SQLite insert, whose driver
+    method has the same name.)"""
+    layer: Any = method
+    while layer is not None:
+        code = getattr(layer, "__code__", None)
+        if code is None or _names(code) & _NESTING:
+            return True
+        layer = getattr(layer, "__wrapped__", None)
+    return False
+
+
 def _counted(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    if may_nest(original):
+
+        @functools.wraps(original)
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _inside.get():
+                return await original(self, *args, **kwargs)
+            _count()
+            token = _inside.set(True)
+            try:
+                tracer = tracing.tracer
+                if tracer is None:
+                    return await original(self, *args, **kwargs)
+                with _span(tracer, self, args):
+                    return await original(self, *args, **kwargs)
+            finally:
+                _inside.reset(token)
+
+        setattr(counted, _MARK, True)
+        return counted
+
     @functools.wraps(original)
-    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def counted_leaf(self: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        # Counted as it is called, its coroutine handed back: no frame of its own to resume
+        # at every await of the statement (a third of a statement's cost, counted).
         if _inside.get():
-            return await original(self, *args, **kwargs)
+            return original(self, *args, **kwargs)
         statements = _current.get()
         if statements is not None and statements.open:
             statements.count += 1
         else:
             _sql_total.inc()
-        token = _inside.set(True)
-        try:
-            tracer = tracing.tracer
-            if tracer is None:
-                return await original(self, *args, **kwargs)
-            query = args[0] if args and isinstance(args[0], str) else ""
-            with tracer.start_as_current_span(
-                tracing.statement_name(query),
-                kind=tracing.client_kind(),
-                attributes={
-                    "db.system": getattr(getattr(self, "capabilities", None), "dialect", "")
-                    or "sql",
-                    "db.statement": tracing.statement_text(query),
-                },
-            ):
-                return await original(self, *args, **kwargs)
-        finally:
-            _inside.reset(token)
+        tracer = tracing.tracer
+        if tracer is None:
+            return original(self, *args, **kwargs)
+        return _in_span(tracer, self, args, original(self, *args, **kwargs))
 
-    setattr(counted, _MARK, True)
-    return counted
+    setattr(counted_leaf, _MARK, True)
+    return counted_leaf
+
+
+def _span(tracer: Any, client: Any, args: tuple[Any, ...]) -> Any:
+    """A statement's span (tracing on): named by its first keyword, its text bounded."""
+    query = args[0] if args and isinstance(args[0], str) else ""
+    return tracer.start_as_current_span(
+        tracing.statement_name(query),
+        kind=tracing.client_kind(),
+        attributes={
+            "db.system": getattr(getattr(client, "capabilities", None), "dialect", "") or "sql",
+            "db.statement": tracing.statement_text(query),
+        },
+    )
+
+
+async def _in_span(tracer: Any, client: Any, args: tuple[Any, ...], statement: Any) -> Any:
+    # The statement's coroutine starts running here, inside its span.
+    with _span(tracer, client, args):
+        return await statement
+
+
+def _count() -> None:
+    statements = _current.get()
+    if statements is not None and statements.open:
+        statements.count += 1
+    else:
+        _sql_total.inc()
 
 
 def _subclasses(cls: type) -> Iterator[type]:

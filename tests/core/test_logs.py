@@ -23,6 +23,7 @@ import logs
 import metrics
 from db import instrument
 from db.config import tortoise_config
+from db.sql import to_dialect
 from settings import Settings, SettingsError, load_settings
 from tests.conftest import DEMO_PASSWORD, GraphQLClient, LogCapture, leaks
 
@@ -214,6 +215,11 @@ def _sql_total() -> float:
 
 async def test_statements_count_once_per_record_and_never_mix() -> None:
     instrument.install(_Client)
+    # A method calling another one marks its task as inside a statement; a leaf is counted as
+    # it is called.
+    assert instrument.may_nest(_Client.execute_query_dict)
+    assert instrument.may_nest(_Transaction.execute_insert)
+    assert not instrument.may_nest(_Client.execute_query)
     instrument.install(_Client)  # idempotent: the lifespan of every app calls it
     client, nested = _Client(), _Transaction()
 
@@ -230,27 +236,32 @@ async def test_statements_count_once_per_record_and_never_mix() -> None:
     assert _sql_total() - before == 21
     # Outside any record, or after it closed (a task it left running), straight to the metric.
     await client.execute_query("SELECT 3")
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        await client.execute_query("SELECT 4")
+
     with instrument.counting() as counted:
-        late = asyncio.create_task(client.execute_query("SELECT 4"))
+        late = asyncio.create_task(later())
     await late
     assert counted.count == 0
     assert _sql_total() - before == 23
 
 
 async def test_tortoise_statements_in_and_out_of_transactions_are_counted(
-    tmp_path: Path,
+    fresh_settings: Settings,
 ) -> None:
-    settings = Settings(database_url=f"sqlite://{tmp_path}/count.sqlite3")
-    await Tortoise.init(config=tortoise_config(settings))
+    await Tortoise.init(config=tortoise_config(fresh_settings))
     try:
         instrument.install_for(connections.all())
+        conn = connections.get("default")
+        insert = to_dialect("INSERT INTO t VALUES (?)", conn)
         with instrument.counting() as counted:
-            conn = connections.get("default")
             await conn.execute_script("CREATE TABLE t (x INTEGER)")
-            await conn.execute_query("INSERT INTO t VALUES (1)")
+            await conn.execute_query(insert, [1])
             async with in_transaction() as transaction:
-                await transaction.execute_query("INSERT INTO t VALUES (2)")
-                await transaction.execute_many("INSERT INTO t VALUES (?)", [[3], [4]])
+                await transaction.execute_query(insert, [2])
+                await transaction.execute_many(insert, [[3], [4]])
                 await transaction.execute_query_dict("SELECT x FROM t")
             rows = await conn.execute_query_dict("SELECT count(*) AS n FROM t")
         assert rows == [{"n": 4}]
