@@ -348,6 +348,10 @@ def install_log_filters(settings: Settings) -> None:
         get_logger(name)
 
 
+# Loggers that write SQL statements with their parameters at DEBUG.
+_STATEMENT_LOGGERS = ("tortoise.db_client", "aiosqlite", "asyncpg")
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """One handler on ``stream`` (stderr) at LOG_LEVEL for the app and uvicorn, in LOG_FORMAT,
     through TruncatingFilter; uvicorn's own handlers removed (its records go through this one)
@@ -369,6 +373,10 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Whatever LOG_LEVEL says: at DEBUG these write every statement with its parameters
+    # (variables, argon2 hashes), which no log line may carry.
+    for name in _STATEMENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
 def configure_if_unconfigured(settings: Settings) -> None:

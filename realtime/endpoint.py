@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from structlog.contextvars import get_contextvars
 
 import clock
 import metrics
@@ -70,6 +71,8 @@ class SocketConnection(Connection):
     # An operation of the socket is being handled (a query or mutation runs): a drain lets it
     # finish before closing.
     busy = False
+    # The request id of the socket's handshake (every line of the socket carries it).
+    request_id: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,7 +117,7 @@ class SocketConnection(Connection):
                 "sql": None if observed.type == "subscription" else sql,
                 "error_code": observed.error,
             }
-            emit(access, "operation", fields)
+            emit(access, "operation", fields, self.request_id)
 
 
 class WebsocketEndpoint:
@@ -154,6 +157,9 @@ class WebsocketEndpoint:
             ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
         )
         conn = SocketConnection(ws, wire, self.settings, address)
+        # The handshake's request id (bound by app.observe): an operation the server ends from
+        # another task (an overflow seen by the broker's dispatcher) is logged with it too.
+        conn.request_id = get_contextvars().get("request_id")
         self.hub.connections.add(conn)
         writer = asyncio.create_task(conn.writer())
         reader = asyncio.create_task(self._read(conn))
@@ -192,7 +198,7 @@ class WebsocketEndpoint:
                 "operations": conn.operation_count,
                 "subscriptions": conn.subscription_count,
             }
-            emit(access, "websocket closed", fields)
+            emit(access, "websocket closed", fields, conn.request_id)
         # app.observe (SOCKET_LOGGED) writes the line of a socket that never got this far.
         conn.ws.scope["agora.socket_logged"] = True
 

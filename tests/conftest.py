@@ -149,21 +149,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # -- the session's logs: never a password or a token -----------------------------------------------
 
 DEMO_PASSWORD = "demo-password"
+# The demo accounts' and the passwords the tests sign up and change to.
+PASSWORDS = (DEMO_PASSWORD, "a-good-password", "a-new-password")
 # secrets.token_urlsafe(32), as accounts issues session tokens.
 TOKEN_LENGTH = 43
 _TOKEN_RUN = re.compile(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH},}}")
+# What a token issued by a server process looks like (its tokens are unknown here): exactly 43
+# URL-safe characters, mixed case (request ids are hex, digests lower-case hex).
+_LIKE_A_TOKEN = re.compile(
+    rf"(?<![A-Za-z0-9_-])(?=[^\s]*[A-Z])(?=[^\s]*[a-z])[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}(?![A-Za-z0-9_-])"
+)
 
 
-def leaks(paths: list[Path], tokens: set[str], password: str = DEMO_PASSWORD) -> list[str]:
-    """Where ``paths`` hold ``password`` or one of ``tokens``: "file:line: what" for each."""
+def leaks(
+    paths: list[Path],
+    tokens: set[str],
+    passwords: tuple[str, ...] = PASSWORDS,
+    servers: frozenset[Path] = frozenset(),
+) -> list[str]:
+    """Where ``paths`` hold a password or one of ``tokens`` (in the logs of ``servers``, whose
+    tokens this process never saw, anything shaped like one): "file:line: what" for each."""
     found: list[str] = []
     for path in paths:
         if not path.exists():
             continue
         with path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, 1):
-                if password in line:
-                    found.append(f"{path}:{number}: the demo password")
+                if any(password in line for password in passwords):
+                    found.append(f"{path}:{number}: a password")
+                if path in servers and _LIKE_A_TOKEN.search(line):
+                    found.append(f"{path}:{number}: something shaped like a session token")
                 for run in _TOKEN_RUN.findall(line):
                     windows = (
                         run[i : i + TOKEN_LENGTH] for i in range(len(run) - TOKEN_LENGTH + 1)
@@ -192,8 +207,8 @@ class LogCapture:
         return [self.path, *LOG_FILES]
 
     def leaks(self) -> list[str]:
-        """Where the session's logs hold the demo password or an issued token."""
-        return leaks(self.paths(), self.tokens)
+        """Where the session's logs hold a password or a token."""
+        return leaks(self.paths(), self.tokens, servers=frozenset(LOG_FILES))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -204,6 +219,12 @@ def log_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogCapture
     root, app_loggers = logging.getLogger(), logging.getLogger("agora")
     level = app_loggers.level
     root.addHandler(capture.handler)
+    # uvicorn's loggers stop propagating once a test builds a uvicorn.Config in this process.
+    uvicorn_loggers = [
+        logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    ]
+    for logger in uvicorn_loggers:
+        logger.addHandler(capture.handler)
     app_loggers.setLevel(logging.DEBUG)
     issue = Accounts._issue
 
@@ -219,6 +240,8 @@ def log_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogCapture
         Accounts._issue = issue  # type: ignore[method-assign]
         app_loggers.setLevel(level)
         root.removeHandler(capture.handler)
+        for logger in uvicorn_loggers:
+            logger.removeHandler(capture.handler)
         capture.handler.close()
     found = capture.leaks()
     if found:

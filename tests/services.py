@@ -262,7 +262,7 @@ def start_app_process(
     proxy headers, the websocket message limit), on a free port; returns it and "host:port".
 
     ``env`` adds to this process's environment (DATABASE_URL at least); output goes to ``log``
-    when given.
+    (a temporary file when none is given); the session's log check reads it.
     """
     port = free_port()
     command = [
@@ -291,13 +291,14 @@ def start_app_process(
         "PYTHONPATH": str(ROOT),
         **env,
     }
-    if log is not None:
-        LOG_FILES.append(log)
     if log is None:
-        process = subprocess.Popen(command, cwd=ROOT, env=full_env)
-    else:
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
-            )
+        # Always to a file the session's log check reads (inherited output went unchecked).
+        handle, name = tempfile.mkstemp(prefix="agora-server-", suffix=".log")
+        os.close(handle)
+        log = Path(name)
+    LOG_FILES.append(log)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
     return process, f"{host}:{port}"

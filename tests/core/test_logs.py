@@ -9,7 +9,9 @@ import io
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -290,12 +292,24 @@ def test_the_session_check_finds_the_password_and_tokens(tmp_path: Path) -> None
         + "\n"
     )
     assert leaks([log], {token}) == [
-        f"{log}:2: the demo password",
+        f"{log}:2: a password",
         f"{log}:3: a session token",
         f"{log}:4: a session token",
     ]
-    assert leaks([log], set(), password="not there") == []
+    assert leaks([log], set(), passwords=("not there",)) == []
     assert leaks([tmp_path / "missing.log"], {token}) == []
+    # A server process's log: its tokens are unknown here, so anything shaped like one counts
+    # (43 URL-safe characters, mixed case); hex ids and digests don't.
+    server = tmp_path / "server.log"
+    server.write_text(
+        f'{{"request_id": "{"ab12" * 8}", "sha256": "{"0f" * 32}"}}\n'
+        f"Bearer {secrets.token_urlsafe(32)}\n"
+        "signed up with a-good-password\n"
+    )
+    assert leaks([server], set(), servers=frozenset({server})) == [
+        f"{server}:2: something shaped like a session token",
+        f"{server}:3: a password",
+    ]
 
 
 async def test_the_session_capture_sees_the_apps_lines_and_every_issued_token(
@@ -355,3 +369,26 @@ async def test_a_server_process_writes_its_lines_where_the_session_check_reads(
         ("/graphql", 200, "query")
     ]
     assert "hunter2" not in log.read_text()  # no access line with the query string
+
+
+def test_log_level_debug_never_writes_statements_with_their_parameters() -> None:
+    """At DEBUG, tortoise, aiosqlite and asyncpg log every statement with its parameters
+    (variables, argon2 hashes): those loggers stay at INFO whatever LOG_LEVEL says."""
+    stream = io.StringIO()
+    previous = logging.getLogger().level
+    logs.configure_logging(replace(Settings(), log_level="DEBUG", env="production"), stream)
+    try:
+        for name in ("tortoise.db_client", "aiosqlite", "asyncpg"):
+            logging.getLogger(name).debug("INSERT INTO users VALUES (?): ['$argon2id$secret']")
+        logging.getLogger("agora").debug("the app's own debug line")
+        text = stream.getvalue()
+        assert "argon2id" not in text
+        assert "the app's own debug line" in text
+    finally:
+        for name in ("tortoise.db_client", "aiosqlite", "asyncpg"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        root = logging.getLogger()
+        root.setLevel(previous)
+        for handler in list(root.handlers):
+            if getattr(handler, "stream", None) is stream:
+                root.removeHandler(handler)

@@ -19,7 +19,7 @@ import httpx
 
 from app.serve import WORKER_HEADER
 from tests.realtime.test_scaleout import CENTRAL_ASIA, _gql
-from tests.services import free_port
+from tests.services import LOG_FILES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUY = (
@@ -44,6 +44,7 @@ def start_serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes]
         "PORT": str(port),
         **env,
     }
+    LOG_FILES.append(log)  # the session's log check reads it
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.serve"],

@@ -14,7 +14,7 @@ import httpx
 
 from tests.ops.processes import ROOT, alive, exited, parent_of
 from tests.realtime.test_scaleout import _wait_ready
-from tests.services import free_port, unavailable
+from tests.services import LOG_FILES, free_port, unavailable
 
 
 def _children(pid: int) -> list[int]:
@@ -30,6 +30,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _start_make(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    LOG_FILES.append(log)  # the session's log check reads it
     with log.open("wb") as out:
         # -o: never reinstall the venv from here, whatever the stamp's age.
         return subprocess.Popen(
