@@ -133,6 +133,24 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def pin_tree(pid: int, cpus: set[int]) -> int:
+    """Restrict ``pid``, its descendants and all their threads to ``cpus`` (threads they start
+    later inherit it); how many threads were pinned (0: ``pid`` is gone)."""
+    pinned = 0
+    for member in process_tree(pid):
+        try:
+            tasks = [int(task.name) for task in Path(f"/proc/{member}/task").iterdir()]
+        except OSError:
+            continue  # ended meanwhile
+        for task in tasks:
+            try:
+                os.sched_setaffinity(task, cpus)
+                pinned += 1
+            except OSError:
+                continue  # a thread that ended meanwhile
+    return pinned
+
+
 def tree_rss_kib(pid: int) -> int:
     """The sum of VmRSS over ``pid`` and its descendants in KiB (shared pages count in each)."""
     return sum(rss_kib(member) for member in process_tree(pid))

@@ -223,6 +223,12 @@ class Server:
         unknown); a worker that ended counts once its supervisor has reaped it."""
         return procfs.tree_cpu_seconds(self.process.pid) if self.process else float("nan")
 
+    def pin(self, cpus: set[int]) -> None:
+        """Run the server (every process and thread, and those it starts later) on ``cpus``
+        only: two servers measured against each other share the same core's conditions."""
+        if self.process is None or procfs.pin_tree(self.process.pid, cpus) == 0:
+            raise RuntimeError(f"{self.name}: no process to pin to CPUs {sorted(cpus)}")
+
     def rss_kib(self) -> int:
         """The server's resident memory in KiB, summed over its processes (0 if unknown)."""
         return procfs.tree_rss_kib(self.process.pid) if self.process else 0
