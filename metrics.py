@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -281,21 +280,14 @@ JOB_ROWS = Counter(
 # -- recording: what the HTTP middleware and the websocket endpoint call per request and operation
 
 # Label children by their values: ``labels()`` costs ~2 µs a call, a dict lookup ~50 ns. Every
-# key is bounded (route templates, known methods, statuses, bounded names, types, codes).
-_children: dict[tuple[object, ...], Any] = {}
+# key is bounded (route templates, known methods, statuses; operation names as the labels bound
+# them, types, codes).
+_requests: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+_operations: dict[
+    tuple[str | None, str | None, str | None], tuple[Counter, Histogram | None, Histogram | None]
+] = {}
 HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 TIMED_TYPES = frozenset(("query", "mutation"))
-
-
-_Metric = TypeVar("_Metric", Counter, Histogram)
-
-
-def _child(metric: _Metric, *values: str) -> _Metric:
-    key = (metric, *values)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*values)
-    return child
 
 
 def record_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -303,8 +295,15 @@ def record_request(route: str, method: str, status: int, seconds: float) -> None
     invents counted as ``other``."""
     if method not in HTTP_METHODS:
         method = OTHER
-    _child(HTTP_REQUESTS, route, method, str(status)).inc()
-    _child(HTTP_DURATION, route).observe(seconds)
+    key = (route, method, status)
+    children = _requests.get(key)
+    if children is None:
+        children = _requests[key] = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_DURATION.labels(route),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def record_operation(
@@ -312,9 +311,21 @@ def record_operation(
 ) -> None:
     """One GraphQL operation done (HTTP or websocket; each of a batch): counted by bounded name,
     type and outcome (``ok`` or its error code); a query's or mutation's time and statements."""
-    label = operation_label(name)
-    kind = kind or "unknown"
-    _child(OPERATIONS, label, kind, outcome or "ok").inc()
-    if kind in TIMED_TYPES:
-        _child(OPERATION_DURATION, label, kind).observe(seconds)
-        _child(OPERATION_SQL, label, kind).observe(sql)
+    key = (name, kind, outcome)
+    children = _operations.get(key)
+    if children is None:
+        label, kind_label = operation_label(name), kind or "unknown"
+        timed = kind_label in TIMED_TYPES
+        children = (
+            OPERATIONS.labels(label, kind_label, outcome or "ok"),
+            OPERATION_DURATION.labels(label, kind_label) if timed else None,
+            OPERATION_SQL.labels(label, kind_label) if timed else None,
+        )
+        # Keyed by the name as sent: only names within the label bound are kept (past it,
+        # every new name would take a key of its own).
+        if label != OTHER:
+            _operations[key] = children
+    children[0].inc()
+    if children[1] is not None and children[2] is not None:
+        children[1].observe(seconds)
+        children[2].observe(sql)

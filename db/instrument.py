@@ -4,9 +4,13 @@
 wrappers, which subclass it) once per process; the lifespan calls it for every connection name.
 Each statement then adds one to the ``Statements`` of the current context (``counting``: a
 request, a websocket operation), so concurrent requests never mix their counts, and goes to
-``metrics.SQL_STATEMENTS`` when that record is closed (or at once, outside any record). A
-statement costs one context variable read and an integer addition on the hot path, plus the
-guard that makes a wrapped method calling another count once (~1 µs in all, measured).
+``metrics.SQL_STATEMENTS`` when that record is closed (or at once, outside any record).
+
+A statement costs two context variable reads and an integer addition: ~3,000 instructions
+(~0.5 µs) under callgrind, where the bare call is ~22,000. A method whose code may call another
+statement method (``may_nest``: none of Tortoise's SQLite and asyncpg ones but the SQLite
+insert) also marks its task as inside a statement while it runs, so that the inner call doesn't
+count again (twice the cost).
 """
 
 from __future__ import annotations

@@ -56,6 +56,33 @@ def stream() -> Iterator[io.StringIO]:
     logs.install_log_filters(Settings())
 
 
+def test_production_writes_request_lines_directly_as_logging_would(
+    stream: io.StringIO,
+) -> None:
+    root = logging.getLogger()
+    access = logs.get_logger("agora.access")
+    others = [handler for handler in root.handlers if handler is not logs._direct_handler]
+    fields = {"status": 200, "route": "/graphql", "operation": "x" * 500, "viewer_id": None}
+    # With another handler on the way (pytest's, here), the line goes through logging.
+    assert others and logs._direct(access, logging.INFO) is None
+    logs.emit(access, "request", fields, "via-logging")
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        # Production: the one handler only, written to directly.
+        assert logs._direct(access, logging.INFO) is logs._direct_handler
+        logs.emit(access, "request", fields, "direct")
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+    via_logging, direct = _lines(stream)
+    assert via_logging.pop("timestamp") and direct.pop("timestamp")
+    assert via_logging.pop("request_id") == "via-logging"
+    assert direct.pop("request_id") == "direct"
+    assert direct == via_logging
+    assert direct["operation"] == "x" * 300 + "…[200 more characters]"
+
+
 def _lines(out: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
 

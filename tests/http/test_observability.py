@@ -99,6 +99,7 @@ def lines() -> Iterator[Lines]:
 def fresh_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """The operation-name bound of a fresh process (other tests have seen names of their own)."""
     monkeypatch.setattr(metrics, "_operation_names", set())
+    monkeypatch.setattr(metrics, "_operations", {})
     monkeypatch.setattr(metrics, "max_operation_names", metrics.max_operation_names)
 
 
@@ -417,6 +418,8 @@ async def test_operation_names_are_bounded_per_process(
         if name == "agora_graphql_operations_total" and value != before.get((name, labels), 0.0)
     }
     assert changed == {"Name0": 2, "Name1": 1, "Name2": 1, "other": 7}
+    # Nor does the cache of label children grow with the names past the bound.
+    assert {name for name, _, _ in metrics._operations} == {"Name0", "Name1", "Name2"}
     # The lines keep every name: they are not series.
     assert [line["operation"] for line in lines.of("request")][:10] == [
         f"Name{n}" for n in range(10)
