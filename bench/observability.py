@@ -203,6 +203,7 @@ def moved(before: Samples, after: Samples) -> dict[str, float]:
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How far one sample (``name`` with exactly ``labels``) moved; absent counts as 0."""
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
 
@@ -233,6 +234,7 @@ class Checks:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def expect(self, condition: bool, problem: str) -> None:
+        """``problem`` fails the run unless ``condition``."""
         if not condition:
             self.problems.append(problem)
 
@@ -369,10 +371,13 @@ def order(round_index: int) -> tuple[str, str]:
 
 
 def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (what ``--cpu`` may name)."""
     return sorted(os.sched_getaffinity(0))
 
 
 async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Results:
+    """Start both servers on ``database_url``, verify them, load them, check what the
+    observability left behind and report (``cli.run`` calls it)."""
     async with await Database.connect(database_url) as db:
         database_version = await db.version()
     body = article_page([CENTRAL_ASIA]).graphql_bodies[0]
@@ -491,10 +496,12 @@ class Round:
 
     @property
     def difference_us(self) -> float:
+        """on − off, µs of server CPU per request."""
         return self.cpu_us[ON] - self.cpu_us[OFF]
 
     @classmethod
     def of(cls, first: str, batches: dict[str, Batch]) -> Round:
+        """The round of ``batches`` (one per server); ``first``: the one started first."""
         summaries = {name: summarise(name, [batch]) for name, batch in batches.items()}
         return cls(
             first,
@@ -505,6 +512,7 @@ class Round:
         )
 
     def as_json(self) -> dict[str, Any]:
+        """The round's figures for ``--json``."""
         return {
             "first": self.first,
             "cpu_us_per_request": self.cpu_us,
@@ -516,6 +524,7 @@ class Round:
 
 
 def print_rounds(rounds: list[Round], alternate: bool) -> None:
+    """One line per round and one of medians: CPU, throughput and latency of both servers."""
     header = (
         f"{'round':<9} {'CPU µs/req on':>13} {'off':>7} {'on − off':>9} {'on/off':>7}   "
         f"{'req/s on':>8} {'off':>6} {'on/off':>7}   {'p50 ms on':>9} {'off':>6}   "
@@ -561,6 +570,7 @@ def print_rounds(rounds: list[Round], alternate: bool) -> None:
 def report(
     args: argparse.Namespace, batches: dict[str, list[Batch]], checks: Checks, version: str
 ) -> Results:
+    """Print the figures, the checks and the verdict; the run's status, ratios and figures."""
     print()
     print(machine(version))
     outcome = Results(0)
@@ -659,6 +669,7 @@ def report(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (``--quick`` fills in the sizes not given)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.observability",
         description="The article page with metrics and logging on vs off: their CPU per request.",
@@ -731,6 +742,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.observability``: its exit status."""
     args = parse_args(argv)
     # Before the database is made: an app quiet_app can't patch is not measured at all.
     problem = quiet_app_problem(args.app_root)
