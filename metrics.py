@@ -17,6 +17,11 @@ import os
 import re
 import threading
 
+# prometheus-client turns multi-process mode on when the variable merely exists: set but empty,
+# every process would write its value files into its working directory. Empty means unset.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR", None) == "":
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,

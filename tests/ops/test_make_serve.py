@@ -47,11 +47,14 @@ async def test_sigterm_to_make_serve_drains_the_server_and_ends_both(tmp_path: P
         unavailable("make is not installed")
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("WORKERS", "REDIS_URL")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("WORKERS", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
+        },
         "DATABASE_URL": f"sqlite://{tmp_path / 'agora.sqlite3'}",
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        "PROMETHEUS_MULTIPROC_DIR": "",
     }
     log = tmp_path / "make.log"
     make = _start_make(env, log)
