@@ -36,11 +36,9 @@ KEY_PREFIX = "agora:streams:"
 # Streams renewed per script call (each one blocks Redis while it runs: keep them short).
 RENEW_BATCH = 500
 
-# KEYS: one sorted set per counted key; ARGV[1] now in ms ('' for Redis's TIME), ARGV[2] the
-# lease in ms, ARGV[3] the stream's id, ARGV[3 + i] the cap of KEYS[i].
-# Returns 0 when the stream was counted under every key, else the index of the first key at
-# its cap (and nothing was added anywhere).
-ACQUIRE_SCRIPT = """
+# Both scripts start the same way: now in ms (ARGV[1], or Redis's TIME when it is ''), then the
+# lease in ms (ARGV[2]).
+NOW_AND_LEASE = """
 local now
 if ARGV[1] == '' then
   if redis.replicate_commands then redis.replicate_commands() end
@@ -50,6 +48,15 @@ else
   now = tonumber(ARGV[1])
 end
 local lease = tonumber(ARGV[2])
+"""
+
+# KEYS: one sorted set per counted key; ARGV[1] now in ms ('' for Redis's TIME), ARGV[2] the
+# lease in ms, ARGV[3] the stream's id, ARGV[3 + i] the cap of KEYS[i].
+# Returns 0 when the stream was counted under every key, else the index of the first key at
+# its cap (and nothing was added anywhere).
+ACQUIRE_SCRIPT = (
+    NOW_AND_LEASE
+    + """
 for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   if not redis.call('ZSCORE', key, ARGV[3])
@@ -63,25 +70,20 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
+)
 
 # KEYS: sorted sets; ARGV[1] now in ms ('' for TIME), ARGV[2] the lease in ms, ARGV[2 + i] the
 # stream counted under KEYS[i]. Every lease pushed to now + lease (added if Redis lost it).
-RENEW_SCRIPT = """
-local now
-if ARGV[1] == '' then
-  if redis.replicate_commands then redis.replicate_commands() end
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
-end
-local lease = tonumber(ARGV[2])
+RENEW_SCRIPT = (
+    NOW_AND_LEASE
+    + """
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now + lease, ARGV[2 + i])
   redis.call('PEXPIRE', key, lease)
 end
 return #KEYS
 """
+)
 
 
 @dataclass(frozen=True)
