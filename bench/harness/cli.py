@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.harness import deployment
+from bench.harness import deployment, pinning, servers
 from bench.harness.databases import (
     POSTGRES_SCHEMES,
     Unavailable,
@@ -69,6 +69,19 @@ def add_common_arguments(
         help=f"the tree whose app is measured (default: {BENCH_ROOT})",
     )
     parser.add_argument("--json", type=Path, help="write the ratios and raw figures here")
+    parser.add_argument(
+        "--pin",
+        choices=pinning.MODES,
+        default="off",
+        help="auto: servers (and PostgreSQL, Redis) on one CPU, the load generator on another "
+        "(bench.harness.pinning); off (default): wherever the scheduler puts them",
+    )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="run the app's servers with production logging and metrics on (AGORA_ENV="
+        "production, LOG_FORMAT=json, LOG_LEVEL=INFO), as make bench does",
+    )
     if not databases:
         return
     where = parser.add_mutually_exclusive_group()
@@ -106,6 +119,10 @@ def chosen_database(args: argparse.Namespace, folder: Path) -> Iterator[str]:
     """The URL of the database to bench on (a throwaway server is stopped afterwards)."""
     if getattr(args, "postgres", False):
         server = start_postgres()
+        postmaster = pinning.postmaster_pid(f"{server.folder}/data")
+        if postmaster is not None:
+            pinning.pin_pid(postmaster)  # its backends, forked later, inherit it
+        args.postgres_server = server  # for a benchmark that measures its CPU too
         try:
             url = asyncio.run(create_database(server, f"agora_bench_{uuid.uuid4().hex[:12]}"))
             print(f"throwaway PostgreSQL on 127.0.0.1:{server.port}")
@@ -131,6 +148,8 @@ def run(
     it used is printed and written with the figures.
     """
     began = time.time()
+    placement = pinning.configure(getattr(args, "pin", "off"))
+    servers.production = bool(getattr(args, "production", False))
     with scratch_folder() as folder:
         try:
             with chosen_database(args, folder) as url, deployment.chosen_redis(args) as redis:
@@ -138,8 +157,12 @@ def run(
                 print(f"preparing the database ({kind}) with the app of {args.app_root} …")
                 seconds = prepare_database(args.app_root, url)
                 print(f"  migrated and seeded in {seconds:.1f}s")
+                if redis is not None:
+                    pinning.pin_pid(redis.process.pid)
                 redis_cpu = redis.cpu_seconds() if redis else 0.0
                 results = runner(bench(args, url, folder))
+                results.figures["placement"] = placement.as_json()
+                results.figures["production_observability"] = servers.production
                 if hasattr(args, "workers"):
                     results.figures["deployment"] = deployment.Deployment.of(args, url).as_json()
                 if redis is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import procfs
+from bench.harness import pinning, procfs
 
 # The repository this bench lives in (the default --app-root; where the baselines always run).
 BENCH_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,31 @@ LOG_CONFIG: dict[str, Any] = {
 }
 RETRY_LINE = re.compile(r"retrying a trade after (\w+)")
 LOUD_WORDS = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Exception")
+
+# --production (bench.harness.cli): the app's servers run with production logging and metrics
+# on, whatever the benchmark's own environment says (issue 13's harness). Baselines (factories
+# of bench.*) are left as they are.
+PRODUCTION_ENV = {
+    "AGORA_ENV": "production",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+    # In production /metrics answers only when told who may read it: the bench, here.
+    "METRICS_ALLOW": "127.0.0.1",
+    # Tracing stays off whatever this shell says: it is not part of what is measured.
+    "OTLP_ENDPOINT": "",
+}
+# prometheus-client turns to multi-process mode when either is present at all.
+PRODUCTION_UNSET = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+production = False  # set by bench.harness.cli from --production
+
+
+def production_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with production logging and metrics on (``PRODUCTION_ENV``) and the
+    multi-process variables removed."""
+    merged = {**env, **PRODUCTION_ENV}
+    for name in PRODUCTION_UNSET:
+        merged.pop(name, None)
+    return merged
 
 
 def free_port() -> int:
@@ -96,6 +121,8 @@ class Server:
             self.process = subprocess.Popen(
                 self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+        # --pin auto: on the server CPU before it starts a thread (they inherit it).
+        pinning.pin_server(self)
 
     def stop(self) -> None:
         """Terminate the process (and only it: a supervisor stops its workers), killing it if it
@@ -149,6 +176,7 @@ class Server:
                 )
             await asyncio.sleep(0.2)
         self.serving_at_start = tuple(self.worker_pids())
+        pinning.pin_server(self)  # and any thread or worker made meanwhile
 
     def _check_alive(self) -> None:
         assert self.process is not None
@@ -302,6 +330,8 @@ def uvicorn_server(
         *options,
     ]
     environment = python_env(root, {"AGORA_ENV": "test", **env}, paths)
+    if production and not factory.startswith("bench."):
+        environment = production_env(environment)
     log = folder / f"{name}-{port}.log"
     return Server(name, command, root, environment, port, log, workers=workers)
 
