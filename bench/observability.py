@@ -63,7 +63,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.article_page import article_page, exactly, show_diff
-from bench.harness import cli
+from bench.harness import cli, pinning
 from bench.harness.api import CENTRAL_ASIA, HEADERS
 from bench.harness.databases import Database
 from bench.harness.load import Batch, Call, Connections, run_load
@@ -382,6 +382,10 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
         database_version = await db.version()
     body = article_page([CENTRAL_ASIA]).graphql_bodies[0]
     servers = servers_for(args.app_root, database_url, folder)
+    placement = pinning.current()
+    if placement.server is not None and args.cpu_default:
+        # --pin auto: both servers on the harness's server CPU, away from this process's.
+        args.cpu = min(placement.server)
     cpus = None if args.cpu is None else {args.cpu}
     batches: dict[str, list[Batch]] = {name: [] for name in TARGETS}
     checks = Checks()
@@ -709,7 +713,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cpu",
         default="last",
-        help="the CPU both servers are pinned to (default: the last this process may use), or "
+        help="the CPU both servers are pinned to (default: the last this process may use; "
+        "with --pin auto, the harness's server CPU, the load generator on another), or "
         "'any' to let the scheduler place them",
     )
     parser.add_argument(
@@ -721,6 +726,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_common_arguments(parser)
     args = parser.parse_args(argv)
     cpus = usable_cpus()
+    args.cpu_default = args.cpu == "last"
     if args.cpu == "any":
         args.cpu = None
     elif args.cpu == "last":

@@ -1,0 +1,551 @@
+"""``make bench``: every benchmark by its command line, then bench/RESULTS.md and its chart.
+
+    .venv/bin/python -m bench.run [--quick] [--only article-sqlite,peer,…] [--list]
+        [--results bench/RESULTS.md] [--chart bench/results.png] [--keep DIR]
+
+Each part is one benchmark run as ``python -m bench.<script> … --json FILE --pin auto
+--production`` (issue 13's harness, ``bench.harness.pinning``: servers and PostgreSQL on CPU 0,
+the load generator on CPU 1; production logging and metrics on), one after the other, so no
+two share the machine. Its JSON is read back and rendered: per target a table of min / median /
+max over the rounds beside the baseline measured in the same run, the target and PASS or FAIL,
+with the load average before and after the part; the machine (CPU model, cores, kernel, Python,
+the versions of what is measured) at the top; and ``results.png``, the latency percentiles of
+every target and baseline (matplotlib, Agg). A part that fails or can't run is reported as
+such, never left out. ``--quick`` runs every part with small sizes (a smoke test of the chain:
+its figures are printed, the verdicts say "(quick)"). ``--only`` runs some parts; the results
+file then holds those only.
+
+The cached page under writes (``bench/cache.py``, another part of issue 13) runs when that
+module exists (``CACHE_SLOT``); until then its section says it is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.harness.servers import BENCH_ROOT
+
+RESULTS = BENCH_ROOT / "bench" / "RESULTS.md"
+CHART = BENCH_ROOT / "bench" / "results.png"
+HARNESS = ["--pin", "auto", "--production"]
+
+
+@dataclass
+class Part:
+    """One benchmark run: its module, its arguments (full and ``--quick``), how it is read."""
+
+    name: str
+    title: str
+    module: str
+    args: list[str]
+    quick: list[str]
+    render: Callable[[dict[str, Any], bool], list[str]]
+    harness: list[str] = field(default_factory=lambda: list(HARNESS))
+    present: Callable[[], bool] = lambda: True
+
+    def command(self, quick: bool, out: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            self.module,
+            *(self.quick if quick else self.args),
+            *self.harness,
+            "--json",
+            str(out),
+        ]
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def spread(values: list[Any]) -> tuple[float, float, float]:
+    """(min, median, max) of the numbers among ``values`` (NaNs if none)."""
+    numbers = sorted(float(v) for v in values if isinstance(v, int | float) and math.isfinite(v))
+    if not numbers:
+        return math.nan, math.nan, math.nan
+    middle = len(numbers) // 2
+    med = numbers[middle] if len(numbers) % 2 else (numbers[middle - 1] + numbers[middle]) / 2
+    return numbers[0], med, numbers[-1]
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def mmm(values: list[Any], digits: int = 1) -> str:
+    low, med, high = spread(values)
+    return f"{fmt(low, digits)} / **{fmt(med, digits)}** / {fmt(high, digits)}"
+
+
+def verdict(ok: bool, quick: bool) -> str:
+    text = "PASS" if ok else "FAIL"
+    return f"{text} (quick)" if quick else f"**{text}**"
+
+
+def ratio_row(ratios: dict[str, Any], name: str) -> tuple[float, list[float]]:
+    found = ratios.get(name) or {}
+    value = found.get("value")
+    return (value if isinstance(value, int | float) else math.nan), list(found.get("samples", []))
+
+
+TABLE_HEAD = [
+    "| target | measure | min / **median** / max over rounds | baseline (median) | ratio | "
+    "goal | verdict |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+]
+
+
+# Chart series: (label, p50 ms, p99 ms, other percentiles) collected while rendering.
+CHART_ROWS: list[tuple[str, dict[str, float]]] = []
+
+
+def render_pages(document: dict[str, Any], quick: bool, where: str) -> list[str]:
+    """bench.article_page: per page, GraphQL against the hand-written endpoint."""
+    figures, ratios = document["figures"], document["ratios"]
+    lines = [*TABLE_HEAD]
+    for page, label in (("article", "Article page"), ("home", "Home feed")):
+        if page not in figures:
+            continue
+        gql, hand = figures[page]["graphql"], figures[page]["handwritten"]
+        value, samples = ratio_row(ratios, f"{page}: throughput graphql/handwritten")
+        goal = 0.5
+        lines.append(
+            f"| {label} ({where}) | req/s | {mmm(gql['round_rates'])} | "
+            f"{fmt(spread(hand['round_rates'])[1])} (hand-written) | {fmt(value, 2)}× "
+            f"(rounds {fmt(min(samples, default=math.nan), 2)}–"
+            f"{fmt(max(samples, default=math.nan), 2)}) | ≥ {goal}× (M) | "
+            f"{verdict(value >= goal, quick)} |"
+        )
+        cpu, _ = ratio_row(ratios, f"{page}: server CPU per request graphql/handwritten")
+        lines.append(
+            f"| | server CPU ms/request | {mmm(gql['round_cpu_ms'], 2)} | "
+            f"{fmt(spread(hand['round_cpu_ms'])[1], 2)} | {fmt(cpu, 2)}× | | |"
+        )
+        lines.append(
+            f"| | p50 / p99 ms (all rounds) | {fmt(gql['p50_ms'], 1)} / {fmt(gql['p99_ms'], 1)} | "
+            f"{fmt(hand['p50_ms'], 1)} / {fmt(hand['p99_ms'], 1)} | | | |"
+        )
+        CHART_ROWS.append((f"{label} {where}: Agora", {"50": gql["p50_ms"], "99": gql["p99_ms"]}))
+        CHART_ROWS.append(
+            (f"{label} {where}: hand-written", {"50": hand["p50_ms"], "99": hand["p99_ms"]})
+        )
+    return lines
+
+
+def render_peer(document: dict[str, Any], quick: bool) -> list[str]:
+    """bench.peer: Agora against PostGraphile 5 (wrk), both on the same PostgreSQL."""
+    figures, ratios = document["figures"], document["ratios"]
+    agora, peer = figures["agora"], figures["postgraphile"]
+    value, samples = ratio_row(ratios, "peer: throughput agora/postgraphile")
+    cpu, _ = ratio_row(ratios, "peer: CPU per request (server + PostgreSQL) agora/postgraphile")
+    rounds = figures.get("rounds", {})
+    a_rates = [b["rate"] for b in rounds.get("agora", [])]
+    lines = [
+        *TABLE_HEAD,
+        f"| Reduced article page, PostgreSQL, wrk -c{figures.get('connections')} | req/s | "
+        f"{mmm(a_rates)} | {fmt(peer['rate']['median'])} (PostGraphile) | {fmt(value, 2)}× "
+        f"(rounds {fmt(min(samples, default=math.nan), 2)}–"
+        f"{fmt(max(samples, default=math.nan), 2)}) | ≥ 1.0× (S) | "
+        f"{verdict(value >= 1.0, quick)} |",
+        f"| | CPU ms/request, server + PostgreSQL | "
+        f"{mmm([b['cpu_ms'] + _pg(b) for b in rounds.get('agora', [])], 2)} | "
+        f"{fmt(peer['cpu_ms_with_extra']['median'], 2)} | {fmt(cpu, 2)}× | | |",
+        f"| | of which PostgreSQL, ms/request (median) | "
+        f"{fmt(agora.get('postgres_cpu_ms_median'), 2)} | "
+        f"{fmt(peer.get('postgres_cpu_ms_median'), 2)} | | | |",
+    ]
+    for key in ("50", "90", "99"):
+        agora_rounds = [b["percentiles_ms"].get(key) for b in rounds.get("agora", [])]
+        lines.append(
+            f"| | p{key} ms | {mmm(agora_rounds)}"
+            f" | {fmt(peer['percentiles_ms'][key]['median'])} | | | |"
+        )
+    for label, summary in (("Agora", agora), ("PostGraphile", peer)):
+        CHART_ROWS.append(
+            (
+                f"Peer page PostgreSQL: {label}",
+                {k: v["median"] for k, v in summary["percentiles_ms"].items()},
+            )
+        )
+    return lines
+
+
+def _pg(batch: dict[str, Any]) -> float:
+    ok = batch.get("ok") or 0
+    return batch.get("extra_cpu", {}).get("postgres", math.nan) * 1000 / ok if ok else math.nan
+
+
+def render_trades(document: dict[str, Any], quick: bool) -> list[str]:
+    """bench.trades: one market and many against a balance read, absolute goals too."""
+    figures, ratios = document["figures"], document["ratios"]
+    lines = [*TABLE_HEAD]
+    read = figures.get("read", {})
+    goals = {"one market": 300.0, "many markets": 500.0}
+    for name, goal in goals.items():
+        s = figures.get(name)
+        if not s:
+            continue
+        value, _ = ratio_row(ratios, f"{name}/read throughput")
+        ok = spread(s["round_rates"])[1] >= goal and s["p99_ms"] < 50
+        lines.append(
+            f"| Trades, {name}, {figures.get('database', '')} | trades/s | "
+            f"{mmm(s['round_rates'])} | {fmt(spread(read.get('round_rates', []))[1])} (balance "
+            f"read) | {fmt(value, 2)}× | ≥ {goal:g}/s, p99 < 50 ms (M) | {verdict(ok, quick)} |"
+        )
+        lines.append(
+            f"| | p50 / p99 ms | {fmt(s['p50_ms'])} / {fmt(s['p99_ms'])} | "
+            f"{fmt(read.get('p50_ms'))} / {fmt(read.get('p99_ms'))} | | | |"
+        )
+        CHART_ROWS.append((f"Trades: {name}", {"50": s["p50_ms"], "99": s["p99_ms"]}))
+    return lines
+
+
+def render_fanout(document: dict[str, Any], quick: bool) -> list[str]:
+    """bench.fanout: per scenario and size, shared against the bare broadcast."""
+    results = document["figures"].get("results", [])
+    lines = [
+        "| scenario | target | subscribers | p50 / p99 ms | CPU µs/delivery | KiB/connection |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.get('scenario')} | {r.get('target')} | {r.get('subscribers')} | "
+            f"{fmt(r.get('p50_ms'))} / {fmt(r.get('p99_ms'))} | "
+            f"{fmt(r.get('server_cpu_us_per_delivery'))} | {fmt(r.get('rss_kib_per_connection'))} |"
+        )
+        if r.get("target") in ("shared", "bare") and r.get("scenario") == "comments":
+            CHART_ROWS.append(
+                (
+                    f"Fan-out {r.get('subscribers')}: {r.get('target')}",
+                    {"50": r.get("p50_ms", math.nan), "99": r.get("p99_ms", math.nan)},
+                )
+            )
+    lines.append("")
+    lines.append(
+        "Goals (M): 5,000 on one article p99 ≤ 250 ms; CPU per delivery ≤ 1.5× bare; "
+        "≤ 20 KiB per idle connection."
+    )
+    for name, found in sorted(document["ratios"].items()):
+        value = found.get("value")
+        lines.append(f"- {name}: {fmt(value, 2)}× (goal ≤ 1.5×: {verdict(value <= 1.5, quick)})")
+    return lines
+
+
+def render_observability(document: dict[str, Any], quick: bool) -> list[str]:
+    """bench.observability: metrics and logging on against off, µs of CPU per article page."""
+    figures = document["figures"]
+    budget = figures.get("budget_us", 150.0)
+    difference = figures.get("difference_us", math.nan)
+    ok = isinstance(difference, int | float) and difference <= budget
+    on, off = figures.get("on", {}), figures.get("off", {})
+    cpu = document["ratios"].get("article page: server CPU per request on/off", {}).get("value")
+    return [
+        *TABLE_HEAD,
+        f"| Observability cost, article page | on − off µs CPU/request | "
+        f"{mmm(figures.get('difference_us_rounds', []), 0)} | off: "
+        f"{fmt(off.get('server_cpu_ms'), 2)} ms/request | on/off "
+        f"{fmt(cpu, 3)}× "
+        f"| ≤ {budget:g} µs | {verdict(ok, quick)} |",
+        f"| | req/s on / off | {fmt(on.get('rate'))} | {fmt(off.get('rate'))} | | | |",
+    ]
+
+
+def render_generic(document: dict[str, Any], quick: bool) -> list[str]:
+    """Any other benchmark (the cache slot): its headline ratios as they are."""
+    lines = [f"- {name}: {fmt(r.get('value'), 3)}×" for name, r in document["ratios"].items()]
+    for key in ("hit_ratio", "verdict"):
+        if key in document["figures"]:
+            lines.append(f"- {key}: {document['figures'][key]}")
+    return lines or ["(no headline ratios in its JSON)"]
+
+
+def cache_present() -> bool:
+    return (BENCH_ROOT / "bench" / "cache.py").exists()
+
+
+# -- the parts ------------------------------------------------------------------------------------
+
+ARTICLE = ["--pages", "article,home"]
+QUICK_ARTICLE = [*ARTICLE, "--requests", "120", "--rounds", "2", "--warmup", "20"]
+PARTS = [
+    Part(
+        "article-sqlite",
+        "Article page and home feed, SQLite: Agora vs hand-written",
+        "bench.article_page",
+        [*ARTICLE, "--requests", "2000", "--rounds", "4"],
+        QUICK_ARTICLE,
+        lambda d, q: render_pages(d, q, "SQLite"),
+    ),
+    Part(
+        "article-postgres",
+        "Article page and home feed, PostgreSQL: Agora vs hand-written",
+        "bench.article_page",
+        [*ARTICLE, "--requests", "2000", "--rounds", "4", "--postgres"],
+        [*QUICK_ARTICLE, "--postgres"],
+        lambda d, q: render_pages(d, q, "PostgreSQL"),
+    ),
+    Part(
+        "peer",
+        "PostGraphile 5 vs Agora, reduced article page, same PostgreSQL data",
+        "bench.peer",
+        ["--rounds", "4", "--duration", "10"],
+        ["--quick"],
+        render_peer,
+    ),
+    # CACHE_SLOT: bench/cache.py (the cached page under writes) runs here once it exists; its
+    # own --quick and --json are assumed (as every benchmark's), its ratios shown as they are.
+    Part(
+        "cache",
+        "Article page from the response cache under writes",
+        "bench.cache",
+        [],
+        ["--quick"],
+        render_generic,
+        present=cache_present,
+    ),
+    Part(
+        "trades",
+        "Trades, SQLite, concurrency 16",
+        "bench.trades",
+        ["--rounds", "4"],
+        ["--requests", "120", "--rounds", "2", "--warmup", "16", "--users", "16"],
+        render_trades,
+    ),
+    Part(
+        "fanout",
+        "Fan-out: shared hub vs a bare websockets broadcast",
+        "bench.fanout",
+        ["--sizes", "1000,5000", "--events", "20"],
+        ["--sizes", "200", "--events", "3", "--markets", "10", "--per-market", "5"],
+        render_fanout,
+    ),
+    Part(
+        "observability",
+        "Metrics and logging: on vs off",
+        "bench.observability",
+        ["--requests", "3000", "--rounds", "8"],
+        ["--quick"],
+        render_observability,
+        # It runs both servers observed alike itself (one production, one quiet).
+        harness=["--pin", "auto"],
+    ),
+]
+BY_NAME = {part.name: part for part in PARTS}
+
+
+# -- the machine ----------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("strawberry-graphql", "graphql-core", "tortoise-orm", "uvicorn", "starlette"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    lock = BENCH_ROOT / "bench" / "peer" / "package-lock.json"
+    if lock.exists():
+        packages = json.loads(lock.read_text()).get("packages", {})
+        peer = packages.get("node_modules/postgraphile", {}).get("version")
+        if peer:
+            found.append(f"postgraphile {peer}")
+    return ", ".join(found)
+
+
+def node_version() -> str:
+    from bench.peer.__main__ import node_binary
+
+    node = node_binary()
+    if node is None:
+        return "none ≥ 22"
+    return subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout
+
+
+def machine_lines() -> list[str]:
+    return [
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)",
+        f"- kernel: {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}); "
+        f"node {node_version().strip()}",
+        f"- {versions()}",
+    ]
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    part: Part
+    status: str  # "ran", "failed", "absent"
+    document: dict[str, Any] | None
+    seconds: float
+    load_before: float
+    load_after: float
+    tail: str = ""
+
+
+def run_part(part: Part, quick: bool, folder: Path) -> Outcome:
+    """Run one part's benchmark; its JSON and the load averages around it."""
+    if not part.present():
+        return Outcome(part, "absent", None, 0.0, os.getloadavg()[0], os.getloadavg()[0])
+    out = folder / f"{part.name}.json"
+    command = part.command(quick, out)
+    print(f"== {part.name}: {' '.join(command[2:])}", flush=True)
+    before, began = os.getloadavg()[0], time.monotonic()
+    log = folder / f"{part.name}.log"
+    with log.open("w") as sink:
+        done = subprocess.run(command, cwd=BENCH_ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    seconds, after = time.monotonic() - began, os.getloadavg()[0]
+    text = log.read_text(errors="replace")
+    print(text[-2500:], flush=True)
+    document = json.loads(out.read_text()) if out.exists() else None
+    status = "ran" if document is not None and done.returncode in (0, 1) else "failed"
+    return Outcome(part, status, document, seconds, before, after, text[-1500:])
+
+
+def render(outcomes: list[Outcome], quick: bool) -> str:
+    CHART_ROWS.clear()
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench.run"
+        + (" --quick" if quick else "")
+        + f"`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the one generated "
+        "output kept in git. Every part: the app and its baseline under uvicorn (the peer under "
+        "node), servers and PostgreSQL pinned to CPU 0, the load generator to CPU 1, rounds "
+        "interleaved, production logging and metrics on (`AGORA_ENV=production`, "
+        "`LOG_FORMAT=json`, `LOG_LEVEL=INFO`). Ratios are medians of the rounds' own ratios; "
+        "read them rather than the absolute figures on a shared machine.",
+        "",
+        "## Machine",
+        "",
+        *machine_lines(),
+        "",
+        "![latency percentiles](results.png)",
+        "",
+    ]
+    if quick:
+        lines += ["**Quick run (a smoke test): small sizes, verdicts not meaningful.**", ""]
+    for outcome in outcomes:
+        part = outcome.part
+        lines += [f"## {part.title}", ""]
+        if outcome.status == "absent":
+            lines += [f"Not run: `{part.module}` is not in this tree yet.", ""]
+            continue
+        document = outcome.document
+        lines.append(
+            f"`python -m {part.module} {' '.join(part.quick if quick else part.args)} "
+            f"{' '.join(part.harness)}` — {outcome.seconds:.0f} s, load average "
+            f"{outcome.load_before:.2f} before, {outcome.load_after:.2f} after"
+            + (f"; exit status {document['status']}" if document else "")
+        )
+        lines.append("")
+        if document is None:
+            lines += ["It failed before writing its results:", "", "```", outcome.tail, "```", ""]
+            continue
+        placement = document["figures"].get("placement", {}).get("note")
+        if placement:
+            lines += [f"Placement: {placement}.", ""]
+        try:
+            lines += part.render(document, quick)
+        except (KeyError, TypeError, ValueError) as exc:
+            lines += [f"(its JSON lacks a figure this report reads: {exc!r})"]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def chart(path: Path, quick: bool) -> None:
+    """Latency percentiles of every target and baseline, one horizontal group each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(label, values) for label, values in CHART_ROWS if values]
+    if not rows:
+        return
+    keys = sorted({k for _, values in rows for k in values}, key=float)
+    height = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5))
+    for index, key in enumerate(keys):
+        positions = [i + index * height for i in range(len(rows))]
+        values = [
+            values.get(key, math.nan) if isinstance(values.get(key), int | float) else math.nan
+            for _, values in rows
+        ]
+        ax.barh(positions, values, height=height, label=f"p{key}")
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
+    ax.set_yticklabels([label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, ms (log scale)")
+    ax.set_title("Latency percentiles" + (" (quick run)" if quick else "") + ", bench/RESULTS.md")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="every part with small sizes")
+    parser.add_argument(
+        "--only", type=lambda text: [p.strip() for p in text.split(",") if p.strip()], default=[]
+    )
+    parser.add_argument("--list", action="store_true", help="name the parts and stop")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--chart", type=Path, default=CHART)
+    parser.add_argument("--keep", type=Path, help="keep each part's JSON and log here")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.only if name not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown parts {unknown}; the parts: {', '.join(BY_NAME)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for part in PARTS:
+            print(f"{part.name:<18} {part.title}")
+        return 0
+    chosen = [BY_NAME[name] for name in args.only] if args.only else PARTS
+    with tempfile.TemporaryDirectory(prefix="agora-bench-run-") as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        outcomes = [run_part(part, args.quick, folder) for part in chosen]
+    args.results.write_text(render(outcomes, args.quick))
+    chart(args.chart, args.quick)
+    print(f"wrote {args.results} and {args.chart}")
+    return 0 if all(o.status != "failed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
