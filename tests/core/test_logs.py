@@ -419,3 +419,55 @@ def test_log_level_debug_never_writes_statements_with_their_parameters() -> None
         for handler in list(root.handlers):
             if getattr(handler, "stream", None) is stream:
                 root.removeHandler(handler)
+
+
+async def test_request_lines_on_a_loop_are_written_in_order_in_batches_and_never_lost(
+    stream: io.StringIO,
+) -> None:
+    """On the event loop the request lines wait in the handler (one write for many lines):
+    written before any other record, on the flush timer, on flush() and at the size bound."""
+    root = logging.getLogger()
+    access = logs.get_logger("agora.access")
+    others = [handler for handler in root.handlers if handler is not logs._direct_handler]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        for n in range(3):
+            logs.emit(access, "request", {"n": n}, "batched")
+        assert stream.getvalue() == ""  # waiting for the timer
+        logs.get_logger("agora").warning("another record")
+        assert [(line["event"], line.get("n")) for line in _lines(stream)] == [
+            ("request", 0),
+            ("request", 1),
+            ("request", 2),
+            ("another record", None),
+        ]
+        logs.emit(access, "request", {"n": 3}, "batched")
+        await asyncio.sleep(logs.FLUSH_SECONDS * 4)
+        assert _lines(stream)[-1]["n"] == 3  # the timer wrote it
+        logs.emit(access, "request", {"n": 4}, "batched")
+        assert logs._direct_handler is not None
+        logs._direct_handler.flush()  # as logging.shutdown does at exit
+        assert _lines(stream)[-1]["n"] == 4
+        written = len(_lines(stream))
+        for n in range(logs.FLUSH_CHARS // 200 + 1):  # more than FLUSH_CHARS in all
+            logs.emit(access, "request", {"n": n, "big": "x" * 200}, "batched")
+        assert len(_lines(stream)) > written  # the size bound wrote them, no timer needed
+        logs._direct_handler.flush()
+        assert _lines(stream)[-1]["n"] == logs.FLUSH_CHARS // 200
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+
+
+def test_request_ids_are_32_hex_digits_unique_and_new_per_process() -> None:
+    from app import observe
+
+    ids = [observe.new_request_id() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids)
+    assert len(set(ids)) == 1000
+    prefix = observe._ids.prefix
+    assert {value[:16] for value in ids} == {prefix}
+    observe._ids.reseed()  # what a forked child does
+    assert observe._ids.prefix != prefix
+    assert observe.new_request_id()[:16] == observe._ids.prefix
