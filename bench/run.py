@@ -430,6 +430,19 @@ def run_part(part: Part, quick: bool, folder: Path) -> Outcome:
     return Outcome(part, status, document, seconds, before, after, text[-1500:])
 
 
+def kept(part: Part, folder: Path) -> Outcome:
+    """A part's outcome from a ``--keep`` folder (its load averages and time unknown)."""
+    if not part.present():
+        return Outcome(part, "absent", None, 0.0, math.nan, math.nan)
+    path = folder / f"{part.name}.json"
+    log = folder / f"{part.name}.log"
+    document = json.loads(path.read_text()) if path.exists() else None
+    tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log kept)"
+    seconds = float(document.get("seconds", math.nan)) if document else math.nan
+    load = float(document.get("load_average", math.nan)) if document else math.nan
+    return Outcome(part, "ran" if document else "failed", document, seconds, math.nan, load, tail)
+
+
 def render(outcomes: list[Outcome], quick: bool) -> str:
     CHART_ROWS.clear()
     lines = [
@@ -462,8 +475,8 @@ def render(outcomes: list[Outcome], quick: bool) -> str:
         document = outcome.document
         lines.append(
             f"`python -m {part.module} {' '.join(part.quick if quick else part.args)} "
-            f"{' '.join(part.harness)}` — {outcome.seconds:.0f} s, load average "
-            f"{outcome.load_before:.2f} before, {outcome.load_after:.2f} after"
+            f"{' '.join(part.harness)}` — {fmt(outcome.seconds, 0)} s, load average "
+            f"{fmt(outcome.load_before, 2)} before, {fmt(outcome.load_after, 2)} after"
             + (f"; exit status {document['status']}" if document else "")
         )
         lines.append("")
@@ -505,6 +518,14 @@ def chart(path: Path, quick: bool) -> None:
     ax.set_yticklabels([label for label, _ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    shown = [
+        v
+        for _, values in rows
+        for v in values.values()
+        if isinstance(v, int | float) and math.isfinite(v) and v > 0
+    ]
+    if shown:
+        ax.set_xlim(min(shown) / 2, max(shown) * 1.5)  # every bar starts inside the plot
     ax.set_xlabel("latency, ms (log scale)")
     ax.set_title("Latency percentiles" + (" (quick run)" if quick else "") + ", bench/RESULTS.md")
     ax.legend(fontsize=8)
@@ -523,6 +544,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--chart", type=Path, default=CHART)
     parser.add_argument("--keep", type=Path, help="keep each part's JSON and log here")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="run nothing: render the results from the JSON files a --keep folder holds",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.only if name not in BY_NAME]
     if unknown:
@@ -537,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{part.name:<18} {part.title}")
         return 0
     chosen = [BY_NAME[name] for name in args.only] if args.only else PARTS
+    if args.source:
+        outcomes = [kept(part, args.source) for part in chosen]
+        args.results.write_text(render(outcomes, args.quick))
+        chart(args.chart, args.quick)
+        print(f"wrote {args.results} and {args.chart} from {args.source}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="agora-bench-run-") as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
