@@ -311,6 +311,24 @@ class GraphQLApp(GraphQL[Context, None]):
             parsed = await self._parameters(request)
         except RequestError as refused:
             return self._error_response(refused, media, None, accept)
+        cache = self.response_cache
+        key: tuple[str, ...] | None = None
+        cache_status: str | None = None
+        op: observe.Operation | None = None
+        if (
+            cache is not None
+            and not isinstance(parsed, list)
+            and not media.streams
+            and not token_sent(request)
+        ):
+            # Before the context: a hit needs no viewer, loaders or services.
+            op = observe.Operation(parsed.operation_name)
+            key, hit, cache_status = await self._cached(cache, parsed, op)
+            if hit is not None:
+                observe.note_viewer(None)
+                return self._response(
+                    request, _Answer({}, OperationType.QUERY), media, None, {}, hit, "hit"
+                )
         sub_response = Response()
         context = await self.get_context(request, sub_response)
         observe.note_viewer(context.viewer.id if context.viewer else None)
@@ -318,17 +336,8 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(parsed, list):
             observe.note_batch(len(parsed))
             return await self._batch(request, parsed, media, context, extra)
-        op = observe.Operation(parsed.operation_name)
-        cache = self.response_cache
-        key: tuple[str, ...] | None = None
-        cache_status: str | None = None
-        anonymous = context.viewer is None and not token_sent(request)
-        if cache is not None and anonymous and not media.streams:
-            key, hit, cache_status = await self._cached(cache, parsed, op)
-            if hit is not None:
-                return self._response(
-                    request, _Answer({}, OperationType.QUERY), media, context, extra, hit, "hit"
-                )
+        if op is None:
+            op = observe.Operation(parsed.operation_name)
         try:
             prepared = await self.prepare(parsed, request.method, media, context)
         except RequestError as refused:
@@ -397,19 +406,20 @@ class GraphQLApp(GraphQL[Context, None]):
         finally:
             context.loaders.budget.recorder = None
         encoded = self.encode_json(answer.body)
-        kept = False
-        if (
+        storable = (
             start is not None
             and recorder is not None
             and recorder.uncacheable is None
             and not answer.body.get("errors")
             # encode_json's RESPONSE_TOO_LARGE (data: null comes only with errors).
             and not encoded.startswith('{"data":null')
-        ):
+        )
+        if storable and start is not None and recorder is not None:
             for field in root_fields(prepared.operation) or ():
                 recorder.tags.update(ROOT_TAGS[field] or ())
-            kept = await cache.store(key, encoded, op.name, recorder, start)
-        status = "miss" if kept else "bypass"
+            # Not kept when a write raced it (or it is over its bound): still a miss.
+            await cache.store(key, encoded, op.name, recorder, start)
+        status = "miss" if storable else "bypass"
         metrics.RESPONSE_CACHE.labels(status).inc()
         return self._response(request, answer, media, context, extra, encoded, status)
 
@@ -802,7 +812,7 @@ class GraphQLApp(GraphQL[Context, None]):
         request: Request,
         answer: _Answer,
         media: Media,
-        context: Context,
+        context: Context | None,
         extra: dict[str, str],
         encoded: str | None = None,
         cache_status: str | None = None,
@@ -815,7 +825,7 @@ class GraphQLApp(GraphQL[Context, None]):
         cacheable = (
             request.method == "GET"
             and answer.kind == OperationType.QUERY
-            and context.viewer is None
+            and (context is None or context.viewer is None)
             and not request.headers.get("authorization")
             and not answer.body.get("errors")
         )
