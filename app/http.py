@@ -396,7 +396,26 @@ class GraphQLApp(GraphQL[Context, None]):
         """A query that missed: executed with its tags recorded, kept when it may be."""
         start = None
         if cacheable_selection(self.core, prepared.document, prepared.operation):
-            start = await cache.begin()
+            start = await cache.begin(key)
+        try:
+            return await self._miss(request, cache, key, prepared, media, context, extra, op, start)
+        finally:
+            if start is not None:
+                cache.finish(key)
+
+    async def _miss(
+        self,
+        request: Request,
+        cache: ResponseCache,
+        key: tuple[str, ...],
+        prepared: Prepared,
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+        op: observe.Operation,
+        start: tuple[str, int] | None,
+    ) -> Response:
+        """``_run_cached``'s execution and its verdict."""
         recorder = None
         if start is not None:
             recorder = TagRecorder(context.loaders, clock.now())

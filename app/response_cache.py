@@ -187,6 +187,10 @@ class ResponseCache:
         # Set while a failed bump hasn't landed yet: this worker bypasses.
         self.unsure = False
         self._retry: asyncio.Task[None] | None = None
+        # Misses executing now, by key: a request for the same key waits for the first one's
+        # answer instead of executing too (used only if it was kept: a write racing it keeps
+        # it out, and then each waiter executes itself).
+        self.inflight: dict[tuple[str, ...], asyncio.Future[str | None]] = {}
 
     @staticmethod
     def key_of(
@@ -210,7 +214,13 @@ class ResponseCache:
             return "bypass", None
         entry = self.entries.get(key)
         if entry is None:
-            return "miss", None
+            pending = self.inflight.get(key)
+            if pending is not None:
+                # shield: one waiter leaving doesn't cancel the others' answer.
+                await asyncio.shield(pending)
+                entry = self.entries.get(key)
+            if entry is None:
+                return "miss", None
         if entry.expires_at is not None and clock.now() >= entry.expires_at:
             self._drop(key)
             return "miss", None
@@ -225,11 +235,21 @@ class ResponseCache:
             self.entries.move_to_end(key)
         return "hit", entry
 
-    async def begin(self) -> tuple[str, int] | None:
-        """Before a miss executes: the generation and sequence it is checked against."""
+    async def begin(self, key: tuple[str, ...]) -> tuple[str, int] | None:
+        """Before a miss executes: the generation and sequence it is checked against (its
+        key is now in flight until :meth:`finish`)."""
         if self.unsure:
             return None
-        return await self.versions.start()
+        start = await self.versions.start()
+        if start is not None and key not in self.inflight:
+            self.inflight[key] = asyncio.get_running_loop().create_future()
+        return start
+
+    def finish(self, key: tuple[str, ...]) -> None:
+        """The miss of ``key`` is done (kept or not): its waiters look again."""
+        pending = self.inflight.pop(key, None)
+        if pending is not None and not pending.done():
+            pending.set_result(None)
 
     async def store(
         self,
