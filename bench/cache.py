@@ -1,8 +1,9 @@
 """Benchmark: the article page from the response cache under writes, against the same app
 uncached.
 
-    .venv/bin/python -m bench.cache [--requests 6000] [--concurrency 16] [--rounds 3]
-        [--writes-per-second 1] [--app-root DIR] [--json PATH] [--postgres | --database-url …]
+    .venv/bin/python -m bench.cache [--requests 30000] [--uncached-requests 600]
+        [--concurrency 16] [--rounds 3] [--writes-per-second 1] [--app-root DIR]
+        [--json PATH] [--postgres | --database-url …]
 
 Two uvicorn servers of the same app over one demo database: ``cached`` (RESPONSE_CACHE=true)
 and ``uncached``. While both are loaded in alternating rounds with API.md's article page (the
@@ -139,12 +140,18 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
                 pools = {CACHED: pool_a, UNCACHED: pool_b}
                 for name in servers:  # warm-up
                     await run_load(pools[name], "/graphql", name, [page_call()] * 200, 16, 60)
-                for count in split(args.requests, args.rounds):
+                counts = zip(
+                    split(args.requests, args.rounds),
+                    split(args.uncached_requests, args.rounds),
+                    strict=True,
+                )
+                for cached_count, uncached_count in counts:
                     for name in servers:
                         before = await counters(client, servers[CACHED])
+                        count = cached_count if name == CACHED else uncached_count
                         calls = [page_call() for _ in range(count)]
                         batch = await run_load(
-                            pools[name], "/graphql", name, calls, args.concurrency, 120
+                            pools[name], "/graphql", name, calls, args.concurrency, 300
                         )
                         if batch.failures:
                             print(f"{name}: failures {dict(batch.failures)}")
@@ -207,7 +214,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.cache",
         description="The article page from the response cache under writes vs uncached.",
     )
-    parser.add_argument("--requests", type=int, default=6000, help="requests per target")
+    parser.add_argument(
+        "--requests", type=int, default=30000, help="requests to the cached server (all rounds)"
+    )
+    parser.add_argument(
+        "--uncached-requests", type=int, default=600, help="requests to the uncached server"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of A then B")
     parser.add_argument(
