@@ -318,3 +318,66 @@ async def test_every_mutation_bumps_or_has_no_cached_effect(cached: GraphQLClien
     )
     assert set(mutation.fields) == bumped | NO_CACHED_EFFECT
     assert bumped & NO_CACHED_EFFECT == set()
+
+
+class _FailingBumps:
+    """In-process versions whose bumps fail until told otherwise (Redis lost mid-write)."""
+
+    def __init__(self) -> None:
+        from app.response_cache import MemoryVersions
+
+        self.inner = MemoryVersions()
+        self.failing = True
+        self.renewed = 0
+
+    async def read(self, tags: Any) -> Any:
+        return await self.inner.read(tags)
+
+    async def start(self) -> Any:
+        return await self.inner.start()
+
+    async def bump(self, tags: Any) -> bool:
+        return False if self.failing else await self.inner.bump(tags)
+
+    async def renew(self) -> bool:
+        if self.failing:
+            return False
+        self.renewed += 1
+        self.inner.generation = f"renewed-{self.renewed}"
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_failed_bump_flushes_and_bypasses_until_versions_are_renewed(
+    cached: GraphQLClient,
+) -> None:
+    import asyncio
+
+    cache = cache_of(cached)
+    versions = _FailingBumps()
+    cache.versions = versions
+    cache.settings = with_settings(cache.settings, redis_limits_retry_seconds=0)
+    assert [(await page(cached))[0] for _ in range(2)] == ["miss", "hit"]
+    alice = await cached.log_in("alice")
+    article = await models.Article.get(slug=CENTRAL_ASIA)
+    posted = await alice.data(
+        """mutation($a: ID!) { postComment(input: {articleId: $a, body: "bump lost"})
+             { errors { code } } }""",
+        {"a": to_global_id("Article", article.id)},
+    )
+    assert posted["postComment"]["errors"] == []
+    # The bump failed: nothing kept is served, nothing new is kept.
+    assert cache.entries == {}
+    status, body = await page(cached)
+    assert status == "bypass"
+    assert body["data"]["article"]["comments"]["edges"][0]["node"]["body"] == "bump lost"
+    assert cache.entries == {}
+    versions.failing = False
+    for _ in range(100):
+        if not cache.unsure:
+            break
+        await asyncio.sleep(0.01)
+    assert versions.renewed == 1
+    assert [(await page(cached))[0] for _ in range(2)] == ["miss", "hit"]
