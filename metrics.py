@@ -334,3 +334,24 @@ def record_operation(
     if children[1] is not None and children[2] is not None:
         children[1].observe(seconds)
         children[2].observe(sql)
+
+
+# -- response cache -----------------------------------------------------------------------------
+
+RESPONSE_CACHE = Counter(
+    "agora_response_cache_total",
+    "Anonymous queries by what the response cache did: hit, miss (executed and kept) or bypass.",
+    ["result"],
+    registry=REGISTRY,
+)
+RESPONSE_CACHE_BYTES = Gauge(
+    "agora_response_cache_bytes",
+    "Bytes of answers the response cache keeps.",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+RESPONSE_CACHE_BUMP_FAILURES = Counter(
+    "agora_response_cache_bump_failures_total",
+    "Version bumps that failed (the worker bypassed its cache until versions were renewed).",
+    registry=REGISTRY,
+)

@@ -236,6 +236,14 @@ class Settings:
     # OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); off when empty
     otlp_endpoint: str = ""
     otlp_service_name: str = "agora"
+    # Performance: response cache. Anonymous query answers kept per process and checked against
+    # version tags on every hit (in process, or in Redis with REDIS_URL). Off by default: a
+    # write made outside the app's services (SQL by hand, a script) bumps no version
+    response_cache: bool = False
+    # Bytes of answers (and their keys) the cache keeps per process; least recently used out
+    response_cache_max_bytes: int = 64 * 1024 * 1024
+    # Largest answer kept, bytes (larger ones are executed each time)
+    response_cache_max_entry_bytes: int = 1024 * 1024
 
     @property
     def is_sqlite(self) -> bool:
@@ -412,6 +420,14 @@ def load_settings() -> Settings:
         # Operations: tracing
         otlp_endpoint=_str("OTLP_ENDPOINT", defaults.otlp_endpoint),
         otlp_service_name=_str("OTLP_SERVICE_NAME", defaults.otlp_service_name),
+        # Performance: response cache
+        response_cache=_bool("RESPONSE_CACHE", defaults.response_cache),
+        response_cache_max_bytes=_int(
+            "RESPONSE_CACHE_MAX_BYTES", defaults.response_cache_max_bytes, 0
+        ),
+        response_cache_max_entry_bytes=_int(
+            "RESPONSE_CACHE_MAX_ENTRY_BYTES", defaults.response_cache_max_entry_bytes, 0
+        ),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

@@ -40,6 +40,7 @@ from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
 from app.middleware import BodySizeLimit
 from app.observe import Observe
 from app.pages import Pages
+from app.response_cache import ResponseCache, bumping
 from app.wire import PROTOCOL
 from clock import use_offset_file
 from comments.service import Comments
@@ -83,12 +84,18 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     broker = broker_for(settings)
     # The services publish each committed change to the broker themselves.
     publish = broker_publisher(broker)
+    # Performance: response cache. Every committed write bumps its version tags before it is
+    # published (and before its mutation answers).
+    response_cache = ResponseCache(settings) if settings.response_cache else None
+    if response_cache is not None:
+        publish = bumping(response_cache, publish)
     services = Services(
         accounts=Accounts(settings, limiter, publish=publish),
         comments=Comments(settings, limiter, publish=publish),
         trading=Trading(settings, publish=publish),
     )
     graphql = GraphQLApp(settings, services)
+    graphql.response_cache = response_cache
     # The GraphQL layer's part of the websocket server: realtime never imports it.
     live = LiveGraphQL(graphql.schema, settings, services)  # type: ignore[arg-type]
     hub = Hub(
@@ -142,6 +149,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
                     await limiter.aclose()
                 await streams.limits.aclose()
                 await broker.stop()
+                if response_cache is not None:
+                    await response_cache.aclose()
                 # Password-hashing threads: waiting hashes are cancelled, running ones finish.
                 await services.accounts.close()
                 if settings.otlp_endpoint:

@@ -26,7 +26,9 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
+    GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
 )
@@ -40,6 +42,8 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+import clock
+import metrics
 import tracing
 from api.context import Context, Services
 from api.core.errors import StreamingTransportRequired, graphql_error
@@ -52,6 +56,7 @@ from api.extensions import (
     response_too_large,
 )
 from api.extensions.cache import CheckedDocument
+from api.extensions.cachetags import ROOT_TAGS, TagRecorder
 from api.extensions.cost import walk
 from api.extensions.query_limits import DocumentCheck
 from api.loaders import Loaders
@@ -60,12 +65,15 @@ from app import observe
 from app.negotiation import Media, negotiate, parse_accept, parse_media_type
 from app.pages import Pages
 from app.persisted import PersistedQueries, PersistedQueryError
+from app.response_cache import HEADER as CACHE_HEADER
+from app.response_cache import ResponseCache
 from clientaddr import client_address
 from db.health import is_database_down, within
 from logs import get_logger
 from realtime.operations import error_code, refusal_code
 from realtime.protocol.multipart import MULTIPART
 from realtime.protocol.sse import SSE
+from realtime.sharing import reads_viewer
 from realtime.streams import HTTPStreams, StreamRefused
 from settings import Settings
 
@@ -230,6 +238,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.pages: Pages | None = None
         # Parsing and the document checks, cached by text: the DocumentChecks extension's.
         self.check: DocumentCheck = schema.check_document  # type: ignore[attr-defined]
+        # Set by the app when RESPONSE_CACHE is on (app.response_cache).
+        self.response_cache: ResponseCache | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -301,6 +311,24 @@ class GraphQLApp(GraphQL[Context, None]):
             parsed = await self._parameters(request)
         except RequestError as refused:
             return self._error_response(refused, media, None, accept)
+        cache = self.response_cache
+        key: tuple[str, ...] | None = None
+        cache_status: str | None = None
+        op: observe.Operation | None = None
+        if (
+            cache is not None
+            and not isinstance(parsed, list)
+            and not media.streams
+            and not token_sent(request)
+        ):
+            # Before the context: a hit needs no viewer, loaders or services.
+            op = observe.Operation(parsed.operation_name)
+            key, hit, cache_status = await self._cached(cache, parsed, op)
+            if hit is not None:
+                observe.note_viewer(None)
+                return self._response(
+                    request, _Answer({}, OperationType.QUERY), media, None, {}, hit, "hit"
+                )
         sub_response = Response()
         context = await self.get_context(request, sub_response)
         observe.note_viewer(context.viewer.id if context.viewer else None)
@@ -308,7 +336,8 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(parsed, list):
             observe.note_batch(len(parsed))
             return await self._batch(request, parsed, media, context, extra)
-        op = observe.Operation(parsed.operation_name)
+        if op is None:
+            op = observe.Operation(parsed.operation_name)
         try:
             prepared = await self.prepare(parsed, request.method, media, context)
         except RequestError as refused:
@@ -317,6 +346,8 @@ class GraphQLApp(GraphQL[Context, None]):
         _name(op, prepared)
         if prepared.kind == OperationType.SUBSCRIPTION:
             return await self._stream(prepared, media, context, extra, accept, op)
+        if cache is not None and key is not None and prepared.kind == OperationType.QUERY:
+            return await self._run_cached(request, cache, key, prepared, media, context, extra, op)
         answer = await self._run(request, prepared, context, op)
         if media.streams:
             wire = WIRES[media]
@@ -326,7 +357,90 @@ class GraphQLApp(GraphQL[Context, None]):
                 media_type=wire.content_type,
                 headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
             )
-        return self._response(request, answer, media, context, extra)
+        if prepared.kind != OperationType.QUERY:
+            cache_status = None
+        return self._response(request, answer, media, context, extra, None, cache_status)
+
+    async def _cached(
+        self, cache: ResponseCache, params: GraphQLRequest, op: observe.Operation
+    ) -> tuple[tuple[str, ...] | None, str | None, str | None]:
+        """An anonymous request's cache key, the body on a hit (the operation counted as
+        done), and "bypass" when versions can't be checked now."""
+        try:
+            digest = self.persisted.requested_hash(params.extensions, params.document_id)
+        except PersistedQueryError:
+            return None, None, None  # prepare says what is wrong with it
+        key = cache.key_of(params.query, digest, params.operation_name, params.variables)
+        status, found = await cache.lookup(key)
+        if found is None:
+            if status == "bypass":
+                metrics.RESPONSE_CACHE.labels("bypass").inc()
+                return None, None, "bypass"
+            return key, None, None
+        metrics.RESPONSE_CACHE.labels("hit").inc()
+        op.name, op.type = found.name, OperationType.QUERY.value
+        op.done(None)
+        return key, found.body, "hit"
+
+    async def _run_cached(
+        self,
+        request: Request,
+        cache: ResponseCache,
+        key: tuple[str, ...],
+        prepared: Prepared,
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+        op: observe.Operation,
+    ) -> Response:
+        """A query that missed: executed with its tags recorded, kept when it may be."""
+        start = None
+        if cacheable_selection(self.core, prepared.document, prepared.operation):
+            start = await cache.begin(key)
+        try:
+            return await self._miss(request, cache, key, prepared, media, context, extra, op, start)
+        finally:
+            if start is not None:
+                cache.finish(key)
+
+    async def _miss(
+        self,
+        request: Request,
+        cache: ResponseCache,
+        key: tuple[str, ...],
+        prepared: Prepared,
+        media: Media,
+        context: Context,
+        extra: dict[str, str],
+        op: observe.Operation,
+        start: tuple[str, int] | None,
+    ) -> Response:
+        """``_run_cached``'s execution and its verdict."""
+        recorder = None
+        if start is not None:
+            recorder = TagRecorder(context.loaders, clock.now())
+            context.loaders.budget.recorder = recorder
+        try:
+            answer = await self._run(request, prepared, context, op)
+        finally:
+            context.loaders.budget.recorder = None
+        encoded = self.encode_json(answer.body)
+        storable = (
+            start is not None
+            and recorder is not None
+            and recorder.uncacheable is None
+            and not answer.body.get("errors")
+            # encode_json's RESPONSE_TOO_LARGE (data: null comes only with errors).
+            and not encoded.startswith('{"data":null')
+        )
+        if storable and start is not None and recorder is not None:
+            for field in root_fields(prepared.operation) or ():
+                recorder.tags.update(ROOT_TAGS[field] or ())
+            # Not kept when a write raced it (or it is over its bound): still a miss.
+            await cache.store(key, encoded, op.name, recorder, start)
+        status = "miss" if storable else "bypass"
+        metrics.RESPONSE_CACHE.labels(status).inc()
+        return self._response(request, answer, media, context, extra, encoded, status)
 
     @staticmethod
     def _wants_ide(request: Request, accept: str | None) -> bool:
@@ -717,15 +831,20 @@ class GraphQLApp(GraphQL[Context, None]):
         request: Request,
         answer: _Answer,
         media: Media,
-        context: Context,
+        context: Context | None,
         extra: dict[str, str],
+        encoded: str | None = None,
+        cache_status: str | None = None,
     ) -> Response:
-        encoded = self.encode_json(answer.body)
+        if encoded is None:
+            encoded = self.encode_json(answer.body)
         headers = {"Vary": VARY, **extra}
+        if cache_status is not None:
+            headers[CACHE_HEADER] = cache_status
         cacheable = (
             request.method == "GET"
             and answer.kind == OperationType.QUERY
-            and context.viewer is None
+            and (context is None or context.viewer is None)
             and not request.headers.get("authorization")
             and not answer.body.get("errors")
         )
@@ -816,6 +935,34 @@ class GraphQLApp(GraphQL[Context, None]):
         if result.extensions:
             data["extensions"] = result.extensions
         return data
+
+
+def token_sent(request: Request) -> bool:
+    """Whether the request carries credentials (an Authorization header)."""
+    return bool(request.headers.get("authorization"))
+
+
+def root_fields(operation: OperationDefinitionNode) -> list[str] | None:
+    """The root field names of ``operation``; None when fragments select at the root."""
+    names: list[str] = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode):
+            return None
+        names.append(selection.name.value)
+    return names
+
+
+def cacheable_selection(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> bool:
+    """Whether the answer may be kept: every root field declares its tags, no directive that
+    the cache can't see through, and no viewer-dependent field anywhere."""
+    fields = root_fields(operation)
+    if fields is None or any(ROOT_TAGS.get(name) is None for name in fields):
+        return False
+    if operation.directives:
+        return False
+    return not reads_viewer(schema, document)
 
 
 def _name(op: observe.Operation, prepared: Prepared) -> None:

@@ -63,6 +63,8 @@ class ResponseBudget:
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.used = 0
+        # The response cache's hook: set while a cache miss executes (api.extensions.cachetags).
+        self.recorder: Any = None
 
     def error(self) -> ResponseTooLarge:
         """What the response becomes once over the budget."""
@@ -105,6 +107,9 @@ class CountingDataLoader(DataLoader[K, T]):
             failed.set_exception(self.budget.error())
             return failed
         future = cast("asyncio.Future[T]", super().load(key))
+        if self.budget.recorder is not None:
+            # The response cache records what this response read (its version tags).
+            self.budget.recorder.loaded(self, key, future)
         # A callback, not a wrapping coroutine: loads are the hot path of every page.
         if future.done():
             self.budget.spend(future)
