@@ -236,6 +236,11 @@ class Settings:
     # OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); off when empty
     otlp_endpoint: str = ""
     otlp_service_name: str = "agora"
+    # Performance: trades
+    # Milliseconds an authenticated session is kept in process (0: every request reads it).
+    session_cache_ms: int = 2000
+    # Sessions kept in process at most (the least recently stored go first).
+    session_cache_size: int = 10000
 
     @property
     def is_sqlite(self) -> bool:
@@ -412,6 +417,9 @@ def load_settings() -> Settings:
         # Operations: tracing
         otlp_endpoint=_str("OTLP_ENDPOINT", defaults.otlp_endpoint),
         otlp_service_name=_str("OTLP_SERVICE_NAME", defaults.otlp_service_name),
+        # Performance: trades
+        session_cache_ms=_int("SESSION_CACHE_MS", defaults.session_cache_ms),
+        session_cache_size=_int("SESSION_CACHE_SIZE", defaults.session_cache_size),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
