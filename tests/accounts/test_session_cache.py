@@ -30,6 +30,7 @@ from settings import Settings, load_settings
 from tests.conftest import FakeClock, forget_compiled_statements, with_settings
 
 _cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+CACHE_MS = Settings().session_cache_ms
 
 
 class Clock:
@@ -83,7 +84,8 @@ async def db(fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Async
 
     instrument.install_for(connections.all())
     try:
-        yield fresh_settings
+        # The suite's settings turn the cache off (tests/conftest.py): on here, as deployed.
+        yield with_settings(fresh_settings, session_cache_ms=CACHE_MS)
     finally:
         await Tortoise.close_connections()
 
@@ -266,3 +268,19 @@ def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SESSION_CACHE_SIZE", "5")
     assert (load_settings().session_cache_ms, load_settings().session_cache_size) == (0, 5)
     assert "SESSION_CACHE_MS" in os.environ
+
+
+async def test_through_the_app_log_out_ends_a_cached_session_at_once(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import _client_for
+
+    monkeypatch.setattr("accounts.service.hash_password", _cheap_hasher.hash)
+    settings = with_settings(fresh_settings, session_cache_ms=CACHE_MS)
+    async for client in _client_for(settings):
+        user = await client.sign_up("judy")
+        me = "{ me { username } }"
+        for _ in range(2):
+            assert await user.data(me) == {"me": {"username": "judy"}}
+        assert await user.data("mutation { logOut }") == {"logOut": True}
+        assert await user.data(me) == {"me": None}
