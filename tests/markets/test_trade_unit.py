@@ -250,3 +250,32 @@ async def test_concurrent_unit_trades_are_all_accounted_for(db: Settings, tradin
     assert market.odds_seq == len(new)
     report = await audit()
     assert report.problems == []
+
+
+async def test_sqlite_runs_with_the_synchronous_setting(fresh_settings: Settings) -> None:
+    _sqlite_only(fresh_settings)
+    from db.sql import fetch_dicts
+    from tests.conftest import with_settings
+
+    levels = []
+    for name in ("NORMAL", "FULL"):
+        forget_compiled_statements()
+        await Tortoise.init(
+            config=tortoise_config(with_settings(fresh_settings, sqlite_synchronous=name))
+        )
+        try:
+            levels.append((await fetch_dicts("PRAGMA synchronous"))[0]["synchronous"])
+        finally:
+            await Tortoise.close_connections()
+    assert levels == [1, 2]  # NORMAL, FULL
+
+
+def test_the_synchronous_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from settings import SettingsError, load_settings
+
+    assert load_settings().sqlite_synchronous == "NORMAL"
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "full")
+    assert load_settings().sqlite_synchronous == "FULL"
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(SettingsError, match="SQLITE_SYNCHRONOUS"):
+        load_settings()
