@@ -69,6 +69,9 @@ class TradeResult:
     market: models.Market
     balance_cents: int
     replayed: bool
+    # The market's outcomes right after the trade, when the trade read them under its lock
+    # (the SQLite unit): the payload needs no statement of its own for them.
+    outcomes: list[models.Outcome] | None = None
 
 
 def _fingerprint(*parts: object) -> str:
@@ -423,6 +426,7 @@ class _UnitRows:
     market: dict[str, object]
     balance_cents: int
     replayed: bool
+    outcomes: list[dict[str, object]] | None = None
 
     def result(self) -> TradeResult:
         return TradeResult(
@@ -431,6 +435,9 @@ class _UnitRows:
             models.Market._init_from_db(**self.market),
             self.balance_cents,
             replayed=self.replayed,
+            outcomes=None
+            if self.outcomes is None
+            else [models.Outcome._init_from_db(**row) for row in self.outcomes],
         )
 
 
@@ -540,7 +547,16 @@ def _trade_unit(
             "balance_after_cents, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (user_id, key, fingerprint, trade_row["id"], balance, now),
         )
-    return _UnitRows(trade_row, position_row, market_after, balance, replayed=False)
+    # The outcomes as the unit leaves them: only the traded one's shares moved.
+    outcomes_after = [
+        {**row, "shares_units": int(row["shares_units"]) + plan.shares_units}
+        if row["id"] == plan.outcome_id
+        else row
+        for row in outcome_rows
+    ]
+    return _UnitRows(
+        trade_row, position_row, market_after, balance, replayed=False, outcomes=outcomes_after
+    )
 
 
 def _replay_in_unit(unit: Unit, stored: models.IdempotencyKey, fingerprint: str) -> _UnitRows:

@@ -279,3 +279,45 @@ def test_the_synchronous_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
     with pytest.raises(SettingsError, match="SQLITE_SYNCHRONOUS"):
         load_settings()
+
+
+async def test_a_trade_payload_shows_the_outcomes_the_trade_left_without_reading_them(
+    demo_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.markets.loaders import MarketLoaders
+
+    settings_url = connections.get("default").capabilities.dialect
+    reads: list[list[int]] = []
+    original = MarketLoaders._outcomes_by_market
+
+    async def counted(self: MarketLoaders, keys: list[int]) -> list[list[models.Outcome]]:
+        reads.append(keys)
+        return await original(self, keys)
+
+    monkeypatch.setattr(MarketLoaders, "_outcomes_by_market", counted)
+    trader = await demo_client.sign_up("payload_reader")
+    market = (await trader.data("{ markets(first: 1) { nodes { id outcomes { id } } } }"))[
+        "markets"
+    ]["nodes"][0]
+    reads.clear()
+    bought = await trader.data(
+        """mutation($input: BuySharesInput!) { buyShares(input: $input) {
+             market { id outcomes { id label probability } } errors { code } } }""",
+        {"input": {"outcomeId": market["outcomes"][1]["id"], "amount": "12.34"}},
+    )
+    primed = reads
+    reads = []
+    after = await trader.data(
+        "query($id: ID!) { node(id: $id) { ... on Market { id outcomes { id label probability } } } }",
+        {"id": market["id"]},
+    )
+    assert bought["buyShares"]["errors"] == []
+    assert bought["buyShares"]["market"] == after["node"]
+    # SQLite's unit hands its outcomes over; PostgreSQL's awaited path reads them.
+    assert primed == ([] if settings_url == "sqlite" else [[from_db_id(market["id"])]])
+
+
+def from_db_id(global_id: str) -> int:
+    from api.core.node import from_global_id
+
+    return int(from_global_id(global_id)[1])
