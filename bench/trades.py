@@ -763,8 +763,12 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
             if not targets:
                 print(f"bare loop ({scenario}): no position of a bench trader to trade on")
                 continue
-            rate = bare_loop(database_url, targets, args.bare_trades)
-            bare[scenario] = rate if isinstance(rate, float) else await rate
+            try:
+                rate = bare_loop(database_url, targets, args.bare_trades)
+                bare[scenario] = rate if isinstance(rate, float) else await rate
+            except Exception as exc:  # the baseline's failure is reported, not Agora's
+                print(f"bare loop ({scenario}) failed: {type(exc).__name__}: {exc}")
+                problems.append(f"the bare loop failed ({scenario})")
         report_baseline(summaries, bare, database_url, outcome)
 
     if problems:
