@@ -27,6 +27,7 @@ from tortoise.transactions import in_transaction
 from accounts.events import SessionRevoked, SessionsRevoked
 from accounts.passwords import HashPool, hash_password, verify_password, verify_unknown
 from accounts.ratelimit import RateLimiter, Rule
+from accounts.sessions import SessionCache
 from clientaddr import address_key
 from clock import Clock, now
 from db import models
@@ -85,6 +86,9 @@ class Accounts:
             "change-password-failure/account", settings.change_password_failure_rate
         )
         self.hashing = HashPool(settings.password_hash_workers, settings.password_hash_queue)
+        # Sessions authenticate() found, for a moment (accounts.sessions); the app ties it to
+        # the broker (revocations from other workers, gaps).
+        self.sessions = SessionCache(settings.session_cache_ms, settings.session_cache_size)
 
     async def close(self) -> None:
         """Stop the hashing threads (the app's lifespan calls this on shut-down)."""
@@ -206,6 +210,8 @@ class Accounts:
             "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
             (self.clock(), hashed),
         )
+        # Before answering: this worker's next request with the token is anonymous.
+        self.sessions.forget_token(hashed)
         if changed != 1:
             return False
         await self.publish(SessionRevoked(hashed))
@@ -261,6 +267,7 @@ class Accounts:
                 "SELECT expires_at FROM sessions WHERE token_hash = ?", (keep,), conn
             )
         user.password_hash = new_hash
+        self.sessions.forget_user(user.id, keep)
         expires = rows[0]["expires_at"]
         await self.publish(SessionsRevoked(user.id, keep))
         return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
@@ -278,9 +285,24 @@ class Accounts:
         )
 
     async def authenticate(self, token: str) -> models.User | None:
-        """The user of a live session token, or None (unknown, expired or revoked)."""
+        """The user of a live session token, or None (unknown, expired or revoked); from the
+        session cache when it has the token (accounts.sessions)."""
+        if not token or len(token) > 200:
+            return None
+        if not self.sessions.enabled:
+            session = await self.session(token)
+            return session.user if session else None
+        hashed = token_hash(token)
+        now = self.clock()
+        cached = self.sessions.get(hashed, now)
+        if cached is not None:
+            return cached
+        generation = self.sessions.generation
         session = await self.session(token)
-        return session.user if session else None
+        if session is None:
+            return None
+        self.sessions.put(hashed, session.user, session.expires_at, now, generation)
+        return session.user
 
     async def _issue(
         self, conn: BaseDBAsyncClient, user: models.User, now: datetime

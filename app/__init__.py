@@ -47,9 +47,9 @@ from comments.service import Comments
 from db import instrument
 from logs import configure_if_unconfigured, configure_logging, get_logger
 from markets.trading import Trading
-from realtime.brokers import broker_for
+from realtime.brokers import Broker, broker_for
 from realtime.endpoint import WebsocketEndpoint
-from realtime.events import broker_publisher
+from realtime.events import SESSIONS, broker_publisher
 from realtime.fanout import Hub
 from realtime.streams import HTTPStreams
 from settings import Settings, SettingsError, load_settings
@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         comments=Comments(settings, limiter, publish=publish),
         trading=Trading(settings, publish=publish),
     )
+    # Performance: trades. The session cache trusts only a broker that delivers revocations
+    # from the other workers; it forgets what they revoke and everything after a gap.
+    wire_session_cache(services.accounts, broker)
     graphql = GraphQLApp(settings, services)
     graphql.response_cache = response_cache
     # The GraphQL layer's part of the websocket server: realtime never imports it.
@@ -277,3 +280,18 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # A request uvicorn can't parse (a URL over 80 KiB) is refused in JSON, not plain text.
         "http": PROTOCOL,
     }
+
+
+def wire_session_cache(accounts: Accounts, broker: Broker) -> None:
+    """Tie ``accounts``' session cache to ``broker`` (Performance: trades): revocations heard on
+    the ``sessions`` channel drop their entries, a reconnect (revocations may have been missed)
+    empties it, and it is bypassed while the broker is unhealthy."""
+    cache = accounts.sessions
+
+    def on_event(channel: str, message: dict[str, Any]) -> None:
+        if channel == SESSIONS:
+            cache.forget_message(message)
+
+    cache.trusted = lambda: broker.healthy
+    broker.listen(on_event)
+    broker.on_reconnect(cache.cleared)

@@ -42,12 +42,14 @@ import json
 import math
 import os
 import random
+import sqlite3
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -347,6 +349,245 @@ def wallet_mismatches(
     return mismatches, sum(trades.values()), sum(spent.values())
 
 
+# -- the same-run baseline: a trade's statements in a bare loop -----------------------------------
+
+# The statements of one buy as Agora's SQLite unit sends them (markets.trading._trade_unit),
+# frozen here (bench imports nothing it measures): read the outcomes, the market, the two
+# accounts and the position; move the money (conditional debit first), record the movement,
+# the shares, the position, the market, the trade and a price point. The planned figures are
+# fixed: the baseline measures what the database and its driver cost, not the pricing.
+BARE_STATEMENTS: list[tuple[str, str]] = [
+    (
+        "outcomes",
+        "SELECT * FROM outcomes WHERE market_id = (SELECT market_id FROM outcomes WHERE id = ?) "
+        "ORDER BY position",
+    ),
+    ("market", "SELECT * FROM markets WHERE id = ?"),
+    (
+        "accounts",
+        "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
+        "OR (kind = 'MARKET' AND market_id = ?)",
+    ),
+    ("positions", "SELECT * FROM positions WHERE user_id = ? AND market_id = ?"),
+    (
+        "debit",
+        "UPDATE ledger_accounts SET balance_cents = balance_cents + ? WHERE id = ? "
+        "AND (kind <> 'USER' OR balance_cents + ? >= 0) RETURNING balance_cents",
+    ),
+    (
+        "credit",
+        "UPDATE ledger_accounts SET balance_cents = balance_cents + ? WHERE id = ? "
+        "AND (kind <> 'USER' OR balance_cents + ? >= 0) RETURNING balance_cents",
+    ),
+    (
+        "movement",
+        "INSERT INTO ledger_transactions (kind, created_at, memo) VALUES ('TRADE', ?, ?) "
+        "RETURNING id",
+    ),
+    (
+        "entries",
+        "INSERT INTO ledger_entries (transaction_id, account_id, amount_cents) "
+        "VALUES (?, ?, ?), (?, ?, ?)",
+    ),
+    ("shares", "UPDATE outcomes SET shares_units = shares_units + ? WHERE id = ?"),
+    (
+        "position",
+        "UPDATE positions SET shares_units = shares_units + ?, cost_basis_cents = "
+        "cost_basis_cents + ?, updated_at = ? WHERE user_id = ? AND outcome_id = ? RETURNING *",
+    ),
+    (
+        "market",
+        "UPDATE markets SET volume_cents = volume_cents + ?, odds_seq = odds_seq + 1 "
+        "WHERE id = ? RETURNING *",
+    ),
+    (
+        "trade",
+        "INSERT INTO trades (market_id, outcome_id, user_id, shares_units, amount_cents, "
+        "probability_before, probability_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING *",
+    ),
+    (
+        "price",
+        "INSERT INTO price_points (market_id, at, at_epoch, probabilities) VALUES (?, ?, ?, ?)",
+    ),
+]
+
+
+@dataclass
+class BareTarget:
+    """One trade's ids for the bare loop: a trader who holds the outcome, its market."""
+
+    user_id: int
+    wallet: int
+    maker: int
+    market_id: int
+    outcome_id: int
+
+
+def _bare_params(t: BareTarget, now: str, transaction_id: int) -> list[tuple[Any, ...]]:
+    cents, shares = 1, 1
+    return [
+        (t.outcome_id,),
+        (t.market_id,),
+        (t.user_id, t.market_id),
+        (t.user_id, t.market_id),
+        (-cents, t.wallet, -cents),
+        (cents, t.maker, cents),
+        (now, f"market {t.market_id}"),
+        (transaction_id, t.wallet, -cents, transaction_id, t.maker, cents),
+        (shares, t.outcome_id),
+        (shares, cents, now, t.user_id, t.outcome_id),
+        (cents, t.market_id),
+        (t.market_id, t.outcome_id, t.user_id, shares, cents, 0.5, 0.5, now),
+        (t.market_id, now, int(time.time()), "[0.5, 0.5]"),
+    ]
+
+
+async def bare_targets(url: str, tag: str, slugs: list[str]) -> list[BareTarget]:
+    """(trader, outcome) pairs the bench's traders hold on the markets of ``slugs``."""
+    async with await Database.connect(url) as db:
+        rows = await db.fetch(
+            "SELECT p.user_id, p.market_id, p.outcome_id, w.id AS wallet, m.id AS maker, "
+            "k.slug FROM positions p JOIN users u ON u.id = p.user_id "
+            "JOIN markets k ON k.id = p.market_id "
+            "JOIN ledger_accounts w ON w.kind = 'USER' AND w.user_id = p.user_id "
+            "JOIN ledger_accounts m ON m.kind = 'MARKET' AND m.market_id = p.market_id "
+            "WHERE u.username LIKE ? ORDER BY p.id",
+            (f"bench_{tag}_%",),
+        )
+    wanted = set(slugs)
+    return [
+        BareTarget(
+            int(r["user_id"]),
+            int(r["wallet"]),
+            int(r["maker"]),
+            int(r["market_id"]),
+            int(r["outcome_id"]),
+        )
+        for r in rows
+        if str(r["slug"]) in wanted
+    ]
+
+
+def bare_sqlite(url: str, targets: list[BareTarget], count: int) -> float:
+    """Trades per second of ``count`` trades' statements run serially by plain sqlite3, each
+    in its own ``BEGIN IMMEDIATE`` … ``COMMIT``, with the app's journal and ``synchronous``
+    settings."""
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # The app's setting (its server inherits this environment), and its default.
+        synchronous = os.environ.get("SQLITE_SYNCHRONOUS", "") or "NORMAL"
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        began = time.perf_counter()
+        for i in range(count):
+            target = targets[i % len(targets)]
+            now = time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime())
+            conn.execute("BEGIN IMMEDIATE")
+            transaction_id = 0
+            for (name, sql), params in zip(
+                BARE_STATEMENTS, _bare_params(target, now, 0), strict=True
+            ):
+                if name == "entries":
+                    params = (transaction_id, *params[1:3], transaction_id, *params[4:])
+                rows = conn.execute(sql, params).fetchall()
+                if name == "movement":
+                    transaction_id = int(rows[0][0])
+            conn.execute("COMMIT")
+        return count / (time.perf_counter() - began)
+    finally:
+        conn.close()
+
+
+async def bare_postgres(url: str, targets: list[BareTarget], count: int) -> float:
+    """The same with asyncpg on PostgreSQL, one connection, ``FOR UPDATE`` on the reads that
+    Agora locks (market, accounts)."""
+    import asyncpg
+
+    def dollars(sql: str) -> str:
+        counter = iter(range(1, 100))
+        return "".join(f"${next(counter)}" if c == "?" else c for c in sql)
+
+    statements = [(name, dollars(sql)) for name, sql in BARE_STATEMENTS]
+    for i, (name, sql) in enumerate(statements):
+        if name in ("market", "accounts") and sql.startswith("SELECT"):
+            statements[i] = (name, sql + " FOR UPDATE")
+    conn = await asyncpg.connect(url)
+    try:
+        began = time.perf_counter()
+        for i in range(count):
+            target = targets[i % len(targets)]
+            now = datetime.now(UTC)
+            async with conn.transaction():
+                transaction_id = 0
+                params_list = _bare_params(target, "", 0)
+                for (name, sql), params in zip(statements, params_list, strict=True):
+                    values = [now if p == "" else p for p in params]
+                    if name == "entries":
+                        values = [transaction_id, *values[1:3], transaction_id, *values[4:]]
+                    if name == "price":
+                        values[2] = int(time.time())
+                    rows = await conn.fetch(sql, *values)
+                    if name == "movement":
+                        transaction_id = int(rows[0]["id"])
+        return count / (time.perf_counter() - began)
+    finally:
+        await conn.close()
+
+
+def bare_loop(
+    url: str, targets: list[BareTarget], count: int
+) -> Coroutine[Any, Any, float] | float:
+    """The bare loop of the database at ``url``: a rate (SQLite) or a coroutine of one."""
+    if is_sqlite(url):
+        return bare_sqlite(url, targets, count)
+    return bare_postgres(url, targets, count)
+
+
+# The issue's targets for this machine (SQLite, concurrency 16; PostgreSQL: the stretch).
+TARGETS = {
+    ("sqlite", MANY): (500.0, 50.0),
+    ("sqlite", ONE): (300.0, 50.0),
+    ("postgres", ONE): (400.0, 50.0),
+}
+
+
+def report_baseline(
+    summaries: list[Figures], bare: dict[str, float], url: str, outcome: Results
+) -> None:
+    """Agora's trades/s and p99 per scenario beside the bare loop's trades/s, the ratio, and
+    the issue's target for the scenario (met or not)."""
+    backend = "sqlite" if is_sqlite(url) else "postgres"
+    print()
+    print(
+        f"{'scenario':<13} {'Agora/s':>8} {'p99 ms':>7} {'bare loop/s':>12} {'Agora/bare':>10}"
+        "  target"
+    )
+    for s in summaries:
+        if s.name == READ or s.name not in bare:
+            continue
+        rate = bare[s.name]
+        target = TARGETS.get((backend, s.name))
+        verdict = "-"
+        if target is not None:
+            met = s.rate >= target[0] and s.p99_ms < target[1]
+            verdict = (
+                f"≥ {target[0]:.0f}/s, p99 < {target[1]:.0f} ms: {'met' if met else 'NOT met'}"
+            )
+        print(
+            f"{s.name:<13} {s.rate:>8.1f} {s.p99_ms:>7.1f} {rate:>12.1f} "
+            f"{ratio(s.rate, rate):>9.2f}x  {verdict}"
+        )
+        outcome.figures[f"bare loop {s.name} trades/s"] = rate
+        outcome.figures[f"{s.name}/bare loop throughput"] = ratio(s.rate, rate)
+    print(
+        "(bare loop: the same statements of a trade, serially, one connection, on the same "
+        "database after the run; SQLite: plain sqlite3, PostgreSQL: asyncpg)"
+    )
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -514,6 +755,22 @@ async def bench(args: argparse.Namespace, database_url: str, folder: Path) -> Re
         if not any(line.startswith("PROBLEM") for line in lines):
             print(output[-3000:])
 
+    # -- the same-run baseline, after the audit (its trades are not Agora's)
+    bare: dict[str, float] = {}
+    if args.bare_trades:
+        for scenario, chosen in ((ONE, one), (MANY, many)):
+            targets = await bare_targets(database_url, tag, [m.slug for m in chosen])
+            if not targets:
+                print(f"bare loop ({scenario}): no position of a bench trader to trade on")
+                continue
+            try:
+                rate = bare_loop(database_url, targets, args.bare_trades)
+                bare[scenario] = rate if isinstance(rate, float) else await rate
+            except Exception as exc:  # the baseline's failure is reported, not Agora's
+                print(f"bare loop ({scenario}) failed: {type(exc).__name__}: {exc}")
+                problems.append(f"the bare loop failed ({scenario})")
+        report_baseline(summaries, bare, database_url, outcome)
+
     if problems:
         print(f"\nFAILED: {'; '.join(problems)}")
         outcome.status = 1
@@ -594,6 +851,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=240.0,
         help="hard cap in seconds on all measured batches together (split evenly)",
+    )
+    parser.add_argument(
+        "--bare-trades",
+        type=int,
+        default=2000,
+        help="trades of the bare-loop baseline per scenario, after the run (0: none)",
     )
     cli.add_common_arguments(parser, workers=True)
     args = parser.parse_args(argv)

@@ -22,6 +22,10 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
                 "journal_mode": "WAL",
                 "journal_size_limit": 16384,
                 "foreign_keys": "ON",
+                # WAL + NORMAL: a commit is in the OS's hands before it answers, so a killed
+                # process loses nothing; the WAL is fsynced at checkpoints, so a power loss
+                # may undo the last commits (never corrupt). FULL fsyncs every commit.
+                "synchronous": settings.sqlite_synchronous,
             },
         }
     elif url.startswith(("postgres://", "postgresql://", "asyncpg://")):

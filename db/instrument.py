@@ -204,3 +204,15 @@ def install_for(clients: list[Any]) -> None:
     """``install`` for the class of each Tortoise client (one per connection name)."""
     for client in clients:
         install(type(client))
+
+
+def add(count: int) -> None:
+    """Count ``count`` statements sent other than through a wrapped method (a synchronous unit
+    on SQLite's thread, ``db.sqlite_unit``) into the current record, or the metric."""
+    if count <= 0:
+        return
+    statements = _current.get()
+    if statements is not None and statements.open:
+        statements.count += count
+    else:
+        _sql_total.inc(count)

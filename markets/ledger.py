@@ -15,6 +15,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from db.sql import execute, fetch_dicts, placeholders
+from db.sqlite_unit import Unit
 
 SIGNUP_GRANT = "SIGNUP_GRANT"
 
@@ -108,40 +109,76 @@ async def post(
     Raises InsufficientFunds (the caller's transaction must then roll back) when a user's
     wallet would go negative.
     """
-    if sum(e.amount_cents for e in entries) != 0:
-        raise LedgerImbalance(f"{kind}: entries sum to {sum(e.amount_cents for e in entries)}")
-    # Debits first, so a refusal happens before anything else is written.
-    ordered = sorted(entries, key=lambda e: (e.amount_cents >= 0, e.account_id))
-    for entry in ordered:
-        if entry.amount_cents == 0:
-            continue
+    for entry in _ordered(kind, entries):
         changed = await execute(
-            "UPDATE ledger_accounts SET balance_cents = balance_cents + ? "
-            "WHERE id = ? AND (kind <> 'USER' OR balance_cents + ? >= 0)",
-            (entry.amount_cents, entry.account_id, entry.amount_cents),
-            conn,
+            _MOVE, (entry.amount_cents, entry.account_id, entry.amount_cents), conn
         )
         if changed != 1:
             raise InsufficientFunds(f"account {entry.account_id} cannot pay {-entry.amount_cents}")
-    rows = await fetch_dicts(
-        "INSERT INTO ledger_transactions (kind, created_at, memo) VALUES (?, ?, ?) RETURNING id",
-        (kind, at, memo),
-        conn,
-    )
+    rows = await fetch_dicts(_TRANSACTION, (kind, at, memo), conn)
     transaction_id = int(rows[0]["id"])
-    nonzero = [e for e in entries if e.amount_cents != 0]
-    if nonzero:
-        values = ", ".join("(?, ?, ?)" for _ in nonzero)
-        params: list[int] = []
-        for entry in nonzero:
-            params.extend((transaction_id, entry.account_id, entry.amount_cents))
-        await execute(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount_cents) "
-            f"VALUES {values}",
-            params,
-            conn,
-        )
+    entry_sql, params = _entries(transaction_id, entries)
+    if entry_sql:
+        await execute(entry_sql, params, conn)
     return transaction_id
+
+
+# A conditional update: a user's wallet never goes below zero (the caller's refusal).
+_MOVE = (
+    "UPDATE ledger_accounts SET balance_cents = balance_cents + ? "
+    "WHERE id = ? AND (kind <> 'USER' OR balance_cents + ? >= 0)"
+)
+_TRANSACTION = (
+    "INSERT INTO ledger_transactions (kind, created_at, memo) VALUES (?, ?, ?) RETURNING id"
+)
+
+
+def _ordered(kind: str, entries: Sequence[Entry]) -> list[Entry]:
+    """The non-zero entries, debits first (so a refusal happens before anything else is
+    written); LedgerImbalance unless they sum to zero."""
+    if sum(e.amount_cents for e in entries) != 0:
+        raise LedgerImbalance(f"{kind}: entries sum to {sum(e.amount_cents for e in entries)}")
+    ordered = sorted(entries, key=lambda e: (e.amount_cents >= 0, e.account_id))
+    return [e for e in ordered if e.amount_cents != 0]
+
+
+def _entries(transaction_id: int, entries: Sequence[Entry]) -> tuple[str, list[int]]:
+    """The one INSERT of a movement's non-zero entries ("" if none) and its parameters."""
+    nonzero = [e for e in entries if e.amount_cents != 0]
+    if not nonzero:
+        return "", []
+    values = ", ".join("(?, ?, ?)" for _ in nonzero)
+    params: list[int] = []
+    for entry in nonzero:
+        params.extend((transaction_id, entry.account_id, entry.amount_cents))
+    return (
+        f"INSERT INTO ledger_entries (transaction_id, account_id, amount_cents) VALUES {values}",
+        params,
+    )
+
+
+def post_in_unit(
+    unit: Unit, kind: str, entries: Sequence[Entry], at: datetime, memo: str = ""
+) -> tuple[int, dict[int, int]]:
+    """:func:`post` inside a synchronous SQLite unit (``db.sqlite_unit``), the same
+    statements; returns the movement's id and each moved account's balance right after it
+    (read by the conditional update itself: ``RETURNING``)."""
+    balances: dict[int, int] = {}
+    for entry in _ordered(kind, entries):
+        row = unit.one(
+            _MOVE + " RETURNING balance_cents",
+            (entry.amount_cents, entry.account_id, entry.amount_cents),
+        )
+        if row is None:
+            raise InsufficientFunds(f"account {entry.account_id} cannot pay {-entry.amount_cents}")
+        balances[entry.account_id] = int(row["balance_cents"])
+    created = unit.one(_TRANSACTION, (kind, at, memo))
+    assert created is not None
+    transaction_id = int(created["id"])
+    entry_sql, params = _entries(transaction_id, entries)
+    if entry_sql:
+        unit.run(entry_sql, params)
+    return transaction_id, balances
 
 
 async def balances_of_users(user_ids: Sequence[int]) -> dict[int, int]:

@@ -13,7 +13,44 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from db.sql import fetch_dicts
+from db.sqlite_unit import Unit
 from markets.pricing import Plan
+
+_OPEN = (
+    "INSERT INTO positions (user_id, market_id, outcome_id, shares_units, "
+    "cost_basis_cents, realized_cents, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?) "
+    "RETURNING *"
+)
+# Relative updates, as for every balance: nothing read earlier is written back.
+_FILL = (
+    "UPDATE positions SET shares_units = shares_units + ?, "
+    "cost_basis_cents = cost_basis_cents + ?, realized_cents = realized_cents + ?, "
+    "updated_at = ? WHERE id = ? RETURNING *"
+)
+
+
+def _fill(
+    user_id: int, market_id: int, plan: Plan, held: dict[str, Any] | None, now: datetime
+) -> tuple[str, tuple[Any, ...]]:
+    """The one statement (and its parameters) that applies ``plan`` to the position."""
+    if held is None:
+        assert plan.shares_units > 0
+        return _OPEN, (
+            user_id,
+            market_id,
+            plan.outcome_id,
+            plan.shares_units,
+            plan.amount_cents,
+            now,
+        )
+    shares, basis = int(held["shares_units"]), int(held["cost_basis_cents"])
+    if plan.shares_units > 0:
+        basis_change, realized_change = plan.amount_cents, 0
+    else:
+        sold = -plan.shares_units
+        removed = basis if sold == shares else basis * sold // shares
+        basis_change, realized_change = -removed, -plan.amount_cents - removed
+    return _FILL, (plan.shares_units, basis_change, realized_change, now, held["id"])
 
 
 async def apply_fill(
@@ -29,32 +66,23 @@ async def apply_fill(
     ``held`` is the position row as read in the trade's transaction, None if there is none (a
     sale always has one: the trade refused it otherwise). Returns the row as it is now.
     """
-    if held is None:
-        assert plan.shares_units > 0
-        rows = await fetch_dicts(
-            "INSERT INTO positions (user_id, market_id, outcome_id, shares_units, "
-            "cost_basis_cents, realized_cents, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?) "
-            "RETURNING *",
-            (user_id, market_id, plan.outcome_id, plan.shares_units, plan.amount_cents, now),
-            conn,
-        )
-        return rows[0]
-    shares, basis = int(held["shares_units"]), int(held["cost_basis_cents"])
-    if plan.shares_units > 0:
-        basis_change, realized_change = plan.amount_cents, 0
-    else:
-        sold = -plan.shares_units
-        removed = basis if sold == shares else basis * sold // shares
-        basis_change, realized_change = -removed, -plan.amount_cents - removed
-    # Relative updates, as for every balance: nothing read earlier is written back.
-    rows = await fetch_dicts(
-        "UPDATE positions SET shares_units = shares_units + ?, "
-        "cost_basis_cents = cost_basis_cents + ?, realized_cents = realized_cents + ?, "
-        "updated_at = ? WHERE id = ? RETURNING *",
-        (plan.shares_units, basis_change, realized_change, now, held["id"]),
-        conn,
-    )
+    sql, params = _fill(user_id, market_id, plan, held, now)
+    rows = await fetch_dicts(sql, params, conn)
     return rows[0]
+
+
+def apply_fill_in_unit(
+    unit: Unit,
+    user_id: int,
+    market_id: int,
+    plan: Plan,
+    held: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """:func:`apply_fill` inside a synchronous SQLite unit (``db.sqlite_unit``)."""
+    row = unit.one(*_fill(user_id, market_id, plan, held, now))
+    assert row is not None
+    return row
 
 
 def allocate_refunds(refunds: dict[int, int], positions: list[dict[str, Any]]) -> dict[int, int]:

@@ -16,6 +16,7 @@ from tortoise.exceptions import OperationalError, TransactionManagementError
 
 from db import models
 from db.sql import execute, fetch_dicts, is_postgres
+from db.sqlite_unit import Unit
 from logs import get_logger
 from markets.pricing import MarketState
 from refusals import not_found
@@ -86,11 +87,13 @@ async def account_balance(conn: BaseDBAsyncClient, account_id: int) -> int:
 
 
 async def record_price(
-    conn: BaseDBAsyncClient, market_id: int, probabilities: list[float], at: datetime
+    conn: BaseDBAsyncClient | Unit, market_id: int, probabilities: list[float], at: datetime
 ) -> None:
-    """Append a price point (the chart's data)."""
-    await execute(
-        "INSERT INTO price_points (market_id, at, at_epoch, probabilities) VALUES (?, ?, ?, ?)",
-        (market_id, at, int(at.timestamp()), json.dumps(probabilities)),
-        conn,
-    )
+    """Append a price point (the chart's data). In a synchronous SQLite unit it never waits
+    (``db.sqlite_unit.drive`` runs it there)."""
+    sql = "INSERT INTO price_points (market_id, at, at_epoch, probabilities) VALUES (?, ?, ?, ?)"
+    params = (market_id, at, int(at.timestamp()), json.dumps(probabilities))
+    if isinstance(conn, Unit):
+        conn.run(sql, params)
+        return
+    await execute(sql, params, conn)

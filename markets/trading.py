@@ -30,13 +30,14 @@ from tortoise.transactions import in_transaction
 
 import metrics
 from clock import Clock, now
-from db import models
+from db import models, sqlite_unit
 from db.housekeeping import delete_in_batches
 from db.sql import execute, fetch_dicts
+from db.sqlite_unit import Unit
 from domain_events import Publisher
 from markets import ledger, listing, settlement
 from markets.events import OddsChanged
-from markets.positions import apply_fill
+from markets.positions import apply_fill, apply_fill_in_unit
 from markets.pricing import (
     MarketState,
     Plan,
@@ -68,6 +69,9 @@ class TradeResult:
     market: models.Market
     balance_cents: int
     replayed: bool
+    # The market's outcomes right after the trade, when the trade read them under its lock
+    # (the SQLite unit): the payload needs no statement of its own for them.
+    outcomes: list[models.Outcome] | None = None
 
 
 def _fingerprint(*parts: object) -> str:
@@ -188,6 +192,8 @@ class Trading:
         fingerprint: str,
         planner: Callable[[MarketState, datetime], Plan],
     ) -> TradeResult:
+        if sqlite_unit.available():
+            return await self._trade_in_unit(user, outcome_id, key, fingerprint, planner)
         if key is not None:
             # A retry of a request that committed a while ago answers without taking any lock;
             # one that is still running is caught under the locks in _trade_once.
@@ -213,6 +219,29 @@ class Trading:
         if changed is not None:  # a trade, not the replay of one
             metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
         await self._publish(changed)
+        return result
+
+    async def _trade_in_unit(
+        self,
+        user: models.User,
+        outcome_id: int,
+        key: str | None,
+        fingerprint: str,
+        planner: Callable[[MarketState, datetime], Plan],
+    ) -> TradeResult:
+        """SQLite: the whole trade, replay check included, as one synchronous unit on the
+        connection's thread (``db.sqlite_unit``): one thread hand-off instead of two per
+        statement, and SQLite's writer is held only while the statements run. Transactions
+        there run one at a time anyway, so the key is looked up once, under the write lock."""
+        now = self.clock()
+        done = await sqlite_unit.run(
+            lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now)
+        )
+        result = done.result()
+        if done.replayed:
+            return result
+        metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
+        await self._publish(OddsChanged(result.market.id, result.market.odds_seq, result.trade.id))
         return result
 
     async def _trade_once(
@@ -386,6 +415,167 @@ class Trading:
         """Tell subscribers of a committed change; None is a call that changed nothing."""
         if changed is not None:
             await self.publish(changed)
+
+
+@dataclass(frozen=True)
+class _UnitRows:
+    """What a trade unit read or wrote, as rows: models are built back on the event loop."""
+
+    trade: dict[str, object]
+    position: dict[str, object]
+    market: dict[str, object]
+    balance_cents: int
+    replayed: bool
+    outcomes: list[dict[str, object]] | None = None
+
+    def result(self) -> TradeResult:
+        return TradeResult(
+            models.Trade._init_from_db(**self.trade),
+            models.Position._init_from_db(**self.position),
+            models.Market._init_from_db(**self.market),
+            self.balance_cents,
+            replayed=self.replayed,
+            outcomes=None
+            if self.outcomes is None
+            else [models.Outcome._init_from_db(**row) for row in self.outcomes],
+        )
+
+
+def _trade_unit(
+    unit: Unit,
+    user_id: int,
+    outcome_id: int,
+    key: str | None,
+    fingerprint: str,
+    planner: Callable[[MarketState, datetime], Plan],
+    now: datetime,
+) -> _UnitRows:
+    """One trade on SQLite, on the connection's thread inside ``BEGIN IMMEDIATE``: the same
+    reads, checks and writes as ``Trading._trade_once`` (a refusal raises, and the unit rolls
+    back). The wallet's conditional update returns its balance, and the outcome→market lookup
+    is part of the outcomes' read."""
+    outcome_rows = unit.rows(
+        "SELECT * FROM outcomes WHERE market_id = "
+        "(SELECT market_id FROM outcomes WHERE id = ?) ORDER BY position",
+        (outcome_id,),
+    )
+    if not outcome_rows:
+        raise not_found("There is no such outcome.", "outcomeId")
+    market_id = int(outcome_rows[0]["market_id"])
+    market_row = unit.one("SELECT * FROM markets WHERE id = ?", (market_id,))
+    assert market_row is not None  # outcomes reference their market
+    accounts = unit.rows(
+        "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
+        "OR (kind = 'MARKET' AND market_id = ?)",
+        (user_id, market_id),
+    )
+    wallet = next((int(a["id"]) for a in accounts if a["kind"] == "USER"), None)
+    maker = next(int(a["id"]) for a in accounts if a["kind"] == "MARKET")
+    stored = None
+    if key is not None:
+        stored = unit.one(
+            "SELECT * FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
+        )
+        if stored is not None:
+            stored_key = models.IdempotencyKey._init_from_db(**stored)
+            if _is_live(stored_key, now):
+                return _replay_in_unit(unit, stored_key, fingerprint)
+    state = MarketState(
+        models.Market._init_from_db(**market_row),
+        [models.Outcome._init_from_db(**r) for r in outcome_rows],
+    )
+    plan = planner(state, now)
+    if wallet is None:
+        raise Refusal(RefusalCode.INSUFFICIENT_FUNDS, "You have no wallet.", ["amount"])
+    mine = unit.rows(
+        "SELECT * FROM positions WHERE user_id = ? AND market_id = ?", (user_id, market_id)
+    )
+    held = next((p for p in mine if p["outcome_id"] == plan.outcome_id), None)
+    if plan.shares_units < 0 and (held is None or held["shares_units"] < -plan.shares_units):
+        raise Refusal(
+            RefusalCode.INSUFFICIENT_SHARES, "You hold fewer shares than that.", ["shares"]
+        )
+    try:
+        _, balances = ledger.post_in_unit(
+            unit,
+            "TRADE",
+            [ledger.Entry(wallet, -plan.amount_cents), ledger.Entry(maker, plan.amount_cents)],
+            now,
+            memo=f"market {market_id}",
+        )
+    except ledger.InsufficientFunds as exc:
+        raise Refusal(
+            RefusalCode.INSUFFICIENT_FUNDS, "Your wallet holds less than that.", ["amount"]
+        ) from exc
+    unit.run(
+        "UPDATE outcomes SET shares_units = shares_units + ? WHERE id = ?",
+        (plan.shares_units, plan.outcome_id),
+    )
+    position_row = apply_fill_in_unit(unit, user_id, market_id, plan, held, now)
+    market_after = unit.one(
+        "UPDATE markets SET volume_cents = volume_cents + ?, odds_seq = odds_seq + 1, "
+        "trader_count = trader_count + ? WHERE id = ? RETURNING *",
+        (abs(plan.amount_cents), 0 if mine else 1, market_id),
+    )
+    assert market_after is not None
+    trade_row = unit.one(
+        "INSERT INTO trades (market_id, outcome_id, user_id, shares_units, amount_cents, "
+        "probability_before, probability_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING *",
+        (
+            market_id,
+            plan.outcome_id,
+            user_id,
+            plan.shares_units,
+            plan.amount_cents,
+            plan.probability_before,
+            plan.probability_after,
+            now,
+        ),
+    )
+    assert trade_row is not None
+    sqlite_unit.drive(record_price(unit, market_id, plan.probabilities_after, now))
+    # The wallet is moved exactly once by a trade (amount_cents is never 0), so the balance its
+    # update returned is the balance after the trade.
+    balance = balances[wallet]
+    if key is not None:
+        if stored is not None:
+            # It has expired (a live one answered above): the key is free again.
+            unit.run("DELETE FROM idempotency_keys WHERE id = ?", (stored["id"],))
+        unit.run(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, trade_id, "
+            "balance_after_cents, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, key, fingerprint, trade_row["id"], balance, now),
+        )
+    # The outcomes as the unit leaves them: only the traded one's shares moved.
+    outcomes_after = [
+        {**row, "shares_units": int(row["shares_units"]) + plan.shares_units}
+        if row["id"] == plan.outcome_id
+        else row
+        for row in outcome_rows
+    ]
+    return _UnitRows(
+        trade_row, position_row, market_after, balance, replayed=False, outcomes=outcomes_after
+    )
+
+
+def _replay_in_unit(unit: Unit, stored: models.IdempotencyKey, fingerprint: str) -> _UnitRows:
+    """``_replay_of`` inside a trade unit (nothing is written; the unit commits nothing)."""
+    if stored.fingerprint != fingerprint:
+        raise Refusal(
+            RefusalCode.IDEMPOTENCY_CONFLICT,
+            "This idempotency key was used for a different request.",
+            ["idempotencyKey"],
+        )
+    trade = unit.one("SELECT * FROM trades WHERE id = ?", (stored.trade_id,))
+    assert trade is not None
+    position = unit.one(
+        "SELECT * FROM positions WHERE user_id = ? AND outcome_id = ?",
+        (stored.user_id, trade["outcome_id"]),
+    )
+    market = unit.one("SELECT * FROM markets WHERE id = ?", (trade["market_id"],))
+    assert position is not None and market is not None
+    return _UnitRows(trade, position, market, stored.balance_after_cents, replayed=True)
 
 
 async def _stored_key(

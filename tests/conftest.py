@@ -279,8 +279,15 @@ async def prepare_database(url: str, demo: bool) -> Settings:
     # statements to the counted ones (tests/ops/test_housekeeping.py turns it on itself).
     # Redis checks get 2 s, not 250 ms: a loaded CI machine is not a Redis outage (the tests
     # of outages stop Redis, or set their own timeout).
+    # No session cache (SESSION_CACHE_MS): tests change sessions in the database behind the
+    # app's back and expect the next request to see it; tests/accounts/test_session_cache.py
+    # turns it on.
     settings = Settings(
-        database_url=url, env="test", housekeeping=False, redis_limits_timeout_ms=2000
+        database_url=url,
+        env="test",
+        housekeeping=False,
+        redis_limits_timeout_ms=2000,
+        session_cache_ms=0,
     )
     await apply_migrations(settings)
     if demo:

@@ -29,12 +29,16 @@ async def buy_shares(
 
     async def run() -> TradeResult:
         # Converted inside the payload's call: a bad amount is a UserError, like a refusal.
-        return await info.context.services.trading.buy(
+        result = await info.context.services.trading.buy(
             viewer,
             outcome_id,
             to_cents(input.amount, "amount"),
             optional_share_units(input.min_shares, "minShares"),
             input.idempotency_key,
         )
+        if result.outcomes is not None:
+            # The trade read them under its lock: market { outcomes } needs no statement.
+            info.context.loaders.outcomes_by_market.prime(result.market.id, result.outcomes, True)
+        return result
 
     return await trade_payload(run())

@@ -28,12 +28,16 @@ async def sell_shares(
 
     async def run() -> TradeResult:
         # Converted inside the payload's call: a bad amount is a UserError, like a refusal.
-        return await info.context.services.trading.sell(
+        result = await info.context.services.trading.sell(
             viewer,
             outcome_id,
             to_share_units(input.shares, "shares"),
             optional_cents(input.min_amount, "minAmount"),
             input.idempotency_key,
         )
+        if result.outcomes is not None:
+            # The trade read them under its lock: market { outcomes } needs no statement.
+            info.context.loaders.outcomes_by_market.prime(result.market.id, result.outcomes, True)
+        return result
 
     return await trade_payload(run())

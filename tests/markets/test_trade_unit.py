@@ -1,0 +1,323 @@
+"""The SQLite trade as one synchronous unit (db.sqlite_unit, markets.trading._trade_unit).
+
+It must do exactly what the asynchronous path (still PostgreSQL's) does: the same trades,
+positions, balances and refusals, a refusal changing nothing, keys replayed, and concurrent
+trades all accounted for. Its statements count into the request like Tortoise's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from tortoise import Tortoise, connections
+
+import markets.trading as trading_module
+from accounts.ratelimit import MemoryRateLimiter
+from accounts.service import Accounts
+from db import instrument, models, sqlite_unit
+from db.config import tortoise_config
+from domain_events import Event
+from markets.audit import audit
+from markets.trading import Trading
+from refusals import Refusal, RefusalCode
+from settings import Settings
+from tests.conftest import FakeClock, forget_compiled_statements
+
+_cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+TABLES = (
+    "trades",
+    "positions",
+    "ledger_accounts",
+    "ledger_transactions",
+    "ledger_entries",
+    "outcomes",
+    "markets",
+    "price_points",
+    "idempotency_keys",
+)
+
+
+@pytest.fixture
+async def db(fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Settings]:
+    monkeypatch.setattr("accounts.service.hash_password", _cheap_hasher.hash)
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(fresh_settings))
+    instrument.install_for(connections.all())
+    try:
+        yield fresh_settings
+    finally:
+        await Tortoise.close_connections()
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    return []
+
+
+@pytest.fixture
+def trading(db: Settings, events: list[Event]) -> Trading:
+    async def record(event: Event) -> None:
+        events.append(event)
+
+    return Trading(db, publish=record)
+
+
+async def _users(settings: Settings, *names: str) -> list[models.User]:
+    accounts = Accounts(settings, MemoryRateLimiter(clock=FakeClock()), publish=_nothing)
+    return [
+        (await accounts.sign_up(name, "a-good-password", name.title(), "10.0.0.1")).user
+        for name in names
+    ]
+
+
+async def _nothing(event: Event) -> None:
+    return None
+
+
+async def _market(trading: Trading, issuer: models.User) -> list[int]:
+    market = await trading.create_market(
+        issuer,
+        "Will the unit trade exactly as the awaited path does?",
+        "",
+        "The test says so.",
+        ["Yes", "No", "Maybe"],
+        datetime.now(UTC) + timedelta(days=30),
+        10_000,
+        [],
+        [],
+    )
+    outcomes = await models.Outcome.filter(market_id=market.id).order_by("position")
+    return [o.id for o in outcomes]
+
+
+def _sqlite_only(settings: Settings) -> None:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the synchronous unit is SQLite's (PostgreSQL keeps its row locks)")
+
+
+def _snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    path = settings.database_url.removeprefix("sqlite://")
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES}
+
+
+def _shape(result: trading_module.TradeResult) -> tuple[Any, ...]:
+    t, p, m = result.trade, result.position, result.market
+    return (
+        t.shares_units,
+        t.amount_cents,
+        t.probability_before,
+        t.probability_after,
+        p.shares_units,
+        p.cost_basis_cents,
+        p.realized_cents,
+        m.volume_cents,
+        m.trader_count,
+        m.odds_seq,
+        result.balance_cents,
+        result.replayed,
+    )
+
+
+async def _script(
+    trading: Trading, user: models.User, outcomes: list[int], tag: str
+) -> list[tuple[Any, ...]]:
+    """Buys, a buy of another outcome, a partial and a whole sale, a keyed buy and its replay."""
+    done = [
+        await trading.buy(user, outcomes[0], 1_234),
+        await trading.buy(user, outcomes[0], 777, min_shares_units=1),
+        await trading.buy(user, outcomes[1], 2_000),
+    ]
+    held = done[1].position.shares_units
+    done.append(await trading.sell(user, outcomes[0], held // 3))
+    done.append(await trading.sell(user, outcomes[0], held - held // 3, min_amount_cents=0))
+    done.append(await trading.buy(user, outcomes[2], 500, idempotency_key=f"k-{tag}"))
+    done.append(await trading.buy(user, outcomes[2], 500, idempotency_key=f"k-{tag}"))
+    return [_shape(r) for r in done]
+
+
+async def test_the_unit_trades_exactly_as_the_awaited_path(
+    db: Settings, trading: Trading, events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_only(db)
+    issuer, ann, bob = await _users(db, "issuer", "ann", "bob")
+    first, second = await _market(trading, issuer), await _market(trading, issuer)
+    events.clear()
+    assert sqlite_unit.available()
+    by_unit = await _script(trading, ann, first, "ann")
+    unit_events = [type(e).__name__ for e in events]
+    events.clear()
+    monkeypatch.setattr(sqlite_unit, "available", lambda: False)
+    awaited = await _script(trading, bob, second, "bob")
+    assert by_unit == awaited
+    assert unit_events == [type(e).__name__ for e in events] == ["OddsChanged"] * 6
+    report = await audit()
+    assert report.problems == []
+
+
+async def test_a_unit_trade_counts_its_statements(db: Settings, trading: Trading) -> None:
+    _sqlite_only(db)
+    issuer, ann = await _users(db, "issuer", "ann")
+    outcomes = await _market(trading, issuer)
+    counts = []
+    for call in (
+        lambda: trading.buy(ann, outcomes[0], 100),
+        lambda: trading.buy(ann, outcomes[0], 100),
+        lambda: trading.buy(ann, outcomes[1], 100, idempotency_key="once"),
+        lambda: trading.buy(ann, outcomes[1], 100, idempotency_key="once"),
+    ):
+        with instrument.counting() as counted:
+            await call()
+        counts.append(counted.count)
+    # 13 a trade; a key adds its look-up and its row; a replay reads 7 and writes nothing.
+    assert counts == [13, 13, 15, 7]
+
+
+async def test_refused_unit_trades_change_nothing(db: Settings, trading: Trading) -> None:
+    _sqlite_only(db)
+    issuer, ann = await _users(db, "issuer", "ann")
+    outcomes = await _market(trading, issuer)
+    await trading.buy(ann, outcomes[0], 1_000, idempotency_key="used")
+    before = _snapshot(db)
+    refusals = []
+    for call in (
+        lambda: trading.buy(ann, outcomes[0], 10**9),
+        lambda: trading.sell(ann, outcomes[1], 10_000),
+        lambda: trading.buy(ann, outcomes[0], 10_000, min_shares_units=10**12),
+        lambda: trading.buy(ann, outcomes[0], 999, idempotency_key="used"),
+        lambda: trading.buy(ann, 10**9, 100),
+    ):
+        with pytest.raises(Refusal) as refused:
+            await call()
+        refusals.append(refused.value.code)
+    assert refusals == [
+        RefusalCode.INSUFFICIENT_FUNDS,
+        RefusalCode.INSUFFICIENT_SHARES,
+        RefusalCode.SLIPPAGE_EXCEEDED,
+        RefusalCode.IDEMPOTENCY_CONFLICT,
+        RefusalCode.NOT_FOUND,
+    ]
+    assert _snapshot(db) == before
+
+
+async def test_a_statement_failing_inside_the_unit_rolls_it_back(
+    db: Settings, trading: Trading, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_only(db)
+    issuer, ann = await _users(db, "issuer", "ann")
+    outcomes = await _market(trading, issuer)
+    before = _snapshot(db)
+    # The trade row's INSERT fails after the debit, the fill and the market's update.
+    original = sqlite_unit.Unit.one
+
+    def failing(self: sqlite_unit.Unit, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("INSERT INTO trades"):
+            return original(self, "INSERT INTO no_such_table VALUES (1)", ())
+        return original(self, sql, params)
+
+    monkeypatch.setattr(sqlite_unit.Unit, "one", failing)
+    with pytest.raises(Exception, match="no_such_table"):
+        await trading.buy(ann, outcomes[0], 100)
+    assert _snapshot(db) == before
+    monkeypatch.undo()
+    await trading.buy(ann, outcomes[0], 100)  # the connection is usable: nothing left open
+
+
+async def test_concurrent_unit_trades_are_all_accounted_for(db: Settings, trading: Trading) -> None:
+    _sqlite_only(db)
+    issuer, *traders = await _users(db, "issuer", *(f"trader{i}" for i in range(8)))
+    outcomes = await _market(trading, issuer)
+    calls = [
+        trading.buy(traders[i % 8], outcomes[i % 3], 100 + i, idempotency_key=f"c{i % 12}")
+        for i in range(48)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    new = [r for r in results if isinstance(r, trading_module.TradeResult) and not r.replayed]
+    replayed = [r for r in results if isinstance(r, trading_module.TradeResult) and r.replayed]
+    refused = [r for r in results if isinstance(r, Refusal)]
+    # Each key is used by several calls, of different traders (keys are per user) or of the
+    # same trader with another request (a conflict): every call is a trade, a replay or that.
+    assert len(new) + len(replayed) + len(refused) == 48
+    assert {r.code for r in refused} <= {RefusalCode.IDEMPOTENCY_CONFLICT}
+    assert await models.Trade.filter(user_id__in=[t.id for t in traders]).count() == len(new)
+    market = await models.Market.get(id=new[0].market.id)
+    assert market.odds_seq == len(new)
+    report = await audit()
+    assert report.problems == []
+
+
+async def test_sqlite_runs_with_the_synchronous_setting(fresh_settings: Settings) -> None:
+    _sqlite_only(fresh_settings)
+    from db.sql import fetch_dicts
+    from tests.conftest import with_settings
+
+    levels = []
+    for name in ("NORMAL", "FULL"):
+        forget_compiled_statements()
+        await Tortoise.init(
+            config=tortoise_config(with_settings(fresh_settings, sqlite_synchronous=name))
+        )
+        try:
+            levels.append((await fetch_dicts("PRAGMA synchronous"))[0]["synchronous"])
+        finally:
+            await Tortoise.close_connections()
+    assert levels == [1, 2]  # NORMAL, FULL
+
+
+def test_the_synchronous_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from settings import SettingsError, load_settings
+
+    assert load_settings().sqlite_synchronous == "NORMAL"
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "full")
+    assert load_settings().sqlite_synchronous == "FULL"
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(SettingsError, match="SQLITE_SYNCHRONOUS"):
+        load_settings()
+
+
+async def test_a_trade_payload_shows_the_outcomes_the_trade_left_without_reading_them(
+    demo_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.markets.loaders import MarketLoaders
+
+    settings_url = connections.get("default").capabilities.dialect
+    reads: list[list[int]] = []
+    original = MarketLoaders._outcomes_by_market
+
+    async def counted(self: MarketLoaders, keys: list[int]) -> list[list[models.Outcome]]:
+        reads.append(keys)
+        return await original(self, keys)
+
+    monkeypatch.setattr(MarketLoaders, "_outcomes_by_market", counted)
+    trader = await demo_client.sign_up("payload_reader")
+    market = (await trader.data("{ markets(first: 1) { nodes { id outcomes { id } } } }"))[
+        "markets"
+    ]["nodes"][0]
+    reads.clear()
+    bought = await trader.data(
+        """mutation($input: BuySharesInput!) { buyShares(input: $input) {
+             market { id outcomes { id label probability } } errors { code } } }""",
+        {"input": {"outcomeId": market["outcomes"][1]["id"], "amount": "12.34"}},
+    )
+    primed = reads
+    reads = []
+    after = await trader.data(
+        "query($id: ID!) { node(id: $id) { ... on Market { id outcomes { id label probability } } } }",
+        {"id": market["id"]},
+    )
+    assert bought["buyShares"]["errors"] == []
+    assert bought["buyShares"]["market"] == after["node"]
+    # SQLite's unit hands its outcomes over; PostgreSQL's awaited path reads them.
+    assert primed == ([] if settings_url == "sqlite" else [[from_db_id(market["id"])]])
+
+
+def from_db_id(global_id: str) -> int:
+    from api.core.node import from_global_id
+
+    return int(from_global_id(global_id)[1])
