@@ -236,6 +236,20 @@ class Settings:
     # OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); off when empty
     otlp_endpoint: str = ""
     otlp_service_name: str = "agora"
+    # Performance: fan-out
+    # A websocket frame is written straight to the socket while the transport buffers at most
+    # this many bytes (the client keeps up); above it, frames wait in the bounded queue
+    ws_direct_write_buffer_bytes: int = 65_536
+    # permessage-deflate for websockets: off, as each compressing socket keeps ~64 KiB of zlib
+    # state per direction
+    ws_per_message_deflate: bool = False
+    # gc.freeze() after start-up and once this many subscriptions were made since the last
+    # freeze (and none for GC_FREEZE_QUIET_MS): thousands of long-lived sockets are then out of
+    # every collection's reach; 0: never freeze after subscribing
+    gc_freeze_after_subscriptions: int = 500
+    gc_freeze_quiet_ms: int = 1000
+    # The collector's generation 0 threshold (Python's default: 700); 0 leaves it as it is
+    gc_gen0_threshold: int = 10_000
 
     @property
     def is_sqlite(self) -> bool:
@@ -412,6 +426,16 @@ def load_settings() -> Settings:
         # Operations: tracing
         otlp_endpoint=_str("OTLP_ENDPOINT", defaults.otlp_endpoint),
         otlp_service_name=_str("OTLP_SERVICE_NAME", defaults.otlp_service_name),
+        # Performance: fan-out
+        ws_direct_write_buffer_bytes=_int(
+            "WS_DIRECT_WRITE_BUFFER_BYTES", defaults.ws_direct_write_buffer_bytes, 0
+        ),
+        ws_per_message_deflate=_bool("WS_PER_MESSAGE_DEFLATE", defaults.ws_per_message_deflate),
+        gc_freeze_after_subscriptions=_int(
+            "GC_FREEZE_AFTER_SUBSCRIPTIONS", defaults.gc_freeze_after_subscriptions, 0
+        ),
+        gc_freeze_quiet_ms=_int("GC_FREEZE_QUIET_MS", defaults.gc_freeze_quiet_ms, 0),
+        gc_gen0_threshold=_int("GC_GEN0_THRESHOLD", defaults.gc_gen0_threshold, 0),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(
