@@ -16,8 +16,10 @@ import json
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
+from websockets.exceptions import InvalidState, ProtocolError
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from realtime.fanout.connection import DIRECT_WRITE
 
@@ -105,12 +107,35 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             or transport.get_write_buffer_size() > max_buffer
         ):
             return False
-        try:
-            self.conn.send_text(text.encode())
-        except InvalidState:
-            return False
-        transport.write(b"".join(self.conn.data_to_send()))
+        conn = self.conn
+        if conn.extensions or conn.expect_continuation_frame or conn.state is not State.OPEN:
+            # A negotiated extension (permessage-deflate) frames per socket; the odd states
+            # are the protocol's to refuse.
+            try:
+                conn.send_text(text.encode())
+            except (InvalidState, ProtocolError):
+                return False
+            transport.write(b"".join(conn.data_to_send()))
+            return True
+        transport.write(text_frame(text))
         return True
+
+
+# The last text framed by ``text_frame``: an event's frame is the same str for every
+# subscriber of a group (same subscription id), so it is encoded and framed once, not per socket.
+_last_framed: tuple[str | None, bytes] = (None, b"")
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one unmasked, uncompressed websocket text frame: the bytes a server's
+    ``websockets`` protocol writes for it, whichever socket (a server never masks). Encoded
+    once for a run of calls with the same str object."""
+    global _last_framed
+    last, framed = _last_framed
+    if last is not text:
+        framed = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=())
+        _last_framed = (text, framed)
+    return framed
 
 
 WEBSOCKET_PROTOCOL = "app.wire:DirectWebSocketProtocol"

@@ -151,8 +151,11 @@ class Hub:
             seq = source.sequence(event)
             # Counted once per group, not per subscriber: thousands of them share the event.
             handed = replaced = 0
+            # One frame str per subscription id (clients mostly use the same): built once, and
+            # so encoded and framed once for all sockets (app.wire.text_frame).
+            frames: dict[str, str] = {}
             for sub in list(group.subs):
-                outcome = sub.offer(seq, payload)
+                outcome = sub.offer(seq, payload, frames)
                 if outcome:
                     handed += 1
                     if outcome == REPLACED:
