@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState, ProtocolError
@@ -92,6 +93,14 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = self.__dict__.get("scope")
         if scope is not None:
             scope["extensions"][DIRECT_WRITE] = self.write_text_now
+
+    async def send(self, message: ASGISendEvent) -> None:
+        """uvicorn's send; once the handshake is answered, its request and response (and their
+        headers, ~1 KiB a socket) are let go: nothing reads them after the accept."""
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("response", None)
 
     def write_text_now(self, text: str, max_buffer: int) -> bool:
         """Write one text frame now, if the socket is open and its transport buffers at most
