@@ -7,11 +7,12 @@ the server's CPU while delivering an event, though none of those objects was gar
   collections while a delivery allocates) and everything alive is frozen (``gc.freeze``: kept
   out of every later collection);
 * once ``GC_FREEZE_AFTER_SUBSCRIPTIONS`` subscriptions were made since the last freeze and none
-  for ``GC_FREEZE_QUIET_MS``, what is alive is frozen again: the sockets of a bulk subscribe;
+  for ``GC_FREEZE_QUIET_MS``, what is alive is frozen again: the sockets of a bulk subscribe
+  (unless fewer than that many are still open: a churn of short connections is not frozen);
 * a frozen object is still freed by reference counting, but a reference cycle among frozen
-  objects is never collected: once as many subscriptions ended as were frozen, the frozen set
-  is handed back to the collector (``gc.unfreeze``), so a churn of connections can't grow the
-  heap; the next bulk subscribe freezes again.
+  objects is never collected: once as many subscriptions ended as were open when it froze, the
+  frozen set is handed back to the collector (``gc.unfreeze``), so closed sockets can't grow
+  the heap; the next bulk subscribe freezes again.
 
 ``gc.freeze`` and ``gc.unfreeze`` move lists, whatever their length: neither holds the loop.
 """
@@ -27,11 +28,12 @@ from settings import Settings
 class GCTuning:
     """When to freeze and unfreeze the collector's objects (one per hub)."""
 
-    __slots__ = ("_timer", "ended", "frozen", "last_subscribe", "settings", "since_freeze")
+    __slots__ = ("_timer", "ended", "frozen", "last_subscribe", "live", "settings", "since_freeze")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Subscriptions made since the last freeze, and those a freeze covered but not ended.
+        # Subscriptions open now; made since the last freeze; open when it froze.
+        self.live = 0
         self.since_freeze = 0
         self.frozen = 0
         # Subscriptions ended since the last freeze.
@@ -48,6 +50,7 @@ class GCTuning:
 
     def subscribed(self) -> None:
         """A subscription was made: freeze once a bulk of them is done."""
+        self.live += 1
         wanted = self.settings.gc_freeze_after_subscriptions
         if not wanted:
             return
@@ -67,14 +70,17 @@ class GCTuning:
         self.freeze()
 
     def freeze(self) -> None:
-        """Freeze what is alive now (the subscriptions made since the last freeze with it)."""
-        gc.freeze()
-        self.frozen += self.since_freeze
+        """Freeze what is alive now, if enough subscriptions are open to be worth it."""
         self.since_freeze = 0
+        if self.live < self.settings.gc_freeze_after_subscriptions:
+            return
+        gc.freeze()
+        self.frozen, self.ended = self.live, 0
 
     def unsubscribed(self) -> None:
-        """A subscription ended: once as many ended as were frozen, unfreeze (their cycles can
-        be collected again)."""
+        """A subscription ended: once as many ended as were open at the freeze, unfreeze (their
+        cycles can be collected again)."""
+        self.live = max(0, self.live - 1)
         if not self.frozen:
             return
         self.ended += 1

@@ -231,7 +231,13 @@ def test_gc_tuning_freezes_after_start_up_and_bulk_subscribes_and_unfreezes_afte
             tuning.unsubscribed()
             assert gc.get_freeze_count() > 0
             tuning.unsubscribed()  # as many ended as were frozen: their cycles collectable
-            assert gc.get_freeze_count() == 0 and tuning.frozen == 0
+            assert gc.get_freeze_count() == 0 and tuning.frozen == 0 and tuning.live == 0
+            # A churn (each subscription ends before the next): never enough open to freeze.
+            for _ in range(4):
+                tuning.subscribed()
+                tuning.unsubscribed()
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() == 0 and tuning.frozen == 0 and tuning.since_freeze == 0
 
         loop.run_until_complete(scenario())
         off = GCTuning(replace(settings, gc_freeze_after_subscriptions=0))
