@@ -839,6 +839,7 @@ class Bench:
     skipped: list[str] = field(default_factory=list)
     spreads: dict[str, str] = field(default_factory=dict)  # subscribers per worker, per scenario
     churns: dict[str, Churn] = field(default_factory=dict)  # --churn, per target
+    completions: dict[str, dict[str, float]] = field(default_factory=dict)  # --client-processes
     deadline: float = 0.0
 
     def add(self, result: Result) -> None:
@@ -1044,6 +1045,154 @@ def note_spread(bench: Bench, label: str, target: Server, subscribers: list[Subs
     empty = [pid for pid, peers in target.connections().items() if not ports & set(peers)]
     if empty:
         print(f"  NOTE: workers {empty} got no subscriber: delivery through Redis not exercised")
+
+
+# -- completion with several client processes ---------------------------------------------------
+
+
+async def serve_client_helper(args: argparse.Namespace) -> None:
+    """A client process (``--client-helper``): ``--helper-count`` commentAdded subscribers of
+    ``--helper-article`` on ``--helper-url``, from source addresses after ``--helper-offset``;
+    prints ``ready SECONDS FAILURES``, then ``done MARK LAST_ARRIVAL`` (CLOCK_MONOTONIC, which
+    every process shares) once each event reached all of them; ends when stdin closes."""
+    raise_nofile()
+    board = Board()
+    semaphore = asyncio.Semaphore(args.connect_concurrency)
+    variables = {"articleId": args.helper_article}
+    began = time.perf_counter()
+    failures = 0
+
+    async def one(index: int) -> Subscriber | None:
+        nonlocal failures
+        async with semaphore:
+            source = source_address(args.helper_offset + index, args.source_addresses)
+            try:
+                return await open_subscriber(
+                    args.helper_url, variables, COMMENT_FEED, False, False, source
+                )
+            except Exception:
+                failures += 1
+                return None
+
+    opened = [s for s in await asyncio.gather(*(one(i) for i in range(args.helper_count))) if s]
+    for sub in opened:
+        sub.task = asyncio.create_task(read(sub, board))
+    print(f"ready {time.perf_counter() - began:.3f} {failures}", flush=True)
+    reported: set[Any] = set()
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    while not stdin_closed.done():
+        for mark, count in list(board.counts.items()):
+            if mark not in reported and count >= len(opened):
+                reported.add(mark)
+                last = max(sub.got[-1][0] for sub in opened if sub.got)
+                print(f"done {mark} {last:.6f}", flush=True)
+        await asyncio.sleep(0.002)
+    await close_all(opened, board)
+
+
+async def completion(bench: Bench, name: str, size: int) -> None:
+    """``size`` commentAdded subscribers on one article spread over ``--client-processes``
+    processes; ``--events`` comments one after another, each until its last subscriber had it
+    (the issue's completion time); connect+subscribe time of all of them at once."""
+    args = bench.args
+    label = f"completion × {size} on {name} ({args.client_processes} client processes)"
+    if bench.over_time(label):
+        return
+    print(f"{label}:")
+    target = start_target(name, args, bench.deployment, bench.folder)
+    controls: list[ClientConnection] = []
+    helpers: list[asyncio.subprocess.Process] = []
+    try:
+        await target.wait_ready()
+        url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
+        async with httpx.AsyncClient(timeout=600, trust_env=False) as http:
+            trigger = await make_trigger(bench, name, target, http, "commentAdded", controls)
+            share = [size // args.client_processes] * args.client_processes
+            share[0] += size - sum(share)
+            offset, began, cpu = 0, time.perf_counter(), target.cpu_seconds()
+            for count in share:
+                helpers.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "bench.fanout",
+                        "--client-helper",
+                        "--helper-url",
+                        url,
+                        "--helper-article",
+                        bench.article_id,
+                        "--helper-count",
+                        str(count),
+                        "--helper-offset",
+                        str(offset),
+                        "--source-addresses",
+                        str(args.source_addresses),
+                        "--connect-concurrency",
+                        str(args.connect_concurrency),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        cwd=str(BENCH_ROOT),
+                    )
+                )
+                offset += count
+            failures = 0
+            for helper in helpers:
+                assert helper.stdout is not None
+                _, _, failed = (await helper.stdout.readline()).decode().split()
+                failures += int(failed)
+            seconds, connect_cpu = time.perf_counter() - began, target.cpu_seconds() - cpu
+            print(
+                f"  {size - failures}/{size} connected and subscribed in {seconds:.1f}s "
+                f"(server CPU {connect_cpu * 1000 / max(1, size - failures):.2f} ms each)"
+            )
+            completions: list[float] = []
+            cpu = 0.0
+            # The first event is a warm-up (code paths loaded), not timed.
+            for index in range(args.events + 1):
+                if index == 1:
+                    cpu = target.cpu_seconds()
+                sent = time.perf_counter()
+                mark = await trigger(key_of({"articleId": bench.article_id}), index)
+                lasts = []
+                for helper in helpers:
+                    assert helper.stdout is not None
+                    while True:
+                        line = await asyncio.wait_for(helper.stdout.readline(), args.event_timeout)
+                        _, got, last = line.decode().split()
+                        if got == str(mark):
+                            lasts.append(float(last))
+                            break
+                if index:
+                    completions.append(max(lasts) - sent)
+            cpu = target.cpu_seconds() - cpu
+        ms = sorted(c * 1000 for c in completions)
+        print(
+            f"  completion over {len(ms)} events: p50 {percentile(ms, 50):.1f} ms, p99 "
+            f"{percentile(ms, 99):.1f} ms, max {ms[-1]:.1f} ms; server CPU "
+            f"{cpu * 1000 / max(1, len(ms)):.1f} ms/event"
+        )
+        bench.completions[f"{name} × {size}"] = {
+            "completion_p50_ms": percentile(ms, 50),
+            "completion_p99_ms": percentile(ms, 99),
+            "connect_seconds": seconds,
+            "connect_failures": failures,
+            "server_cpu_ms_per_event": cpu * 1000 / max(1, len(ms)),
+        }
+    finally:
+        for helper in helpers:
+            if helper.stdin is not None:
+                helper.stdin.close()
+        for helper in helpers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(helper.wait(), 60)
+            if helper.returncode is None:
+                helper.kill()
+        for control in controls:
+            with contextlib.suppress(Exception):
+                await control.close()
+        target.stop()
+        bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
 
 
 # -- churn: connect → subscribe → abrupt close -------------------------------------------------
@@ -1287,6 +1436,8 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         print(f"FAILED {failure}")
     status = 1 if failed or loud or bench.skipped or bench.failures else 0
     figures: dict[str, Any] = {"results": [r.as_json() for r in results]}
+    if bench.completions:
+        figures["completion"] = bench.completions
     if bench.churns:
         figures["churn"] = {
             name: {"cycles": c.cycles, "rss_kib": c.samples, "drift": c.drift}
@@ -1333,6 +1484,18 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> Resu
     bench.deadline = time.perf_counter() + args.time_limit
     await set_up(bench)
     targets = [t for t in TARGETS if t in args.targets]  # ours first: bare copies their frames
+    if args.client_processes:
+        for size in args.sizes:
+            for name in (t for t in targets if t != UNSHARED):
+                try:
+                    await completion(bench, name, size)
+                except Exception as exc:
+                    failure = f"completion × {size} on {name}: {type(exc).__name__}: {exc!s:.300}"
+                    print(f"  FAILED {failure}")
+                    bench.failures.append(failure)
+        if not args.churn:
+            return report(bench, limit)
+        args.sizes = []
     for number in range(args.rounds):
         if args.rounds > 1:
             print(f"-- round {number + 1} of {args.rounds}")
@@ -1411,6 +1574,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="connect → subscribe → abrupt-close cycles (issue 13: 100000)",
     )
     parser.add_argument("--churn-concurrency", type=int, default=50)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=0,
+        help="completion of --sizes over this many client processes (instead of the scenarios)",
+    )
+    parser.add_argument("--client-helper", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-article", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--helper-offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--connect-time-limit", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=120.0, help="per event, seconds")
     parser.add_argument("--time-limit", type=float, default=2400.0, help="no new scenario after")
@@ -1431,6 +1605,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_bare:
         uvloop.run(serve_bare(args.port, args.deflate, args.keepalive))
+        return 0
+    if args.client_helper:
+        uvloop.run(serve_client_helper(args))
         return 0
     return cli.run("fanout", args, run, runner=uvloop.run)
 
