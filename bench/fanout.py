@@ -1405,7 +1405,14 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         ):
             for text, n in counter.most_common(5):
                 print(f"    {label}: {n} × {text}")
-    if not failed:
+    for label, figures_of in bench.completions.items():
+        print(
+            f"completion {label} ({args.client_processes} client processes): p50 "
+            f"{figures_of['completion_p50_ms']:.1f} ms, p99 {figures_of['completion_p99_ms']:.1f} "
+            f"ms; connect+subscribe {figures_of['connect_seconds']:.1f}s (counts only: order "
+            "and duplicates are checked by the single-process scenarios)"
+        )
+    if not failed and results:
         print(
             "delivery check: every subscriber got every event exactly once, in order "
             "(no error/complete message, no connection closed by a server)"
