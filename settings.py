@@ -248,8 +248,10 @@ class Settings:
     # every collection's reach; 0: never freeze after subscribing
     gc_freeze_after_subscriptions: int = 500
     gc_freeze_quiet_ms: int = 1000
-    # The collector's generation 0 threshold (Python's default: 700); 0 leaves it as it is
-    gc_gen0_threshold: int = 10_000
+    # The collector's generation 0 threshold, set after start-up; 0 leaves Python's (700). Higher
+    # means fewer young collections while a delivery allocates, but more garbage alive between
+    # them (10,000 grew RSS ~1 KiB per abrupt close over 6,000 closes; 700 levelled off)
+    gc_gen0_threshold: int = 0
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,9 +3,9 @@
 A full collection walks every tracked object: with 5,000 subscribed sockets that was 38.7 % of
 the server's CPU while delivering an event, though none of those objects was garbage. So:
 
-* after start-up, the generation 0 threshold is raised (``GC_GEN0_THRESHOLD``: fewer young
-  collections while a delivery allocates) and everything alive is frozen (``gc.freeze``: kept
-  out of every later collection);
+* after start-up, everything alive is frozen (``gc.freeze``: kept out of every later
+  collection), and the generation 0 threshold set if ``GC_GEN0_THRESHOLD`` says so (off by
+  default: a higher one kept more garbage alive and grew RSS under a churn of sockets);
 * once ``GC_FREEZE_AFTER_SUBSCRIPTIONS`` subscriptions were made since the last freeze and none
   for ``GC_FREEZE_QUIET_MS``, what is alive is frozen again: the sockets of a bulk subscribe
   (unless fewer than that many are still open: a churn of short connections is not frozen);
