@@ -9,7 +9,6 @@ Run it with ``uvicorn app:create_app --factory`` (``make run`` does, after migra
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,7 +40,7 @@ from app.middleware import BodySizeLimit
 from app.observe import Observe
 from app.pages import Pages
 from app.response_cache import ResponseCache, bumping
-from app.wire import PROTOCOL
+from app.wire import PROTOCOL, WEBSOCKET_PROTOCOL
 from clock import use_offset_file
 from comments.service import Comments
 from db import instrument
@@ -51,6 +50,7 @@ from realtime.brokers import Broker, broker_for
 from realtime.endpoint import WebsocketEndpoint
 from realtime.events import SESSIONS, broker_publisher
 from realtime.fanout import Hub
+from realtime.fanout.gctuning import GCTuning
 from realtime.streams import HTTPStreams
 from settings import Settings, SettingsError, load_settings
 
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         broker,
         services.accounts.session,
         resolve_query=graphql.persisted.for_socket,
+        gc_tuning=(gc_tuning := GCTuning(settings)),
     )
     websocket = WebsocketEndpoint(hub)
     # GraphiQL and /demo, with the browser assets the app serves itself.
@@ -137,7 +138,8 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             if settings.otlp_endpoint:
                 # Spans leave on the exporter's own thread; flushed at the end below.
                 tracing.configure(settings.otlp_endpoint, settings.otlp_service_name)
-            gc.freeze()
+            # (And again after bulk subscribes: realtime.fanout.gctuning, GC_* settings.)
+            gc_tuning.after_start_up()
             pool_sampling = asyncio.create_task(pool_sampler(), name="metrics-pool")
             scheduler.start()
             try:
@@ -151,6 +153,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
                 if isinstance(limiter, RedisRateLimiter):
                     await limiter.aclose()
                 await streams.limits.aclose()
+                gc_tuning.cancel()
                 await broker.stop()
                 if response_cache is not None:
                     await response_cache.aclose()
@@ -279,6 +282,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
         # A request uvicorn can't parse (a URL over 80 KiB) is refused in JSON, not plain text.
         "http": PROTOCOL,
+        # uvicorn's websockets sans-I/O protocol lending the fan-out a direct write (app.wire).
+        "ws": WEBSOCKET_PROTOCOL,
+        # Off by default: each compressing socket keeps zlib state (WS_PER_MESSAGE_DEFLATE).
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
     }
 
 

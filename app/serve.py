@@ -152,7 +152,11 @@ def prepare_metrics_folder(workers: int) -> Path | None:
 
 
 def _is_websocket(connection: object) -> bool:
-    return type(connection).__module__.startswith("uvicorn.protocols.websockets")
+    # Subclasses too (app.wire.DirectWebSocketProtocol, every start path's).
+    return any(
+        cls.__module__.startswith("uvicorn.protocols.websockets")
+        for cls in type(connection).__mro__
+    )
 
 
 def _describe(task: asyncio.Task[Any]) -> str:

@@ -6,6 +6,17 @@
         [--time-limit 2400] [--deflate] [--keepalive] [--app-root DIR] [--json PATH]
         [--database-url postgres://…  (an empty database) | --postgres]
         [--workers 1] [--redis | --redis-url redis://…]
+        [--source-addresses 8] [--churn 100000] [--churn-concurrency 50]
+
+Issue 13's fan-out targets, one run (client in this process, server in its own):
+
+    .venv/bin/python -m bench.fanout --sizes 5000,10000 --events 20 --markets 0 \
+        --targets shared,bare --churn 100000
+
+reads, per size: ``done p99`` (per event, until the last subscriber had it; p99 over the
+events), ``µs/deliv`` shared / bare, ``KiB/conn`` shared / bare and "subscribed in N s"; then
+the churn's VmRSS drift (``--churn``: connect → subscribe → abrupt close with SO_LINGER 0, from
+``--source-addresses`` loopback addresses, RSS sampled every tenth of the cycles).
 
 It builds a fresh database (a temporary SQLite file by default) with the demo data, by the app
 of ``--app-root`` (default: this tree), and, one server at a time on loopback ports, measures
@@ -71,6 +82,8 @@ import math
 import os
 import platform
 import resource
+import socket
+import struct
 import sys
 import time
 import uuid
@@ -243,6 +256,7 @@ def start_target(
             "WS_PING_INTERVAL_SECONDS": "20" if args.keepalive else "3600",
         }
         options = ["--ws-ping-interval", "20" if args.keepalive else "0"]
+        options += websocket_options(args.app_root)
         options += log_config_options(folder)
         server = uvicorn_server(
             name,
@@ -256,6 +270,15 @@ def start_target(
         )
     server.start()
     return server
+
+
+def websocket_options(app_root: Path) -> list[str]:
+    """The websocket options every start path of ``app_root``'s app gives uvicorn
+    (``app.uvicorn_options``), on uvicorn's command line; none for a tree older than them."""
+    wire = app_root / "app" / "wire.py"
+    if not wire.exists() or "DirectWebSocketProtocol" not in wire.read_text():
+        return []
+    return ["--ws", "app.wire:DirectWebSocketProtocol", "--ws-per-message-deflate", "false"]
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -358,8 +381,20 @@ async def read(sub: Subscriber, board: Board) -> None:
         sub.closed = f"code {ws.close_code} {ws.close_reason or ''}".strip()
 
 
+def source_address(index: int, count: int) -> tuple[str, int] | None:
+    """The ``index``-th client's source address: one of ``count`` loopback addresses from
+    127.0.0.2 (None: the kernel's choice, 127.0.0.1), so that tens of thousands of connections
+    (and the churn's TIME_WAITs) don't exhaust one address's ephemeral ports."""
+    return (f"127.0.{2 + (index % count) // 250}.{2 + (index % count) % 250}", 0) if count else None
+
+
 async def open_subscriber(
-    url: str, variables: dict[str, Any], query: str, expect_first: bool, deflate: bool
+    url: str,
+    variables: dict[str, Any],
+    query: str,
+    expect_first: bool,
+    deflate: bool,
+    local_addr: tuple[str, int] | None = None,
 ) -> Subscriber:
     """Connect, init, subscribe; return once the subscription is in place."""
     ws = await connect(
@@ -372,6 +407,7 @@ async def open_subscriber(
         close_timeout=5,
         max_size=2**20,
         create_connection=TimedConnection,
+        local_addr=local_addr,
     )
     assert isinstance(ws, TimedConnection)
     try:
@@ -428,18 +464,21 @@ async def open_all(
     began, cpu = time.perf_counter(), target.cpu_seconds()
     deadline = began + args.connect_time_limit
 
-    async def one(variables: dict[str, Any]) -> Subscriber | None:
+    async def one(index: int, variables: dict[str, Any]) -> Subscriber | None:
         async with semaphore:
             if time.perf_counter() > deadline:
                 failures["not tried: connect phase over --connect-time-limit"] += 1
                 return None
             try:
-                return await open_subscriber(url, variables, query, expect_first, args.deflate)
+                source = source_address(index, args.source_addresses)
+                return await open_subscriber(
+                    url, variables, query, expect_first, args.deflate, source
+                )
             except Exception as exc:
                 failures[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
                 return None
 
-    results = await asyncio.gather(*(one(variables) for variables in plan))
+    results = await asyncio.gather(*(one(i, variables) for i, variables in enumerate(plan)))
     subscribers = [sub for sub in results if sub is not None]
     for sub in subscribers:
         sub.task = asyncio.create_task(read(sub, board))
@@ -611,6 +650,8 @@ class Result:
     latencies: list[float] = field(default_factory=list)  # seconds, per delivery
     lags: list[float] = field(default_factory=list)  # socket read → reader task, per delivery
     firsts: list[float] = field(default_factory=list)  # per event
+    # per event: until the last of its subscribers had it (issue 13's "completion time")
+    completions: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)  # mutation round trips
     window: float = 0.0  # seconds the deliveries took (see the module docstring)
     elapsed: float = 0.0
@@ -706,6 +747,9 @@ class Result:
             "p50_ms": self.ms(self.latencies, 50),
             "p99_ms": self.ms(self.latencies, 99),
             "first_p50_ms": self.ms(self.firsts, 50),
+            "completion_p50_ms": self.ms(self.completions, 50),
+            "completion_p99_ms": self.ms(self.completions, 99),
+            "connect_seconds": self.connect_seconds / self.rounds if self.rounds else math.nan,
             "mutation_p50_ms": self.ms(self.answers, 50),
             "deliveries_per_s": self.rate,
             "server_cpu_ms_per_event": self.cpu_ms_per_event,
@@ -764,6 +808,7 @@ def analyse(
             result.closed[sub.closed] += 1
     result.delivered = len(result.latencies)
     result.firsts = [first[m] - by_mark[m].sent for m in first]
+    result.completions = [last[m] - by_mark[m].sent for m in last]
     if batch.concurrency <= 1:
         result.window = sum(last[m] - by_mark[m].sent for m in last)
     elif last:
@@ -793,6 +838,8 @@ class Bench:
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     spreads: dict[str, str] = field(default_factory=dict)  # subscribers per worker, per scenario
+    churns: dict[str, Churn] = field(default_factory=dict)  # --churn, per target
+    completions: dict[str, dict[str, float]] = field(default_factory=dict)  # --client-processes
     deadline: float = 0.0
 
     def add(self, result: Result) -> None:
@@ -960,8 +1007,10 @@ async def measure(
                         bench.templates.setdefault(field_name, board.sample)
                 bench.add(result)
                 print(
-                    f"  {phase}: {result.delivered}/{result.expected} delivered, "
-                    f"p50 {result.ms(result.latencies, 50):.1f} ms, "
+                    f"  {phase}: {result.delivered}/{result.expected} delivered, completion "
+                    f"p50 {result.ms(result.completions, 50):.1f} ms p99 "
+                    f"{result.ms(result.completions, 99):.1f} ms over {len(result.completions)} "
+                    f"events, per delivery p50 {result.ms(result.latencies, 50):.1f} ms, "
                     f"p99 {result.ms(result.latencies, 99):.1f} ms, {result.rate:,.0f}/s, "
                     f"server CPU {result.cpu_ms_per_event:.1f} ms/event, client lag p99 "
                     f"{result.ms(result.lags, 99):.1f} ms, others "
@@ -996,6 +1045,241 @@ def note_spread(bench: Bench, label: str, target: Server, subscribers: list[Subs
     empty = [pid for pid, peers in target.connections().items() if not ports & set(peers)]
     if empty:
         print(f"  NOTE: workers {empty} got no subscriber: delivery through Redis not exercised")
+
+
+# -- completion with several client processes ---------------------------------------------------
+
+
+async def serve_client_helper(args: argparse.Namespace) -> None:
+    """A client process (``--client-helper``): ``--helper-count`` commentAdded subscribers of
+    ``--helper-article`` on ``--helper-url``, from source addresses after ``--helper-offset``;
+    prints ``ready SECONDS FAILURES``, then ``done MARK LAST_ARRIVAL`` (CLOCK_MONOTONIC, which
+    every process shares) once each event reached all of them; ends when stdin closes."""
+    raise_nofile()
+    board = Board()
+    semaphore = asyncio.Semaphore(args.connect_concurrency)
+    variables = {"articleId": args.helper_article}
+    began = time.perf_counter()
+    failures = 0
+
+    async def one(index: int) -> Subscriber | None:
+        nonlocal failures
+        async with semaphore:
+            source = source_address(args.helper_offset + index, args.source_addresses)
+            try:
+                return await open_subscriber(
+                    args.helper_url, variables, COMMENT_FEED, False, False, source
+                )
+            except Exception:
+                failures += 1
+                return None
+
+    opened = [s for s in await asyncio.gather(*(one(i) for i in range(args.helper_count))) if s]
+    for sub in opened:
+        sub.task = asyncio.create_task(read(sub, board))
+    print(f"ready {time.perf_counter() - began:.3f} {failures}", flush=True)
+    reported: set[Any] = set()
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    while not stdin_closed.done():
+        for mark, count in list(board.counts.items()):
+            if mark not in reported and count >= len(opened):
+                reported.add(mark)
+                last = max(sub.got[-1][0] for sub in opened if sub.got)
+                print(f"done {mark} {last:.6f}", flush=True)
+        await asyncio.sleep(0.002)
+    await close_all(opened, board)
+
+
+async def completion(bench: Bench, name: str, size: int) -> None:
+    """``size`` commentAdded subscribers on one article spread over ``--client-processes``
+    processes; ``--events`` comments one after another, each until its last subscriber had it
+    (the issue's completion time); connect+subscribe time of all of them at once."""
+    args = bench.args
+    label = f"completion × {size} on {name} ({args.client_processes} client processes)"
+    if bench.over_time(label):
+        return
+    print(f"{label}:")
+    target = start_target(name, args, bench.deployment, bench.folder)
+    controls: list[ClientConnection] = []
+    helpers: list[asyncio.subprocess.Process] = []
+    try:
+        await target.wait_ready()
+        url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
+        async with httpx.AsyncClient(timeout=600, trust_env=False) as http:
+            trigger = await make_trigger(bench, name, target, http, "commentAdded", controls)
+            share = [size // args.client_processes] * args.client_processes
+            share[0] += size - sum(share)
+            offset, began, cpu = 0, time.perf_counter(), target.cpu_seconds()
+            for count in share:
+                helpers.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "bench.fanout",
+                        "--client-helper",
+                        "--helper-url",
+                        url,
+                        "--helper-article",
+                        bench.article_id,
+                        "--helper-count",
+                        str(count),
+                        "--helper-offset",
+                        str(offset),
+                        "--source-addresses",
+                        str(args.source_addresses),
+                        "--connect-concurrency",
+                        str(args.connect_concurrency),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        cwd=str(BENCH_ROOT),
+                    )
+                )
+                offset += count
+            failures = 0
+            for helper in helpers:
+                assert helper.stdout is not None
+                _, _, failed = (await helper.stdout.readline()).decode().split()
+                failures += int(failed)
+            seconds, connect_cpu = time.perf_counter() - began, target.cpu_seconds() - cpu
+            print(
+                f"  {size - failures}/{size} connected and subscribed in {seconds:.1f}s "
+                f"(server CPU {connect_cpu * 1000 / max(1, size - failures):.2f} ms each)"
+            )
+            completions: list[float] = []
+            cpu = 0.0
+            # The first event is a warm-up (code paths loaded), not timed.
+            for index in range(args.events + 1):
+                if index == 1:
+                    cpu = target.cpu_seconds()
+                sent = time.perf_counter()
+                mark = await trigger(key_of({"articleId": bench.article_id}), index)
+                lasts = []
+                for helper in helpers:
+                    assert helper.stdout is not None
+                    while True:
+                        line = await asyncio.wait_for(helper.stdout.readline(), args.event_timeout)
+                        _, got, last = line.decode().split()
+                        if got == str(mark):
+                            lasts.append(float(last))
+                            break
+                if index:
+                    completions.append(max(lasts) - sent)
+            cpu = target.cpu_seconds() - cpu
+        ms = sorted(c * 1000 for c in completions)
+        print(
+            f"  completion over {len(ms)} events: p50 {percentile(ms, 50):.1f} ms, p99 "
+            f"{percentile(ms, 99):.1f} ms, max {ms[-1]:.1f} ms; server CPU "
+            f"{cpu * 1000 / max(1, len(ms)):.1f} ms/event"
+        )
+        bench.completions[f"{name} × {size}"] = {
+            "completion_p50_ms": percentile(ms, 50),
+            "completion_p99_ms": percentile(ms, 99),
+            "connect_seconds": seconds,
+            "connect_failures": failures,
+            "server_cpu_ms_per_event": cpu * 1000 / max(1, len(ms)),
+        }
+    finally:
+        for helper in helpers:
+            if helper.stdin is not None:
+                helper.stdin.close()
+        for helper in helpers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(helper.wait(), 60)
+            if helper.returncode is None:
+                helper.kill()
+        for control in controls:
+            with contextlib.suppress(Exception):
+                await control.close()
+        target.stop()
+        bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
+
+
+# -- churn: connect → subscribe → abrupt close -------------------------------------------------
+
+
+def abort(ws: ClientConnection) -> None:
+    """Close ``ws`` abruptly: SO_LINGER 0, so the kernel sends RST and keeps no TIME_WAIT (the
+    server sees a reset, not a closing handshake)."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.transport.abort()
+
+
+@dataclass
+class Churn:
+    """RSS of the server along the cycles, and how the cycles went."""
+
+    target: str
+    cycles: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    samples: list[tuple[int, float]] = field(default_factory=list)  # (cycles done, VmRSS KiB)
+    seconds: float = 0.0
+
+    @property
+    def drift(self) -> float:
+        """End RSS / RSS after the first tenth of the cycles (warm-up: pools, caches) − 1."""
+        if len(self.samples) < 3:
+            return math.nan
+        return self.samples[-1][1] / self.samples[1][1] - 1
+
+
+async def churn(bench: Bench, name: str) -> Churn | None:
+    """``--churn`` cycles of connect → init → subscribe (commentAdded on the article) → pong →
+    abrupt close, ``--churn-concurrency`` at a time, from ``--source-addresses`` addresses;
+    the server's VmRSS sampled at every tenth (after a collection settles: 0.5 s idle)."""
+    args = bench.args
+    label = f"churn × {args.churn} on {name}"
+    if bench.over_time(label):
+        return None
+    print(f"{label}:")
+    target = start_target(name, args, bench.deployment, bench.folder)
+    outcome = Churn(name)
+    try:
+        await target.wait_ready()
+        url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
+        variables = {"articleId": bench.article_id}
+        step = max(1, args.churn // 10)
+        began = time.perf_counter()
+        next_index = 0
+
+        async def until(end: int) -> None:
+            """Cycles, one after another, until ``end`` were started."""
+            nonlocal next_index
+            while next_index < end:
+                index = next_index
+                next_index += 1
+                source = source_address(index, args.source_addresses)
+                try:
+                    sub = await open_subscriber(url, variables, COMMENT_FEED, False, False, source)
+                except Exception as exc:
+                    outcome.failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                    continue
+                abort(sub.ws)
+                outcome.cycles += 1
+
+        done = 0
+        while done < args.churn:
+            batch_end = min(args.churn, done + step)
+            workers = min(args.churn_concurrency, batch_end - done)
+
+            await asyncio.gather(*(until(batch_end) for _ in range(workers)))
+            done = batch_end
+            await asyncio.sleep(0.5)
+            outcome.samples.append((done, target.rss_kib()))
+            print(f"  {done:>7} cycles: server VmRSS {outcome.samples[-1][1] / 1024:.1f} MiB")
+        outcome.seconds = time.perf_counter() - began
+        print(
+            f"  {outcome.cycles}/{args.churn} cycles in {outcome.seconds:.1f}s; RSS drift "
+            f"{outcome.drift:+.1%} (end / after the first tenth)"
+            + (f"; failures: {dict(outcome.failures.most_common(3))}" if outcome.failures else "")
+        )
+        return outcome
+    finally:
+        target.stop()
+        bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -1046,7 +1330,8 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
     print()
     header = (
         f"{'scenario':<26} {'target':<8} {'subs':>5} {'events':>6} {'delivered':>13} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'1st p50':>7} {'mut p50':>7} {'deliv/s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'done p99':>8} {'1st p50':>7} {'mut p50':>7} "
+        f"{'deliv/s':>8} "
         f"{'CPU ms/ev':>9} {'µs/deliv':>8} {'KiB/conn':>8} {'sub ms':>6} "
         f"{'client':>6} {'others':>6} {'lag p99':>7} {'frame':>5}"
     )
@@ -1060,6 +1345,7 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         print(
             f"{r.scenario:<26} {r.target:<8} {subs:>5} {r.events:>6} {delivered:>13} "
             f"{_f(r.ms(r.latencies, 50), 7, '.1f')} {_f(r.ms(r.latencies, 99), 7, '.1f')} "
+            f"{_f(r.ms(r.completions, 99), 8, '.1f')} "
             f"{_f(r.ms(r.firsts, 50), 7, '.1f')} {_f(mut, 7, '.1f')} {_f(r.rate, 8, ',.0f')} "
             f"{_f(r.cpu_ms_per_event, 9, '.1f')} {_f(r.cpu_us_per_delivery, 8, '.1f')} "
             f"{_f(r.rss_per_conn_kib, 8, '.1f')} {_f(r.connect_cpu_ms, 6, '.2f')} "
@@ -1067,8 +1353,9 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
             f"{_f(r.ms(r.lags, 99), 7, '.1f')} {r.frame_bytes or '-':>5}"
         )
     print(
-        "latency: client socket read − mutation/trigger send, per delivery; 1st: the first "
-        "subscriber of each event;\nmut: the mutation's HTTP round trip; deliv/s: deliveries / "
+        "latency: client socket read − mutation/trigger send, per delivery; done: per event, "
+        "until its last subscriber had it;\n1st: the first subscriber of each event; mut: the "
+        "mutation's HTTP round trip; deliv/s: deliveries / "
         "Σ(last delivery − send) (burst: / (last delivery − first send));\nCPU: server "
         "utime+stime; µs/deliv: beyond the same events with no subscriber; KiB/conn: VmRSS "
         "growth per idle subscribed connection;\nsub ms: server CPU per connect+subscribe; "
@@ -1118,7 +1405,14 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         ):
             for text, n in counter.most_common(5):
                 print(f"    {label}: {n} × {text}")
-    if not failed:
+    for label, figures_of in bench.completions.items():
+        print(
+            f"completion {label} ({args.client_processes} client processes): p50 "
+            f"{figures_of['completion_p50_ms']:.1f} ms, p99 {figures_of['completion_p99_ms']:.1f} "
+            f"ms; connect+subscribe {figures_of['connect_seconds']:.1f}s (counts only: order "
+            "and duplicates are checked by the single-process scenarios)"
+        )
+    if not failed and results:
         print(
             "delivery check: every subscriber got every event exactly once, in order "
             "(no error/complete message, no connection closed by a server)"
@@ -1130,6 +1424,17 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
             print(f"    {line[:300]}")
     if not loud:
         print("server logs: no warnings or errors")
+    for name, outcome in bench.churns.items():
+        verdict = "flat (within ±5 %)" if abs(outcome.drift) <= 0.05 else "NOT flat (over ±5 %)"
+        samples = ", ".join(f"{n}: {kib / 1024:.1f}" for n, kib in outcome.samples)
+        print(
+            f"churn on {name}: {outcome.cycles} connect → subscribe → abrupt-close cycles in "
+            f"{outcome.seconds:.1f}s; server VmRSS MiB by cycles {samples}; drift "
+            f"{outcome.drift:+.1%}: {verdict}"
+        )
+        if outcome.failures:
+            failed = True
+            print(f"    churn failures: {dict(outcome.failures.most_common(5))}")
     retries = {label: dict(c) for label, c in bench.retries.items() if c}
     print(f"trade retries (agora.trading, INFO): {retries or 'none'}")
     if bench.skipped:
@@ -1138,6 +1443,13 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         print(f"FAILED {failure}")
     status = 1 if failed or loud or bench.skipped or bench.failures else 0
     figures: dict[str, Any] = {"results": [r.as_json() for r in results]}
+    if bench.completions:
+        figures["completion"] = bench.completions
+    if bench.churns:
+        figures["churn"] = {
+            name: {"cycles": c.cycles, "rss_kib": c.samples, "drift": c.drift}
+            for name, c in bench.churns.items()
+        }
     if bench.spreads:
         figures["subscribers_per_worker"] = bench.spreads
     return Results(status, headline(bench), figures)
@@ -1179,6 +1491,18 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> Resu
     bench.deadline = time.perf_counter() + args.time_limit
     await set_up(bench)
     targets = [t for t in TARGETS if t in args.targets]  # ours first: bare copies their frames
+    if args.client_processes:
+        for size in args.sizes:
+            for name in (t for t in targets if t != UNSHARED):
+                try:
+                    await completion(bench, name, size)
+                except Exception as exc:
+                    failure = f"completion × {size} on {name}: {type(exc).__name__}: {exc!s:.300}"
+                    print(f"  FAILED {failure}")
+                    bench.failures.append(failure)
+        if not args.churn:
+            return report(bench, limit)
+        args.sizes = []
     for number in range(args.rounds):
         if args.rounds > 1:
             print(f"-- round {number + 1} of {args.rounds}")
@@ -1191,6 +1515,15 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> Resu
             plan = [{"marketId": m} for m in market_ids for _ in range(args.per_market)]
             for name in targets:
                 await attempt(bench, name, ODDS, plan, ODDS_FEED, "oddsUpdated")
+    if args.churn:
+        for name in (t for t in targets if t != UNSHARED):
+            try:
+                outcome = await churn(bench, name)
+            except Exception as exc:
+                bench.failures.append(f"churn on {name}: {type(exc).__name__}: {str(exc)[:300]}")
+                continue
+            if outcome is not None:
+                bench.churns[name] = outcome
     return report(bench, limit)
 
 
@@ -1235,6 +1568,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything, add up")
     parser.add_argument("--targets", type=cli.subset(TARGETS), default=list(TARGETS))
     parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument(
+        "--source-addresses",
+        type=int,
+        default=8,
+        help="client source addresses 127.0.0.2… (0: 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        help="connect → subscribe → abrupt-close cycles (issue 13: 100000)",
+    )
+    parser.add_argument("--churn-concurrency", type=int, default=50)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=0,
+        help="completion of --sizes over this many client processes (instead of the scenarios)",
+    )
+    parser.add_argument("--client-helper", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-article", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--helper-count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--helper-offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--connect-time-limit", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=120.0, help="per event, seconds")
     parser.add_argument("--time-limit", type=float, default=2400.0, help="no new scenario after")
@@ -1255,6 +1612,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_bare:
         uvloop.run(serve_bare(args.port, args.deflate, args.keepalive))
+        return 0
+    if args.client_helper:
+        uvloop.run(serve_client_helper(args))
         return 0
     return cli.run("fanout", args, run, runner=uvloop.run)
 

@@ -21,6 +21,7 @@ from db import instrument
 from db.health import is_database_down, within
 from logs import emit, get_logger
 from realtime.fanout import Connection, Hub
+from realtime.fanout.connection import DIRECT_WRITE
 from realtime.fanout.hub import RESTART_REASON, SERVICE_RESTART
 from realtime.operations import Observed, Operations, error_code
 from realtime.protocol import Subprotocol, negotiate
@@ -66,20 +67,32 @@ class SocketConnection(Connection):
     or ``complete``, the client's ``complete``, the socket's close), for their log lines.
     """
 
+    __slots__ = (
+        "busy",
+        "keepalive",
+        "observed",
+        "opened",
+        "operation_count",
+        "request_id",
+        "subscription_count",
+    )
+
     ws: WebSocket
     wire: Subprotocol
-    # An operation of the socket is being handled (a query or mutation runs): a drain lets it
-    # finish before closing.
-    busy = False
-    # The request id of the socket's handshake (every line of the socket carries it).
-    request_id: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # An operation of the socket is being handled (a query or mutation runs): a drain lets
+        # it finish before closing.
+        self.busy = False
+        # The request id of the socket's handshake (every line of the socket carries it).
+        self.request_id: str | None = None
         self.opened = perf_counter()
         self.observed: dict[str, Observed] = {}
         self.operation_count = 0
         self.subscription_count = 0
+        # The next keep-alive tick (a timer, not a task per socket).
+        self.keepalive: asyncio.TimerHandle | None = None
 
     def send(self, message: Any) -> None:
         """Queue ``message``; an ``error`` or ``complete`` ends its operation."""
@@ -156,29 +169,38 @@ class WebsocketEndpoint:
         address = client_address(
             ws.client.host if ws.client else None, ws.headers, self.settings.trusted_proxies
         )
-        conn = SocketConnection(ws, wire, self.settings, address)
+        # The server's synchronous write, when it lends one (app.wire): frames skip the queue
+        # while the socket keeps up. Either way the writer is a task only while frames wait.
+        direct = ws.scope.get("extensions", {}).get(DIRECT_WRITE)
+        conn = SocketConnection(ws, wire, self.settings, address, direct=direct, lazy_writer=True)
         # The handshake's request id (bound by app.observe): an operation the server ends from
         # another task (an overflow seen by the broker's dispatcher) is logged with it too.
         conn.request_id = get_contextvars().get("request_id")
         self.hub.connections.add(conn)
-        writer = asyncio.create_task(conn.writer())
         reader = asyncio.create_task(self._read(conn))
-        pinger = asyncio.create_task(self._keep_alive(conn))
+        # However the reader ends (a close, the client gone, a failure), the socket is done.
+        reader.add_done_callback(lambda _: conn.closed.set())
+        self._schedule_keepalive(conn)
         metrics.WEBSOCKETS_OPEN.inc()
         try:
-            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            # Set by close() (from anywhere: a revocation, the keep-alive, a drain), by the
+            # writer when the client went away, or as the reader ends.
+            await conn.closed.wait()
         finally:
             metrics.WEBSOCKETS_OPEN.dec()
-            for task in (reader, pinger):
-                task.cancel()
+            reader.cancel()
+            if conn.keepalive is not None:
+                conn.keepalive.cancel()
             for sub in list(conn.subs.values()):
                 self.hub.remove(sub)
             self.hub.connections.discard(conn)
-            if conn.closing is not None and not writer.done():
+            writer = conn.writer_task
+            if conn.closing is not None and writer is not None and not writer.done():
                 # Let the writer flush what was queued before the close (errors, acks).
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(writer, 2)
-            writer.cancel()
+            if writer is not None:
+                writer.cancel()
             if ws.application_state != WebSocketState.DISCONNECTED:
                 closing = conn.closing or Closed(CloseCode.NORMAL, "")
                 with contextlib.suppress(Exception):
@@ -214,19 +236,30 @@ class WebsocketEndpoint:
                 conn.close(SERVICE_RESTART, RESTART_REASON)
         await asyncio.gather(*(conn.closed.wait() for conn in sockets))
 
-    async def _keep_alive(self, conn: SocketConnection) -> None:
-        interval = self.settings.ws_ping_interval_seconds
+    def _schedule_keepalive(self, conn: SocketConnection) -> None:
+        """The socket's next keep-alive tick, in an interval (a timer: no task per socket)."""
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            if conn.session_expires is not None and conn.session_expires <= clock.now():
-                conn.close(CloseCode.FORBIDDEN, "Forbidden: session expired")
-                return
-            action = conn.wire.keepalive(loop.time() - conn.last_pong, interval)
-            if isinstance(action, Closed):
-                conn.close(action.code, action.reason)
-                return
-            conn.send(action)
+        conn.keepalive = loop.call_later(
+            self.settings.ws_ping_interval_seconds, self._keep_alive, conn
+        )
+
+    def _keep_alive(self, conn: SocketConnection) -> None:
+        """Every interval: end an expired session, else what the subprotocol says (a ping or
+        keep-alive message, or a close for a client silent too long)."""
+        conn.keepalive = None
+        if conn.closing is not None:
+            return
+        interval = self.settings.ws_ping_interval_seconds
+        if conn.session_expires is not None and conn.session_expires <= clock.now():
+            conn.close(CloseCode.FORBIDDEN, "Forbidden: session expired")
+            return
+        loop = asyncio.get_running_loop()
+        action = conn.wire.keepalive(loop.time() - conn.last_pong, interval)
+        if isinstance(action, Closed):
+            conn.close(action.code, action.reason)
+            return
+        conn.send(action)
+        self._schedule_keepalive(conn)
 
     async def _read(self, conn: SocketConnection) -> None:
         try:

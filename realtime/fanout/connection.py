@@ -1,14 +1,21 @@
 """One client's side of the fan-out (a websocket, or an HTTP stream carrying one operation): its
-viewer, bounded outbox and writer task.
+viewer, bounded outbox and writer.
 
 Each connection has one writer and a bounded queue, so a slow client delays no one: what can't
 be queued ends that client's subscription (``Sub.overflow``), never someone else's delivery.
+
+A websocket whose server lends a synchronous write (``DIRECT_WRITE``, see ``app.wire``) skips
+the queue while its transport's write buffer is low: the frame goes straight to the socket from
+the hub's own loop over the subscribers, with no task woken per delivery (38 µs → a few µs per
+delivery). Only when the buffer is high (the client isn't reading) or frames are already
+waiting are they queued, bounded as before, for a writer task made on demand.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +32,14 @@ from settings import Settings
 if TYPE_CHECKING:
     from realtime.fanout.subscription import Sub
 
+# The ASGI scope extension under which a server lends a websocket's synchronous write:
+# ``write(text, max_buffer) -> bool``, True once the frame is on the transport, False (nothing
+# written) when the transport's buffer holds more than ``max_buffer`` bytes or the socket can't
+# take a frame now (closing, closed, not yet accepted): then the frame is queued instead.
+DIRECT_WRITE = "agora.websocket.write"
+
+DirectWrite = Callable[[str, int], bool]
+
 
 class Transport(Protocol):
     """Where a connection's frames go: a websocket, or an HTTP response's body."""
@@ -33,7 +48,44 @@ class Transport(Protocol):
 
 
 class Connection:
-    """One client: its viewer, subscriptions, bounded outbox and writer task."""
+    """One client: its viewer, subscriptions, bounded outbox and writer.
+
+    ``direct``: the transport's synchronous write (frames skip the queue while its buffer is
+    low). ``lazy_writer``: no long-lived writer task; one is made when a frame has to be
+    queued and ends once the queue is empty (a websocket's endpoint waits on ``closed``). Without
+    either, the owner runs :meth:`writer` as a task for the connection's life (HTTP streams).
+    """
+
+    # Thousands of these live at once: no per-instance __dict__.
+    __slots__ = (
+        "__weakref__",
+        "_drained",
+        "_replay_slots",
+        "_wake",
+        "client_address",
+        "closed",
+        "closing",
+        "direct",
+        "last_pong",
+        "last_write",
+        "latest",
+        "lazy_writer",
+        "max_buffer",
+        "protocol",
+        "queue",
+        "replay_high_water",
+        "replay_low_water",
+        "sending",
+        "session_expires",
+        "settings",
+        "subs",
+        "token",
+        "token_hash",
+        "viewer",
+        "wire",
+        "writer_task",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -42,6 +94,8 @@ class Connection:
         settings: Settings,
         client_address: str = UNKNOWN,
         replay_slots: AbstractAsyncContextManager[Any] | None = None,
+        direct: DirectWrite | None = None,
+        lazy_writer: bool = False,
     ) -> None:
         # The websocket, or the HTTP stream's body writer.
         self.ws = ws
@@ -58,40 +112,91 @@ class Connection:
         self.subs: dict[str, Sub] = {}
         self.queue: deque[str] = deque()
         self.latest: dict[str, str] = {}
-        self.wake = asyncio.Event()
+        # Made on first use (most sockets never queue a frame, nor replay): fewer objects per
+        # idle connection.
+        self._wake: asyncio.Event | None = None
         self.closing: Closed | None = None
         # Set once closing: whoever serves the connection stops waiting on a stalled writer.
         self.closed = asyncio.Event()
         self.last_pong = asyncio.get_running_loop().time()
-        # When the writer last sent a frame (HTTP streams send heartbeats after a silence).
+        # When a frame was last sent (HTTP streams send heartbeats after a silence).
         self.last_write = self.last_pong
         # Replays of this connection running at once; the rest wait their turn here. An HTTP
         # stream carries one operation, so its slots are its client's (address and viewer).
-        self.replay_slots: AbstractAsyncContextManager[Any] = replay_slots or asyncio.Semaphore(
-            settings.ws_replays_per_connection
-        )
+        self._replay_slots = replay_slots
         # A replay fills the queue up to half its bound, leaving the other half to live events
         # (which end their subscription when the queue is full), and resumes once the writer has
         # drained it to a quarter: a high and a low water mark, so the two don't take turns
         # frame by frame.
         self.replay_high_water = max(1, settings.ws_queue_length // 2)
         self.replay_low_water = self.replay_high_water // 2
-        self.drained = asyncio.Event()
+        self._drained: asyncio.Event | None = None
+        self.direct = direct
+        self.max_buffer = settings.ws_direct_write_buffer_bytes
+        self.lazy_writer = lazy_writer or direct is not None
+        self.writer_task: asyncio.Task[None] | None = None
+        # The writer holds a frame it took off the queue and hasn't sent yet: a direct write
+        # now would overtake it.
+        self.sending = False
+
+    @property
+    def wake(self) -> asyncio.Event:
+        """Set when there is something for the writer to send (or the connection closes)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    @property
+    def drained(self) -> asyncio.Event:
+        """Set when the writer has drained the queue to the replays' low water mark."""
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        return self._drained
+
+    @property
+    def replay_slots(self) -> AbstractAsyncContextManager[Any]:
+        """The replay slots this connection's subscriptions take turns on."""
+        if self._replay_slots is None:
+            self._replay_slots = asyncio.Semaphore(self.settings.ws_replays_per_connection)
+        return self._replay_slots
+
+    def _write_now(self, frame: str) -> bool:
+        """Write ``frame`` straight to the transport if nothing is ahead of it and its buffer
+        is low; False (nothing written) otherwise."""
+        if (
+            self.direct is None
+            or self.sending
+            or self.queue
+            or self.latest
+            or not self.direct(frame, self.max_buffer)
+        ):
+            return False
+        self.last_write = asyncio.get_running_loop().time()
+        return True
+
+    def _start_writer(self) -> None:
+        self.wake.set()
+        if self.lazy_writer and (self.writer_task is None or self.writer_task.done()):
+            self.writer_task = asyncio.get_running_loop().create_task(self.writer())
 
     def push(self, frame: str, force: bool = False) -> bool:
-        """Queue a frame; False (and nothing queued) if the queue is full, unless forced."""
+        """Send or queue a frame; False (nothing queued) if the queue is full, unless forced."""
         if self.closing is not None:
+            return True
+        if self._write_now(frame):
             return True
         if not force and len(self.queue) >= self.settings.ws_queue_length:
             return False
         self.queue.append(frame)
-        self.wake.set()
+        self._start_writer()
         return True
 
     def push_latest(self, sub_id: str, frame: str) -> None:
-        """Queue a frame that replaces any not yet sent for the same subscription."""
+        """Send a frame, or queue it in place of any not yet sent for the same subscription."""
+        if self.closing is None and self._write_now(frame):
+            return
         self.latest[sub_id] = frame
-        self.wake.set()
+        self._start_writer()
 
     def send(self, message: ServerMessage | dict[str, Any]) -> None:
         """Queue a protocol message, whatever the queue's length (acks, errors, pongs); on an
@@ -112,8 +217,10 @@ class Connection:
         """Close once the writer has sent what is queued; the first reason given wins."""
         if self.closing is None:
             self.closing = Closed(code, reason)
-            self.wake.set()
-            self.drained.set()  # a replay waiting for room must not wait forever
+            if self._wake is not None:
+                self._wake.set()
+            if self._drained is not None:
+                self._drained.set()  # a replay waiting for room must not wait forever
             self.closed.set()
 
     async def room_for_replay(self) -> None:
@@ -123,26 +230,33 @@ class Connection:
             await self.drained.wait()
 
     async def writer(self) -> None:
-        """Send queued frames in order until closed; a vanished client just ends the loop."""
+        """Send queued frames in order until closed (a lazy writer: until the queue is empty);
+        a vanished client just ends the loop."""
         try:
             while True:
-                await self.wake.wait()
+                if not self.lazy_writer:
+                    await self.wake.wait()
                 self.wake.clear()
                 while self.queue or self.latest:
                     if self.queue:
                         frame = self.queue.popleft()
-                        if len(self.queue) <= self.replay_low_water:
-                            self.drained.set()
+                        if len(self.queue) <= self.replay_low_water and self._drained is not None:
+                            self._drained.set()
                     else:
                         sub_id = next(iter(self.latest))
                         frame = self.latest.pop(sub_id)
                     # Waits while the client isn't reading (the transport's buffer is full):
                     # that is what paces replays to the client.
-                    await self.ws.send_text(frame)
+                    self.sending = True
+                    try:
+                        await self.ws.send_text(frame)
+                    finally:
+                        self.sending = False
                     self.last_write = asyncio.get_running_loop().time()
-                if self.closing is not None:
+                if self.closing is not None or self.lazy_writer:
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closing = self.closing or Closed(CloseCode.ABNORMAL, "client went away")
-            self.drained.set()
+            if self._drained is not None:
+                self._drained.set()
             self.closed.set()

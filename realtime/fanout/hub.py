@@ -12,6 +12,7 @@ from logs import get_logger
 from realtime.brokers import Broker
 from realtime.events import SESSIONS
 from realtime.fanout.connection import Connection
+from realtime.fanout.gctuning import GCTuning
 from realtime.fanout.group import Group
 from realtime.fanout.subscription import REPLACED, Sub
 from realtime.ports import FindSession, GraphQLLayer, ResolveQuery, as_sent
@@ -35,6 +36,9 @@ class Hub:
     errors) and how to find a token's session: realtime imports neither.
     """
 
+    # The app's collector tuning, told of every subscription made and ended (none: untuned).
+    gc_tuning: GCTuning | None = None
+
     def __init__(
         self,
         graphql: GraphQLLayer,
@@ -43,6 +47,7 @@ class Hub:
         find_session: FindSession,
         share: bool = True,
         resolve_query: ResolveQuery = as_sent,
+        gc_tuning: GCTuning | None = None,
     ) -> None:
         self.graphql = graphql
         # Persisted queries and trusted documents, as HTTP applies them.
@@ -62,6 +67,9 @@ class Hub:
         self.replay_slots = asyncio.Semaphore(settings.ws_replays_per_process)
         # Set when the server drains (graceful shutdown): no new socket or stream is served.
         self.draining = False
+        # Freezes the collector's objects after bulk subscribes (realtime.fanout.gctuning);
+        # the app's, which also tunes it after start-up.
+        self.gc_tuning = gc_tuning
         broker.listen(self.on_event)
         broker.on_reconnect(self.resync)
 
@@ -88,6 +96,8 @@ class Hub:
         group.subs.add(sub)
         group.meters.subscriptions.inc()
         conn.subs[sub_id] = sub
+        if self.gc_tuning is not None:
+            self.gc_tuning.subscribed()
         return sub
 
     def remove(self, sub: Sub) -> None:
@@ -101,6 +111,8 @@ class Hub:
         if sub in group.subs:  # once, however many ways it ends
             group.subs.discard(sub)
             group.meters.subscriptions.dec()
+            if self.gc_tuning is not None:
+                self.gc_tuning.unsubscribed()
         if not group.subs:
             if self.groups.get(group.key) is group:
                 del self.groups[group.key]
@@ -139,8 +151,11 @@ class Hub:
             seq = source.sequence(event)
             # Counted once per group, not per subscriber: thousands of them share the event.
             handed = replaced = 0
+            # One frame str per subscription id (clients mostly use the same): built once, and
+            # so encoded and framed once for all sockets (app.wire.text_frame).
+            frames: dict[str, str] = {}
             for sub in list(group.subs):
-                outcome = sub.offer(seq, payload)
+                outcome = sub.offer(seq, payload, frames)
                 if outcome:
                     handed += 1
                     if outcome == REPLACED:

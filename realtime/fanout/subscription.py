@@ -62,12 +62,22 @@ class Sub:
     def __post_init__(self) -> None:
         self.prefix, self.suffix = self.conn.wire.data_frame(self.id)
 
-    def frame(self, payload_json: str) -> str:
-        """The data frame of this subscription carrying ``payload_json``."""
-        return self.prefix + payload_json + self.suffix
+    def frame(self, payload_json: str, frames: dict[str, str] | None = None) -> str:
+        """The data frame of this subscription carrying ``payload_json``; with ``frames`` (one
+        event's, keyed by prefix), the one str every subscriber of the same prefix shares."""
+        if frames is None:
+            return self.prefix + payload_json + self.suffix
+        frame = frames.get(self.prefix)
+        if frame is None:
+            # The suffix follows from the prefix (both are the wire's, for one id).
+            frame = frames[self.prefix] = self.prefix + payload_json + self.suffix
+        return frame
 
-    def offer(self, seq: int | None, payload_json: str) -> int:
-        """A rendered event for this subscriber, in the group's order: KEPT, HANDED or REPLACED."""
+    def offer(
+        self, seq: int | None, payload_json: str, frames: dict[str, str] | None = None
+    ) -> int:
+        """A rendered event for this subscriber, in the group's order: KEPT, HANDED or REPLACED.
+        ``frames``: the event's frames built so far for the group (see :meth:`frame`)."""
         if self.done:
             return KEPT
         if self.group.delivery == "coalesced":
@@ -76,10 +86,10 @@ class Sub:
                     return KEPT
                 self.last_seq = seq
             replacing = self.id in self.conn.latest
-            self.conn.push_latest(self.id, self.frame(payload_json))
+            self.conn.push_latest(self.id, self.frame(payload_json, frames))
             return REPLACED if replacing else HANDED
         if not self.group.sequenced or seq is None:
-            return HANDED if self._push(payload_json) else KEPT
+            return HANDED if self._push(payload_json, frames) else KEPT
         if self.replaying:
             if len(self.buffer) >= self.conn.settings.ws_queue_length:
                 # Bounded: drop the oldest. It is in the database, and the newer event kept
@@ -95,13 +105,13 @@ class Sub:
             self.buffer.append((seq, payload_json))
             self.start_catch_up(None)
             return KEPT
-        if self._push(payload_json):
+        if self._push(payload_json, frames):
             self.last_seq = seq
             return HANDED
         return KEPT
 
-    def _push(self, payload_json: str) -> bool:
-        if self.conn.push(self.frame(payload_json)):
+    def _push(self, payload_json: str, frames: dict[str, str] | None = None) -> bool:
+        if self.conn.push(self.frame(payload_json, frames)):
             return True
         self.overflow()
         return False

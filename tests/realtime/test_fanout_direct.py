@@ -1,0 +1,300 @@
+"""The fan-out's fast path: frames written straight to a socket that keeps up, queued (bounded)
+for one that doesn't; one frame shared by a group's subscribers; the collector's tuning."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from app import create_app, uvicorn_options
+from app.wire import text_frame
+from realtime.fanout import Connection, Group, Hub
+from realtime.fanout.gctuning import GCTuning
+from realtime.protocol import subprotocol
+from realtime.protocol.messages import dumps
+from realtime.protocol.multipart import MULTIPART
+from realtime.protocol.sse import SSE
+from realtime.sources import SubscriptionSource
+from settings import Settings
+
+
+@pytest.fixture
+def fresh_settings() -> Settings:
+    """Settings for connections that never reach a database."""
+    return Settings(env="test")
+
+
+class Socket:
+    """A websocket transport with a direct write whose buffer the test fills and empties."""
+
+    def __init__(self) -> None:
+        self.direct: list[str] = []
+        self.queued: list[str] = []
+        self.buffered = 0
+        self.reading = asyncio.Event()
+        self.reading.set()
+
+    def write(self, text: str, max_buffer: int) -> bool:
+        if self.buffered > max_buffer:
+            return False
+        self.direct.append(text)
+        return True
+
+    async def send_text(self, frame: str) -> None:
+        await self.reading.wait()
+        self.queued.append(frame)
+
+
+def socket_connection(settings: Settings) -> tuple[Connection, Socket]:
+    socket = Socket()
+    conn = Connection(socket, "graphql-transport-ws", settings, direct=socket.write)
+    return conn, socket
+
+
+async def test_a_socket_that_keeps_up_gets_frames_directly_with_no_writer_task(
+    fresh_settings: Settings,
+) -> None:
+    conn, socket = socket_connection(fresh_settings)
+    for n in range(5):
+        assert conn.push(f"frame {n}")
+    conn.push_latest("odds", "latest 1")
+    assert socket.direct == [*(f"frame {n}" for n in range(5)), "latest 1"]
+    assert conn.writer_task is None and not conn.queue and not conn.latest
+
+
+async def test_a_full_buffer_queues_and_the_writer_keeps_the_order(
+    fresh_settings: Settings,
+) -> None:
+    conn, socket = socket_connection(fresh_settings)
+    assert conn.push("a")
+    socket.buffered = fresh_settings.ws_direct_write_buffer_bytes + 1  # the client lags
+    socket.reading.clear()
+    assert conn.push("b") and conn.push("c")
+    assert list(conn.queue) == ["b", "c"] and conn.writer_task is not None
+    socket.buffered = 0  # the buffer drained, but "b" and "c" still wait: "d" goes behind them
+    assert conn.push("d")
+    assert socket.direct == ["a"] and list(conn.queue) == ["b", "c", "d"]
+    socket.reading.set()
+    await asyncio.wait_for(conn.writer_task, 2)
+    assert socket.direct == ["a"] and socket.queued == ["b", "c", "d"]
+    # The queue empty again: the next frame goes straight to the socket, no task left behind.
+    assert conn.writer_task.done()
+    assert conn.push("e")
+    assert socket.direct == ["a", "e"]
+
+
+async def test_a_slow_socket_is_cut_off_at_its_queue_bound(fresh_settings: Settings) -> None:
+    settings = replace(fresh_settings, ws_queue_length=4)
+    conn, socket = socket_connection(settings)
+    socket.buffered = 10**9  # never drains
+    socket.reading.clear()
+    results = [conn.push(f"f{n}") for n in range(6)]
+    assert results == [True, True, True, True, False, False]
+    # The writer takes the first off the queue (and waits to send it): room for one more.
+    await asyncio.sleep(0)
+    assert conn.push("f6") and not conn.push("f7")
+    assert list(conn.queue) == ["f1", "f2", "f3", "f6"] and socket.direct == []
+    assert conn.push("error", force=True)  # protocol messages still go in
+    assert conn.writer_task is not None
+    conn.writer_task.cancel()
+
+
+async def test_the_writer_ends_a_connection_whose_client_went_away(
+    fresh_settings: Settings,
+) -> None:
+    class Gone(Socket):
+        async def send_text(self, frame: str) -> None:
+            raise OSError("reset")
+
+    socket = Gone()
+    socket.buffered = 10**9
+    conn = Connection(socket, "graphql-transport-ws", fresh_settings, direct=socket.write)
+    conn.push("x")
+    assert conn.writer_task is not None
+    await asyncio.wait_for(conn.writer_task, 2)
+    assert conn.closing is not None and conn.closing.code == 1006 and conn.closed.is_set()
+
+
+class Ordered(SubscriptionSource[int]):
+    """An unsequenced, in-order source whose root is the event."""
+
+    async def root(self, target: int, event: Mapping[str, Any], loaders: Any) -> Any:
+        return event
+
+
+@dataclass(eq=False)
+class Rendered(Group):
+    """A group whose payload is the event's ``n`` (no schema to execute)."""
+
+    async def render(self, root: Any, loaders: Any) -> str:
+        return '{"data":{"n":' + str(root["n"]) + "}}"
+
+
+class Layer:
+    def loaders(self) -> None:
+        return None
+
+
+async def test_a_group_shares_one_frame_identical_to_each_sockets_own(
+    fresh_settings: Settings,
+) -> None:
+    hub = Hub.__new__(Hub)
+    hub.graphql = Layer()  # type: ignore[assignment]
+    hub.settings = fresh_settings
+    hub.groups, hub.by_channel, hub.connections = {}, {}, set()
+    key = ("testShared", 1)
+    make = lambda: Rendered(hub, key, "testShared", 1, "test:shared", None, None, Ordered())  # type: ignore[arg-type]  # noqa: E731
+    pairs = [socket_connection(fresh_settings) for _ in range(3)]
+    legacy = Socket()
+    legacy_conn = Connection(legacy, "graphql-ws", fresh_settings, direct=legacy.write)
+    subs = [hub.add(conn, "1", key, make) for conn, _ in pairs]
+    subs.append(hub.add(legacy_conn, "1", key, make))
+    other = socket_connection(fresh_settings)
+    subs.append(hub.add(other[0], "7", key, make))
+    for sub in subs:
+        sub.replaying = False
+    await hub.on_event("test:shared", {"n": 5})
+    sent = [socket.direct[0] for _, socket in pairs]
+    # One str object for the sockets of the same subscription id and subprotocol…
+    assert sent[0] is sent[1] is sent[2]
+    # …equal to what each would have encoded for itself, in each protocol.
+    payload = {"data": {"n": 5}}
+    assert json.loads(sent[0]) == {"id": "1", "type": "next", "payload": payload}
+    assert sent[0] == subscprotocol_frame("graphql-transport-ws", "1", payload)
+    assert legacy.direct == [subscprotocol_frame("graphql-ws", "1", payload)]
+    assert other[1].direct == [subscprotocol_frame("graphql-transport-ws", "7", payload)]
+    # HTTP streams' frames likewise.
+    for wire in (SSE, MULTIPART):
+        prefix, suffix = wire.data_frame("1")
+        assert prefix + dumps(payload) + suffix == wire.result(payload)  # type: ignore[arg-type]
+
+
+def subscprotocol_frame(name: str, sub_id: str, payload: dict[str, Any]) -> str:
+    wire = subprotocol(name)
+    message: Any = {"id": sub_id, "type": wire.data_type, "payload": payload}
+    return wire.encode(message)
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 65_535, 65_536, 70_000])
+def test_a_shared_websocket_frame_is_the_bytes_websockets_writes(size: int) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)
+    protocol = ServerProtocol()
+    protocol.state = State.OPEN
+    protocol.send_text(text.encode())
+    assert text_frame(text) == b"".join(protocol.data_to_send())
+    # Framed once for the same str: the very same bytes object the second time.
+    assert text_frame(text) is text_frame(text)
+    assert Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=()) == text_frame(
+        text
+    )
+
+
+def test_gc_tuning_freezes_after_start_up_and_bulk_subscribes_and_unfreezes_after_churn(
+    fresh_settings: Settings,
+) -> None:
+    settings = replace(
+        fresh_settings,
+        gc_freeze_after_subscriptions=3,
+        gc_freeze_quiet_ms=0,
+        gc_gen0_threshold=5000,
+    )
+    threshold = gc.get_threshold()
+    loop = asyncio.new_event_loop()
+    try:
+        tuning = GCTuning(settings)
+        gc.unfreeze()
+        tuning.after_start_up()
+        assert gc.get_threshold()[0] == 5000
+        assert gc.get_freeze_count() > 0
+        gc.unfreeze()
+
+        async def scenario() -> None:
+            for _ in range(2):
+                tuning.subscribed()
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() == 0  # not a bulk yet
+            tuning.subscribed()
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() > 0 and tuning.frozen == 3
+            tuning.unsubscribed()
+            tuning.unsubscribed()
+            assert gc.get_freeze_count() > 0
+            tuning.unsubscribed()  # as many ended as were frozen: their cycles collectable
+            assert gc.get_freeze_count() == 0 and tuning.frozen == 0 and tuning.live == 0
+            # A churn (each subscription ends before the next): never enough open to freeze.
+            for _ in range(4):
+                tuning.subscribed()
+                tuning.unsubscribed()
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() == 0 and tuning.frozen == 0 and tuning.since_freeze == 0
+
+        loop.run_until_complete(scenario())
+        off = GCTuning(replace(settings, gc_freeze_after_subscriptions=0))
+        off.subscribed()
+        assert off.since_freeze == 0 and off._timer is None
+    finally:
+        loop.close()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_uvicorn_options_name_the_direct_protocol_and_deflate_off() -> None:
+    settings = Settings(env="test")
+    options = uvicorn_options(settings)
+    assert options["ws"] == "app.wire:DirectWebSocketProtocol"
+    assert options["ws_per_message_deflate"] is False
+    assert uvicorn_options(replace(settings, ws_per_message_deflate=True))["ws_per_message_deflate"]
+
+
+async def test_a_live_socket_gets_its_frames_written_directly(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through uvicorn as every start path starts it: the endpoint's connection has the
+    protocol's write, and a socket's acks and pongs arrive through it."""
+    import socket as sockets
+
+    from realtime import endpoint
+
+    seen: list[Connection] = []
+    real = endpoint.SocketConnection.__init__
+
+    def spy(self: endpoint.SocketConnection, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        seen.append(self)
+
+    monkeypatch.setattr(endpoint.SocketConnection, "__init__", spy)
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = replace(fresh_settings, host="127.0.0.1", port=port)
+    app = create_app(settings)
+    options = {**uvicorn_options(settings), "lifespan": "off", "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
+            await asyncio.sleep(0.02)
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        ) as ws:
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+            assert len(seen) == 1 and seen[0].direct is not None
+            assert seen[0].writer_task is None  # nothing ever had to wait
+    finally:
+        server.should_exit = True
+        await task
