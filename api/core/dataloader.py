@@ -19,7 +19,7 @@ from tortoise.models import Model
 
 from api.core.errors import ResponseTooLarge
 from api.core.pagination import Ordering, Page, PageRequest, Source, count_rows, fetch_pages
-from db.sql import fetch_dicts, placeholders
+from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K", bound=Hashable)
@@ -35,13 +35,24 @@ class ListSpec:
 
 
 def by_field(model: type[M], field: str) -> Callable[[list[Any]], Awaitable[list[M | None]]]:
-    """A batch function loading rows of ``model`` by a unique ``field``: one row or None a key."""
+    """A batch function loading rows of ``model`` by a unique ``field``: one plain row
+    (``db.sql.PlainRow``, a model instance's attributes) or None a key."""
     # A key longer than the column matches nothing (and Tortoise refuses to send it).
     max_length = getattr(model._meta.fields_map[field], "max_length", None)
+    table = model._meta.db_table
+    column = model._meta.fields_db_projection[field]
 
     async def load(keys: list[Any]) -> list[M | None]:
-        wanted = {k for k in keys if max_length is None or len(k) <= max_length}
-        rows = await model.filter(**{f"{field}__in": list(wanted)}) if wanted else []
+        wanted = list({k for k in keys if max_length is None or len(k) <= max_length})
+        rows = (
+            await fetch_rows(
+                model,
+                f"SELECT * FROM {table} WHERE {column} IN ({placeholders(len(wanted))})",
+                wanted,
+            )
+            if wanted
+            else []
+        )
         found = {getattr(row, field): row for row in rows}
         return [found.get(key) for key in keys]
 
@@ -181,4 +192,5 @@ async def link_query(
         f"WHERE l.{key_column} IN ({placeholders(len(unique))}) ORDER BY {order}",
         unique,
     )
-    return grouped(keys, ((row["_parent"], model._init_from_db(**row)) for row in rows))
+    build = plain_rows(model)
+    return grouped(keys, ((row["_parent"], build(row)) for row in rows))

@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 from tortoise.models import Model
 
 from api.core.errors import BadUserInput
-from db.sql import fetch_dicts, placeholders, unstorable_reason
+from db.sql import fetch_dicts, placeholders, plain_rows, unstorable_reason
 
 M = TypeVar("M", bound=Model)
 
@@ -285,6 +285,8 @@ async def fetch_pages(
         for row in rows:
             grouped.setdefault(row["_parent"], []).append(row)
     pages: dict[Any, Page[Any]] = {}
+    build = plain_rows(source.model)
+    joined = [(join, plain_rows(join.model, f"{join.alias}__")) for join in source.joins]
     for parent, group in grouped.items():
         has_more = len(group) > request.size
         group = group[: request.size]
@@ -294,17 +296,15 @@ async def fetch_pages(
             encode_cursor(ordering, [row[f"_s{i}"] for i in range(len(ordering.keys))])
             for row in group
         ]
-        models = [source.model._init_from_db(**row) for row in group]
+        models = [build(row) for row in group]
         if request.backward:
             page = Page(models, cursors, has_next=request.cursor is not None, has_previous=has_more)
         else:
             page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
-        for join in source.joins:
-            prefix = f"{join.alias}__"
+        for join, build_joined in joined:
+            present = f"{join.alias}__id"
             page.related[join.loader] = [
-                join.model._init_from_db(**{col: row[prefix + col] for col in join.columns()})
-                for row in group
-                if row[prefix + "id"] is not None
+                build_joined(row) for row in group if row[present] is not None
             ]
         pages[parent] = page
     return pages
