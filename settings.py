@@ -236,6 +236,9 @@ class Settings:
     # OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); off when empty
     otlp_endpoint: str = ""
     otlp_service_name: str = "agora"
+    # Performance: read path. Plain queries (fields only: no fragments, directives or abstract
+    # types) run on api.core.execution's planned executor; off: graphql-core's for everything
+    fast_execution: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -412,6 +415,8 @@ def load_settings() -> Settings:
         # Operations: tracing
         otlp_endpoint=_str("OTLP_ENDPOINT", defaults.otlp_endpoint),
         otlp_service_name=_str("OTLP_SERVICE_NAME", defaults.otlp_service_name),
+        # Performance: read path
+        fast_execution=_bool("FAST_EXECUTION", defaults.fast_execution),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

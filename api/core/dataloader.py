@@ -101,6 +101,26 @@ class ResponseBudget:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
+    """``convert`` of what a load gives: at once when the loader already has it (rows primed
+    by a page's join, a key asked before), else an awaitable of it.
+
+    A resolver returning this is synchronous whenever the data is there: graphql-core then
+    completes the field in place instead of through a coroutine and its await chain (a comment
+    thread's authors are all primed: sixty fewer coroutines on an article page). Typed as
+    ``R`` because that is the field's type either way: graphql-core awaits an awaitable that a
+    resolver returns.
+    """
+    if isinstance(loaded, asyncio.Future) and loaded.done():
+        return convert(loaded.result())  # a failed load raises here, as awaiting it would
+
+    async def later() -> R:
+        return convert(await loaded)
+
+    return later()  # type: ignore[return-value]
 
 
 class CountingDataLoader(DataLoader[K, T]):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from api.core.dataloader import LoaderBase, by_field, link_query
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
+
+R = TypeVar("R")
 
 
 class NewsLoaders(LoaderBase):
@@ -31,6 +34,17 @@ class NewsLoaders(LoaderBase):
         if self._tree is None:
             self._tree = CategoryTree(await fetch_rows(models.Category, "SELECT * FROM categories"))
         return self._tree
+
+    def with_category_tree(self, use: Callable[[CategoryTree], R]) -> R:
+        """``use(tree)``: at once once the tree is loaded (a resolver returning this is then
+        synchronous), else an awaitable that loads it first (typed as ``R``, as ``then``)."""
+        if self._tree is not None:
+            return use(self._tree)
+
+        async def later() -> R:
+            return use(await self.category_tree())
+
+        return later()  # type: ignore[return-value]
 
     async def _tags_by_article(self, keys: list[int]) -> list[list[models.Tag]]:
         return await link_query(
