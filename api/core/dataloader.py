@@ -176,6 +176,8 @@ class LoaderBase:
                 pages = await fetch_pages(spec.source, spec.ordering, spec.request, unique)
             for parent, page in pages.items():
                 found[(parent, spec)] = page
+                if page.total is not None:
+                    self.count_by_parent.prime((parent, spec.source), page.total)
                 for loader_name, rows in page.related.items():
                     loader: DataLoader[Any, Any] = getattr(self, loader_name)
                     for row in rows:

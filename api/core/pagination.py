@@ -106,6 +106,9 @@ class Page(Generic[M]):
     has_previous: bool
     # Per Join: the related rows of this page, to prime that join's loader with.
     related: dict[str, list[Model]] = field(default_factory=dict)
+    # The number of rows of the whole list (as ``count_rows`` counts it), when the statement
+    # that read the page counted them too (a first page of a windowed, per-parent statement).
+    total: int | None = None
 
 
 @dataclass
@@ -262,6 +265,9 @@ async def fetch_pages(
         f" LEFT JOIN {j.model._meta.db_table} {j.alias} ON {j.on}" for j in source.joins
     )
     limit = request.size + 1
+    # Without a cursor the window partition holds the parent's whole list: counting it there
+    # costs nothing more and answers totalCount without a statement of its own.
+    counted = parents is not None and request.cursor is None
     if parents is None:
         sql = (
             f"SELECT {source.table}.*, {sort_cols}{join_cols} FROM {from_sql} "
@@ -271,8 +277,9 @@ async def fetch_pages(
         sql = (
             f"SELECT * FROM (SELECT {source.table}.*, {sort_cols}{join_cols}, "
             f"{source.parent} AS _parent, "
-            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn "
-            f"FROM {from_sql} WHERE {where_sql}) windowed "
+            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn"
+            + (f", COUNT(*) OVER (PARTITION BY {source.parent}) AS _total " if counted else " ")
+            + f"FROM {from_sql} WHERE {where_sql}) windowed "
             f"WHERE _rn <= {limit} ORDER BY _parent, _rn"
         )
     rows = await fetch_dicts(sql, where.params)
@@ -301,6 +308,8 @@ async def fetch_pages(
             page = Page(models, cursors, has_next=request.cursor is not None, has_previous=has_more)
         else:
             page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
+        if counted:
+            page.total = int(group[0]["_total"]) if group else 0
         for join, build_joined in joined:
             present = f"{join.alias}__id"
             page.related[join.loader] = [
