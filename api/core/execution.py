@@ -13,9 +13,11 @@ types, no introspection but ``__typename``) from a plan built once per parsed op
   awaitables are awaited together (so loaders still see one batch per level), then the objects
   they returned are expanded into the next level;
 - any error, null in a non-null position, unexpected value or unsupported shape abandons the
-  fast run and the operation runs again on graphql-core's executor, from a clean budget: errors,
-  their paths and partial data are exactly graphql-core's. Loaders keep what the abandoned run
-  loaded (the same request's data).
+  fast run and the operation runs on graphql-core's executor, which *replays* what each resolver
+  already called gave (its value, or its exception) instead of calling it again: errors, their
+  paths and partial data are exactly graphql-core's, and nothing is read twice (a resolver that
+  failed on a database timeout is not retried, so an outage answers as fast as before). Loaders
+  keep what the abandoned run loaded; the response budget keeps what it counted.
 
 ``tests/core/test_fast_execution.py`` checks that both executors answer the same over a corpus.
 """
@@ -184,6 +186,43 @@ def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _
 _Pending = tuple[_Object, Any, dict[str, Any], Path | None]
 
 
+class _Replay:
+    """A graphql-core middleware manager that answers each field already resolved by the fast
+    run with what its resolver gave then (asynchronously if it was awaited)."""
+
+    middlewares = ()
+
+    def __init__(self, outcomes: list[tuple[Path, bool, Any, bool]]) -> None:
+        # path -> (awaited, value or exception, raised)
+        self.outcomes = {
+            tuple(path.as_list()): (awaited, value, raised)
+            for path, awaited, value, raised in outcomes
+        }
+
+    def get_field_resolver(self, resolve: Callable[..., Any]) -> Callable[..., Any]:
+        """``resolve``, or the recorded outcome where there is one."""
+        outcomes = self.outcomes
+
+        def replayed(source: Any, info: Any, **args: Any) -> Any:
+            outcome = outcomes.pop(tuple(info.path.as_list()), None)
+            if outcome is None:
+                return resolve(source, info, **args)
+            awaited, value, raised = outcome
+            if not awaited:
+                if raised:
+                    raise value
+                return value
+
+            async def later() -> Any:
+                if raised:
+                    raise value
+                return value
+
+            return later()
+
+        return replayed
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, with plain queries run from a plan (module docstring)."""
 
@@ -200,18 +239,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return self._execute_fast(plan, serially)
 
     async def _execute_fast(self, plan: _Object, serially: bool | None) -> Any:
-        budget = getattr(getattr(self.context_value, "loaders", None), "budget", None)
-        spent = budget.used if budget is not None else 0
+        outcomes: list[tuple[Path, bool, Any, bool]] = []
         try:
-            data = await self._run(plan)
-        except _Fallback:
-            data = None
-        except Exception:
+            data = await self._run(plan, outcomes)
+        except Exception:  # _Fallback, or any failure: graphql-core reports it its own way
             data = None
         if data is None:
             stats.fallback += 1
-            if budget is not None:
-                budget.used = spent
+            self.middleware_manager = _Replay(outcomes)  # type: ignore[assignment]
             result = super().execute_operation(serially)
             if self.is_awaitable(result):
                 return await result
@@ -219,7 +254,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         stats.fast += 1
         return self.finish(self.build_response(data))
 
-    async def _run(self, plan: _Object) -> dict[str, Any]:
+    async def _run(
+        self, plan: _Object, outcomes: list[tuple[Path, bool, Any, bool]]
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {}
         level: list[_Pending] = [(plan, self.root_value, data, None)]
         is_awaitable = self.is_awaitable
@@ -238,11 +275,18 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             value = getattr(source, entry.attribute)
                             info = None
                         else:
-                            info, value = self._resolve(entry, object_plan.type, source, field_path)
+                            try:
+                                info, value = self._resolve(
+                                    entry, object_plan.type, source, field_path
+                                )
+                            except Exception as exc:
+                                outcomes.append((field_path, False, exc, True))
+                                raise
                             if is_awaitable(value):
                                 out[entry.key] = None  # keeps the key's place in the output
                                 waiting.append((entry, value, out, field_path, info))
                                 continue
+                            outcomes.append((field_path, False, value, False))
                         out[entry.key] = self._complete(
                             entry, entry.type, value, following, field_path, info
                         )
@@ -254,6 +298,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if waiting:
                 # All of the level at once: the loaders batch what the level asks for.
                 values = await asyncio.gather(*(w[1] for w in waiting), return_exceptions=True)
+                for (_, _, _, field_path, _), value in zip(waiting, values, strict=True):
+                    outcomes.append((field_path, True, value, isinstance(value, BaseException)))
                 for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
                     if isinstance(value, BaseException):
                         raise _Fallback from value
