@@ -268,6 +268,9 @@ class Settings:
     # means fewer young collections while a delivery allocates, but more garbage alive between
     # them (10,000 grew RSS ~1 KiB per abrupt close over 6,000 closes; 700 levelled off)
     gc_gen0_threshold: int = 0
+    # Performance: read path. Plain queries (fields only: no fragments, directives or abstract
+    # types) run on api.core.execution's planned executor; off: graphql-core's for everything
+    fast_execution: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -466,6 +469,8 @@ def load_settings() -> Settings:
         ),
         gc_freeze_quiet_ms=_int("GC_FREEZE_QUIET_MS", defaults.gc_freeze_quiet_ms, 0),
         gc_gen0_threshold=_int("GC_GEN0_THRESHOLD", defaults.gc_gen0_threshold, 0),
+        # Performance: read path
+        fast_execution=_bool("FAST_EXECUTION", defaults.fast_execution),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

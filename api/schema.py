@@ -24,6 +24,7 @@ from api.accounts.mutations import change_password, log_in, log_out, sign_up
 from api.comments import queries as comments_q
 from api.comments import subscriptions as comments_s
 from api.comments.mutations import delete_comment, edit_comment, post_comment, report_comment
+from api.core.execution import FastExecutionContext
 from api.core.scalars import DECIMAL_SCALAR
 from api.extensions import ErrorCodes, make_query_limits
 from api.markets import queries as markets_q
@@ -108,6 +109,8 @@ def build_schema(settings: Settings) -> AgoraSchema:
         types=list(nodes_q.NODE_TYPES),
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        # Plain queries run from a plan, the rest on graphql-core (api.core.execution).
+        execution_context_class=FastExecutionContext if settings.fast_execution else None,
     )
     # The HTTP view checks documents before execution, through the same cache.
     schema.check_document = checks.check  # type: ignore[attr-defined]

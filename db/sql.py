@@ -2,18 +2,24 @@
 
 Keyset pages and per-parent windows (ROW_NUMBER() OVER (PARTITION BY …)) are beyond what
 Tortoise's query builder expresses, so they are written as SQL with ``?`` placeholders and run
-through Tortoise's own connection: the same pool, transactions and type adapters. Rows come back
-as model instances via ``Model._init_from_db``, exactly as Tortoise builds them itself.
+through Tortoise's own connection: the same pool, transactions and type adapters. Read paths
+turn rows into plain rows (``plain_rows``): the attributes and Python values of the model
+instances Tortoise would build, at a fraction of the cost.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields.data import DatetimeField
+from tortoise.models import Model
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -75,3 +81,95 @@ def unstorable_reason(value: str) -> str | None:
     except UnicodeEncodeError:
         return "Strings may not contain lone surrogates (\\ud800–\\udfff)."
     return None
+
+
+class PlainRow:
+    """A read-only row of a model: its fields as attributes (Tortoise's names and Python
+    values) and ``pk``; no ORM machinery (an article page builds ~70 of them per request, and
+    ``Model._init_from_db`` with iso8601 parsing was a fifth of the page's CPU)."""
+
+    __slots__ = ()
+    _pk_attr = "id"
+
+    @property
+    def pk(self) -> Any:
+        """The primary key, as a model instance's ``pk``."""
+        return getattr(self, self._pk_attr)
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({values})"
+
+
+def _datetime_converter(field: DatetimeField[Any]) -> Callable[[Any], Any]:
+    # SQLite hands back the stored ISO text: the C ``fromisoformat`` reads it far faster than
+    # iso8601; the field's own conversion then applies the time zone rules exactly as Tortoise.
+    to_python = field.to_python_value
+
+    def convert(value: Any) -> Any:
+        if value.__class__ is str:
+            # Text Python doesn't read as ISO goes to Tortoise's parser as it is.
+            with suppress(ValueError):
+                value = datetime.fromisoformat(value)
+        return to_python(value)
+
+    return convert
+
+
+def plain_rows(model: type[Model], prefix: str = "") -> Callable[[Mapping[str, Any]], Any]:
+    """A function building a ``PlainRow`` of ``model`` from a row dict (its columns named
+    ``prefix + column``; other keys are ignored). Values convert as ``Model._init_from_db``
+    converts them: driver-native fields as they come, simple ones by their type, the rest by
+    the field (datetimes through a faster parser, same result)."""
+    meta = model._meta
+    # Which fields the driver converts natively depends on the dialect Tortoise was started
+    # with (a test process moves between SQLite and PostgreSQL): part of the key.
+    return _builder(model, prefix, tuple(key for key, _, _ in meta.db_native_fields))
+
+
+@cache
+def _builder(
+    model: type[Model], prefix: str, _native: tuple[str, ...]
+) -> Callable[[Mapping[str, Any]], Any]:
+    meta = model._meta
+    attrs: list[str] = []
+    lines: list[str] = []
+    env: dict[str, Any] = {}
+    for key, attr, _field in meta.db_native_fields:
+        attrs.append(attr)
+        lines.append(f"    o.{attr} = row[{prefix + key!r}]")
+    for i, (key, attr, field) in enumerate(meta.db_default_fields):
+        attrs.append(attr)
+        env[f"t{i}"] = field.field_type
+        lines.append(f"    v = row[{prefix + key!r}]")
+        lines.append(f"    o.{attr} = None if v is None else t{i}(v)")
+    for i, (key, attr, field) in enumerate(meta.db_complex_fields):
+        attrs.append(attr)
+        convert = (
+            _datetime_converter(field)
+            if isinstance(field, DatetimeField)
+            else field.to_python_value
+        )
+        env[f"c{i}"] = convert
+        lines.append(f"    o.{attr} = c{i}(row[{prefix + key!r}])")
+    row_class = type(
+        f"{model.__name__}Row",
+        (PlainRow,),
+        {"__slots__": tuple(attrs), "_pk_attr": meta.pk_attr, "__module__": __name__},
+    )
+    env["new"] = object.__new__
+    env["cls"] = row_class
+    source = "def build(row):\n    o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
+    # Generated once per model: straight-line attribute stores, no loop or lookups per row.
+    exec(compile(source, f"<plain_rows {model.__name__}>", "exec"), env)
+    build: Callable[[Mapping[str, Any]], Any] = env["build"]
+    return build
+
+
+async def fetch_rows(
+    model: type[Model], sql: str, params: Sequence[Any] = (), conn: BaseDBAsyncClient | None = None
+) -> list[Any]:
+    """Run a statement selecting ``model``'s columns; its rows as ``PlainRow``s."""
+    build = plain_rows(model)
+    return [build(row) for row in await fetch_dicts(sql, params, conn)]

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from api.core.dataloader import ListSpec
+from api.core.dataloader import ListSpec, then
 from api.core.node import row_converter
 from api.core.pagination import Ordering, Page, Source, page_request
 
@@ -53,8 +53,13 @@ class Connection(Generic[T]):
     count_key: strawberry.Private[tuple[Any, Source]]
 
     @strawberry.field(description="The number of rows in the whole list, across all pages.")
-    async def total_count(self, info: Info) -> int:
-        return await info.context.loaders.count_by_parent.load(self.count_key)
+    def total_count(self, info: Info) -> int:
+        # Often primed by the page's own statement (a first page per parent): then synchronous.
+        return then(info.context.loaders.count_by_parent.load(self.count_key), _same)
+
+
+def _same(value: int) -> int:
+    return value
 
 
 async def load_connection(

@@ -19,7 +19,7 @@ from tortoise.models import Model
 
 from api.core.errors import ResponseTooLarge
 from api.core.pagination import Ordering, Page, PageRequest, Source, count_rows, fetch_pages
-from db.sql import fetch_dicts, placeholders
+from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K", bound=Hashable)
@@ -35,13 +35,24 @@ class ListSpec:
 
 
 def by_field(model: type[M], field: str) -> Callable[[list[Any]], Awaitable[list[M | None]]]:
-    """A batch function loading rows of ``model`` by a unique ``field``: one row or None a key."""
+    """A batch function loading rows of ``model`` by a unique ``field``: one plain row
+    (``db.sql.PlainRow``, a model instance's attributes) or None a key."""
     # A key longer than the column matches nothing (and Tortoise refuses to send it).
     max_length = getattr(model._meta.fields_map[field], "max_length", None)
+    table = model._meta.db_table
+    column = model._meta.fields_db_projection[field]
 
     async def load(keys: list[Any]) -> list[M | None]:
-        wanted = {k for k in keys if max_length is None or len(k) <= max_length}
-        rows = await model.filter(**{f"{field}__in": list(wanted)}) if wanted else []
+        wanted = list({k for k in keys if max_length is None or len(k) <= max_length})
+        rows = (
+            await fetch_rows(
+                model,
+                f"SELECT * FROM {table} WHERE {column} IN ({placeholders(len(wanted))})",
+                wanted,
+            )
+            if wanted
+            else []
+        )
         found = {getattr(row, field): row for row in rows}
         return [found.get(key) for key in keys]
 
@@ -92,6 +103,26 @@ class ResponseBudget:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
+    """``convert`` of what a load gives: at once when the loader already has it (rows primed
+    by a page's join, a key asked before), else an awaitable of it.
+
+    A resolver returning this is synchronous whenever the data is there: graphql-core then
+    completes the field in place instead of through a coroutine and its await chain (a comment
+    thread's authors are all primed: sixty fewer coroutines on an article page). Typed as
+    ``R`` because that is the field's type either way: graphql-core awaits an awaitable that a
+    resolver returns.
+    """
+    if isinstance(loaded, asyncio.Future) and loaded.done():
+        return convert(loaded.result())  # a failed load raises here, as awaiting it would
+
+    async def later() -> R:
+        return convert(await loaded)
+
+    return later()  # type: ignore[return-value]
 
 
 class CountingDataLoader(DataLoader[K, T]):
@@ -150,6 +181,8 @@ class LoaderBase:
                 pages = await fetch_pages(spec.source, spec.ordering, spec.request, unique)
             for parent, page in pages.items():
                 found[(parent, spec)] = page
+                if page.total is not None:
+                    self.count_by_parent.prime((parent, spec.source), page.total)
                 for loader_name, rows in page.related.items():
                     loader: DataLoader[Any, Any] = getattr(self, loader_name)
                     for row in rows:
@@ -186,4 +219,5 @@ async def link_query(
         f"WHERE l.{key_column} IN ({placeholders(len(unique))}) ORDER BY {order}",
         unique,
     )
-    return grouped(keys, ((row["_parent"], model._init_from_db(**row)) for row in rows))
+    build = plain_rows(model)
+    return grouped(keys, ((row["_parent"], build(row)) for row in rows))

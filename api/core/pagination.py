@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 from tortoise.models import Model
 
 from api.core.errors import BadUserInput
-from db.sql import fetch_dicts, placeholders, unstorable_reason
+from db.sql import fetch_dicts, placeholders, plain_rows, unstorable_reason
 
 M = TypeVar("M", bound=Model)
 
@@ -106,6 +106,9 @@ class Page(Generic[M]):
     has_previous: bool
     # Per Join: the related rows of this page, to prime that join's loader with.
     related: dict[str, list[Model]] = field(default_factory=dict)
+    # The number of rows of the whole list (as ``count_rows`` counts it), when the statement
+    # that read the page counted them too (a first page of a windowed, per-parent statement).
+    total: int | None = None
 
 
 @dataclass
@@ -262,6 +265,9 @@ async def fetch_pages(
         f" LEFT JOIN {j.model._meta.db_table} {j.alias} ON {j.on}" for j in source.joins
     )
     limit = request.size + 1
+    # Without a cursor the window partition holds the parent's whole list: counting it there
+    # costs nothing more and answers totalCount without a statement of its own.
+    counted = parents is not None and request.cursor is None
     if parents is None:
         sql = (
             f"SELECT {source.table}.*, {sort_cols}{join_cols} FROM {from_sql} "
@@ -271,8 +277,9 @@ async def fetch_pages(
         sql = (
             f"SELECT * FROM (SELECT {source.table}.*, {sort_cols}{join_cols}, "
             f"{source.parent} AS _parent, "
-            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn "
-            f"FROM {from_sql} WHERE {where_sql}) windowed "
+            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn"
+            + (f", COUNT(*) OVER (PARTITION BY {source.parent}) AS _total " if counted else " ")
+            + f"FROM {from_sql} WHERE {where_sql}) windowed "
             f"WHERE _rn <= {limit} ORDER BY _parent, _rn"
         )
     rows = await fetch_dicts(sql, where.params)
@@ -285,6 +292,8 @@ async def fetch_pages(
         for row in rows:
             grouped.setdefault(row["_parent"], []).append(row)
     pages: dict[Any, Page[Any]] = {}
+    build = plain_rows(source.model)
+    joined = [(join, plain_rows(join.model, f"{join.alias}__")) for join in source.joins]
     for parent, group in grouped.items():
         has_more = len(group) > request.size
         group = group[: request.size]
@@ -294,17 +303,17 @@ async def fetch_pages(
             encode_cursor(ordering, [row[f"_s{i}"] for i in range(len(ordering.keys))])
             for row in group
         ]
-        models = [source.model._init_from_db(**row) for row in group]
+        models = [build(row) for row in group]
         if request.backward:
             page = Page(models, cursors, has_next=request.cursor is not None, has_previous=has_more)
         else:
             page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
-        for join in source.joins:
-            prefix = f"{join.alias}__"
+        if counted:
+            page.total = int(group[0]["_total"]) if group else 0
+        for join, build_joined in joined:
+            present = f"{join.alias}__id"
             page.related[join.loader] = [
-                join.model._init_from_db(**{col: row[prefix + col] for col in join.columns()})
-                for row in group
-                if row[prefix + "id"] is not None
+                build_joined(row) for row in group if row[present] is not None
             ]
         pages[parent] = page
     return pages

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from api.core.dataloader import LoaderBase, by_field, grouped, link_query
 from db import models
-from db.sql import fetch_dicts, placeholders
+from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
 
 class MarketLoaders(LoaderBase):
@@ -56,14 +56,21 @@ class MarketLoaders(LoaderBase):
                 [*unique, since, bucket],
             )
             grouped: dict[int, list[models.PricePoint]] = defaultdict(list)
+            build = plain_rows(models.PricePoint)
             for row in rows:
-                grouped[row["market_id"]].append(models.PricePoint._init_from_db(**row))
+                grouped[row["market_id"]].append(build(row))
             for market_id in unique:
                 found[(market_id, since, bucket)] = grouped.get(market_id, [])
         return [found[key] for key in keys]
 
     async def _outcomes_by_market(self, keys: list[int]) -> list[list[models.Outcome]]:
-        rows = await models.Outcome.filter(market_id__in=list(set(keys))).order_by("position")
+        unique = list(set(keys))
+        rows = await fetch_rows(
+            models.Outcome,
+            f"SELECT * FROM outcomes WHERE market_id IN ({placeholders(len(unique))}) "
+            "ORDER BY position",
+            unique,
+        )
         return grouped(keys, ((row.market_id, row) for row in rows))
 
     async def _tags_by_market(self, keys: list[int]) -> list[list[models.Tag]]:

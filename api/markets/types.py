@@ -14,6 +14,7 @@ from strawberry.types import Info
 import clock
 from api.core.amounts import money, shares
 from api.core.connection import connection_field
+from api.core.dataloader import then
 from api.core.node import Node, row_converter, to_global_id
 from api.core.viewer import VIEWER
 from api.markets.lists import TRADES_BY_MARKET, TRADES_ORDER
@@ -152,9 +153,11 @@ class Market(Node):
     @strawberry.field(
         description="2 to 10 answers; probabilities sum to 1 (after resolution: 1 and 0s)."
     )
-    async def outcomes(self, info: Info) -> list[Outcome]:
-        rows = await info.context.loaders.outcomes_by_market.load(self.pk)
-        return outcome_types(self.row, rows)
+    def outcomes(self, info: Info) -> list[Outcome]:
+        return then(
+            info.context.loaders.outcomes_by_market.load(self.pk),
+            lambda rows: outcome_types(self.row, rows),
+        )
 
     @strawberry.field(description="The winning answer once resolved.")
     async def resolved_outcome(self, info: Info) -> Outcome | None:

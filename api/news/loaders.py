@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from api.core.dataloader import LoaderBase, by_field, link_query
 from db import models
-from db.sql import fetch_dicts, placeholders
+from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
+
+R = TypeVar("R")
 
 
 class NewsLoaders(LoaderBase):
@@ -29,8 +32,19 @@ class NewsLoaders(LoaderBase):
     async def category_tree(self) -> CategoryTree:
         """The category tree, from one query the first time it is needed in this request."""
         if self._tree is None:
-            self._tree = CategoryTree(await models.Category.all())
+            self._tree = CategoryTree(await fetch_rows(models.Category, "SELECT * FROM categories"))
         return self._tree
+
+    def with_category_tree(self, use: Callable[[CategoryTree], R]) -> R:
+        """``use(tree)``: at once once the tree is loaded (a resolver returning this is then
+        synchronous), else an awaitable that loads it first (typed as ``R``, as ``then``)."""
+        if self._tree is not None:
+            return use(self._tree)
+
+        async def later() -> R:
+            return use(await self.category_tree())
+
+        return later()  # type: ignore[return-value]
 
     async def _tags_by_article(self, keys: list[int]) -> list[list[models.Tag]]:
         return await link_query(
@@ -114,6 +128,7 @@ async def related_articles(article_ids: list[int], size: int) -> dict[int, list[
         [*article_ids, *article_ids, *article_ids],
     )
     result: dict[int, list[models.Article]] = {article_id: [] for article_id in article_ids}
+    build = plain_rows(models.Article)
     for row in rows:
-        result[row["_parent"]].append(models.Article._init_from_db(**row))
+        result[row["_parent"]].append(build(row))
     return result

@@ -14,6 +14,7 @@ from api.accounts.types import initials
 from api.comments.lists import COMMENT_ORDERS, TOP_LEVEL_COMMENTS
 from api.comments.types import CommentOrder
 from api.core.connection import OrderBy, connection_field
+from api.core.dataloader import then
 from api.core.errors import BadUserInput
 from api.core.node import Node, row_converter, to_global_id
 from api.markets.lists import MARKETS_BY_TAG, MARKETS_NEWEST
@@ -23,6 +24,7 @@ from api.news.lists import (
     ARTICLES_BY_CATEGORY,
     ARTICLES_BY_TAG,
 )
+from api.news.loaders import CategoryTree
 from db import models
 
 if TYPE_CHECKING:
@@ -81,11 +83,13 @@ class Author(Node):
         )
 
     @strawberry.field(description="The staff account behind the byline, if any.")
-    async def user(self, info: Info) -> UserT | None:
+    def user(self, info: Info) -> UserT | None:
         if self.user_id is None:
             return None
-        row = await info.context.loaders.user_by_id.load(self.user_id)
-        return user_from_row(row) if row else None
+        return then(
+            info.context.loaders.user_by_id.load(self.user_id),
+            lambda row: user_from_row(row) if row else None,
+        )
 
     @strawberry.field(description="How many articles carry this byline.")
     async def article_count(self, info: Info) -> int:
@@ -117,22 +121,28 @@ class Category(Node):
         )
 
     @strawberry.field(description="The enclosing category; null at the top level.")
-    async def parent(self, info: Info) -> Category | None:
-        if self.parent_id is None:
+    def parent(self, info: Info) -> Category | None:
+        parent_id = self.parent_id
+        if parent_id is None:
             return None
-        tree = await info.context.loaders.category_tree()
-        row = tree.by_id.get(self.parent_id)
-        return Category.from_row(row) if row else None
+
+        def parent(tree: CategoryTree) -> Category | None:
+            row = tree.by_id.get(parent_id)
+            return Category.from_row(row) if row else None
+
+        return info.context.loaders.with_category_tree(parent)
 
     @strawberry.field(description="The categories directly inside this one.")
-    async def children(self, info: Info) -> list[Category]:
-        tree = await info.context.loaders.category_tree()
-        return [Category.from_row(row) for row in tree.children.get(self.pk, [])]
+    def children(self, info: Info) -> list[Category]:
+        return info.context.loaders.with_category_tree(
+            lambda tree: [Category.from_row(row) for row in tree.children.get(self.pk, [])]
+        )
 
     @strawberry.field(description="Root → this category, for a breadcrumb trail.")
-    async def breadcrumb(self, info: Info) -> list[Category]:
-        tree = await info.context.loaders.category_tree()
-        return [Category.from_row(row) for row in tree.breadcrumb(self.pk)]
+    def breadcrumb(self, info: Info) -> list[Category]:
+        return info.context.loaders.with_category_tree(
+            lambda tree: [Category.from_row(row) for row in tree.breadcrumb(self.pk)]
+        )
 
     articles = connection_field(
         ArticleT,
@@ -213,26 +223,29 @@ class Article(Node):
         )
 
     @strawberry.field(description="The byline.")
-    async def author(self, info: Info) -> Author:
-        return Author.from_row(await info.context.loaders.author_by_id.load(self.author_id))
+    def author(self, info: Info) -> Author:
+        return then(info.context.loaders.author_by_id.load(self.author_id), Author.from_row)
 
     @strawberry.field(description="The most specific category.")
-    async def category(self, info: Info) -> Category:
-        tree = await info.context.loaders.category_tree()
-        return Category.from_row(tree.by_id[self.category_id])
+    def category(self, info: Info) -> Category:
+        return info.context.loaders.with_category_tree(
+            lambda tree: Category.from_row(tree.by_id[self.category_id])
+        )
 
     @strawberry.field(
         description="Root → leaf categories: Politics › Diplomacy › Bilateral Relations."
     )
-    async def breadcrumb(self, info: Info) -> list[Category]:
-        tree = await info.context.loaders.category_tree()
-        return [Category.from_row(row) for row in tree.breadcrumb(self.category_id)]
+    def breadcrumb(self, info: Info) -> list[Category]:
+        return info.context.loaders.with_category_tree(
+            lambda tree: [Category.from_row(row) for row in tree.breadcrumb(self.category_id)]
+        )
 
     @strawberry.field(description="The article's tags, by name.")
-    async def tags(self, info: Info) -> list[Tag]:
-        return [
-            Tag.from_row(row) for row in await info.context.loaders.tags_by_article.load(self.pk)
-        ]
+    def tags(self, info: Info) -> list[Tag]:
+        return then(
+            info.context.loaders.tags_by_article.load(self.pk),
+            lambda rows: [Tag.from_row(row) for row in rows],
+        )
 
     comments = connection_field(
         CommentT,

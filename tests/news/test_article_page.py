@@ -78,14 +78,14 @@ async def _reply_rows(comment_gid: str) -> int:
 #   2. the category tree (all categories, for the breadcrumb)
 #   3. the author
 #   4. the tags
-#   5. the first page of comments, their authors joined
-#   6. the comments' totalCount (top-level comments counted)
-#   7. the first replies of each comment on the page, their authors joined
-#   8. the related articles (one ranked query)
-#   9. the markets
-#  10. their outcomes (probabilities are computed from the outcomes' shares)
+#   5. the first page of comments, their authors joined, the top-level comments counted in the
+#      same statement (comments.totalCount)
+#   6. the first replies of each comment on the page, their authors joined
+#   7. the related articles (one ranked query)
+#   8. the markets
+#   9. their outcomes (probabilities are computed from the outcomes' shares)
 # commentCount is a column of the article; hasNextPage and the cursors come from the page itself.
-ARTICLE_PAGE_STATEMENTS = 10
+ARTICLE_PAGE_STATEMENTS = 9
 
 
 async def test_sql_statement_count_does_not_grow_with_the_thread(client: GraphQLClient) -> None:

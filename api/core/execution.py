@@ -1,0 +1,366 @@
+"""A faster executor for plain queries, chosen by the shape of the operation.
+
+graphql-core completes every field through a chain of generic calls (field lookup, resolve
+info, argument coercion, completion by type, a coroutine and a gather per async field): on an
+article page that was more than a third of the CPU. ``FastExecutionContext`` runs a *query*
+whose selections are plain fields (aliases allowed; no fragments, no directives, no abstract
+types, no introspection but ``__typename``) from a plan built once per parsed operation:
+
+- each field's resolver is the one graphql-core would call, with the same resolve info and the
+  same coerced arguments (strawberry's conversion, field extensions and permissions included);
+  a plain attribute is read directly;
+- the tree is run level by level: every field of a level is resolved, then all that level's
+  awaitables are awaited together (so loaders still see one batch per level), then the objects
+  they returned are expanded into the next level;
+- any error, null in a non-null position, unexpected value or unsupported shape abandons the
+  fast run and the operation runs on graphql-core's executor, which *replays* what each resolver
+  already called gave (its value, or its exception) instead of calling it again: errors, their
+  paths and partial data are exactly graphql-core's, and nothing is read twice (a resolver that
+  failed on a database timeout is not retried, so an outage answers as fast as before). Loaders
+  keep what the abandoned run loaded; the response budget keeps what it counted.
+
+``tests/core/test_fast_execution.py`` checks that both executors answer the same over a corpus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# Plans kept per parsed operation (the document cache hands back the same node objects).
+MAX_PLANS = 512
+
+
+@dataclass
+class FastStats:
+    """How many operations ran on the plan, and how many went back to graphql-core after
+    starting there (tests read it: a comparison that never took the fast path proves nothing)."""
+
+    fast: int = 0
+    fallback: int = 0
+
+
+stats = FastStats()
+
+
+class _Fallback(Exception):
+    """The fast run can't answer exactly as graphql-core would: run graphql-core instead."""
+
+
+@dataclass
+class _Field:
+    key: str
+    name: str
+    node: FieldNode
+    nodes: list[FieldNode]
+    definition: GraphQLField | None  # None: __typename
+    resolve: Callable[..., Any] | None
+    attribute: str | None  # a plain strawberry field: read this attribute
+    has_args: bool
+    type: GraphQLOutputType | None
+    plan: _Object | None = None  # the selection on the named object type, if any
+
+
+@dataclass
+class _Object:
+    type: GraphQLObjectType
+    fields: list[_Field] = field(default_factory=list)
+
+
+def _named(output: Any) -> Any:
+    while isinstance(output, (GraphQLNonNull, GraphQLList)):
+        output = output.of_type
+    return output
+
+
+def _plain_attribute(definition: GraphQLField) -> str | None:
+    """The attribute a strawberry field without a resolver reads, or None."""
+    resolve = definition.resolve
+    if resolve is None or getattr(resolve, "__name__", "") != "_get_basic_result":
+        return None
+    strawberry_field = definition.extensions.get("strawberry-definition")
+    name = getattr(strawberry_field, "python_name", None)
+    return name if isinstance(name, str) else None
+
+
+def _plan_object(
+    schema: GraphQLSchema, object_type: GraphQLObjectType, selection_set: SelectionSetNode
+) -> _Object | None:
+    plan = _Object(object_type)
+    keys: set[str] = set()
+    for selection in selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives:
+            return None
+        key = selection.alias.value if selection.alias else selection.name.value
+        if key in keys:  # repeated keys merge their selections: graphql-core's job
+            return None
+        keys.add(key)
+        name = selection.name.value
+        if name == "__typename":
+            plan.fields.append(
+                _Field(key, name, selection, [selection], None, None, None, False, None)
+            )
+            continue
+        if name.startswith("__"):
+            return None
+        definition = object_type.fields.get(name)
+        if definition is None:
+            return None
+        named = _named(definition.type)
+        attribute = _plain_attribute(definition)
+        entry = _Field(
+            key,
+            name,
+            selection,
+            [selection],
+            definition,
+            definition.resolve,
+            attribute if not (definition.args or selection.arguments) else None,
+            bool(definition.args or selection.arguments),
+            definition.type,
+        )
+        if isinstance(named, GraphQLObjectType):
+            if selection.selection_set is None:
+                return None
+            sub = _plan_object(schema, named, selection.selection_set)
+            if sub is None:
+                return None
+            entry.plan = sub
+        elif not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+            return None  # interfaces and unions: resolve_type is graphql-core's
+        elif selection.selection_set is not None:
+            return None
+        plan.fields.append(entry)
+    return plan
+
+
+def plan_operation(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _Object | None:
+    """The plan of a query the fast executor can run, or None (run graphql-core)."""
+    if operation.operation != OperationType.QUERY or operation.directives:
+        return None
+    root = schema.query_type
+    if root is None:
+        return None
+    return _plan_object(schema, root, operation.selection_set)
+
+
+_plans: dict[tuple[int, int], tuple[GraphQLSchema, OperationDefinitionNode, _Object | None]] = {}
+
+
+def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _Object | None:
+    key = (id(schema), id(operation))
+    entry = _plans.get(key)
+    # The ids are only valid while the objects live: the entry keeps them, and is checked.
+    if entry is not None and entry[0] is schema and entry[1] is operation:
+        return entry[2]
+    try:
+        plan = plan_operation(schema, operation)
+    except RecursionError:
+        plan = None  # nested deeper than Python recurses: graphql-core reports it
+    if len(_plans) >= MAX_PLANS:
+        _plans.pop(next(iter(_plans)))
+    _plans[key] = (schema, operation, plan)
+    return plan
+
+
+_Pending = tuple[_Object, Any, dict[str, Any], Path | None]
+
+
+class _Replay:
+    """A graphql-core middleware manager that answers each field already resolved by the fast
+    run with what its resolver gave then (asynchronously if it was awaited)."""
+
+    middlewares = ()
+
+    def __init__(self, outcomes: list[tuple[Path, bool, Any, bool]]) -> None:
+        # path -> (awaited, value or exception, raised)
+        self.outcomes = {
+            tuple(path.as_list()): (awaited, value, raised)
+            for path, awaited, value, raised in outcomes
+        }
+
+    def get_field_resolver(self, resolve: Callable[..., Any]) -> Callable[..., Any]:
+        """``resolve``, or the recorded outcome where there is one."""
+        outcomes = self.outcomes
+
+        def replayed(source: Any, info: Any, **args: Any) -> Any:
+            outcome = outcomes.pop(tuple(info.path.as_list()), None)
+            if outcome is None:
+                return resolve(source, info, **args)
+            awaited, value, raised = outcome
+            if not awaited:
+                if raised:
+                    raise value
+                return value
+
+            async def later() -> Any:
+                if raised:
+                    raise value
+                return value
+
+            return later()
+
+        return replayed
+
+
+class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with plain queries run from a plan (module docstring)."""
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """The fast run when the operation's shape allows it, else graphql-core's."""
+        middleware = self.middleware_manager
+        # Strawberry hands over a manager without middleware (its extensions are hooks around
+        # execution): with real middleware every field is wrapped, graphql-core's job.
+        if (middleware is not None and middleware.middlewares) or self.abort_signal is not None:
+            return super().execute_operation(serially)
+        plan = _cached_plan(self.schema, self.operation)
+        if plan is None:
+            return super().execute_operation(serially)
+        return self._execute_fast(plan, serially)
+
+    async def _execute_fast(self, plan: _Object, serially: bool | None) -> Any:
+        outcomes: list[tuple[Path, bool, Any, bool]] = []
+        try:
+            data = await self._run(plan, outcomes)
+        except Exception:  # _Fallback, or any failure: graphql-core reports it its own way
+            data = None
+        if data is None:
+            stats.fallback += 1
+            self.middleware_manager = _Replay(outcomes)  # type: ignore[assignment]
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):
+                return await result
+            return result
+        stats.fast += 1
+        return self.finish(self.build_response(data))
+
+    async def _run(
+        self, plan: _Object, outcomes: list[tuple[Path, bool, Any, bool]]
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        level: list[_Pending] = [(plan, self.root_value, data, None)]
+        is_awaitable = self.is_awaitable
+        while level:
+            following: list[_Pending] = []
+            waiting: list[tuple[_Field, Awaitable[Any], dict[str, Any], Path, Any]] = []
+            try:
+                for object_plan, source, out, path in level:
+                    type_name = object_plan.type.name
+                    for entry in object_plan.fields:
+                        if entry.definition is None:
+                            out[entry.key] = type_name
+                            continue
+                        field_path = Path(path, entry.key, type_name)
+                        if entry.attribute is not None:
+                            value = getattr(source, entry.attribute)
+                            info = None
+                        else:
+                            try:
+                                info, value = self._resolve(
+                                    entry, object_plan.type, source, field_path
+                                )
+                            except Exception as exc:
+                                outcomes.append((field_path, False, exc, True))
+                                raise
+                            if is_awaitable(value):
+                                out[entry.key] = None  # keeps the key's place in the output
+                                waiting.append((entry, value, out, field_path, info))
+                                continue
+                            outcomes.append((field_path, False, value, False))
+                        out[entry.key] = self._complete(
+                            entry, entry.type, value, following, field_path, info
+                        )
+            except BaseException:
+                for _, awaitable, _, _, _ in waiting:
+                    if asyncio.iscoroutine(awaitable):
+                        awaitable.close()
+                raise
+            if waiting:
+                # All of the level at once: the loaders batch what the level asks for.
+                values = await asyncio.gather(*(w[1] for w in waiting), return_exceptions=True)
+                for (_, _, _, field_path, _), value in zip(waiting, values, strict=True):
+                    outcomes.append((field_path, True, value, isinstance(value, BaseException)))
+                for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
+                    if isinstance(value, BaseException):
+                        raise _Fallback from value
+                    out[entry.key] = self._complete(
+                        entry, entry.type, value, following, field_path, info
+                    )
+            level = following
+        return data
+
+    def _resolve(
+        self, entry: _Field, parent: GraphQLObjectType, source: Any, path: Path
+    ) -> tuple[Any, Any]:
+        definition = entry.definition
+        assert definition is not None
+        info = self.build_resolve_info(definition, entry.nodes, parent, path)
+        args = (
+            get_argument_values(
+                definition, entry.node, self.variable_values, None, self.hide_suggestions
+            )
+            if entry.has_args
+            else {}
+        )
+        resolve = entry.resolve or self.field_resolver
+        return info, resolve(source, info, **args)
+
+    def _complete(
+        self,
+        entry: _Field,
+        output: Any,
+        value: Any,
+        following: list[_Pending],
+        path: Path,
+        info: Any,
+    ) -> Any:
+        if isinstance(output, GraphQLNonNull):
+            completed = self._complete(entry, output.of_type, value, following, path, info)
+            if completed is None:
+                raise _Fallback
+            return completed
+        if value is None:
+            return None
+        if isinstance(value, Exception) or self.is_awaitable(value):
+            raise _Fallback
+        if isinstance(output, GraphQLList):
+            if not isinstance(value, (list, tuple)):
+                raise _Fallback
+            item_type = output.of_type
+            return [
+                self._complete(entry, item_type, item, following, Path(path, index, None), info)
+                for index, item in enumerate(value)
+            ]
+        if isinstance(output, GraphQLObjectType):
+            if output.is_type_of is not None:
+                matches = output.is_type_of(value, info)
+                if matches is not True:
+                    raise _Fallback
+            out: dict[str, Any] = {}
+            assert entry.plan is not None
+            following.append((entry.plan, value, out, path))
+            return out
+        serialized = output.serialize(value)
+        if serialized is None or serialized is Undefined:
+            raise _Fallback
+        return serialized

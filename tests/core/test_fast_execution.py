@@ -1,0 +1,223 @@
+"""The planned executor (api.core.execution) answers exactly as graphql-core's, over a corpus:
+README's queries, the demo client's documents, the benchmark's, hand-written edge cases and
+generated queries; and it really runs (a comparison that always fell back would prove nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgi_lifespan import LifespanManager
+from graphql import OperationDefinitionNode, OperationType, parse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import queries
+
+from api.context import Context, Services
+from api.core import execution
+from api.core.execution import plan_operation
+from api.extensions import format_errors
+from api.loaders import Loaders
+from api.schema import AgoraSchema, build_schema
+from app import create_app
+from settings import Settings
+from tests.conftest import forget_compiled_statements
+
+ROOT = Path(__file__).resolve().parents[2]
+CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
+HOME = """
+query Home {
+  featured: articles(first: 3, filter: {featured: true}) {
+    nodes { slug title excerpt readingTimeMinutes author { name initials } }
+  }
+  latest: articles(first: 10) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { slug title publishedAt commentCount
+      category { name slug } tags { slug name } } }
+  }
+  categories { slug name children { slug name } }
+  markets(first: 5) { nodes { slug question status outcomes { label probability } } }
+}
+"""
+# Shapes the plan takes, shapes it refuses (graphql-core runs them), and failures mid-way.
+_ARTICLE = f'article(slug: "{CENTRAL_ASIA}")'
+EDGE_CASES = [
+    q.replace("ARTICLE", _ARTICLE)
+    for q in (
+        "{ __typename ARTICLE { __typename slug } }",
+        '{ a: ARTICLE { t: title id } b: article(slug: "nope") { title } }',
+        "{ ARTICLE { comments(first: 3, orderBy: TOP) { edges { node { id "
+        "replies(first: 2) { totalCount nodes { author { username } } } } } } } }",
+        "{ ARTICLE { comments(first: 500) { totalCount } title } }",
+        "{ ARTICLE { relatedArticles(first: 99) { slug } slug } }",
+        "{ ARTICLE { comments(first: 2) { nodes { reportCount body } } } }",
+        '{ ARTICLE { comments(after: "not-a-cursor") { totalCount } } }',
+        "{ ARTICLE { ...A } } fragment A on Article { slug title }",
+        "{ ARTICLE { slug @include(if: false) title } }",
+        "{ ARTICLE { slug slug title } }",
+        "{ nodes(ids: []) { id } categories { breadcrumb { slug } parent { slug } } }",
+        "{ authors(first: 3) { nodes { slug articleCount articles(first: 2) { nodes { slug } } } } }",
+        "{ tags(first: 3) { nodes { slug articleCount markets(first: 2) { nodes { slug } } } } }",
+        "{ markets(first: 3) { nodes { slug volume liquidity closesAt createdBy { username } "
+        "tags { slug } articles { slug } priceHistory(interval: DAY) { at probabilities } } } }",
+        "{ stats { articleCount commentCount marketCount openMarketCount traderCount volume } }",
+        "{ me { username } leaderboard(first: 3) { nodes { rank } } }",
+        "{ __schema { queryType { name } } }",
+    )
+]
+ARTICLE_PAGE = (ROOT / "demo" / "operations" / "ArticlePage.graphql").read_text()
+# Documents the fast path must take (the hot pages): asserted, not just compared.
+MUST_BE_FAST = [(ARTICLE_PAGE, {"slug": CENTRAL_ASIA}), (HOME, {})]
+
+
+def readme_queries() -> list[str]:
+    """The queries of README's ```graphql blocks."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", text, flags=re.S)
+    found = []
+    for block in blocks:
+        try:
+            document = parse(block)
+        except Exception:
+            continue
+        if all(
+            isinstance(d, OperationDefinitionNode) and d.operation == OperationType.QUERY
+            for d in document.definitions
+        ):
+            found.append(block)
+    return found
+
+
+def demo_queries() -> list[str]:
+    """The demo client's query documents."""
+    found = []
+    for path in sorted((ROOT / "demo" / "operations").glob("*.graphql")):
+        text = path.read_text()
+        if re.search(r"^\s*query\b", text, flags=re.M):
+            found.append(text)
+    return found
+
+
+# Values for the variables the corpus declares, by name (a missing one is an error, compared too).
+VARIABLES: dict[str, Any] = {
+    "slug": CENTRAL_ASIA,
+    "first": 3,
+    "id": "Q29tbWVudDox",
+    "ids": ["Q29tbWVudDox", "Q29tbWVudDoy"],
+    "outcomeId": "T3V0Y29tZTox",
+    "amount": "5.00",
+}
+
+
+@dataclass
+class Executors:
+    fast: AgoraSchema
+    normal: AgoraSchema
+    settings: Settings
+    services: Services
+
+
+@pytest.fixture
+async def executors(demo_settings: Settings) -> AsyncIterator[Executors]:
+    forget_compiled_statements()
+    app = create_app(demo_settings)
+    async with LifespanManager(app):
+        assert demo_settings.fast_execution  # the default
+        yield Executors(
+            build_schema(demo_settings),
+            build_schema(replace(demo_settings, fast_execution=False)),
+            demo_settings,
+            app.state.services,
+        )
+
+
+async def answer(schema: AgoraSchema, ex: Executors, query: str, variables: Any) -> str:
+    """The whole answer as the HTTP view would encode it (key order included)."""
+    context = Context(
+        settings=ex.settings,
+        services=ex.services,
+        loaders=Loaders(ex.settings.max_response_objects),
+    )
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    errors = [e.formatted for e in format_errors(result.errors) or []]
+    return json.dumps({"data": result.data, "errors": errors}, default=str)
+
+
+def used_variables(query: str) -> dict[str, Any]:
+    names = set(re.findall(r"\$(\w+)\s*:", query))
+    return {name: VARIABLES[name] for name in names if name in VARIABLES}
+
+
+async def compare(ex: Executors, query: str, variables: Any = None) -> None:
+    if variables is None:
+        variables = used_variables(query)
+    fast = await answer(ex.fast, ex, query, variables)
+    normal = await answer(ex.normal, ex, query, variables)
+    assert fast == normal, query
+
+
+async def test_the_corpus_answers_alike(executors: Executors) -> None:
+    corpus = [ARTICLE_PAGE, HOME, *readme_queries(), *demo_queries(), *EDGE_CASES]
+    assert len(readme_queries()) >= 2
+    before = replace(execution.stats)
+    for query in corpus:
+        await compare(executors, query)
+    # Both ways through the plan were taken: answered there, and handed back on errors.
+    assert execution.stats.fast - before.fast >= 10
+    assert execution.stats.fallback - before.fallback >= 4
+
+
+async def test_the_hot_pages_take_the_fast_path(executors: Executors) -> None:
+    for query, variables in MUST_BE_FAST:
+        before = replace(execution.stats)
+        await compare(executors, query, variables)
+        assert execution.stats.fast == before.fast + 1, query
+        assert execution.stats.fallback == before.fallback, query
+
+
+def test_shapes_the_plan_refuses() -> None:
+    schema = build_schema(Settings(env="test"))._schema
+    refused = [
+        '{ article(slug: "x") { ...A } } fragment A on Article { slug }',
+        '{ article(slug: "x") { slug @skip(if: true) } }',
+        '{ article(slug: "x") { slug slug } }',
+        '{ node(id: "x") { id } }',
+        "{ __schema { types { name } } }",
+        "mutation { logOut { ok } }",
+    ]
+    for text in refused:
+        operation = parse(text).definitions[0]
+        assert isinstance(operation, OperationDefinitionNode)
+        assert plan_operation(schema, operation) is None, text
+    operation = parse(ARTICLE_PAGE).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    assert plan_operation(schema, operation) is not None
+
+
+@pytest.fixture(scope="module")
+def generated() -> st.SearchStrategy[str]:
+    sdl = build_schema(Settings(env="test")).as_str()
+    return queries(sdl, fields=["article", "articles", "categories", "markets", "tags", "stats"])
+
+
+async def test_generated_queries_answer_alike(
+    executors: Executors, generated: st.SearchStrategy[str]
+) -> None:
+    examples: list[str] = []
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(generated)
+    def collect(query: str) -> None:
+        examples.append(query)
+
+    collect()
+    assert len(examples) >= 20
+    for query in examples:
+        await compare(executors, query, {})
