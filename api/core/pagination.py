@@ -296,6 +296,9 @@ async def fetch_pages(
     joined = [(join, plain_rows(join.model, f"{join.alias}__")) for join in source.joins]
     for parent, group in grouped.items():
         has_more = len(group) > request.size
+        # Every row carries the partition's count: read it before the trim (``first: 0`` keeps
+        # no row but still asks for ``totalCount``).
+        total = int(group[0]["_total"]) if counted and group else 0
         group = group[: request.size]
         if request.backward:
             group.reverse()
@@ -309,7 +312,7 @@ async def fetch_pages(
         else:
             page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
         if counted:
-            page.total = int(group[0]["_total"]) if group else 0
+            page.total = total
         for join, build_joined in joined:
             present = f"{join.alias}__id"
             page.related[join.loader] = [

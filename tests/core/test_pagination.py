@@ -168,3 +168,39 @@ async def test_inserts_while_paging_neither_repeat_nor_skip(
     assert new_top == set()
     older = [s for s in seen if int(s.split("-")[1]) >= 100]
     assert older, "rows added below the cursor are reached"
+
+
+CHILD_COUNTS = """
+query($slug: String!, $first: Int, $last: Int) {
+  article(slug: $slug) {
+    commentCount
+    comments(first: $first, last: $last) {
+      totalCount
+      nodes { replies(first: $first, last: $last) { totalCount } }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("size", ["first", "last"])
+async def test_a_zero_page_of_a_parents_list_still_counts_it(
+    client: GraphQLClient, size: str
+) -> None:
+    """``first: 0`` is the "just count" idiom: the per-parent windowed page must count the whole
+    list though it keeps no row (its count rides on the rows it trims)."""
+    slug = "polls-tighten-ahead-of-presidential-run-off"
+    full = await client.data(CHILD_COUNTS, {"slug": slug, "first": 100})
+    top_level = full["article"]["comments"]["totalCount"]
+    assert top_level > 0
+    zero = await client.data(CHILD_COUNTS, {"slug": slug, size: 0})
+    assert zero["article"]["comments"] == {"totalCount": top_level, "nodes": []}
+    replies = await client.data(
+        """query($slug: String!) { article(slug: $slug) { comments(first: 100) {
+             nodes { replies(first: 0) { totalCount } } } } }""",
+        {"slug": slug},
+    )
+    assert [n["replies"]["totalCount"] for n in replies["article"]["comments"]["nodes"]] == [
+        n["replies"]["totalCount"] for n in full["article"]["comments"]["nodes"]
+    ]
+    assert sum(n["replies"]["totalCount"] for n in full["article"]["comments"]["nodes"]) > 0
