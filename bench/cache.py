@@ -204,6 +204,14 @@ def report(
         ),
     }
     results.figures["hit_ratio"] = hits / total if total else 0.0
+    # Absolute figures per round, so `make bench` can set the cached rate beside PostGraphile's.
+    results.figures["rates"] = rates
+    results.figures["cpu_ms"] = cpu
+    results.figures["writes"] = {
+        "comments": landed.count("comment"),
+        "trades": landed.count("trade"),
+    }
+    results.figures["counts"] = {"hits": hits, "misses": misses, "bypasses": bypasses}
     for label, value in results.ratios.items():
         print(f"{label}: {value.value:.2f}")
     return results

@@ -273,6 +273,40 @@ def render_generic(document: dict[str, Any], quick: bool) -> list[str]:
     return lines or ["(no headline ratios in its JSON)"]
 
 
+# PostGraphile's median requests/s in this run (set by render() from the peer part), the
+# cached page's yardstick: the issue's target is twice it.
+PEER_RATE: dict[str, float] = {}
+
+
+def render_cache(document: dict[str, Any], quick: bool) -> list[str]:
+    """The cached page under writes: cached and uncached rates, the hit ratio and the writes
+    that landed, and the cached rate against PostGraphile's from the peer part of this run."""
+    figures = document["figures"]
+    rates, cpu = figures.get("rates"), figures.get("cpu_ms")
+    if not rates or not cpu:
+        return render_generic(document, quick)
+    cached, uncached = rates.get("cached", []), rates.get("uncached", [])
+    peer = PEER_RATE.get("postgraphile")
+    _, cached_median, _ = spread(cached)
+    ratio = cached_median / peer if peer else math.nan
+    writes, counts = figures.get("writes", {}), figures.get("counts", {})
+    return [
+        *TABLE_HEAD,
+        f"| Article page from the cache, SQLite, under writes | req/s | {mmm(cached)} | "
+        f"{fmt(peer)} (PostGraphile, peer part) | {fmt(ratio, 2)}× | ≥ 2× PostGraphile (M) | "
+        + (verdict(ratio >= 2.0, quick) if peer else "– (peer part not run)")
+        + " |",
+        f"| | server CPU ms/request | {mmm(cpu.get('cached', []), 3)} | "
+        f"uncached: {fmt(spread(cpu.get('uncached', []))[1], 2)} | | | |",
+        f"| Same page uncached, same run | req/s | {mmm(uncached)} | | | | |",
+        "",
+        f"Hit ratio {fmt(figures.get('hit_ratio', math.nan), 4)} ({fmt(counts.get('hits'), 0)} "
+        f"hits, {fmt(counts.get('misses'), 0)} misses, {fmt(counts.get('bypasses'), 0)} "
+        f"bypasses) while {writes.get('comments', 0)} comments and {writes.get('trades', 0)} "
+        "trades landed on the page being read (one of each a second).",
+    ]
+
+
 def cache_present() -> bool:
     return (BENCH_ROOT / "bench" / "cache.py").exists()
 
@@ -314,7 +348,7 @@ PARTS = [
         "bench.cache",
         [],
         ["--quick"],
-        render_generic,
+        render_cache,
         present=cache_present,
     ),
     Part(
@@ -466,6 +500,12 @@ def render(outcomes: list[Outcome], quick: bool) -> str:
     ]
     if quick:
         lines += ["**Quick run (a smoke test): small sizes, verdicts not meaningful.**", ""]
+    PEER_RATE.clear()
+    for outcome in outcomes:
+        if outcome.part.name == "peer" and outcome.document:
+            rate = outcome.document["figures"].get("postgraphile", {}).get("rate", {})
+            if isinstance(rate.get("median"), int | float):
+                PEER_RATE["postgraphile"] = rate["median"]
     for outcome in outcomes:
         part = outcome.part
         lines += [f"## {part.title}", ""]
