@@ -267,7 +267,7 @@ class Accounts:
                 "SELECT expires_at FROM sessions WHERE token_hash = ?", (keep,), conn
             )
         user.password_hash = new_hash
-        self.sessions.forget_user(user.id, keep)
+        self.sessions.forget_user(user.id)
         expires = rows[0]["expires_at"]
         await self.publish(SessionsRevoked(user.id, keep))
         return expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)

@@ -93,12 +93,12 @@ class SessionCache:
         self.generation += 1
         self._entries.pop(token_hash, None)
 
-    def forget_user(self, user_id: int, keep: str | None = None) -> None:
-        """Every session of ``user_id`` but ``keep`` ended (or the user changed)."""
+    def forget_user(self, user_id: int) -> None:
+        """Every cached session of ``user_id`` dropped: some ended, or the user changed. The one
+        a password change keeps goes too: its cached user holds the old password hash, and one
+        database read on its next request is cheaper than reasoning about a stale copy."""
         self.generation += 1
-        for token_hash in [
-            h for h, e in self._entries.items() if e.user.id == user_id and h != keep
-        ]:
+        for token_hash in [h for h, e in self._entries.items() if e.user.id == user_id]:
             del self._entries[token_hash]
 
     def clear(self) -> None:
@@ -112,14 +112,13 @@ class SessionCache:
 
     def forget_message(self, message: dict[str, Any]) -> None:
         """A revocation as the ``sessions`` channel carries it (``realtime.events``): by token
-        (``kind: token``) or by user (``kind: user``, all but ``keep``); anything else empties
+        (``kind: token``) or by user (``kind: user``: all of them, the kept one too); anything else empties
         the cache rather than be ignored."""
         kind = message.get("kind")
         if kind == "token" and isinstance(message.get("token_hash"), str):
             self.forget_token(message["token_hash"])
         elif kind == "user" and isinstance(message.get("user_id"), int):
-            keep = message.get("keep")
-            self.forget_user(message["user_id"], keep if isinstance(keep, str) else None)
+            self.forget_user(message["user_id"])
         else:
             self.clear()
 

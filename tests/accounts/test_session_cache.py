@@ -160,9 +160,15 @@ async def test_change_password_ends_other_sessions_at_once_on_another_worker(
     other = await a.log_in("erin", "a-good-password", "10.0.0.2")
     assert await b.authenticate(kept.token) is not None
     assert await b.authenticate(other.token) is not None
+    assert await a.authenticate(kept.token) is not None
     await a.change_password(kept.user, kept.token, "a-good-password", "another-password")
     assert await b.authenticate(other.token) is None
-    assert await b.authenticate(kept.token) is not None
+    # The kept session lives on, but no worker hands out its user as cached before the change:
+    # the old password hash would let a second changePassword pass with the old password.
+    stored = (await models.User.get(id=kept.user.id)).password_hash
+    for worker in (a, b):
+        user = await worker.authenticate(kept.token)
+        assert user is not None and user.password_hash == stored
 
 
 async def test_a_dropped_message_is_caught_by_the_reconnect_and_bounded_by_the_lifetime(
@@ -252,7 +258,7 @@ def test_entries_are_bounded_and_unknown_messages_empty_the_cache() -> None:
     for i, user in enumerate(users):
         cache.put(f"h{i}", user, later, now, cache.generation)
     assert len(cache) == 2 and cache.get("h0", now) is None
-    cache.forget_user(2, keep=None)
+    cache.forget_user(2)
     assert cache.get("h2", now) is None and cache.get("h1", now) is not None
     cache.forget_message({"kind": "something new"})
     assert len(cache) == 0
