@@ -112,8 +112,8 @@ class SessionCache:
 
     def forget_message(self, message: dict[str, Any]) -> None:
         """A revocation as the ``sessions`` channel carries it (``realtime.events``): by token
-        (``kind: token``) or by user (``kind: user``: all of them, the kept one too); anything else empties
-        the cache rather than be ignored."""
+        (``kind: token``) or by user (``kind: user``: all of them, the kept one too); anything
+        else empties the cache rather than be ignored."""
         kind = message.get("kind")
         if kind == "token" and isinstance(message.get("token_hash"), str):
             self.forget_token(message["token_hash"])

@@ -18,6 +18,7 @@ or the shares and moved the price).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -58,6 +59,8 @@ from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# SQLite trades running on after their request was cancelled (kept referenced until they end).
+_SHIELDED: set[asyncio.Future[TradeResult]] = set()
 
 
 @dataclass(frozen=True)
@@ -234,15 +237,27 @@ class Trading:
         statement, and SQLite's writer is held only while the statements run. Transactions
         there run one at a time anyway, so the key is looked up once, under the write lock."""
         now = self.clock()
-        done = await sqlite_unit.run(
-            lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now)
-        )
-        result = done.result()
-        if done.replayed:
+
+        async def commit_and_publish() -> TradeResult:
+            done = await sqlite_unit.run(
+                lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now)
+            )
+            result = done.result()
+            if done.replayed:
+                return result
+            metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
+            await self._publish(
+                OddsChanged(result.market.id, result.market.odds_seq, result.trade.id)
+            )
             return result
-        metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
-        await self._publish(OddsChanged(result.market.id, result.market.odds_seq, result.trade.id))
-        return result
+
+        # Once handed to its thread the unit commits whatever happens to this request (a
+        # websocket closing cancels its operations): shielded, so a committed trade is still
+        # published (subscribers, the response cache's versions) though nobody awaits it.
+        task = asyncio.ensure_future(commit_and_publish())
+        _SHIELDED.add(task)
+        task.add_done_callback(_SHIELDED.discard)
+        return await asyncio.shield(task)
 
     async def _trade_once(
         self,

@@ -321,3 +321,39 @@ def from_db_id(global_id: str) -> int:
     from api.core.node import from_global_id
 
     return int(from_global_id(global_id)[1])
+
+
+@sqlite_only
+async def test_a_trade_cancelled_while_its_unit_runs_still_commits_and_publishes(
+    db: Settings, trading: Trading, events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A websocket that closes cancels its operations: a unit already on the connection's
+    thread commits anyway, so its event must still go out (subscribers, cache versions)."""
+    import threading
+
+    issuer, ann = await _users(db, "issuer", "ann")
+    outcomes = await _market(trading, issuer)
+    events.clear()
+    started, release = threading.Event(), threading.Event()
+    original = trading_module._trade_unit
+
+    def slow_unit(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trading_module, "_trade_unit", slow_unit)
+    task = asyncio.ensure_future(trading.buy(ann, outcomes[0], 100))
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, started.wait, 5)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if events:
+            break
+        await asyncio.sleep(0.02)
+    assert [type(e).__name__ for e in events] == ["OddsChanged"]
+    assert await models.Trade.filter(user_id=ann.id).count() == 1
+    assert (await audit()).problems == []
