@@ -41,6 +41,12 @@ logger = get_logger("agora")
 # The response header naming what the cache did: hit, miss (executed and kept) or bypass.
 HEADER = "X-Agora-Cache"
 REDIS_PREFIX = "agora:rc:"
+# What an entry costs beyond the characters counted (its dict slot, key tuple, Entry object,
+# versions list, tags tuple): counted too, so MAX_BYTES bounds memory even for tiny answers.
+ENTRY_OVERHEAD_BYTES = 1024
+# A bump is tried this many times (each within REDIS_LIMITS_TIMEOUT_MS) before its write
+# answers anyway: it does not go through the reads' outage breaker, which one slow read opens.
+BUMP_ATTEMPTS = 3
 # INCR the sequence, set every tag to it: one round trip, atomic for readers.
 _BUMP = """
 local seq = redis.call('INCR', KEYS[1])
@@ -141,9 +147,18 @@ class RedisVersions:
     async def bump(self, tags: Sequence[str]) -> bool:
         """The bump script; False when Redis didn't take it."""
         keys = [self.seq_key, *(REDIS_PREFIX + "v:" + tag for tag in tags)]
-        redis = self.redis
-        result = await self.outage.call(lambda: redis.eval(_BUMP, len(keys), *keys), count=False)
-        return result is not None
+        for attempt in range(BUMP_ATTEMPTS):
+            try:
+                await asyncio.wait_for(
+                    self.redis.eval(_BUMP, len(keys), *keys), self.outage.timeout
+                )
+                return True
+            except Exception as exc:  # redis-py's errors, OSError, timeouts: all a failed bump
+                logger.warning(
+                    "response cache: bump attempt %d failed: %s", attempt + 1, type(exc).__name__
+                )
+                await asyncio.sleep(0.02 * (attempt + 1))
+        return False
 
     async def renew(self) -> bool:
         """A new generation: every worker's entries miss from now on."""
@@ -260,7 +275,12 @@ class ResponseCache:
         start: tuple[str, int],
     ) -> bool:
         """Keep ``body`` unless a write touched what it read since ``start``; True if kept."""
-        size = len(body) + sum(len(part) for part in key) + sum(len(t) for t in recorder.tags)
+        size = (
+            ENTRY_OVERHEAD_BYTES
+            + len(body)
+            + sum(len(part) for part in key)
+            + sum(len(t) for t in recorder.tags)
+        )
         if size > self.max_entry_bytes or size > self.max_bytes:
             return False
         tags = tuple(sorted(recorder.tags))

@@ -13,7 +13,7 @@ import pytest
 from api.core.node import to_global_id
 from api.extensions.cachetags import LOADER_TAGS, ROOT_TAGS
 from api.loaders import Loaders
-from app.response_cache import HEADER, RedisVersions, ResponseCache
+from app.response_cache import ENTRY_OVERHEAD_BYTES, HEADER, RedisVersions, ResponseCache
 from db import models
 from settings import Settings
 from tests.conftest import GraphQLClient, _client_for, seed_demo, with_settings
@@ -196,6 +196,8 @@ async def test_memory_stays_within_its_bound(fresh_settings: Settings) -> None:
             assert response.status_code == 200
             assert cache.bytes <= 3000
             assert cache.bytes == sum(e.size for e in cache.entries.values())
+            # What an entry costs beyond its characters counts too (tiny answers add up).
+            assert all(e.size >= ENTRY_OVERHEAD_BYTES + len(e.body) for e in cache.entries.values())
         assert 0 < len(cache.entries) < len(slugs)
         # The most recent is kept, the oldest went first.
         assert list(cache.entries)[-1][3] == '{"s":"' + slugs[-1] + '"}'
@@ -381,3 +383,31 @@ async def test_a_failed_bump_flushes_and_bypasses_until_versions_are_renewed(
         await asyncio.sleep(0.01)
     assert versions.renewed == 1
     assert [(await page(cached))[0] for _ in range(2)] == ["miss", "hit"]
+
+
+async def test_a_bump_is_not_skipped_by_the_reads_outage_breaker(fresh_settings: Settings) -> None:
+    """One slow read opens the reads' breaker for REDIS_LIMITS_RETRY_SECONDS: a write's bump
+    in that window must still reach Redis (other workers check versions there), not be taken
+    for failed because the breaker is open."""
+    from tests.services import start_redis
+
+    server = start_redis()
+    try:
+        settings = with_settings(fresh_settings, redis_url=server.url)
+        versions = RedisVersions(settings)
+        try:
+            assert await versions.start() is None  # makes the generation
+            started = await versions.start()
+            assert started is not None
+            # The breaker opens (as a timed-out read opens it) and stays open for a while.
+            versions.outage.down = True
+            versions.outage._retry_at = float("inf")
+            assert await versions.read(["article:1"]) is None  # reads bypass meanwhile...
+            assert await versions.bump(["article:1"]) is True  # ...bumps still land
+            versions.outage.down = False
+            current = await versions.read(["article:1"])
+            assert current is not None and current[1][0] > started[1]
+        finally:
+            await versions.aclose()
+    finally:
+        server.stop()
