@@ -98,6 +98,8 @@ SLOW = (
     "test_devservices.py",
     "test_wire.py",
     "test_make_serve.py",
+    # Performance: two worker processes sharing the response cache's versions
+    "test_response_cache_workers.py",
     "test_logs.py::test_a_server_process_writes_its_lines_where_the_session_check_reads",
 )
 # Modules that start PostgreSQL or Redis themselves; besides them, every postgres-backend test
@@ -114,6 +116,10 @@ SERVICES = (
     "test_graceful_shutdown.py",
     "test_workers.py",
     "test_devservices.py",
+    # Performance: Redis-backed response cache versions and session revocations
+    "test_response_cache_workers.py",
+    "test_response_cache.py::test_a_bump_is_not_skipped_by_the_reads_outage_breaker",
+    "test_session_cache.py::test_a_revocation_is_in_redis_before_log_out_answers",
 )
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")

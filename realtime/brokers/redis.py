@@ -27,6 +27,12 @@ logger = get_logger("agora.broker")
 PREFIX = "agora:"
 
 
+# Channels whose events are in Redis before their publisher goes on (session revocations:
+# every worker's session cache drops them), rather than queued behind other traffic.
+AWAITED_CHANNELS = frozenset({"sessions"})
+AWAITED_PUBLISH_SECONDS = 1.0
+
+
 class RedisBroker(MemoryBroker):
     """Local delivery plus Redis pub/sub between processes."""
 
@@ -97,11 +103,28 @@ class RedisBroker(MemoryBroker):
         message = json.dumps(
             {"o": self.origin, "e": event, "t": published_at}, separators=(",", ":")
         )
+        if channel in AWAITED_CHANNELS and await self._publish_now(channel, message):
+            return
         if self._outbound.full():
             # Redis has been unreachable for a while: drop the oldest; subscribers elsewhere
             # fill such gaps from the database.
             self._outbound.get_nowait()
         self._outbound.put_nowait((channel, message))
+
+    async def _publish_now(self, channel: str, message: str) -> bool:
+        """Send ``message`` to Redis before answering (within AWAITED_PUBLISH_SECONDS), past a
+        queue that odds traffic may have backed up: a revocation must reach the other workers
+        before its logOut answers. False when Redis didn't take it (the queue then retries)."""
+        if self._publisher is None:
+            return False
+        try:
+            await asyncio.wait_for(
+                self._publisher.publish(PREFIX + channel, message), AWAITED_PUBLISH_SECONDS
+            )
+        except Exception as exc:  # an outage: the queue (and the caches' lifetime) cover it
+            logger.warning("redis publish of %s failed (%s); queued", channel, exc)
+            return False
+        return True
 
     async def _publish_loop(self) -> None:
         """Send to Redis off the writer's path: an outage never slows a mutation down."""

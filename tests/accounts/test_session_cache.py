@@ -290,3 +290,38 @@ async def test_through_the_app_log_out_ends_a_cached_session_at_once(
             assert await user.data(me) == {"me": {"username": "judy"}}
         assert await user.data("mutation { logOut }") == {"logOut": True}
         assert await user.data(me) == {"me": None}
+
+
+async def test_a_revocation_is_in_redis_before_log_out_answers() -> None:
+    """RedisBroker queues events for Redis off the writer's path; a session revocation instead
+    goes out before its publisher returns, so a backed-up queue (odds traffic, an outage that
+    just ended) can't delay it on the other workers."""
+    import asyncio
+
+    from realtime.brokers.redis import AWAITED_CHANNELS, RedisBroker
+    from realtime.events import SESSIONS
+    from tests.services import start_redis
+
+    assert SESSIONS in AWAITED_CHANNELS
+    server = start_redis()
+    a, b = RedisBroker(server.url), RedisBroker(server.url)
+    heard: list[tuple[str, dict[str, Any]]] = []
+    try:
+        await a.start()
+        await b.start()
+        b.listen(lambda channel, message: heard.append((channel, message)))
+        # A's queue is stuck (as behind a backlog): only what skips it can arrive.
+        assert a._publishing is not None
+        a._publishing.cancel()
+        await a.publish("comments:1", {"kind": "queued"})
+        await a.publish(SESSIONS, {"kind": "token", "token_hash": "abc"})
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert heard == [(SESSIONS, {"kind": "token", "token_hash": "abc"})]
+    finally:
+        await a.stop()
+        await b.stop()
+        server.stop()
