@@ -75,7 +75,11 @@ class GCTuning:
         if self.live < self.settings.gc_freeze_after_subscriptions:
             return
         gc.freeze()
-        self.frozen, self.ended = self.live, 0
+        # The count that decides the unfreeze starts at the first freeze and is never reset by
+        # a later one: a steady base of subscribers plus a churn re-freezes again and again,
+        # and resetting it there would never hand the closed sockets' cycles back.
+        if not self.frozen:
+            self.frozen, self.ended = self.live, 0
 
     def unsubscribed(self) -> None:
         """A subscription ended: once as many ended as were open at the freeze, unfreeze (their

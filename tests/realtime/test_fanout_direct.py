@@ -240,6 +240,26 @@ def test_gc_tuning_freezes_after_start_up_and_bulk_subscribes_and_unfreezes_afte
             assert gc.get_freeze_count() == 0 and tuning.frozen == 0 and tuning.since_freeze == 0
 
         loop.run_until_complete(scenario())
+
+        async def base_and_churn() -> None:
+            # A steady base of 3 open plus a churn that re-freezes after every bulk: the
+            # subscriptions ended since the first freeze still add up to an unfreeze.
+            for _ in range(3):
+                tuning.subscribed()
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() > 0 and tuning.frozen == 3
+            unfrozen = False
+            for _ in range(4):
+                for _ in range(3):
+                    tuning.subscribed()
+                await asyncio.sleep(0.01)  # a bulk: frozen again
+                for _ in range(3):
+                    tuning.unsubscribed()
+                    unfrozen = unfrozen or gc.get_freeze_count() == 0
+            assert unfrozen
+
+        gc.unfreeze()
+        loop.run_until_complete(base_and_churn())
         off = GCTuning(replace(settings, gc_freeze_after_subscriptions=0))
         off.subscribed()
         assert off.since_freeze == 0 and off._timer is None
