@@ -20,6 +20,7 @@ until Redis takes the bump *and* a new generation (every worker's entries then m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections import OrderedDict
@@ -47,6 +48,8 @@ ENTRY_OVERHEAD_BYTES = 1024
 # A bump is tried this many times (each within REDIS_LIMITS_TIMEOUT_MS) before its write
 # answers anyway: it does not go through the reads' outage breaker, which one slow read opens.
 BUMP_ATTEMPTS = 3
+# How long a miss waits for the same key's miss already running before executing itself.
+INFLIGHT_WAIT_SECONDS = 2.0
 # INCR the sequence, set every tag to it: one round trip, atomic for readers.
 _BUMP = """
 local seq = redis.call('INCR', KEYS[1])
@@ -206,6 +209,8 @@ class ResponseCache:
         # answer instead of executing too (used only if it was kept: a write racing it keeps
         # it out, and then each waiter executes itself).
         self.inflight: dict[tuple[str, ...], asyncio.Future[str | None]] = {}
+        # The task whose miss registered each in-flight key (it alone ends the wait).
+        self.owners: dict[tuple[str, ...], asyncio.Task[Any] | None] = {}
 
     @staticmethod
     def key_of(
@@ -231,8 +236,10 @@ class ResponseCache:
         if entry is None:
             pending = self.inflight.get(key)
             if pending is not None:
-                # shield: one waiter leaving doesn't cancel the others' answer.
-                await asyncio.shield(pending)
+                # shield: one waiter leaving doesn't cancel the others' answer. Bounded: a
+                # slow first miss (the database struggling) doesn't stack every copy behind it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pending), INFLIGHT_WAIT_SECONDS)
                 entry = self.entries.get(key)
             if entry is None:
                 return "miss", None
@@ -258,10 +265,16 @@ class ResponseCache:
         start = await self.versions.start()
         if start is not None and key not in self.inflight:
             self.inflight[key] = asyncio.get_running_loop().create_future()
+            self.owners[key] = asyncio.current_task()
         return start
 
     def finish(self, key: tuple[str, ...]) -> None:
         """The miss of ``key`` is done (kept or not): its waiters look again."""
+        # Only the miss that registered the key ends it: a second miss of the same key (begun
+        # while the first ran) finishing first must not wake the first one's waiters early.
+        if self.owners.get(key) is not asyncio.current_task():
+            return
+        del self.owners[key]
         pending = self.inflight.pop(key, None)
         if pending is not None and not pending.done():
             pending.set_result(None)

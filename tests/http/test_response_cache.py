@@ -411,3 +411,33 @@ async def test_a_bump_is_not_skipped_by_the_reads_outage_breaker(fresh_settings:
             await versions.aclose()
     finally:
         server.stop()
+
+
+async def test_only_the_miss_that_registered_a_key_ends_the_wait_on_it(
+    cached: GraphQLClient,
+) -> None:
+    """Two misses of one key: the second (begun while the first ran) finishing first must not
+    wake the first one's waiters, who would then execute the query themselves."""
+    import asyncio
+
+    cache = cache_of(cached)
+    key = cache.key_of("{ categories { slug } }", None, None, None)
+    first_may_end = asyncio.Event()
+
+    async def first() -> None:
+        assert await cache.begin(key) is not None
+        await first_may_end.wait()
+        cache.finish(key)
+
+    async def second() -> None:
+        assert await cache.begin(key) is not None
+        cache.finish(key)
+
+    one = asyncio.create_task(first())
+    await asyncio.sleep(0.05)
+    pending = cache.inflight[key]
+    await asyncio.create_task(second())
+    assert cache.inflight.get(key) is pending and not pending.done()
+    first_may_end.set()
+    await one
+    assert key not in cache.inflight and pending.done()
