@@ -461,11 +461,16 @@ def run_part(part: Part, quick: bool, folder: Path) -> Outcome:
     print(text[-2500:], flush=True)
     document = json.loads(out.read_text()) if out.exists() else None
     status = "ran" if document is not None and done.returncode in (0, 1) else "failed"
+    # What --from needs to render this part again as it was: the load around it, its time.
+    (folder / f"{part.name}.run.json").write_text(
+        json.dumps({"load_before": before, "load_after": after, "seconds": seconds})
+    )
     return Outcome(part, status, document, seconds, before, after, text[-1500:])
 
 
 def kept(part: Part, folder: Path) -> Outcome:
-    """A part's outcome from a ``--keep`` folder (its load averages and time unknown)."""
+    """A part's outcome from a ``--keep`` folder (its load averages and time as recorded when
+    it ran, where the folder has them)."""
     if not part.present():
         return Outcome(part, "absent", None, 0.0, math.nan, math.nan)
     path = folder / f"{part.name}.json"
@@ -474,7 +479,12 @@ def kept(part: Part, folder: Path) -> Outcome:
     tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log kept)"
     seconds = float(document.get("seconds", math.nan)) if document else math.nan
     load = float(document.get("load_average", math.nan)) if document else math.nan
-    return Outcome(part, "ran" if document else "failed", document, seconds, math.nan, load, tail)
+    before = math.nan
+    run = folder / f"{part.name}.run.json"
+    if run.exists():
+        recorded = json.loads(run.read_text())
+        before, load, seconds = recorded["load_before"], recorded["load_after"], recorded["seconds"]
+    return Outcome(part, "ran" if document else "failed", document, seconds, before, load, tail)
 
 
 def render(outcomes: list[Outcome], quick: bool) -> str:
