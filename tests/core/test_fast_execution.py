@@ -31,21 +31,6 @@ from tests.conftest import forget_compiled_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
-HOME = """
-query Home {
-  featured: articles(first: 3, filter: {featured: true}) {
-    nodes { slug title excerpt readingTimeMinutes author { name initials } }
-  }
-  latest: articles(first: 10) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node { slug title publishedAt commentCount
-      category { name slug } tags { slug name } } }
-  }
-  categories { slug name children { slug name } }
-  markets(first: 5) { nodes { slug question status outcomes { label probability } } }
-}
-"""
 # Shapes the plan takes, shapes it refuses (graphql-core runs them), and failures mid-way.
 _ARTICLE = f'article(slug: "{CENTRAL_ASIA}")'
 EDGE_CASES = [
@@ -73,8 +58,6 @@ EDGE_CASES = [
     )
 ]
 ARTICLE_PAGE = (ROOT / "demo" / "operations" / "ArticlePage.graphql").read_text()
-# Documents the fast path must take (the hot pages): asserted, not just compared.
-MUST_BE_FAST = [(ARTICLE_PAGE, {"slug": CENTRAL_ASIA}), (HOME, {})]
 
 
 def readme_queries() -> list[str]:
@@ -93,6 +76,12 @@ def readme_queries() -> list[str]:
         ):
             found.append(block)
     return found
+
+
+# README's "Home feed" query (the one the benchmark measures), as README prints it.
+HOME = next(q for q in readme_queries() if q.lstrip().startswith("query Home"))
+# Documents the fast path must take (the hot pages): asserted, not just compared.
+MUST_BE_FAST = [(ARTICLE_PAGE, {"slug": CENTRAL_ASIA}), (HOME, {})]
 
 
 def demo_queries() -> list[str]:
