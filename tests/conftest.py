@@ -120,6 +120,7 @@ SERVICES = (
     "test_response_cache_workers.py",
     "test_response_cache.py::test_a_bump_is_not_skipped_by_the_reads_outage_breaker",
     "test_session_cache.py::test_a_revocation_is_in_redis_before_log_out_answers",
+    "test_redis_broker_health.py",
 )
 SERVICE_FIXTURES = {"postgres_server", "redis_server"}
 NODE = ("test_interop_graphql_ws.py", "test_graphql_http_audit.py", "test_http_clients.py")

@@ -255,6 +255,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_FILES: list[Path] = []
 
 
+SERVER_LOGS: dict[int, Path] = {}
+
+
 def start_app_process(
     env: dict[str, str], log: Path | None = None, host: str = "127.0.0.1"
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -301,4 +304,15 @@ def start_app_process(
         process = subprocess.Popen(
             command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
         )
+    SERVER_LOGS[process.pid] = log
     return process, f"{host}:{port}"
+
+
+def server_log_tail(process: subprocess.Popen[bytes], lines: int = 40) -> str:
+    """The last ``lines`` of what a process from ``start_app_process`` wrote (for a failure's
+    message: why a server never became ready)."""
+    log = SERVER_LOGS.get(process.pid)
+    if log is None or not log.exists():
+        return "(no log)"
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text) or "(empty log)"

@@ -42,6 +42,11 @@ class RedisBroker(MemoryBroker):
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.max_backoff = max_backoff
         self.healthy = False
+        # ``healthy`` is both of these: the pub/sub listener is connected, and the last publish
+        # went through (a failed publish alone used to leave it False until the listener lost
+        # its own connection, which a healthy listener never does: /readyz stuck at 503).
+        self._listening = False
+        self._publishing_ok = True
         self._client: Any = None
         self._publisher: Any = None
         self._publishing: asyncio.Task[None] | None = None
@@ -127,15 +132,45 @@ class RedisBroker(MemoryBroker):
         return True
 
     async def _publish_loop(self) -> None:
-        """Send to Redis off the writer's path: an outage never slows a mutation down."""
+        """Send to Redis off the writer's path: an outage never slows a mutation down.
+
+        A failed publish drops its event (subscribers elsewhere fill gaps from the database when
+        their listener reconnects) and marks the broker unhealthy; while it is, the loop probes
+        Redis with PING between events, backing off, and is healthy again on the first success.
+        """
+        backoff = 0.1
         while True:
-            channel, message = await self._outbound.get()
+            if self._publishing_ok:
+                channel, message = await self._outbound.get()
+            else:
+                try:
+                    channel, message = await asyncio.wait_for(self._outbound.get(), backoff)
+                except TimeoutError:
+                    try:
+                        await self._publisher.ping()
+                    except Exception:  # still down: probe again later
+                        backoff = min(self.max_backoff, backoff * 2)
+                    else:
+                        backoff = 0.1
+                        self._publish_recovered()
+                    continue
             try:
                 await self._publisher.publish(PREFIX + channel, message)
             except Exception as exc:  # an outage must not stop the loop
-                if self.healthy:
+                if self._publishing_ok:
                     logger.error("redis publish failed (%s): other processes miss %s", exc, channel)
+                self._publishing_ok = False
                 self.healthy = False
+            else:
+                backoff = 0.1
+                self._publish_recovered()
+
+    def _publish_recovered(self) -> None:
+        if self._publishing_ok:
+            return
+        logger.info("redis publishing again")
+        self._publishing_ok = True
+        self.healthy = self._listening
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -144,9 +179,10 @@ class RedisBroker(MemoryBroker):
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(PREFIX + "*")
-                if not self.healthy:
+                if not self._listening:
                     logger.info("redis connected at %s", self.url.split("@")[-1])
-                self.healthy = True
+                self._listening = True
+                self.healthy = self._publishing_ok
                 self._ready.set()
                 backoff = 0.1
                 if not first:
@@ -163,8 +199,9 @@ class RedisBroker(MemoryBroker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.healthy:
+                if self._listening:
                     logger.error("redis connection lost (%s); retrying with backoff", exc)
+                self._listening = False
                 self.healthy = False
                 self._ready.set()
                 first = False

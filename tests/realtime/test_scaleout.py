@@ -21,6 +21,7 @@ from tests.services import (
     PostgresServer,
     RedisServer,
     create_database,
+    server_log_tail,
     start_app_process,
     start_redis,
 )
@@ -46,19 +47,31 @@ def _start_server(database_url: str, redis_url: str) -> tuple[subprocess.Popen[b
     )
 
 
-async def _wait_ready(address: str, want: int = 200) -> dict[str, Any]:
+async def _wait_ready(
+    address: str, want: int = 200, process: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """/readyz's body once it answers ``want``; fails after 30 s, or as soon as ``process``
+    (the server, when given) has exited, saying what it last answered and how its log ends."""
     deadline = time.monotonic() + 30
+    last = "no answer"
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                last = f"the process exited with {process.returncode}"
+                break
             try:
                 response = await http.get(f"http://{address}/readyz")
                 if response.status_code == want:
                     body: dict[str, Any] = response.json()
                     return body
-            except httpx.HTTPError:
-                pass
+                last = f"{response.status_code} {response.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
             await asyncio.sleep(0.1)
-    raise AssertionError(f"{address} never answered /readyz with {want}")
+    raise AssertionError(
+        f"{address} never answered /readyz with {want} (last: {last}); its log ends:\n"
+        + (server_log_tail(process) if process is not None else "(not given)")
+    )
 
 
 async def _gql(address: str, query: str, variables: dict[str, Any], token: str = "") -> Any:
@@ -104,8 +117,8 @@ async def test_two_processes_share_events_and_survive_a_redis_restart(
     a, a_address = _start_server(url, redis_server.url)
     b, b_address = _start_server(url, redis_server.url)
     try:
-        assert await _wait_ready(a_address) == {"database": "ok", "redis": "ok"}
-        await _wait_ready(b_address)
+        assert await _wait_ready(a_address, process=a) == {"database": "ok", "redis": "ok"}
+        await _wait_ready(b_address, process=b)
         login = await _gql(
             a_address,
             'mutation { logIn(input: {username: "alice", password: "demo-password"}) { token } }',
@@ -139,13 +152,13 @@ async def test_two_processes_share_events_and_survive_a_redis_restart(
 
             # Redis goes away: posts on A still commit; B hears nothing until it is back.
             redis_server.stop()
-            body = await _wait_ready(a_address, want=503)
+            body = await _wait_ready(a_address, want=503, process=a)
             assert body == {"database": "ok", "redis": "down"}
             for i in range(3):
                 posted.append(await _post(a_address, token, article, f"during outage {i}"))
             redis_server.start()
-            await _wait_ready(a_address)
-            await _wait_ready(b_address)
+            await _wait_ready(a_address, process=a)
+            await _wait_ready(b_address, process=b)
             # B fills the gap from the database on reconnect, then goes on live.
             while len(seen) < 4:
                 seen.append(await _next_sequence(ws))
