@@ -100,6 +100,11 @@ class Walker:
         self.expensive = 0
         self.introspection = 0
         self.visits = 0
+        # The variables the counts read (a request's node count depends on nothing else):
+        # as list sizes, and inside arguments (which count only their lists' items).
+        self.read: set[str] = set()
+        self.read_in_arguments: set[str] = set()
+        self._reads = self.read
 
     def walk(
         self,
@@ -193,6 +198,7 @@ class Walker:
     def _value(self, value: ValueNode) -> Any:
         """An argument's value: the variable's (as sent) or the literal's."""
         if isinstance(value, VariableNode):
+            self._reads.add(value.name.value)
             return self.variables.get(value.name.value)
         if isinstance(value, ListValueNode):
             return [self._value(v) for v in value.values]
@@ -209,7 +215,11 @@ class Walker:
     def _argument_items(self, node: FieldNode) -> int:
         """The items of every list inside this field's arguments, however nested."""
         total = 0
-        stack: list[Any] = [self._value(a.value) for a in node.arguments or ()]
+        self._reads = self.read_in_arguments
+        try:
+            stack: list[Any] = [self._value(a.value) for a in node.arguments or ()]
+        finally:
+            self._reads = self.read
         while stack:
             value = stack.pop()
             if isinstance(value, list):

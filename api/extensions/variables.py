@@ -6,9 +6,18 @@ the variables ask for, after coercion: the one limit a document alone can't deci
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema
+from graphql import (
+    DocumentNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLSchema,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+)
 from graphql.execution.values import get_variable_values
 
 from api.extensions.cost import walk
@@ -62,5 +71,84 @@ def request_error(
             first.message, nodes=first.nodes, extensions={"code": "BAD_USER_INPUT"}
         )
         return without_suggestions(coded, settings)
-    walker = walk(schema, document, [operation], values.coerced, settings)
-    return too_many_nodes(walker.nodes, settings)
+    return too_many_nodes(_nodes(schema, document, operation, values.coerced, settings), settings)
+
+
+# Node counts at a request's sizes, per operation: (schema, document, operation, the variables
+# the walk read, their values as JSON -> count). Entries are checked by identity (the document
+# cache hands back the same nodes); bounded in operations and in value sets per operation.
+MAX_COUNTED_OPERATIONS = 512
+MAX_COUNTS_PER_OPERATION = 64
+# Longer value sets (a list of a thousand ids) are walked every time rather than kept.
+MAX_COUNT_KEY_CHARS = 512
+_counts: dict[
+    int,
+    tuple[GraphQLSchema, DocumentNode, OperationDefinitionNode, tuple[str, ...], dict[str, int]],
+] = {}
+
+
+def _nodes(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    coerced: dict[str, Any],
+    settings: Settings,
+) -> int:
+    """The operation's node count at ``coerced``'s sizes: walked once per operation and set of
+    values of the variables the walk reads (an article page's ``$slug`` reads none: one walk)."""
+    entry = _counts.get(id(operation))
+    if (
+        entry is not None
+        and entry[0] is schema
+        and entry[1] is document
+        and entry[2] is operation
+        and (key := _values_key(entry[3], coerced)) is not None
+        and key in entry[4]
+    ):
+        return entry[4][key]
+    walker = walk(schema, document, [operation], coerced, settings)
+    read = tuple(sorted(walker.read | _structured(schema, operation, walker.read_in_arguments)))
+    key = _values_key(read, coerced)
+    if key is None:
+        return walker.nodes
+    if entry is None or entry[2] is not operation or entry[3] != read:
+        if len(_counts) >= MAX_COUNTED_OPERATIONS:
+            _counts.pop(next(iter(_counts)))
+        entry = (schema, document, operation, read, {})
+        _counts[id(operation)] = entry
+    if len(entry[4]) >= MAX_COUNTS_PER_OPERATION:
+        entry[4].pop(next(iter(entry[4])))
+    entry[4][key] = walker.nodes
+    return walker.nodes
+
+
+def _structured(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, names: set[str]
+) -> set[str]:
+    """Those of ``names`` whose type can hold a list (a list, an input object, a custom
+    scalar): an argument's count reads only its lists, so a String or an Int can't change it."""
+    plain = {"String", "ID", "Int", "Float", "Boolean"}
+    structured: set[str] = set()
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name not in names:
+            continue
+        type_node: Any = definition.type
+        if isinstance(type_node, NonNullTypeNode):
+            type_node = type_node.type
+        if isinstance(type_node, NamedTypeNode):
+            named = schema.get_type(type_node.name.value)
+            if (named is not None and named.name in plain) or isinstance(named, GraphQLEnumType):
+                continue
+        structured.add(name)
+    return structured
+
+
+def _values_key(names: tuple[str, ...], coerced: dict[str, Any]) -> str | None:
+    """The values of ``names`` in ``coerced`` as one JSON text, or None (not JSON, or over
+    MAX_COUNT_KEY_CHARS: uncached)."""
+    try:
+        key = json.dumps([coerced.get(name) for name in names], sort_keys=True, default=None)
+    except (TypeError, ValueError):
+        return None
+    return key if len(key) <= MAX_COUNT_KEY_CHARS else None

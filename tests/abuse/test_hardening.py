@@ -94,6 +94,38 @@ async def test_fragments_and_first_arguments_count_too(client: GraphQLClient) ->
     assert (_codes(body), _limit(body)) == (["QUERY_TOO_COMPLEX"], "nodes")
 
 
+async def test_counts_kept_per_operation_follow_the_variables_they_read(
+    client: GraphQLClient,
+) -> None:
+    """Node counts at a request's sizes are kept per operation and values of the variables the
+    count reads (api.extensions.variables): the same document alternating between a refused
+    and an allowed size is refused and allowed each time, and a variable the count doesn't read
+    (an article page's slug) leaves one entry for any value."""
+    from api.extensions import variables
+
+    variables._counts.clear()
+    sized = (
+        "query($n: Int!) { articles(first: $n) { nodes { comments(first: 100) { nodes { "
+        "replies(first: 100) { nodes { id } } } } } } }"
+    )
+    for n, refused in [(100, True), (1, False), (100, True), (1, False), (100, True)]:
+        body = await client.post(sized, {"n": n})
+        assert (_codes(body) == ["QUERY_TOO_COMPLEX"]) is refused, (n, body)
+    by_slug = (
+        "query($s: String!, $n: Int!) { article(slug: $s) { comments(first: $n) "
+        "{ nodes { replies(first: 100) { nodes { id } } } } } }"
+    )
+    for slug in ("a", "b", "c"):
+        body = await client.post(by_slug, {"s": slug, "n": 2})
+        assert "errors" not in body, body
+    counted = [
+        entry
+        for entry in variables._counts.values()
+        if entry[2].variable_definitions and len(entry[2].variable_definitions) == 2
+    ]
+    assert [(entry[3], list(entry[4].values())) for entry in counted] == [(("n",), [404])]
+
+
 COERCED = """query($n: Int!, $ids: [ID!]!) { nodes(ids: $ids) { id } articles(first: $n) {
                nodes { comments(first: $n) { nodes { replies(first: $n) { nodes { id } } } } } } }"""
 

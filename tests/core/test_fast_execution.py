@@ -190,6 +190,31 @@ def test_shapes_the_plan_refuses() -> None:
     assert plan_operation(schema, operation) is not None
 
 
+def test_the_article_page_calls_its_resolvers_directly() -> None:
+    """Every resolver field of the article page is called as its own function (arguments
+    converted once per operation), none through strawberry's per-call wrappers."""
+    schema = build_schema(Settings(env="test"))._schema
+    operation = parse(ARTICLE_PAGE).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    plan = plan_operation(schema, operation)
+    assert plan is not None
+    wrapped: list[str] = []
+    direct: list[str] = []
+    stack = [plan]
+    while stack:
+        level = stack.pop()
+        for entry in level.fields:
+            if entry.plan is not None:
+                stack.append(entry.plan)
+            if entry.definition is None or entry.attribute is not None:
+                continue
+            (direct if entry.direct is not None else wrapped).append(
+                f"{level.type.name}.{entry.name}"
+            )
+    assert wrapped == []
+    assert {"Query.article", "Article.comments", "Comment.replies", "Comment.author"} <= set(direct)
+
+
 @pytest.fixture(scope="module")
 def generated() -> st.SearchStrategy[str]:
     sdl = build_schema(Settings(env="test")).as_str()
