@@ -33,12 +33,14 @@ from graphql import (
     FieldNode,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -81,6 +83,18 @@ class _Field:
     type: GraphQLOutputType | None
     plan: _Object | None = None  # the selection on the named object type, if any
     direct: _Direct | None = None  # call the strawberry resolver itself (see _direct)
+    leaf: _Leaf | None = None  # a plain attribute of a scalar or enum type, not a list
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """How a plain scalar attribute completes: what graphql-core's completion of a leaf does
+    (null in a non-null position is an error: graphql-core reports it), a str for String and
+    ID as it is (their serialize returns a str unchanged)."""
+
+    non_null: bool
+    serialize: Callable[[Any], Any]
+    text: bool
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,16 @@ def _plain_attribute(definition: GraphQLField) -> str | None:
     strawberry_field = definition.extensions.get("strawberry-definition")
     name = getattr(strawberry_field, "python_name", None)
     return name if isinstance(name, str) else None
+
+
+def _leaf(output: GraphQLOutputType) -> _Leaf | None:
+    """The completion of a scalar or enum (or its non-null), or None for anything else."""
+    non_null = isinstance(output, GraphQLNonNull)
+    named = output.of_type if isinstance(output, GraphQLNonNull) else output
+    if not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+        return None
+    text = named is GraphQLString or named is GraphQLID
+    return _Leaf(non_null, named.serialize, text)
 
 
 def _direct(definition: GraphQLField) -> _Direct | None:
@@ -189,6 +213,8 @@ def _plan_object(
             definition.type,
         )
         entry.direct = _direct(definition)
+        if entry.attribute is not None:
+            entry.leaf = _leaf(definition.type)
         if isinstance(named, GraphQLObjectType):
             if selection.selection_set is None:
                 return None
@@ -332,11 +358,27 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if entry.definition is None:
                             out[entry.key] = type_name
                             continue
-                        field_path = Path(path, entry.key, type_name)
                         if entry.attribute is not None:
                             value = getattr(source, entry.attribute)
+                            leaf = entry.leaf
+                            if leaf is not None:
+                                # A scalar attribute (most of a page): completed here, no path.
+                                if value is None:
+                                    if leaf.non_null:
+                                        raise _Fallback
+                                    out[entry.key] = None
+                                elif leaf.text and value.__class__ is str:
+                                    out[entry.key] = value
+                                else:
+                                    serialized = leaf.serialize(value)
+                                    if serialized is None or serialized is Undefined:
+                                        raise _Fallback
+                                    out[entry.key] = serialized
+                                continue
+                            field_path = Path(path, entry.key, type_name)
                             info = None
                         else:
+                            field_path = Path(path, entry.key, type_name)
                             try:
                                 info, value = self._resolve(
                                     entry, object_plan.type, source, field_path
