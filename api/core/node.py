@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any, ForwardRef, get_args, get_origin
 
 import strawberry
@@ -25,8 +26,9 @@ NODE_TYPES = (
 )
 
 
+@lru_cache(maxsize=65_536)
 def to_global_id(type_name: str, pk: int) -> str:
-    """The opaque ID clients see for row ``pk`` of ``type_name``."""
+    """The opaque ID clients see for row ``pk`` of ``type_name`` (kept: a page encodes ~90)."""
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
