@@ -15,16 +15,27 @@ def response_size_over(value: Any, limit: int) -> bool:
     245 MB body)."""
     size = 0
     stack: list[Any] = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
+        item = pop()
+        kind = item.__class__
+        # Exact classes first (what execution builds), subclasses by isinstance after.
+        if kind is str:
+            size += len(item) + 2
+        elif kind is dict:
+            size += 2 + 4 * len(item) + sum(map(len, item))
+            extend(item.values())
+        elif kind is list:
+            size += 2 + len(item)
+            extend(item)
+        elif isinstance(item, str):
             size += len(item) + 2
         elif isinstance(item, dict):
             size += 2 + sum(len(key) + 4 for key in item)
-            stack.extend(item.values())
+            extend(item.values())
         elif isinstance(item, list):
             size += 2 + len(item)
-            stack.extend(item)
+            extend(item)
         else:
             size += 8
         if size > limit:
