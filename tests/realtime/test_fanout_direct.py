@@ -21,6 +21,7 @@ from app import create_app, uvicorn_options
 from app.wire import text_frame
 from realtime.fanout import Connection, Group, Hub
 from realtime.fanout.gctuning import GCTuning
+from realtime.fanout.primitives import LightEvent, LightQueue, Waiters
 from realtime.protocol import subprotocol
 from realtime.protocol.messages import dumps
 from realtime.protocol.multipart import MULTIPART
@@ -315,6 +316,60 @@ async def test_a_live_socket_gets_its_frames_written_directly(
             assert json.loads(await ws.recv()) == {"type": "pong"}
             assert len(seen) == 1 and seen[0].direct is not None
             assert seen[0].writer_task is None  # nothing ever had to wait
+            # Fewer bytes per idle socket: list-based waiters, the handshake's headers let go
+            # (websockets' parser generator keeps the request as a local for the socket's life).
+            protocol = seen[0].direct.__self__  # type: ignore[attr-defined]
+            assert type(protocol.queue) is LightQueue and type(protocol.writable) is LightEvent
+            assert type(seen[0].closed) is LightEvent and type(seen[0].queue) is Waiters
+            kept = protocol.conn.parser.gi_frame.f_locals["request"]
+            assert kept.path == "/graphql" and list(kept.headers.raw_items()) == []
+            assert "request" not in protocol.__dict__ and "response" not in protocol.__dict__
+            # The scope's own copy of the headers stays (the endpoint reads it).
+            headers = dict(getattr(seen[0].ws, "headers"))  # noqa: B009 (a Transport to mypy)
+            assert headers["sec-websocket-protocol"] == "graphql-transport-ws"
     finally:
         server.should_exit = True
         await task
+
+
+async def test_light_event_and_queue_behave_as_asyncios() -> None:
+    """The list-based Event and Queue (realtime.fanout.primitives): the same order, waits,
+    wake-ups and cancellations as asyncio's, in containers of a few dozen bytes."""
+    import sys
+    from collections import deque
+
+    queue: LightQueue[int] = LightQueue()
+    assert sys.getsizeof(queue._getters) < sys.getsizeof(deque()) // 4
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert len(queue._getters) == 1
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert await getter == 1 and queue.qsize() == 1
+    assert queue.get_nowait() == 2 and queue.empty()
+    cancelled = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert list(queue._getters) == []
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    queue.put_nowait(3)
+    assert queue.get_nowait() == 3
+    queue.task_done()
+    queue.task_done()
+    queue.task_done()
+    await asyncio.wait_for(queue.join(), 1)
+
+    event = LightEvent()
+    waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not event.is_set() and len(event._waiters) == 3
+    event.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert list(event._waiters) == [] and event.is_set()
+    event.clear()
+    assert not event.is_set()
+    with pytest.raises(IndexError):
+        Waiters[int]().popleft()
