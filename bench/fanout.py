@@ -1295,6 +1295,7 @@ class Churn:
     failures: Counter[str] = field(default_factory=Counter)
     samples: list[tuple[int, float]] = field(default_factory=list)  # (cycles done, VmRSS KiB)
     seconds: float = 0.0
+    server_cpu: float = 0.0
 
     @property
     def drift(self) -> float:
@@ -1304,10 +1305,73 @@ class Churn:
         return self.samples[-1][1] / self.samples[1][1] - 1
 
 
+async def churn_cycles(
+    url: str,
+    article_id: str,
+    count: int,
+    first_index: int,
+    concurrency: int,
+    source_addresses: int,
+    failures: Counter[str],
+) -> int:
+    """``count`` cycles of connect → init → subscribe (commentAdded on the article) → pong →
+    abrupt close (SO_LINGER 0), ``concurrency`` at a time, the ``first_index``-th on; the
+    cycles that completed."""
+    variables = {"articleId": article_id}
+    next_index, end, done = first_index, first_index + count, 0
+
+    async def worker() -> None:
+        nonlocal next_index, done
+        while next_index < end:
+            index = next_index
+            next_index += 1
+            source = source_address(index, source_addresses)
+            try:
+                sub = await open_subscriber(url, variables, COMMENT_FEED, False, False, source)
+            except Exception as exc:
+                failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                continue
+            if isinstance(sub.ws, LightSocket):
+                sub.ws.abort()
+            else:
+                abort(sub.ws)
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    return done
+
+
+async def serve_churn_helper(args: argparse.Namespace) -> None:
+    """A churn client process (``--churn-helper``): for each line ``N`` on stdin, N cycles on
+    ``--helper-url`` (source addresses from ``--helper-offset`` on), then one line: the cycles
+    done and the failures as JSON. Ends when stdin closes."""
+    raise_nofile()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    index = args.helper_offset
+    while line := await reader.readline():
+        count = int(line)
+        failures: Counter[str] = Counter()
+        done = await churn_cycles(
+            args.helper_url,
+            args.helper_article,
+            count,
+            index,
+            args.churn_concurrency,
+            args.source_addresses,
+            failures,
+        )
+        # Each helper's cycles use source addresses (and ports) of their own range.
+        index += count
+        print(json.dumps({"done": done, "failures": failures}), flush=True)
+
+
 async def churn(bench: Bench, name: str) -> Churn | None:
     """``--churn`` cycles of connect → init → subscribe (commentAdded on the article) → pong →
-    abrupt close, ``--churn-concurrency`` at a time, from ``--source-addresses`` addresses;
-    the server's VmRSS sampled at every tenth (after a collection settles: 0.5 s idle)."""
+    abrupt close over ``--churn-processes`` client processes (``--churn-concurrency`` at a time
+    in each), from ``--source-addresses`` addresses; the server's VmRSS sampled at every tenth
+    (after a collection settles: 0.5 s idle)."""
     args = bench.args
     label = f"churn × {args.churn} on {name}"
     if bench.over_time(label):
@@ -1315,50 +1379,77 @@ async def churn(bench: Bench, name: str) -> Churn | None:
     print(f"{label}:")
     target = start_target(name, args, bench.deployment, bench.folder)
     outcome = Churn(name)
+    helpers: list[asyncio.subprocess.Process] = []
     try:
         await target.wait_ready()
         url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
-        variables = {"articleId": bench.article_id}
+        processes = max(1, args.churn_processes)
+        for number in range(processes):
+            helpers.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.fanout",
+                    "--churn-helper",
+                    "--client",
+                    args.client,
+                    "--helper-url",
+                    url,
+                    "--helper-article",
+                    bench.article_id,
+                    # Each starts on its own source address (the kernel picks the ports).
+                    "--helper-offset",
+                    str(number),
+                    "--source-addresses",
+                    str(args.source_addresses),
+                    "--churn-concurrency",
+                    str(args.churn_concurrency),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    cwd=str(BENCH_ROOT),
+                )
+            )
         step = max(1, args.churn // 10)
-        began = time.perf_counter()
-        next_index = 0
-
-        async def until(end: int) -> None:
-            """Cycles, one after another, until ``end`` were started."""
-            nonlocal next_index
-            while next_index < end:
-                index = next_index
-                next_index += 1
-                source = source_address(index, args.source_addresses)
-                try:
-                    sub = await open_subscriber(url, variables, COMMENT_FEED, False, False, source)
-                except Exception as exc:
-                    outcome.failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
-                    continue
-                if isinstance(sub.ws, LightSocket):
-                    sub.ws.abort()
-                else:
-                    abort(sub.ws)
-                outcome.cycles += 1
-
+        began, cpu = time.perf_counter(), target.cpu_seconds()
         done = 0
         while done < args.churn:
-            batch_end = min(args.churn, done + step)
-            workers = min(args.churn_concurrency, batch_end - done)
-
-            await asyncio.gather(*(until(batch_end) for _ in range(workers)))
-            done = batch_end
+            batch = min(step, args.churn - done)
+            shares = [batch // processes] * processes
+            shares[0] += batch - sum(shares)
+            for helper, share in zip(helpers, shares, strict=True):
+                assert helper.stdin is not None
+                helper.stdin.write(f"{share}\n".encode())
+                await helper.stdin.drain()
+            for helper in helpers:
+                assert helper.stdout is not None
+                line = await asyncio.wait_for(helper.stdout.readline(), args.event_timeout * 10)
+                if not line:
+                    raise RuntimeError(f"a churn client process ended ({helper.returncode})")
+                answer = json.loads(line)
+                outcome.cycles += int(answer["done"])
+                outcome.failures.update(answer["failures"])
+            done += batch
             await asyncio.sleep(0.5)
             outcome.samples.append((done, target.rss_kib()))
             print(f"  {done:>7} cycles: server VmRSS {outcome.samples[-1][1] / 1024:.1f} MiB")
         outcome.seconds = time.perf_counter() - began
+        outcome.server_cpu = target.cpu_seconds() - cpu
         print(
-            f"  {outcome.cycles}/{args.churn} cycles in {outcome.seconds:.1f}s; RSS drift "
-            f"{outcome.drift:+.1%} (end / after the first tenth)"
+            f"  {outcome.cycles}/{args.churn} cycles in {outcome.seconds:.1f}s over {processes} "
+            f"client processes (server CPU {outcome.server_cpu * 1000 / max(1, done):.2f} ms a "
+            f"cycle); RSS drift {outcome.drift:+.1%} (end / after the first tenth)"
             + (f"; failures: {dict(outcome.failures.most_common(3))}" if outcome.failures else "")
         )
         return outcome
     finally:
+        for helper in helpers:
+            if helper.stdin is not None:
+                helper.stdin.close()
+        for helper in helpers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(helper.wait(), 30)
+            if helper.returncode is None:
+                helper.kill()
         target.stop()
         bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
 
@@ -1528,7 +1619,14 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         figures["completion"] = bench.completions
     if bench.churns:
         figures["churn"] = {
-            name: {"cycles": c.cycles, "rss_kib": c.samples, "drift": c.drift}
+            name: {
+                "cycles": c.cycles,
+                "rss_kib": c.samples,
+                "drift": c.drift,
+                "seconds": c.seconds,
+                "server_cpu_ms_per_cycle": c.server_cpu * 1000 / c.cycles if c.cycles else None,
+                "failures": sum(c.failures.values()),
+            }
             for name, c in bench.churns.items()
         }
     if bench.spreads:
@@ -1661,7 +1759,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="connect → subscribe → abrupt-close cycles (issue 13: 100000)",
     )
-    parser.add_argument("--churn-concurrency", type=int, default=50)
+    parser.add_argument("--churn-concurrency", type=int, default=50, help="per client process")
+    parser.add_argument(
+        "--churn-processes", type=int, default=2, help="client processes of the churn"
+    )
+    parser.add_argument("--churn-helper", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--client-processes",
         type=int,
@@ -1703,6 +1805,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.client_helper:
         uvloop.run(serve_client_helper(args))
+        return 0
+    if args.churn_helper:
+        uvloop.run(serve_churn_helper(args))
         return 0
     return cli.run("fanout", args, run, runner=uvloop.run)
 
