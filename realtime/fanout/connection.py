@@ -224,7 +224,11 @@ class Connection:
                 self._wake.set()
             if self._drained is not None:
                 self._drained.set()  # a replay waiting for room must not wait forever
-            self.closed.set()
+            self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """Set ``closed``: whoever serves the connection ends it."""
+        self.closed.set()
 
     async def room_for_replay(self) -> None:
         """Wait until the writer has drained the queue enough for a replay to push more."""
@@ -262,4 +266,4 @@ class Connection:
             self.closing = self.closing or Closed(CloseCode.ABNORMAL, "client went away")
             if self._drained is not None:
                 self._drained.set()
-            self.closed.set()
+            self._mark_closed()

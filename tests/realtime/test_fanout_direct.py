@@ -373,3 +373,63 @@ async def test_light_event_and_queue_behave_as_asyncios() -> None:
     assert not event.is_set()
     with pytest.raises(IndexError):
         Waiters[int]().popleft()
+
+
+async def test_an_idle_socket_is_one_task_and_a_close_from_elsewhere_ends_its_reading(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket's own (ASGI) task reads its messages: no second task per socket. A close
+    made elsewhere (here: as a revocation or a drain would) interrupts that reading, the client
+    gets the close's code, and the socket leaves the hub."""
+    import socket as sockets
+
+    from realtime import endpoint
+
+    seen: list[endpoint.SocketConnection] = []
+    real = endpoint.SocketConnection.__init__
+
+    def spy(self: endpoint.SocketConnection, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        seen.append(self)
+
+    monkeypatch.setattr(endpoint.SocketConnection, "__init__", spy)
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = replace(fresh_settings, host="127.0.0.1", port=port)
+    app = create_app(settings)
+    options = {**uvicorn_options(settings), "lifespan": "off", "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    task = asyncio.create_task(server.serve())
+    clients = []
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
+            await asyncio.sleep(0.02)
+        before = len(asyncio.all_tasks())
+        for _ in range(3):
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{port}/graphql",
+                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                ping_interval=None,
+            )
+            clients.append(ws)
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        # One task per socket: uvicorn's, running the app (and in it the reading).
+        assert len(asyncio.all_tasks()) - before == 3
+        assert all(conn.reading and conn.reader is not None for conn in seen)
+        seen[1].close(4403, "Forbidden: revoked")
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(clients[1].recv(), 5)
+        assert clients[1].close_code == 4403 and clients[1].close_reason == "Forbidden: revoked"
+        assert not seen[1].reading and seen[1].reader is None and seen[1].closed.is_set()
+        # The others are untouched and still answer.
+        for ws in (clients[0], clients[2]):
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+        assert len(asyncio.all_tasks()) - before == 2
+    finally:
+        for ws in clients:
+            await ws.close()
+        server.should_exit = True
+        await task
