@@ -418,6 +418,22 @@ async def test_an_idle_socket_is_one_task_and_a_close_from_elsewhere_ends_its_re
         # One task per socket: uvicorn's, running the app (and in it the reading).
         assert len(asyncio.all_tasks()) - before == 3
         assert all(conn.reading and conn.reader is not None for conn in seen)
+        # And that task's coroutines: /graphql's websockets skip the middleware and router
+        # frames that would otherwise stay alive (app.wire.WebSocketShortcut).
+        chain = []
+        coro: Any = seen[0].reader.get_coro()  # type: ignore[union-attr]
+        while coro is not None and hasattr(coro, "cr_code"):
+            chain.append(coro.cr_code.co_qualname)
+            coro = coro.cr_await
+        assert chain[chain.index("Observe._websocket") :][:4] == [
+            "Observe._websocket",
+            "WebSocketShortcut.__call__",
+            "WebsocketEndpoint.handle",
+            "WebsocketEndpoint._read_until_closed",
+        ]
+        assert not {"Router.__call__", "CORSMiddleware.__call__", "BodySizeLimit.__call__"} & set(
+            chain
+        )
         seen[1].close(4403, "Forbidden: revoked")
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(clients[1].recv(), 5)
