@@ -1300,9 +1300,9 @@ class Churn:
     @property
     def drift(self) -> float:
         """End RSS / RSS after the first tenth of the cycles (warm-up: pools, caches) − 1."""
-        if len(self.samples) < 3:
+        if len(self.samples) < 2:
             return math.nan
-        return self.samples[-1][1] / self.samples[1][1] - 1
+        return self.samples[-1][1] / self.samples[0][1] - 1
 
 
 async def churn_cycles(

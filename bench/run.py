@@ -263,13 +263,15 @@ def render_churn(churns: dict[str, Any], quick: bool) -> list[str]:
     for name, c in churns.items():
         samples = c.get("rss_kib") or []
         drift = c.get("drift")
-        ok = isinstance(drift, int | float) and abs(drift) <= 0.05 and not c.get("failures")
-        first = samples[1][1] / 1024 if len(samples) > 1 else math.nan
+        finite = isinstance(drift, int | float) and math.isfinite(drift)
+        ok = finite and abs(drift) <= 0.05 and not c.get("failures")
+        first = samples[0][1] / 1024 if samples else math.nan
         last = samples[-1][1] / 1024 if samples else math.nan
         lines.append(
             f"| {name} | {fmt(c.get('cycles'), 0)} | {fmt(c.get('seconds'))} | "
             f"{fmt(c.get('server_cpu_ms_per_cycle'), 2)} | {fmt(first)} → {fmt(last)} | "
-            f"{fmt(drift * 100 if isinstance(drift, int | float) else None, 1)} % | ±5 % (M) | "
+            + (f"{drift * 100:+.1f} %" if finite else "–")
+            + " | ±5 % (M) | "
             f"{verdict(ok, quick)} |"
         )
     return lines

@@ -129,3 +129,35 @@ async def test_a_refused_upgrade_is_an_error() -> None:
         with pytest.raises(ConnectionError, match="400"):
             # No subprotocol the server speaks: websockets answers 400.
             await fanout_client.connect(f"ws://127.0.0.1:{port}/", "nope", 10)
+
+
+def test_make_bench_reports_the_churn_against_the_five_percent_goal() -> None:
+    """bench.run's fan-out section: one row per churned target, drift from the first tenth's
+    VmRSS to the end, PASS within ±5 % and with no failed cycle."""
+    from bench.run import BY_NAME, render_churn
+
+    assert BY_NAME["fanout"].args[-2:] == ["--churn", "100000"]
+    churns = {
+        "shared": {
+            "cycles": 100000,
+            "rss_kib": [[10000, 80640], [50000, 81000], [100000, 81920]],
+            "drift": 81920 / 80640 - 1,
+            "seconds": 376.7,
+            "server_cpu_ms_per_cycle": 2.0,
+            "failures": 0,
+        },
+        "bare": {
+            "cycles": 99990,
+            "rss_kib": [[10000, 40960], [100000, 46080]],
+            "drift": 0.125,
+            "seconds": 122.4,
+            "server_cpu_ms_per_cycle": 0.5,
+            "failures": 10,
+        },
+    }
+    lines = render_churn(churns, quick=False)
+    assert lines[-2:] == [
+        "| shared | 100,000 | 376.7 | 2.00 | 78.8 → 80.0 | +1.6 % | ±5 % (M) | **PASS** |",
+        "| bare | 99,990 | 122.4 | 0.50 | 40.0 → 45.0 | +12.5 % | ±5 % (M) | **FAIL** |",
+    ]
+    assert render_churn({}, quick=False) == []
