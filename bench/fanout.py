@@ -7,6 +7,7 @@
         [--database-url postgres://…  (an empty database) | --postgres]
         [--workers 1] [--redis | --redis-url redis://…]
         [--source-addresses 8] [--churn 100000] [--churn-concurrency 50]
+        [--client light|websockets]
 
 Issue 13's fan-out targets, one run (client in this process, server in its own):
 
@@ -41,9 +42,13 @@ bare of a multi-worker run, next to shared / bare of a one-process run in anothe
 the deployment costs with the machine's noise mostly divided out. Server CPU and RSS are then
 the sums over the supervisor and its workers.
 
-Clients are asyncio ``websockets`` connections in this process, one subscription each
-(``connection_init`` → ``subscribe`` → ``ping``; the ``pong`` says the subscription is in place,
-for odds also the first message). Scenarios, each on a freshly started server:
+Clients are connections of this process, one subscription each (``connection_init`` →
+``subscribe`` → ``ping``; the ``pong`` says the subscription is in place, for odds also the
+first message). ``--client light`` (the default) is ``bench.fanout_client``: asyncio Protocols
+that find a frame's boundary and its marker in the received bytes, a few µs a frame, so that
+the client measures the server (the ``websockets`` client, ``--client websockets``, spends tens
+of µs a message: at 5,000 subscribers its own lag, ~400 ms p99, decided the completion time of
+the bare broadcast and of ours alike). Scenarios, each on a freshly started server:
 
 * ``comments``: ``--sizes`` subscribers to ``commentAdded`` on ONE article (same document and
   variables), then ``--events`` comments posted one after another over HTTP (``postComment`` as
@@ -101,6 +106,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from bench import fanout_client
+from bench.fanout_client import LightSocket
 from bench.harness import cli
 from bench.harness.api import (
     CENTRAL_ASIA,
@@ -316,7 +323,7 @@ class Subscriber:
     """One client connection with one subscription, and what it received."""
 
     key: str
-    ws: TimedConnection
+    ws: TimedConnection | LightSocket
     # (arrived, handled by the reader, mark, order)
     got: list[tuple[float, float, Any, int]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # error, complete, unparseable…
@@ -357,6 +364,7 @@ class Board:
 
 async def read(sub: Subscriber, board: Board) -> None:
     ws = sub.ws
+    assert isinstance(ws, TimedConnection)  # the light client needs no reader (listen)
     with contextlib.suppress(ConnectionClosed):
         async for raw in ws:
             arrived, now = ws.arrived, time.perf_counter()
@@ -397,6 +405,8 @@ async def open_subscriber(
     local_addr: tuple[str, int] | None = None,
 ) -> Subscriber:
     """Connect, init, subscribe; return once the subscription is in place."""
+    if LIGHT[0] and not deflate:
+        return await open_light(url, variables, query, expect_first, local_addr)
     ws = await connect(
         url,
         subprotocols=[PROTOCOL],
@@ -441,6 +451,72 @@ async def open_subscriber(
         raise
 
 
+# Whether subscribers use the light client (bench.fanout_client; --client light, the default).
+LIGHT = [True]
+
+
+async def open_light(
+    url: str,
+    variables: dict[str, Any],
+    query: str,
+    expect_first: bool,
+    local_addr: tuple[str, int] | None,
+) -> Subscriber:
+    """``open_subscriber`` over the light client: the same messages in the same order."""
+    ws = await fanout_client.connect(url, PROTOCOL, 120, local_addr)
+    try:
+        sub = Subscriber(key_of(variables), ws)
+        ws.other = sub.other
+        ws.send(INIT)
+        ack = json.loads(await ws.recv(60))
+        if ack.get("type") != "connection_ack":
+            raise RuntimeError(f"expected connection_ack, got {json.dumps(ack)[:200]}")
+        payload = {"query": query, "variables": variables}
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        ws.send(PING)
+        ponged, first = False, not expect_first
+        while not (ponged and first):
+            text = await ws.recv(60)
+            message = json.loads(text)
+            kind = message.get("type")
+            if kind == "pong":
+                ponged = True
+            elif kind == "next" and not first:
+                first = True
+                sub.initial_order = fanout_client.mark_of_json(message)[1]
+            elif kind == "ping":
+                ws.send(PONG)
+            else:
+                raise RuntimeError(f"unexpected while subscribing: {str(text)[:200]}")
+        return sub
+    except BaseException:
+        ws.abort()
+        raise
+
+
+def listen(sub: Subscriber, board: Board) -> None:
+    """Deliveries to ``sub`` from now on, as ``read`` takes them, but from the light client's
+    ``data_received`` (no task: the arrival is the handling)."""
+    ws = sub.ws
+    if not isinstance(ws, LightSocket):
+        sub.task = asyncio.create_task(read(sub, board))
+        return
+    got = sub.got
+
+    def on_next(_: LightSocket, mark: Any, order: int, arrived: float) -> None:
+        got.append((arrived, arrived, mark, order))
+        board.delivered(mark)
+        if board.sample is None:
+            board.sample = ws.last_next()
+
+    def ended(_: object) -> None:
+        if not board.stopping:
+            sub.closed = f"code {ws.close_code} {ws.close_reason or ''}".strip()
+
+    ws.deliver_to(on_next)
+    ws.done.add_done_callback(ended)
+
+
 @dataclass
 class Opened:
     subscribers: list[Subscriber]
@@ -481,7 +557,7 @@ async def open_all(
     results = await asyncio.gather(*(one(i, variables) for i, variables in enumerate(plan)))
     subscribers = [sub for sub in results if sub is not None]
     for sub in subscribers:
-        sub.task = asyncio.create_task(read(sub, board))
+        listen(sub, board)
     return Opened(subscribers, failures, time.perf_counter() - began, target.cpu_seconds() - cpu)
 
 
@@ -1076,7 +1152,7 @@ async def serve_client_helper(args: argparse.Namespace) -> None:
 
     opened = [s for s in await asyncio.gather(*(one(i) for i in range(args.helper_count))) if s]
     for sub in opened:
-        sub.task = asyncio.create_task(read(sub, board))
+        listen(sub, board)
     print(f"ready {time.perf_counter() - began:.3f} {failures}", flush=True)
     reported: set[Any] = set()
     loop = asyncio.get_running_loop()
@@ -1118,6 +1194,8 @@ async def completion(bench: Bench, name: str, size: int) -> None:
                         "-m",
                         "bench.fanout",
                         "--client-helper",
+                        "--client",
+                        args.client,
                         "--helper-url",
                         url,
                         "--helper-article",
@@ -1217,19 +1295,83 @@ class Churn:
     failures: Counter[str] = field(default_factory=Counter)
     samples: list[tuple[int, float]] = field(default_factory=list)  # (cycles done, VmRSS KiB)
     seconds: float = 0.0
+    server_cpu: float = 0.0
 
     @property
     def drift(self) -> float:
         """End RSS / RSS after the first tenth of the cycles (warm-up: pools, caches) − 1."""
-        if len(self.samples) < 3:
+        if len(self.samples) < 2:
             return math.nan
-        return self.samples[-1][1] / self.samples[1][1] - 1
+        return self.samples[-1][1] / self.samples[0][1] - 1
+
+
+async def churn_cycles(
+    url: str,
+    article_id: str,
+    count: int,
+    first_index: int,
+    concurrency: int,
+    source_addresses: int,
+    failures: Counter[str],
+) -> int:
+    """``count`` cycles of connect → init → subscribe (commentAdded on the article) → pong →
+    abrupt close (SO_LINGER 0), ``concurrency`` at a time, the ``first_index``-th on; the
+    cycles that completed."""
+    variables = {"articleId": article_id}
+    next_index, end, done = first_index, first_index + count, 0
+
+    async def worker() -> None:
+        nonlocal next_index, done
+        while next_index < end:
+            index = next_index
+            next_index += 1
+            source = source_address(index, source_addresses)
+            try:
+                sub = await open_subscriber(url, variables, COMMENT_FEED, False, False, source)
+            except Exception as exc:
+                failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                continue
+            if isinstance(sub.ws, LightSocket):
+                sub.ws.abort()
+            else:
+                abort(sub.ws)
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    return done
+
+
+async def serve_churn_helper(args: argparse.Namespace) -> None:
+    """A churn client process (``--churn-helper``): for each line ``N`` on stdin, N cycles on
+    ``--helper-url`` (source addresses from ``--helper-offset`` on), then one line: the cycles
+    done and the failures as JSON. Ends when stdin closes."""
+    raise_nofile()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    index = args.helper_offset
+    while line := await reader.readline():
+        count = int(line)
+        failures: Counter[str] = Counter()
+        done = await churn_cycles(
+            args.helper_url,
+            args.helper_article,
+            count,
+            index,
+            args.churn_concurrency,
+            args.source_addresses,
+            failures,
+        )
+        # Each helper's cycles use source addresses (and ports) of their own range.
+        index += count
+        print(json.dumps({"done": done, "failures": failures}), flush=True)
 
 
 async def churn(bench: Bench, name: str) -> Churn | None:
     """``--churn`` cycles of connect → init → subscribe (commentAdded on the article) → pong →
-    abrupt close, ``--churn-concurrency`` at a time, from ``--source-addresses`` addresses;
-    the server's VmRSS sampled at every tenth (after a collection settles: 0.5 s idle)."""
+    abrupt close over ``--churn-processes`` client processes (``--churn-concurrency`` at a time
+    in each), from ``--source-addresses`` addresses; the server's VmRSS sampled at every tenth
+    (after a collection settles: 0.5 s idle)."""
     args = bench.args
     label = f"churn × {args.churn} on {name}"
     if bench.over_time(label):
@@ -1237,47 +1379,77 @@ async def churn(bench: Bench, name: str) -> Churn | None:
     print(f"{label}:")
     target = start_target(name, args, bench.deployment, bench.folder)
     outcome = Churn(name)
+    helpers: list[asyncio.subprocess.Process] = []
     try:
         await target.wait_ready()
         url = f"ws://127.0.0.1:{target.port}/" + ("" if name == BARE else "graphql")
-        variables = {"articleId": bench.article_id}
+        processes = max(1, args.churn_processes)
+        for number in range(processes):
+            helpers.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.fanout",
+                    "--churn-helper",
+                    "--client",
+                    args.client,
+                    "--helper-url",
+                    url,
+                    "--helper-article",
+                    bench.article_id,
+                    # Each starts on its own source address (the kernel picks the ports).
+                    "--helper-offset",
+                    str(number),
+                    "--source-addresses",
+                    str(args.source_addresses),
+                    "--churn-concurrency",
+                    str(args.churn_concurrency),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    cwd=str(BENCH_ROOT),
+                )
+            )
         step = max(1, args.churn // 10)
-        began = time.perf_counter()
-        next_index = 0
-
-        async def until(end: int) -> None:
-            """Cycles, one after another, until ``end`` were started."""
-            nonlocal next_index
-            while next_index < end:
-                index = next_index
-                next_index += 1
-                source = source_address(index, args.source_addresses)
-                try:
-                    sub = await open_subscriber(url, variables, COMMENT_FEED, False, False, source)
-                except Exception as exc:
-                    outcome.failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
-                    continue
-                abort(sub.ws)
-                outcome.cycles += 1
-
+        began, cpu = time.perf_counter(), target.cpu_seconds()
         done = 0
         while done < args.churn:
-            batch_end = min(args.churn, done + step)
-            workers = min(args.churn_concurrency, batch_end - done)
-
-            await asyncio.gather(*(until(batch_end) for _ in range(workers)))
-            done = batch_end
+            batch = min(step, args.churn - done)
+            shares = [batch // processes] * processes
+            shares[0] += batch - sum(shares)
+            for helper, share in zip(helpers, shares, strict=True):
+                assert helper.stdin is not None
+                helper.stdin.write(f"{share}\n".encode())
+                await helper.stdin.drain()
+            for helper in helpers:
+                assert helper.stdout is not None
+                line = await asyncio.wait_for(helper.stdout.readline(), args.event_timeout * 10)
+                if not line:
+                    raise RuntimeError(f"a churn client process ended ({helper.returncode})")
+                answer = json.loads(line)
+                outcome.cycles += int(answer["done"])
+                outcome.failures.update(answer["failures"])
+            done += batch
             await asyncio.sleep(0.5)
             outcome.samples.append((done, target.rss_kib()))
             print(f"  {done:>7} cycles: server VmRSS {outcome.samples[-1][1] / 1024:.1f} MiB")
         outcome.seconds = time.perf_counter() - began
+        outcome.server_cpu = target.cpu_seconds() - cpu
         print(
-            f"  {outcome.cycles}/{args.churn} cycles in {outcome.seconds:.1f}s; RSS drift "
-            f"{outcome.drift:+.1%} (end / after the first tenth)"
+            f"  {outcome.cycles}/{args.churn} cycles in {outcome.seconds:.1f}s over {processes} "
+            f"client processes (server CPU {outcome.server_cpu * 1000 / max(1, done):.2f} ms a "
+            f"cycle); RSS drift {outcome.drift:+.1%} (end / after the first tenth)"
             + (f"; failures: {dict(outcome.failures.most_common(3))}" if outcome.failures else "")
         )
         return outcome
     finally:
+        for helper in helpers:
+            if helper.stdin is not None:
+                helper.stdin.close()
+        for helper in helpers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(helper.wait(), 30)
+            if helper.returncode is None:
+                helper.kill()
         target.stop()
         bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
 
@@ -1319,7 +1491,7 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         f"({len(os.sched_getaffinity(0))} usable), load average {os.getloadavg()[0]:.2f}; "
         f"RLIMIT_NOFILE {limit[0]}/{limit[1]}; {args.rounds} round(s); permessage-deflate "
         f"{'offered' if args.deflate else 'off'}, keepalive pings "
-        f"{'on (20 s)' if args.keepalive else 'off'}"
+        f"{'on (20 s)' if args.keepalive else 'off'}; subscribers' client: {args.client}"
     )
     print(f"shared, unshared: {deployment.describe()}; bare: 1 process, no database or broker")
     if deployment.workers > 1:
@@ -1447,7 +1619,14 @@ def report(bench: Bench, limit: tuple[int, int]) -> Results:
         figures["completion"] = bench.completions
     if bench.churns:
         figures["churn"] = {
-            name: {"cycles": c.cycles, "rss_kib": c.samples, "drift": c.drift}
+            name: {
+                "cycles": c.cycles,
+                "rss_kib": c.samples,
+                "drift": c.drift,
+                "seconds": c.seconds,
+                "server_cpu_ms_per_cycle": c.server_cpu * 1000 / c.cycles if c.cycles else None,
+                "failures": sum(c.failures.values()),
+            }
             for name, c in bench.churns.items()
         }
     if bench.spreads:
@@ -1580,12 +1759,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="connect → subscribe → abrupt-close cycles (issue 13: 100000)",
     )
-    parser.add_argument("--churn-concurrency", type=int, default=50)
+    parser.add_argument("--churn-concurrency", type=int, default=50, help="per client process")
+    parser.add_argument(
+        "--churn-processes", type=int, default=2, help="client processes of the churn"
+    )
+    parser.add_argument("--churn-helper", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--client-processes",
         type=int,
         default=0,
         help="completion of --sizes over this many client processes (instead of the scenarios)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("light", "websockets"),
+        default="light",
+        help="subscribers' client: bench.fanout_client (a few µs a frame) or websockets",
     )
     parser.add_argument("--client-helper", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--helper-url", default="", help=argparse.SUPPRESS)
@@ -1610,11 +1799,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    LIGHT[0] = args.client == "light"
     if args.serve_bare:
         uvloop.run(serve_bare(args.port, args.deflate, args.keepalive))
         return 0
     if args.client_helper:
         uvloop.run(serve_client_helper(args))
+        return 0
+    if args.churn_helper:
+        uvloop.run(serve_churn_helper(args))
         return 0
     return cli.run("fanout", args, run, runner=uvloop.run)
 

@@ -242,6 +242,38 @@ def render_fanout(document: dict[str, Any], quick: bool) -> list[str]:
     for name, found in sorted(document["ratios"].items()):
         value = found.get("value")
         lines.append(f"- {name}: {fmt(value, 2)}× (goal ≤ 1.5×: {verdict(value <= 1.5, quick)})")
+    lines.extend(render_churn(document["figures"].get("churn", {}), quick))
+    return lines
+
+
+def render_churn(churns: dict[str, Any], quick: bool) -> list[str]:
+    """bench.fanout --churn: the server's VmRSS over connect → subscribe → abrupt-close cycles
+    against the issue's goal (flat within ±5 %: end / after the first tenth)."""
+    if not churns:
+        return []
+    lines = [
+        "",
+        "Memory over connect → subscribe → abrupt-close cycles (SO_LINGER 0), server VmRSS "
+        "(goal, M: flat within ±5 % from the first tenth of the cycles to the end):",
+        "",
+        "| target | cycles | seconds | server CPU ms/cycle | VmRSS MiB after the first tenth → "
+        "end | drift | goal | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, c in churns.items():
+        samples = c.get("rss_kib") or []
+        drift = c.get("drift")
+        finite = isinstance(drift, int | float) and math.isfinite(drift)
+        ok = finite and abs(drift) <= 0.05 and not c.get("failures")
+        first = samples[0][1] / 1024 if samples else math.nan
+        last = samples[-1][1] / 1024 if samples else math.nan
+        lines.append(
+            f"| {name} | {fmt(c.get('cycles'), 0)} | {fmt(c.get('seconds'))} | "
+            f"{fmt(c.get('server_cpu_ms_per_cycle'), 2)} | {fmt(first)} → {fmt(last)} | "
+            + (f"{drift * 100:+.1f} %" if finite else "–")
+            + " | ±5 % (M) | "
+            f"{verdict(ok, quick)} |"
+        )
     return lines
 
 
@@ -363,7 +395,7 @@ PARTS = [
         "fanout",
         "Fan-out: shared hub vs a bare websockets broadcast",
         "bench.fanout",
-        ["--sizes", "1000,5000", "--events", "20"],
+        ["--sizes", "1000,5000", "--events", "20", "--churn", "100000"],
         ["--sizes", "200", "--events", "3", "--markets", "10", "--per-market", "5"],
         render_fanout,
     ),

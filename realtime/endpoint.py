@@ -69,10 +69,13 @@ class SocketConnection(Connection):
 
     __slots__ = (
         "busy",
+        "interrupted",
         "keepalive",
         "observed",
         "opened",
         "operation_count",
+        "reader",
+        "reading",
         "request_id",
         "subscription_count",
     )
@@ -93,6 +96,25 @@ class SocketConnection(Connection):
         self.subscription_count = 0
         # The next keep-alive tick (a timer, not a task per socket).
         self.keepalive: asyncio.TimerHandle | None = None
+        # The socket's own task reads its messages (no second task per socket): while it does
+        # (``reading``), a close from anywhere else cancels it (``interrupted``: that
+        # cancellation is the close's, and ends in WebsocketEndpoint._read_until_closed).
+        self.reader: asyncio.Task[Any] | None = None
+        self.reading = False
+        self.interrupted = False
+
+    def _mark_closed(self) -> None:
+        """Closed: the reader, if it is still reading, is interrupted once it next waits (from
+        the loop, so a close made by the reader itself ends it at its next await too, as when
+        it was a task of its own)."""
+        super()._mark_closed()
+        if self.reading and self.reader is not None:
+            asyncio.get_running_loop().call_soon(self._interrupt)
+
+    def _interrupt(self) -> None:
+        if self.reading and not self.interrupted and self.reader is not None:
+            self.interrupted = True
+            self.reader.cancel()
 
     def send(self, message: Any) -> None:
         """Queue ``message``; an ``error`` or ``complete`` ends its operation."""
@@ -177,18 +199,14 @@ class WebsocketEndpoint:
         # another task (an overflow seen by the broker's dispatcher) is logged with it too.
         conn.request_id = get_contextvars().get("request_id")
         self.hub.connections.add(conn)
-        reader = asyncio.create_task(self._read(conn))
-        # However the reader ends (a close, the client gone, a failure), the socket is done.
-        reader.add_done_callback(lambda _: conn.closed.set())
         self._schedule_keepalive(conn)
         metrics.WEBSOCKETS_OPEN.inc()
         try:
-            # Set by close() (from anywhere: a revocation, the keep-alive, a drain), by the
-            # writer when the client went away, or as the reader ends.
-            await conn.closed.wait()
+            # Until the client is done or a close from anywhere (a revocation, the keep-alive,
+            # a drain, the writer finding the client gone) interrupts the reading.
+            await self._read_until_closed(conn)
         finally:
             metrics.WEBSOCKETS_OPEN.dec()
-            reader.cancel()
             if conn.keepalive is not None:
                 conn.keepalive.cancel()
             for sub in list(conn.subs.values()):
@@ -260,6 +278,26 @@ class WebsocketEndpoint:
             return
         conn.send(action)
         self._schedule_keepalive(conn)
+
+    async def _read_until_closed(self, conn: SocketConnection) -> None:
+        """Read the socket's messages in its own task (a second task per idle socket was
+        ~1.5 KiB): a close from elsewhere cancels this task while it reads
+        (``SocketConnection._interrupt``), and that cancellation, only that one, ends here."""
+        task = asyncio.current_task()
+        conn.reader, conn.reading = task, True
+        try:
+            await self._read(conn)
+        except asyncio.CancelledError:
+            # uncancel: 0 when no one else (a server shutting down) cancelled the task too.
+            if not conn.interrupted or task is None or task.uncancel() > 0:
+                raise
+        except Exception:
+            # As a task of its own, its failure ended the socket (and was logged by asyncio).
+            logger.exception("reading the socket failed")
+        finally:
+            conn.reading = False
+            conn.reader = None
+            conn.closed.set()
 
     async def _read(self, conn: SocketConnection) -> None:
         try:

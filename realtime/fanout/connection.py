@@ -14,7 +14,6 @@ waiting are they queued, bounded as before, for a writer task made on demand.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.websockets import WebSocketDisconnect
 
 from clientaddr import UNKNOWN
+from realtime.fanout.primitives import LightEvent, Waiters
 from realtime.ports import Viewer
 from realtime.protocol import subprotocol
 from realtime.protocol.base import Wire
@@ -110,14 +110,17 @@ class Connection:
         self.token_hash = ""
         self.session_expires: datetime | None = None
         self.subs: dict[str, Sub] = {}
-        self.queue: deque[str] = deque()
+        # Lists, not deques (a deque is ~760 bytes made, and most sockets never queue a frame);
+        # the queue holds at most WS_QUEUE_LENGTH frames (plus forced ones), so a popleft's
+        # shift stays small.
+        self.queue: Waiters[str] = Waiters()
         self.latest: dict[str, str] = {}
         # Made on first use (most sockets never queue a frame, nor replay): fewer objects per
         # idle connection.
         self._wake: asyncio.Event | None = None
         self.closing: Closed | None = None
         # Set once closing: whoever serves the connection stops waiting on a stalled writer.
-        self.closed = asyncio.Event()
+        self.closed = LightEvent()
         self.last_pong = asyncio.get_running_loop().time()
         # When a frame was last sent (HTTP streams send heartbeats after a silence).
         self.last_write = self.last_pong
@@ -221,7 +224,11 @@ class Connection:
                 self._wake.set()
             if self._drained is not None:
                 self._drained.set()  # a replay waiting for room must not wait forever
-            self.closed.set()
+            self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """Set ``closed``: whoever serves the connection ends it."""
+        self.closed.set()
 
     async def room_for_replay(self) -> None:
         """Wait until the writer has drained the queue enough for a replay to push more."""
@@ -259,4 +266,4 @@ class Connection:
             self.closing = self.closing or Closed(CloseCode.ABNORMAL, "client went away")
             if self._drained is not None:
                 self._drained.set()
-            self.closed.set()
+            self._mark_closed()

@@ -21,6 +21,7 @@ from app import create_app, uvicorn_options
 from app.wire import text_frame
 from realtime.fanout import Connection, Group, Hub
 from realtime.fanout.gctuning import GCTuning
+from realtime.fanout.primitives import LightEvent, LightQueue, Waiters
 from realtime.protocol import subprotocol
 from realtime.protocol.messages import dumps
 from realtime.protocol.multipart import MULTIPART
@@ -315,6 +316,136 @@ async def test_a_live_socket_gets_its_frames_written_directly(
             assert json.loads(await ws.recv()) == {"type": "pong"}
             assert len(seen) == 1 and seen[0].direct is not None
             assert seen[0].writer_task is None  # nothing ever had to wait
+            # Fewer bytes per idle socket: list-based waiters, the handshake's headers let go
+            # (websockets' parser generator keeps the request as a local for the socket's life).
+            protocol = seen[0].direct.__self__  # type: ignore[attr-defined]
+            assert type(protocol.queue) is LightQueue and type(protocol.writable) is LightEvent
+            assert type(seen[0].closed) is LightEvent and type(seen[0].queue) is Waiters
+            kept = protocol.conn.parser.gi_frame.f_locals["request"]
+            assert kept.path == "/graphql" and list(kept.headers.raw_items()) == []
+            assert "request" not in protocol.__dict__ and "response" not in protocol.__dict__
+            # The scope's own copy of the headers stays (the endpoint reads it).
+            headers = dict(getattr(seen[0].ws, "headers"))  # noqa: B009 (a Transport to mypy)
+            assert headers["sec-websocket-protocol"] == "graphql-transport-ws"
     finally:
+        server.should_exit = True
+        await task
+
+
+async def test_light_event_and_queue_behave_as_asyncios() -> None:
+    """The list-based Event and Queue (realtime.fanout.primitives): the same order, waits,
+    wake-ups and cancellations as asyncio's, in containers of a few dozen bytes."""
+    import sys
+    from collections import deque
+
+    queue: LightQueue[int] = LightQueue()
+    assert sys.getsizeof(queue._getters) < sys.getsizeof(deque()) // 4
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert len(queue._getters) == 1
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert await getter == 1 and queue.qsize() == 1
+    assert queue.get_nowait() == 2 and queue.empty()
+    cancelled = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert list(queue._getters) == []
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    queue.put_nowait(3)
+    assert queue.get_nowait() == 3
+    queue.task_done()
+    queue.task_done()
+    queue.task_done()
+    await asyncio.wait_for(queue.join(), 1)
+
+    event = LightEvent()
+    waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not event.is_set() and len(event._waiters) == 3
+    event.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert list(event._waiters) == [] and event.is_set()
+    event.clear()
+    assert not event.is_set()
+    with pytest.raises(IndexError):
+        Waiters[int]().popleft()
+
+
+async def test_an_idle_socket_is_one_task_and_a_close_from_elsewhere_ends_its_reading(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket's own (ASGI) task reads its messages: no second task per socket. A close
+    made elsewhere (here: as a revocation or a drain would) interrupts that reading, the client
+    gets the close's code, and the socket leaves the hub."""
+    import socket as sockets
+
+    from realtime import endpoint
+
+    seen: list[endpoint.SocketConnection] = []
+    real = endpoint.SocketConnection.__init__
+
+    def spy(self: endpoint.SocketConnection, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        seen.append(self)
+
+    monkeypatch.setattr(endpoint.SocketConnection, "__init__", spy)
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = replace(fresh_settings, host="127.0.0.1", port=port)
+    app = create_app(settings)
+    options = {**uvicorn_options(settings), "lifespan": "off", "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    task = asyncio.create_task(server.serve())
+    clients = []
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
+            await asyncio.sleep(0.02)
+        before = len(asyncio.all_tasks())
+        for _ in range(3):
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{port}/graphql",
+                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                ping_interval=None,
+            )
+            clients.append(ws)
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        # One task per socket: uvicorn's, running the app (and in it the reading).
+        assert len(asyncio.all_tasks()) - before == 3
+        assert all(conn.reading and conn.reader is not None for conn in seen)
+        # And that task's coroutines: /graphql's websockets skip the middleware and router
+        # frames that would otherwise stay alive (app.wire.WebSocketShortcut).
+        chain = []
+        coro: Any = seen[0].reader.get_coro()  # type: ignore[union-attr]
+        while coro is not None and hasattr(coro, "cr_code"):
+            chain.append(coro.cr_code.co_qualname)
+            coro = coro.cr_await
+        assert chain[chain.index("Observe._websocket") :][:4] == [
+            "Observe._websocket",
+            "WebSocketShortcut.__call__",
+            "WebsocketEndpoint.handle",
+            "WebsocketEndpoint._read_until_closed",
+        ]
+        assert not {"Router.__call__", "CORSMiddleware.__call__", "BodySizeLimit.__call__"} & set(
+            chain
+        )
+        seen[1].close(4403, "Forbidden: revoked")
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(clients[1].recv(), 5)
+        assert clients[1].close_code == 4403 and clients[1].close_reason == "Forbidden: revoked"
+        assert not seen[1].reading and seen[1].reader is None and seen[1].closed.is_set()
+        # The others are untouched and still answer.
+        for ws in (clients[0], clients[2]):
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+        assert len(asyncio.all_tasks()) - before == 2
+    finally:
+        for ws in clients:
+            await ws.close()
         server.should_exit = True
         await task
