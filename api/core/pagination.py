@@ -152,6 +152,10 @@ def page_request(
     return PageRequest(size=size, backward=backward, cursor=cursor)
 
 
+# json.dumps with options builds an encoder per call; a page encodes a cursor per row.
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
     """An opaque cursor for a row's sort values."""
     out: list[Any] = []
@@ -162,7 +166,7 @@ def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
             out.append(str(value))
         else:
             out.append(int(value))
-    raw = json.dumps([ordering.name, *out], separators=(",", ":"))
+    raw = _CURSOR_JSON([ordering.name, *out])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
