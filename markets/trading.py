@@ -434,8 +434,10 @@ class Trading:
             await self.publish(changed)
 
 
-def _columns(model: type[Model]) -> list[str]:
-    return list(model._meta.fields_db_projection.values())
+@cache
+def _columns(model: type[Model]) -> tuple[str, ...]:
+    # Read once Tortoise is initialised (its relations' columns are only known then).
+    return tuple(model._meta.fields_db_projection.values())
 
 
 @cache
