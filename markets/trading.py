@@ -159,7 +159,10 @@ class Trading:
         if min_shares_units is not None:
             check_units(min_shares_units, "minShares", allow_zero=True)
         key = _check_key(idempotency_key)
-        fingerprint = _fingerprint("buy", outcome_id, amount_cents, min_shares_units)
+        # Only a keyed request is compared with its retries: no hashing for the others.
+        fingerprint = (
+            "" if key is None else _fingerprint("buy", outcome_id, amount_cents, min_shares_units)
+        )
         return await self._trade(
             user,
             outcome_id,
@@ -181,7 +184,9 @@ class Trading:
         if min_amount_cents is not None:
             check_amount(min_amount_cents, "minAmount", allow_zero=True)
         key = _check_key(idempotency_key)
-        fingerprint = _fingerprint("sell", outcome_id, shares_units, min_amount_cents)
+        fingerprint = (
+            "" if key is None else _fingerprint("sell", outcome_id, shares_units, min_amount_cents)
+        )
         return await self._trade(
             user,
             outcome_id,
