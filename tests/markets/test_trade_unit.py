@@ -418,7 +418,9 @@ async def test_no_acknowledged_unit_trade_is_lost_on_kill_9(
     acknowledged: list[int] = []
     try:
         assert process.stdout is not None
-        while len(acknowledged) < 60:
+        # 57, no round number: a writer that answered before its commit, committing every
+        # 10 trades, say, fails here (checked by hand with such a writer in the trader).
+        while len(acknowledged) < 57:
             line = await asyncio.wait_for(process.stdout.readline(), 30)
             assert line, "the trader ended before it was killed"
             acknowledged.append(int(line))
