@@ -19,9 +19,11 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from accounts.events import SessionRevoked, SessionsRevoked
@@ -39,6 +41,25 @@ from refusals import Refusal, RefusalCode, validation
 from settings import Settings
 
 USERNAME = re.compile(r"[a-z0-9_]{3,32}")
+
+
+@cache
+def _columns(model: type[Model]) -> tuple[str, ...]:
+    # Read once Tortoise is initialised (its relations' columns are only known then).
+    return tuple(model._meta.fields_db_projection.values())
+
+
+@cache
+def _session_with_user() -> str:
+    """A live session of a token hash, with its user (``Accounts.session``)."""
+    return (
+        "SELECT "
+        + ", ".join(f"s.{column} AS _s_{column}" for column in _columns(models.Session))
+        + ", "
+        + ", ".join(f"u.{column}" for column in _columns(models.User))
+        + " FROM sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?"
+    )
 
 
 @dataclass(frozen=True)
@@ -276,13 +297,19 @@ class Accounts:
         """The live session of a token (with its user), or None: unknown, expired or revoked."""
         if not token or len(token) > 200:
             return None
-        return (
-            await models.Session.filter(
-                token_hash=token_hash(token), revoked_at=None, expires_at__gt=self.clock()
-            )
-            .select_related("user")
-            .first()
+        # Tortoise's filter(...).select_related("user").first(), as one plain statement: ~0.9 ms
+        # of CPU each, where this is ~0.15 ms (every session cache miss, every socket's check).
+        rows = await fetch_dicts(_session_with_user(), (token_hash(token), self.clock()))
+        if not rows:
+            return None
+        row = rows[0]
+        session = models.Session._init_from_db(
+            **{column: row["_s_" + column] for column in _columns(models.Session)}
         )
+        session.user = models.User._init_from_db(
+            **{column: row[column] for column in _columns(models.User)}
+        )
+        return session
 
     async def authenticate(self, token: str) -> models.User | None:
         """The user of a live session token, or None (unknown, expired or revoked); from the
@@ -297,6 +324,19 @@ class Accounts:
         cached = self.sessions.get(hashed, now)
         if cached is not None:
             return cached
+        return await self._read_and_keep(token, hashed, now)
+
+    def cached_user(self, token: str) -> models.User | None:
+        """The user of ``token`` when the session cache holds it (a copy, as from
+        :meth:`authenticate`), without waiting for anything; None otherwise: then only
+        :meth:`authenticate` can say. A caller that would wrap ``authenticate`` in a timeout
+        (a task and a timer) can skip both for the requests the cache answers."""
+        if not token or len(token) > 200 or not self.sessions.enabled:
+            return None
+        return self.sessions.get(token_hash(token), self.clock())
+
+    async def _read_and_keep(self, token: str, hashed: str, now: datetime) -> models.User | None:
+        """A cache miss: the session read, and kept unless a revocation moved the cache on."""
         generation = self.sessions.generation
         session = await self.session(token)
         if session is None:

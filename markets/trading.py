@@ -24,16 +24,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 import metrics
 from clock import Clock, now
 from db import models, sqlite_unit
 from db.housekeeping import delete_in_batches
-from db.sql import execute, fetch_dicts
+from db.sql import execute, fetch_dicts, plain_rows
 from db.sqlite_unit import Unit
 from domain_events import Publisher
 from markets import ledger, listing, settlement
@@ -156,7 +159,10 @@ class Trading:
         if min_shares_units is not None:
             check_units(min_shares_units, "minShares", allow_zero=True)
         key = _check_key(idempotency_key)
-        fingerprint = _fingerprint("buy", outcome_id, amount_cents, min_shares_units)
+        # Only a keyed request is compared with its retries: no hashing for the others.
+        fingerprint = (
+            "" if key is None else _fingerprint("buy", outcome_id, amount_cents, min_shares_units)
+        )
         return await self._trade(
             user,
             outcome_id,
@@ -178,7 +184,9 @@ class Trading:
         if min_amount_cents is not None:
             check_amount(min_amount_cents, "minAmount", allow_zero=True)
         key = _check_key(idempotency_key)
-        fingerprint = _fingerprint("sell", outcome_id, shares_units, min_amount_cents)
+        fingerprint = (
+            "" if key is None else _fingerprint("sell", outcome_id, shares_units, min_amount_cents)
+        )
         return await self._trade(
             user,
             outcome_id,
@@ -239,11 +247,10 @@ class Trading:
         now = self.clock()
 
         async def commit_and_publish() -> TradeResult:
-            done = await sqlite_unit.run(
+            result = await sqlite_unit.run(
                 lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now)
             )
-            result = done.result()
-            if done.replayed:
+            if result.replayed:
                 return result
             metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
             await self._publish(
@@ -432,28 +439,37 @@ class Trading:
             await self.publish(changed)
 
 
-@dataclass(frozen=True)
-class _UnitRows:
-    """What a trade unit read or wrote, as rows: models are built back on the event loop."""
+@cache
+def _columns(model: type[Model]) -> tuple[str, ...]:
+    # Read once Tortoise is initialised (its relations' columns are only known then).
+    return tuple(model._meta.fields_db_projection.values())
 
-    trade: dict[str, object]
-    position: dict[str, object]
-    market: dict[str, object]
-    balance_cents: int
-    replayed: bool
-    outcomes: list[dict[str, object]] | None = None
 
-    def result(self) -> TradeResult:
-        return TradeResult(
-            models.Trade._init_from_db(**self.trade),
-            models.Position._init_from_db(**self.position),
-            models.Market._init_from_db(**self.market),
-            self.balance_cents,
-            replayed=self.replayed,
-            outcomes=None
-            if self.outcomes is None
-            else [models.Outcome._init_from_db(**row) for row in self.outcomes],
-        )
+@cache
+def _state_sql() -> str:
+    """The one read of a trade unit (built once from the models' columns): per outcome of the
+    traded outcome's market, in order, the outcome (``o_``), the market (``m_``), the user's
+    position in it if any (``p_``), the market maker's and the user's ledger accounts."""
+    selected = ", ".join(
+        f"{alias}.{column} AS {alias}_{column}"
+        for alias, model in (("o", models.Outcome), ("m", models.Market), ("p", models.Position))
+        for column in _columns(model)
+    )
+    return (
+        f"SELECT {selected}, "
+        "(SELECT id FROM ledger_accounts WHERE kind = 'MARKET' AND market_id = m.id) AS _maker, "
+        "(SELECT id FROM ledger_accounts WHERE kind = 'USER' AND user_id = ?) AS _wallet "
+        "FROM outcomes o JOIN markets m ON m.id = o.market_id "
+        "LEFT JOIN positions p ON p.outcome_id = o.id AND p.user_id = ? "
+        "WHERE o.market_id = (SELECT market_id FROM outcomes WHERE id = ?) ORDER BY o.position"
+    )
+
+
+def _position_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``p_`` columns of a state row as a position row, None where the user holds none."""
+    if row["p_id"] is None:
+        return None
+    return {column: row["p_" + column] for column in _columns(models.Position)}
 
 
 def _trade_unit(
@@ -464,47 +480,35 @@ def _trade_unit(
     fingerprint: str,
     planner: Callable[[MarketState, datetime], Plan],
     now: datetime,
-) -> _UnitRows:
+) -> TradeResult:
     """One trade on SQLite, on the connection's thread inside ``BEGIN IMMEDIATE``: the same
     reads, checks and writes as ``Trading._trade_once`` (a refusal raises, and the unit rolls
-    back). The wallet's conditional update returns its balance, and the outcome→market lookup
-    is part of the outcomes' read."""
-    outcome_rows = unit.rows(
-        "SELECT * FROM outcomes WHERE market_id = "
-        "(SELECT market_id FROM outcomes WHERE id = ?) ORDER BY position",
-        (outcome_id,),
-    )
-    if not outcome_rows:
+    back), with the reads in one statement (the market, its outcomes, the user's positions in
+    it and both ledger accounts) and the wallet's balance returned by its conditional update.
+    The rows come back as plain rows (``db.sql.plain_rows``), not model instances."""
+    state_rows = unit.rows(_state_sql(), (user_id, user_id, outcome_id))
+    if not state_rows:
         raise not_found("There is no such outcome.", "outcomeId")
-    market_id = int(outcome_rows[0]["market_id"])
-    market_row = unit.one("SELECT * FROM markets WHERE id = ?", (market_id,))
-    assert market_row is not None  # outcomes reference their market
-    accounts = unit.rows(
-        "SELECT id, kind FROM ledger_accounts WHERE (kind = 'USER' AND user_id = ?) "
-        "OR (kind = 'MARKET' AND market_id = ?)",
-        (user_id, market_id),
-    )
-    wallet = next((int(a["id"]) for a in accounts if a["kind"] == "USER"), None)
-    maker = next(int(a["id"]) for a in accounts if a["kind"] == "MARKET")
+    first = state_rows[0]
+    market_id = int(first["m_id"])
+    wallet = None if first["_wallet"] is None else int(first["_wallet"])
+    maker = int(first["_maker"])
     stored = None
     if key is not None:
         stored = unit.one(
             "SELECT * FROM idempotency_keys WHERE user_id = ? AND key = ?", (user_id, key)
         )
         if stored is not None:
-            stored_key = models.IdempotencyKey._init_from_db(**stored)
+            stored_key = plain_rows(models.IdempotencyKey)(stored)
             if _is_live(stored_key, now):
-                return _replay_in_unit(unit, stored_key, fingerprint)
-    state = MarketState(
-        models.Market._init_from_db(**market_row),
-        [models.Outcome._init_from_db(**r) for r in outcome_rows],
-    )
-    plan = planner(state, now)
+                return _replay_in_unit(unit, stored_key, fingerprint, state_rows)
+    outcome_row = plain_rows(models.Outcome, "o_")
+    outcomes = [outcome_row(r) for r in state_rows]
+    market = plain_rows(models.Market, "m_")(first)
+    plan = planner(MarketState(market, outcomes), now)
     if wallet is None:
         raise Refusal(RefusalCode.INSUFFICIENT_FUNDS, "You have no wallet.", ["amount"])
-    mine = unit.rows(
-        "SELECT * FROM positions WHERE user_id = ? AND market_id = ?", (user_id, market_id)
-    )
+    mine = [p for p in (_position_of(r) for r in state_rows) if p is not None]
     held = next((p for p in mine if p["outcome_id"] == plan.outcome_id), None)
     if plan.shares_units < 0 and (held is None or held["shares_units"] < -plan.shares_units):
         raise Refusal(
@@ -564,18 +568,27 @@ def _trade_unit(
         )
     # The outcomes as the unit leaves them: only the traded one's shares moved.
     outcomes_after = [
-        {**row, "shares_units": int(row["shares_units"]) + plan.shares_units}
-        if row["id"] == plan.outcome_id
-        else row
-        for row in outcome_rows
+        outcome_row({**row, "o_shares_units": int(row["o_shares_units"]) + plan.shares_units})
+        if row["o_id"] == plan.outcome_id
+        else outcomes[i]
+        for i, row in enumerate(state_rows)
     ]
-    return _UnitRows(
-        trade_row, position_row, market_after, balance, replayed=False, outcomes=outcomes_after
+    return TradeResult(
+        plain_rows(models.Trade)(trade_row),
+        plain_rows(models.Position)(position_row),
+        plain_rows(models.Market)(market_after),
+        balance,
+        replayed=False,
+        outcomes=outcomes_after,
     )
 
 
-def _replay_in_unit(unit: Unit, stored: models.IdempotencyKey, fingerprint: str) -> _UnitRows:
-    """``_replay_of`` inside a trade unit (nothing is written; the unit commits nothing)."""
+def _replay_in_unit(
+    unit: Unit, stored: Any, fingerprint: str, state_rows: list[dict[str, Any]]
+) -> TradeResult:
+    """``_replay_of`` inside a trade unit (nothing is written; the unit commits nothing).
+    ``state_rows`` is the unit's read: the replayed trade's position and market come from it
+    when the retry names the same market, else from their own statements."""
     if stored.fingerprint != fingerprint:
         raise Refusal(
             RefusalCode.IDEMPOTENCY_CONFLICT,
@@ -584,13 +597,28 @@ def _replay_in_unit(unit: Unit, stored: models.IdempotencyKey, fingerprint: str)
         )
     trade = unit.one("SELECT * FROM trades WHERE id = ?", (stored.trade_id,))
     assert trade is not None
-    position = unit.one(
-        "SELECT * FROM positions WHERE user_id = ? AND outcome_id = ?",
-        (stored.user_id, trade["outcome_id"]),
+    here = next((r for r in state_rows if r["o_id"] == trade["outcome_id"]), None)
+    if here is not None:
+        # The same market, read under the same lock: its row, and the position (a trade
+        # always leaves one, as the awaited path's Position.get requires).
+        position = _position_of(here)
+        market = plain_rows(models.Market, "m_")(here)
+    else:
+        position = unit.one(
+            "SELECT * FROM positions WHERE user_id = ? AND outcome_id = ?",
+            (stored.user_id, trade["outcome_id"]),
+        )
+        market_row = unit.one("SELECT * FROM markets WHERE id = ?", (trade["market_id"],))
+        assert market_row is not None
+        market = plain_rows(models.Market)(market_row)
+    assert position is not None
+    return TradeResult(
+        plain_rows(models.Trade)(trade),
+        plain_rows(models.Position)(position),
+        market,
+        stored.balance_after_cents,
+        replayed=True,
     )
-    market = unit.one("SELECT * FROM markets WHERE id = ?", (trade["market_id"],))
-    assert position is not None and market is not None
-    return _UnitRows(trade, position, market, stored.balance_after_cents, replayed=True)
 
 
 async def _stored_key(

@@ -325,3 +325,59 @@ async def test_a_revocation_is_in_redis_before_log_out_answers() -> None:
         await a.stop()
         await b.stop()
         server.stop()
+
+
+async def test_cached_user_answers_from_the_cache_only(
+    db: Settings, clock: Clock, broker: FakeBroker
+) -> None:
+    a, b = _workers(db, clock, broker)
+    session = await a.sign_up("quinn", "a-good-password", "Quinn", "10.0.0.1")
+    with instrument.counting() as counted:
+        assert b.cached_user(session.token) is None  # never read on B: only authenticate can say
+    assert counted.count == 0
+    assert await b.authenticate(session.token) is not None
+    cached = b.cached_user(session.token)
+    assert cached is not None and cached.username == "quinn"
+    cached.password_hash = "changed by one request"
+    again = b.cached_user(session.token)
+    assert again is not None and again.password_hash != "changed by one request"
+    assert b.cached_user("") is None and b.cached_user("x" * 201) is None
+    clock.now += timedelta(milliseconds=CACHE_MS)
+    assert b.cached_user(session.token) is None  # its lifetime is over
+    assert await b.authenticate(session.token) is not None
+    assert await a.log_out(session.token)
+    assert b.cached_user(session.token) is None  # the revocation reached B
+    off = Accounts(
+        with_settings(db, session_cache_ms=0),
+        MemoryRateLimiter(clock=FakeClock()),
+        publish=b.publish,
+        clock=clock,
+    )
+    assert await off.authenticate(session.token) is None  # logged out
+    assert off.cached_user(session.token) is None
+
+
+async def test_the_session_read_is_tortoises(
+    db: Settings, clock: Clock, broker: FakeBroker
+) -> None:
+    a, _ = _workers(db, clock, broker)
+    session = await a.sign_up("rhea", "a-good-password", "Rhea", "10.0.0.1")
+    read = await a.session(session.token)
+    expected = (
+        await models.Session.filter(
+            token_hash=token_hash(session.token), revoked_at=None, expires_at__gt=clock()
+        )
+        .select_related("user")
+        .first()
+    )
+    assert read is not None and expected is not None
+    assert {k: v for k, v in vars(read).items() if k != "_user"} == {
+        k: v for k, v in vars(expected).items() if k != "_user"
+    }
+    assert vars(read.user) == vars(expected.user) and read.user_id == expected.user_id
+    clock.now = read.expires_at  # exactly at its expiry it is over, as Tortoise's filter says
+    assert await a.session(session.token) is None
+    clock.now -= timedelta(microseconds=1)
+    assert await a.session(session.token) is not None
+    await models.Session.filter(id=read.id).update(revoked_at=clock())
+    assert await a.session(session.token) is None

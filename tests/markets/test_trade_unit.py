@@ -8,9 +8,13 @@ trades all accounted for. Its statements count into the request like Tortoise's 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +33,7 @@ from refusals import Refusal, RefusalCode
 from settings import Settings
 from tests.conftest import FakeClock, forget_compiled_statements
 
+ROOT = Path(__file__).resolve().parents[2]
 _cheap_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 TABLES = (
     "trades",
@@ -175,8 +180,9 @@ async def test_a_unit_trade_counts_its_statements(db: Settings, trading: Trading
         with instrument.counting() as counted:
             await call()
         counts.append(counted.count)
-    # 13 a trade; a key adds its look-up and its row; a replay reads 7 and writes nothing.
-    assert counts == [13, 13, 15, 7]
+    # 10 a trade (one read: market, outcomes, positions, accounts); a key adds its look-up and
+    # its row; a replay on the same market reads 3 (the state, the key, the trade), writes nothing.
+    assert counts == [10, 10, 12, 3]
 
 
 @sqlite_only
@@ -357,3 +363,76 @@ async def test_a_trade_cancelled_while_its_unit_runs_still_commits_and_publishes
     assert [type(e).__name__ for e in events] == ["OddsChanged"]
     assert await models.Trade.filter(user_id=ann.id).count() == 1
     assert (await audit()).problems == []
+
+
+# A trader process: buys 1.00 of the outcome in a loop through the unit, printing each trade's
+# id once ``buy`` has answered (acknowledged), until it is killed.
+_TRADER = """
+import asyncio, sys
+from tortoise import Tortoise
+from db import models
+from db.config import tortoise_config
+from markets.trading import Trading
+from settings import load_settings
+
+async def main() -> None:
+    settings = load_settings()
+    await Tortoise.init(config=tortoise_config(settings))
+    user = await models.User.get(id=int(sys.argv[1]))
+
+    async def nothing(event: object) -> None:
+        return None
+
+    trading = Trading(settings, publish=nothing)
+    while True:
+        result = await trading.buy(user, int(sys.argv[2]), 100)
+        print(result.trade.id, flush=True)
+
+asyncio.run(main())
+"""
+
+
+@sqlite_only
+async def test_no_acknowledged_unit_trade_is_lost_on_kill_9(
+    db: Settings, trading: Trading, tmp_path: Any
+) -> None:
+    issuer, ann = await _users(db, "issuer", "ann")
+    outcomes = await _market(trading, issuer)
+    script = tmp_path / "trader.py"
+    await asyncio.to_thread(script.write_text, _TRADER)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.database_url,
+        "AGORA_ENV": "test",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        str(ann.id),
+        str(outcomes[0]),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    acknowledged: list[int] = []
+    try:
+        assert process.stdout is not None
+        # 57, no round number: a writer that answered before its commit, committing every
+        # 10 trades, say, fails here (checked by hand with such a writer in the trader).
+        while len(acknowledged) < 57:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, "the trader ended before it was killed"
+            acknowledged.append(int(line))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    assert process.returncode == -signal.SIGKILL
+    path = db.database_url.removeprefix("sqlite://")
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id FROM trades WHERE user_id = ?", (ann.id,)).fetchall()
+    stored = {row[0] for row in rows}
+    # Every trade the killed process answered for is there (it may have committed one more).
+    assert set(acknowledged) <= stored and len(stored) - len(acknowledged) <= 1
+    report = await audit()
+    assert report.problems == []
