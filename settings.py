@@ -15,7 +15,7 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
+def _int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -25,6 +25,8 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -378,7 +380,9 @@ def load_settings() -> Settings:
         ),
         ws_max_subscriptions=_int("WS_MAX_SUBSCRIPTIONS", defaults.ws_max_subscriptions, 1),
         ws_max_message_bytes=_int("WS_MAX_MESSAGE_BYTES", defaults.ws_max_message_bytes, 1024),
-        ws_queue_length=_int("WS_QUEUE_LENGTH", defaults.ws_queue_length, 4),
+        # At most 4,096: a socket's queue is a list (realtime.fanout.primitives), drained from
+        # its head, which costs its length.
+        ws_queue_length=_int("WS_QUEUE_LENGTH", defaults.ws_queue_length, 4, 4096),
         ws_ping_interval_seconds=_int(
             "WS_PING_INTERVAL_SECONDS", defaults.ws_ping_interval_seconds, 1
         ),

@@ -25,6 +25,7 @@ types, no introspection but ``__typename``) from a plan built once per parsed op
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,12 @@ class _Direct:
     parent: str | None  # keyword names the function takes the source and the info under
     root: str | None
     info: str | None
+    # Converted once per operation only when no argument can hold a list or an input object
+    # (a resolver changing one would change it for the next parent).
+    cache_arguments: bool
+    # strawberry converts an async field's arguments inside its coroutine: a conversion error
+    # is then the awaited call's, as graphql-core would see it.
+    is_async: bool
 
 
 @dataclass
@@ -165,6 +172,10 @@ def _direct(definition: GraphQLField) -> _Direct | None:
         return None
     parameters = (resolver.parent_parameter, resolver.root_parameter, resolver.info_parameter)
     parent, root, info = (p.name if p is not None else None for p in parameters)
+    immutable = all(
+        isinstance(_unwrapped(argument.type), (GraphQLScalarType, GraphQLEnumType))
+        for argument in definition.args.values()
+    )
     return _Direct(
         field,
         function,
@@ -173,7 +184,13 @@ def _direct(definition: GraphQLField) -> _Direct | None:
         parent,
         root,
         info,
+        immutable,
+        resolve.__name__ == "_async_resolver",
     )
+
+
+def _unwrapped(type_: Any) -> Any:
+    return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
 
 
 def _plan_object(
@@ -240,14 +257,28 @@ def plan_operation(schema: GraphQLSchema, operation: OperationDefinitionNode) ->
     return _plan_object(schema, root, operation.selection_set)
 
 
-_plans: dict[tuple[int, int], tuple[GraphQLSchema, OperationDefinitionNode, _Object | None]] = {}
+# Weak in the operation: a plan lives as long as its document does elsewhere (the document
+# cache) and pins no document itself.
+_plans: dict[
+    tuple[int, int],
+    tuple[GraphQLSchema, weakref.ref[OperationDefinitionNode], _Object | None],
+] = {}
+
+
+def _forget_plan(key: tuple[int, int]) -> Callable[[Any], None]:
+    def forget(reference: Any) -> None:
+        entry = _plans.get(key)
+        if entry is not None and entry[1] is reference:
+            del _plans[key]
+
+    return forget
 
 
 def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _Object | None:
     key = (id(schema), id(operation))
     entry = _plans.get(key)
-    # The ids are only valid while the objects live: the entry keeps them, and is checked.
-    if entry is not None and entry[0] is schema and entry[1] is operation:
+    # The ids are only valid while the objects live: the entry is checked against them.
+    if entry is not None and entry[0] is schema and entry[1]() is operation:
         return entry[2]
     try:
         plan = plan_operation(schema, operation)
@@ -255,11 +286,16 @@ def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _
         plan = None  # nested deeper than Python recurses: graphql-core reports it
     if len(_plans) >= MAX_PLANS:
         _plans.pop(next(iter(_plans)))
-    _plans[key] = (schema, operation, plan)
+    _plans[key] = (schema, weakref.ref(operation, _forget_plan(key)), plan)
     return plan
 
 
 _Pending = tuple[_Object, Any, dict[str, Any], Path | None]
+
+
+async def _raise_later(exc: Exception) -> Any:
+    """An awaitable that raises ``exc`` (an async field's error, where graphql-core meets it)."""
+    raise exc
 
 
 class _Replay:
@@ -434,7 +470,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         strawberry_info = self._info_class(_raw_info=info, _field=direct.strawberry_field)
         # An operation's arguments depend on nothing but its variables: converted once per
         # field of the operation, whatever the number of parents.
-        converted = converted_by_field.get(id(entry))
+        converted = converted_by_field.get(id(entry)) if direct.cache_arguments else None
         if converted is None:
             raw = (
                 get_argument_values(
@@ -443,18 +479,24 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if entry.has_args
                 else {}
             )
-            converted = (
-                convert_arguments(
-                    raw,
-                    direct.arguments,
-                    scalar_registry=self._scalar_registry,
-                    config=self._config,
-                    info=strawberry_info,
+            try:
+                converted = (
+                    convert_arguments(
+                        raw,
+                        direct.arguments,
+                        scalar_registry=self._scalar_registry,
+                        config=self._config,
+                        info=strawberry_info,
+                    )
+                    if direct.arguments
+                    else {}
                 )
-                if direct.arguments
-                else {}
-            )
-            converted_by_field[id(entry)] = converted
+            except Exception as exc:
+                if direct.is_async:
+                    return info, _raise_later(exc)
+                raise
+            if direct.cache_arguments:
+                converted_by_field[id(entry)] = converted
         kwargs = dict(converted)
         if direct.parent is not None:
             kwargs[direct.parent] = source

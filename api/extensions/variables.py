@@ -7,6 +7,8 @@ the variables ask for, after coercion: the one limit a document alone can't deci
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -74,17 +76,27 @@ def request_error(
     return too_many_nodes(_nodes(schema, document, operation, values.coerced, settings), settings)
 
 
-# Node counts at a request's sizes, per operation: (schema, document, operation, the variables
-# the walk read, their values as JSON -> count). Entries are checked by identity (the document
-# cache hands back the same nodes); bounded in operations and in value sets per operation.
+# Node counts at a request's sizes, per operation: id(operation) -> (a weak reference to it, the
+# schema, the variables the walk read, their values as JSON -> count). Weak: an entry lives as
+# long as its document does elsewhere (the document cache), and pins nothing itself (a refused
+# 30 KB document kept here would be ~2 MB of tokens). Bounded in value sets per operation too.
 MAX_COUNTED_OPERATIONS = 512
 MAX_COUNTS_PER_OPERATION = 64
 # Longer value sets (a list of a thousand ids) are walked every time rather than kept.
 MAX_COUNT_KEY_CHARS = 512
-_counts: dict[
-    int,
-    tuple[GraphQLSchema, DocumentNode, OperationDefinitionNode, tuple[str, ...], dict[str, int]],
-] = {}
+_Counts = tuple[
+    "weakref.ref[OperationDefinitionNode]", GraphQLSchema, tuple[str, ...], dict[str, int]
+]
+_counts: dict[int, _Counts] = {}
+
+
+def _forget(key: int) -> Callable[[Any], None]:
+    def forget(reference: Any) -> None:
+        entry = _counts.get(key)
+        if entry is not None and entry[0] is reference:
+            del _counts[key]
+
+    return forget
 
 
 def _nodes(
@@ -97,28 +109,25 @@ def _nodes(
     """The operation's node count at ``coerced``'s sizes: walked once per operation and set of
     values of the variables the walk reads (an article page's ``$slug`` reads none: one walk)."""
     entry = _counts.get(id(operation))
-    if (
-        entry is not None
-        and entry[0] is schema
-        and entry[1] is document
-        and entry[2] is operation
-        and (key := _values_key(entry[3], coerced)) is not None
-        and key in entry[4]
-    ):
-        return entry[4][key]
+    if entry is not None and (entry[0]() is not operation or entry[1] is not schema):
+        entry = None
+    if entry is not None:
+        key = _values_key(entry[2], coerced)
+        if key is not None and key in entry[3]:
+            return entry[3][key]
     walker = walk(schema, document, [operation], coerced, settings)
     read = tuple(sorted(walker.read | _structured(schema, operation, walker.read_in_arguments)))
     key = _values_key(read, coerced)
     if key is None:
         return walker.nodes
-    if entry is None or entry[2] is not operation or entry[3] != read:
+    if entry is None or entry[2] != read:
         if len(_counts) >= MAX_COUNTED_OPERATIONS:
             _counts.pop(next(iter(_counts)))
-        entry = (schema, document, operation, read, {})
+        entry = (weakref.ref(operation, _forget(id(operation))), schema, read, {})
         _counts[id(operation)] = entry
-    if len(entry[4]) >= MAX_COUNTS_PER_OPERATION:
-        entry[4].pop(next(iter(entry[4])))
-    entry[4][key] = walker.nodes
+    if len(entry[3]) >= MAX_COUNTS_PER_OPERATION:
+        entry[3].pop(next(iter(entry[3])))
+    entry[3][key] = walker.nodes
     return walker.nodes
 
 

@@ -128,7 +128,10 @@ class RedisBroker(MemoryBroker):
             )
         except Exception as exc:  # an outage: the queue (and the caches' lifetime) cover it
             logger.warning("redis publish of %s failed (%s); queued", channel, exc)
+            self._publishing_ok = False
+            self.healthy = False
             return False
+        self._publish_recovered()
         return True
 
     async def _publish_loop(self) -> None:

@@ -121,9 +121,11 @@ async def test_counts_kept_per_operation_follow_the_variables_they_read(
     counted = [
         entry
         for entry in variables._counts.values()
-        if entry[2].variable_definitions and len(entry[2].variable_definitions) == 2
+        if (operation := entry[0]()) is not None
+        and operation.variable_definitions
+        and len(operation.variable_definitions) == 2
     ]
-    assert [(entry[3], list(entry[4].values())) for entry in counted] == [(("n",), [404])]
+    assert [(entry[2], list(entry[3].values())) for entry in counted] == [(("n",), [404])]
 
 
 COERCED = """query($n: Int!, $ids: [ID!]!) { nodes(ids: $ids) { id } articles(first: $n) {
@@ -843,3 +845,24 @@ async def test_a_mutation_that_did_its_work_is_never_hidden(fresh_settings: Sett
         assert body["data"]["postComment"]["comment"]["body"] == "Still here"
         assert body["data"]["postComment"]["errors"] == []
         assert await models.Comment.filter(article_id=50).count() == before + 1
+
+
+def test_kept_node_counts_pin_no_document() -> None:
+    """A count kept for an operation goes when nothing else holds its document (a refused
+    document of 30 KB is ~2 MB of tokens: 512 of them kept would be a gigabyte)."""
+    import gc
+
+    from graphql import parse
+
+    from api.extensions import request_error, variables
+    from api.schema import build_schema
+
+    settings = Settings(env="test")
+    schema = build_schema(settings)._schema
+    variables._counts.clear()
+    document = parse("query($n: Int) { articles(first: $n) { nodes { id } } }")
+    assert request_error(schema, document, None, {"n": 3}, settings) is None
+    assert len(variables._counts) == 1
+    del document
+    gc.collect()
+    assert variables._counts == {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import strawberry
 from asgi_lifespan import LifespanManager
 from graphql import OperationDefinitionNode, OperationType, parse
 from hypothesis import HealthCheck, given, settings
@@ -235,3 +236,60 @@ async def test_generated_queries_answer_alike(
     assert len(examples) >= 20
     for query in examples:
         await compare(executors, query, {})
+
+
+# -- direct calls on schemas built for the purpose: what this schema has no field for ------------
+
+
+@strawberry.type
+class _Item:
+    n: int
+
+    @strawberry.field
+    def picks(self, ids: list[int]) -> list[int]:
+        ids.append(self.n)  # a resolver using its argument as scratch space
+        return ids
+
+    @strawberry.field
+    async def within(self, r: _Range) -> int:
+        return self.n
+
+    @strawberry.field
+    async def boom(self) -> int:
+        raise RuntimeError("boom")
+
+
+@strawberry.input
+class _Range:
+    lo: int
+
+    def __post_init__(self) -> None:
+        if self.lo < 0:
+            raise ValueError("lo must be >= 0")
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def items(self) -> list[_Item]:
+        return [_Item(n=1), _Item(n=2), _Item(n=3)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # A list argument is converted per call: one parent's change isn't the next one's.
+        "{ items { picks(ids: [0]) } }",
+        # An async field's conversion error is the awaited call's, as graphql-core meets it.
+        "{ items { boom within(r: {lo: -1}) } }",
+    ],
+)
+async def test_direct_calls_answer_as_graphql_core(query: str) -> None:
+    answers = []
+    for context in (execution.FastExecutionContext, None):
+        extra: dict[str, Any] = {"execution_context_class": context} if context else {}
+        schema = strawberry.Schema(query=_Query, **extra)
+        result = await schema.execute(query)
+        errors = [(error.message, error.path) for error in result.errors or []]
+        answers.append((result.data, errors))
+    assert answers[0] == answers[1]

@@ -449,3 +449,14 @@ async def test_an_idle_socket_is_one_task_and_a_close_from_elsewhere_ends_its_re
             await ws.close()
         server.should_exit = True
         await task
+
+
+def test_the_socket_queue_length_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WS_QUEUE_LENGTH is at most 4,096: a socket's queue is a list drained from its head."""
+    from settings import SettingsError, load_settings
+
+    monkeypatch.setenv("WS_QUEUE_LENGTH", "4096")
+    assert load_settings().ws_queue_length == 4096
+    monkeypatch.setenv("WS_QUEUE_LENGTH", "4097")
+    with pytest.raises(SettingsError, match="WS_QUEUE_LENGTH must be at most 4096, got 4097"):
+        load_settings()
