@@ -877,9 +877,12 @@ class GraphQLApp(GraphQL[Context, None]):
         token = bearer_token(request.headers.get("authorization"))
         viewer = None
         if token:
-            viewer = await within(
-                self.services.accounts.authenticate(token), self.settings.db_timeout_seconds
-            )
+            # A session the cache holds needs neither a task nor a timer (accounts.sessions).
+            viewer = self.services.accounts.cached_user(token)
+            if viewer is None:
+                viewer = await within(
+                    self.services.accounts.authenticate(token), self.settings.db_timeout_seconds
+                )
         if token and viewer is None and isinstance(response, Response):
             # An expired or revoked token: the request goes on as anonymous, and says why.
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

@@ -249,7 +249,15 @@ def _plan_object(
 
 def plan_operation(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _Object | None:
     """The plan of a query the fast executor can run, or None (run graphql-core)."""
-    if operation.operation != OperationType.QUERY or operation.directives:
+    if operation.directives:
+        return None
+    if operation.operation == OperationType.MUTATION:
+        # One root field (buyShares, say): graphql-core's serial execution of the root is then
+        # a query's; the resolver still runs once (a fallback replays what it gave).
+        if len(operation.selection_set.selections) != 1 or schema.mutation_type is None:
+            return None
+        return _plan_object(schema, schema.mutation_type, operation.selection_set)
+    if operation.operation != OperationType.QUERY:
         return None
     root = schema.query_type
     if root is None:

@@ -28,7 +28,8 @@ NODE_TYPES = (
 
 @lru_cache(maxsize=8_192, typed=True)
 def to_global_id(type_name: str, pk: int) -> str:
-    """The opaque ID clients see for row ``pk`` of ``type_name`` (kept, typed: True is not 1; a page encodes ~90)."""
+    """The opaque ID clients see for row ``pk`` of ``type_name`` (kept: a page encodes ~90;
+    typed: ``True`` is not ``1``)."""
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 

@@ -181,6 +181,8 @@ def test_shapes_the_plan_refuses() -> None:
         '{ node(id: "x") { id } }',
         "{ __schema { types { name } } }",
         "mutation { logOut { ok } }",
+        # Two root fields of a mutation run one after the other: graphql-core's.
+        'mutation { a: logOut b: logIn(input: {username: "x", password: "y"}) { token } }',
     ]
     for text in refused:
         operation = parse(text).definitions[0]
@@ -189,6 +191,13 @@ def test_shapes_the_plan_refuses() -> None:
     operation = parse(ARTICLE_PAGE).definitions[0]
     assert isinstance(operation, OperationDefinitionNode)
     assert plan_operation(schema, operation) is not None
+    # One root field of a mutation (a trade) runs from a plan too.
+    trade = parse(
+        'mutation { buyShares(input: {marketId: "x", outcomeId: "y", amount: "1"}) '
+        "{ errors { code } } }"
+    ).definitions[0]
+    assert isinstance(trade, OperationDefinitionNode)
+    assert plan_operation(schema, trade) is not None
 
 
 def test_the_article_page_calls_its_resolvers_directly() -> None:
