@@ -346,20 +346,26 @@ class GraphQLApp(GraphQL[Context, None]):
         _name(op, prepared)
         if prepared.kind == OperationType.SUBSCRIPTION:
             return await self._stream(prepared, media, context, extra, accept, op)
-        if cache is not None and key is not None and prepared.kind == OperationType.QUERY:
-            return await self._run_cached(request, cache, key, prepared, media, context, extra, op)
-        answer = await self._run(request, prepared, context, op)
-        if media.streams:
-            wire = WIRES[media]
-            body = wire.start() + wire.result(self.encode_json(answer.body)) + wire.end()
-            return Response(
-                body,
-                media_type=wire.content_type,
-                headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
-            )
-        if prepared.kind != OperationType.QUERY:
-            cache_status = None
-        return self._response(request, answer, media, context, extra, None, cache_status)
+        try:
+            if cache is not None and key is not None and prepared.kind == OperationType.QUERY:
+                return await self._run_cached(
+                    request, cache, key, prepared, media, context, extra, op
+                )
+            answer = await self._run(request, prepared, context, op)
+            if media.streams:
+                wire = WIRES[media]
+                body = wire.start() + wire.result(self.encode_json(answer.body)) + wire.end()
+                return Response(
+                    body,
+                    media_type=wire.content_type,
+                    headers={"Cache-Control": "no-store", "Vary": VARY, **extra},
+                )
+            if prepared.kind != OperationType.QUERY:
+                cache_status = None
+            return self._response(request, answer, media, context, extra, None, cache_status)
+        finally:
+            # The answer is built: its objects go by reference counting (LoaderBase.release).
+            context.loaders.release()
 
     async def _cached(
         self, cache: ResponseCache, params: GraphQLRequest, op: observe.Operation

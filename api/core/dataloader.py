@@ -161,6 +161,15 @@ class LoaderBase:
             self._counts
         )
 
+    def release(self) -> None:
+        """Let go of every loader once the response is built: each holds a bound method of this
+        object, so a request left ~270 objects in reference cycles, freed only by the cyclic
+        collector (a full collection every few hundred requests paused the loop ~50 ms). The
+        budget stays, for whatever reads it after."""
+        budget = self.budget
+        self.__dict__.clear()
+        self.budget = budget
+
     def _loader(
         self, load_fn: Callable[[list[Any]], Awaitable[Any]]
     ) -> CountingDataLoader[Any, Any]:

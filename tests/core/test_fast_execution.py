@@ -28,7 +28,7 @@ from api.loaders import Loaders
 from api.schema import AgoraSchema, build_schema
 from app import create_app
 from settings import Settings
-from tests.conftest import forget_compiled_statements
+from tests.conftest import GraphQLClient, forget_compiled_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 CENTRAL_ASIA = "central-asian-leaders-strengthen-ties-as-azerbaijan-joins-forum"
@@ -302,3 +302,24 @@ async def test_direct_calls_answer_as_graphql_core(query: str) -> None:
         errors = [(error.message, error.path) for error in result.errors or []]
         answers.append((result.data, errors))
     assert answers[0] == answers[1]
+
+
+async def test_a_request_leaves_little_to_the_cyclic_collector(client: GraphQLClient) -> None:
+    """Once an answer is built its loaders are let go (LoaderBase.release): the page's objects
+    go by reference counting. Before, each article page left ~430 objects in reference cycles,
+    and full collections of them paused the loop for tens of milliseconds (over this test's
+    HTTP client: 86 now, 471 before)."""
+    import gc
+
+    variables = {"slug": CENTRAL_ASIA}
+    for _ in range(5):
+        await client.data(ARTICLE_PAGE, variables)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(40):
+            await client.data(ARTICLE_PAGE, variables)
+        per_request = gc.collect() / 40
+    finally:
+        gc.enable()
+    assert per_request < 150, per_request
