@@ -306,16 +306,17 @@ class TimedConnection(ClientConnection):
         super().data_received(data)
 
 
-def mark_of(message: dict[str, Any]) -> tuple[Any, int]:
-    """(what identifies the event, its order number) of a ``next`` message."""
-    data = (message.get("payload") or {}).get("data") or {}
-    if "commentAdded" in data:
-        seq = (data["commentAdded"] or {}).get("sequence")
-        return seq, int(seq or 0)
-    if "oddsUpdated" in data:
-        update = data["oddsUpdated"] or {}
-        return (update.get("lastTrade") or {}).get("id"), int(update.get("seq") or 0)
-    return None, 0
+async def _end_helpers(helpers: list[asyncio.subprocess.Process], seconds: float) -> None:
+    """Close the client processes' stdin (their signal to finish), wait up to ``seconds`` for
+    each, and kill what is still running."""
+    for helper in helpers:
+        if helper.stdin is not None:
+            helper.stdin.close()
+    for helper in helpers:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(helper.wait(), seconds)
+        if helper.returncode is None:
+            helper.kill()
 
 
 @dataclass(eq=False)
@@ -376,7 +377,7 @@ async def read(sub: Subscriber, board: Board) -> None:
                 continue
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "next":
-                mark, order = mark_of(message)
+                mark, order = fanout_client.mark_of_json(message)
                 sub.got.append((arrived, now, mark, order))
                 board.delivered(mark)
                 if board.sample is None:
@@ -439,7 +440,7 @@ async def open_subscriber(
                 ponged = True
             elif kind == "next" and not first:
                 first = True
-                sub.initial_order = mark_of(message)[1]
+                sub.initial_order = fanout_client.mark_of_json(message)[1]
             elif kind == "ping":
                 await ws.send(PONG)
             else:
@@ -1258,14 +1259,7 @@ async def completion(bench: Bench, name: str, size: int) -> None:
             "server_cpu_ms_per_event": cpu * 1000 / max(1, len(ms)),
         }
     finally:
-        for helper in helpers:
-            if helper.stdin is not None:
-                helper.stdin.close()
-        for helper in helpers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(helper.wait(), 60)
-            if helper.returncode is None:
-                helper.kill()
+        await _end_helpers(helpers, 60)
         for control in controls:
             with contextlib.suppress(Exception):
                 await control.close()
@@ -1442,14 +1436,7 @@ async def churn(bench: Bench, name: str) -> Churn | None:
         )
         return outcome
     finally:
-        for helper in helpers:
-            if helper.stdin is not None:
-                helper.stdin.close()
-        for helper in helpers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(helper.wait(), 30)
-            if helper.returncode is None:
-                helper.kill()
+        await _end_helpers(helpers, 30)
         target.stop()
         bench.loud[label] = bench.loud.get(label, []) + target.loud_lines()
 
