@@ -218,6 +218,32 @@ class LogCapture:
         return leaks(self.paths(), self.tokens, servers=frozenset(LOG_FILES))
 
 
+# pytest's own, and what Tortoise.init sets (the same values every time).
+_ENVIRONMENT_OF_THE_TOOLS = frozenset({"PYTEST_CURRENT_TEST", "TIMEZONE", "USE_TZ"})
+
+
+@pytest.fixture(autouse=True)
+def environment_unchanged() -> Iterator[None]:
+    """Fails a test that leaves ``os.environ`` changed (after monkeypatch has undone its own):
+    every server a later test of this worker starts inherits it. A removed metrics folder left
+    in ``PROMETHEUS_MULTIPROC_DIR`` once made such a server exit at import, far from the cause."""
+    before = dict(os.environ)
+    yield
+    after = dict(os.environ)
+    changed = sorted(
+        name
+        for name in before.keys() | after.keys()
+        if before.get(name) != after.get(name) and name not in _ENVIRONMENT_OF_THE_TOOLS
+    )
+    if changed:
+        for name in changed:
+            if name in before:
+                os.environ[name] = before[name]
+            else:
+                os.environ.pop(name, None)
+        pytest.fail(f"the test left the environment changed: {', '.join(changed)}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def log_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogCapture]:
     """The suite's check that no log line ever carries a password or a token: every record

@@ -124,7 +124,9 @@ def test_several_workers_get_a_fresh_metrics_folder(monkeypatch: pytest.MonkeyPa
         assert created is not None and created.is_dir() and list(created.iterdir()) == []
         assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(created)
     finally:
-        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+        # Not monkeypatch.delenv: its undo would put the removed folder back in the
+        # environment, for every later server this worker starts to inherit (a CI failure).
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         if created is not None:
             created.rmdir()
 
