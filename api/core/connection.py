@@ -26,18 +26,32 @@ T = TypeVar("T")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether rows follow this page.")
     has_previous_page: bool = strawberry.field(description="Whether rows precede this page.")
-    start_cursor: str | None = strawberry.field(
+    # The page whose first and last cursors these are: encoded only when selected.
+    page: strawberry.Private[Page[Any]]
+
+    @strawberry.field(
         description="The cursor of the first row of this page; null when the page is empty."
     )
-    end_cursor: str | None = strawberry.field(
+    def start_cursor(self) -> str | None:
+        return self.page.cursor(0) if self.page.sort_values else None
+
+    @strawberry.field(
         description="The cursor of the last row; pass it as `after` for the next page."
     )
+    def end_cursor(self) -> str | None:
+        return self.page.cursor(-1) if self.page.sort_values else None
 
 
 @strawberry.type(description="A row of a list with its cursor.")
 class Edge(Generic[T]):
     cursor: str = strawberry.field(description="An opaque keyset cursor for this row.")
     node: T = strawberry.field(description="The row.")
+
+
+def _edges(root: Any) -> list[Edge[Any]]:
+    # Built when selected: a cursor per row is an encoding per row (``nodes`` needs none).
+    page = root.page_info.page
+    return [Edge(cursor=page.cursor(i), node=node) for i, node in enumerate(root.nodes)]
 
 
 @strawberry.type(
@@ -47,7 +61,9 @@ class Edge(Generic[T]):
     )
 )
 class Connection(Generic[T]):
-    edges: list[Edge[T]] = strawberry.field(description="The rows of this page with cursors.")
+    edges: list[Edge[T]] = strawberry.field(
+        resolver=_edges, description="The rows of this page with cursors."
+    )
     nodes: list[T] = strawberry.field(description="The rows of this page, without cursors.")
     page_info: PageInfo = strawberry.field(description="Paging information.")
     count_key: strawberry.Private[tuple[Any, Source]]
@@ -87,16 +103,10 @@ async def load_connection(
     page: Page[Any] = await info.context.loaders.page_by_parent.load(
         (parent, ListSpec(source, ordering, request))
     )
-    nodes = [convert(row) for row in page.rows]
-    edges = [Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
     return Connection(
-        edges=edges,
-        nodes=nodes,
+        nodes=[convert(row) for row in page.rows],
         page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
+            has_next_page=page.has_next, has_previous_page=page.has_previous, page=page
         ),
         count_key=(parent, source),
     )

@@ -28,6 +28,7 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -85,6 +86,9 @@ class _Field:
     plan: _Object | None = None  # the selection on the named object type, if any
     direct: _Direct | None = None  # call the strawberry resolver itself (see _direct)
     leaf: _Leaf | None = None  # a plain attribute of a scalar or enum type, not a list
+    # Across the requests of this operation (cache_arguments fields only): the converted
+    # arguments by their coerced values (strawberry's conversion cost ~25 µs a field).
+    conversions: dict[tuple[Any, ...], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,21 @@ def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _
 
 _Pending = tuple[_Object, Any, dict[str, Any], Path | None]
 
+# Converted argument sets kept per field of a plan (the oldest goes first).
+MAX_CONVERSIONS = 64
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _conversion_key(raw: dict[str, Any]) -> tuple[Any, ...] | None:
+    """``raw`` (coerced scalar and enum arguments) as a key, or None if a value isn't plainly
+    immutable (an enum's value is kept by its class too: ``1`` and ``True`` differ there)."""
+    key: list[Any] = []
+    for name, value in raw.items():
+        if not isinstance(value, _IMMUTABLE) and not isinstance(value, Enum):
+            return None
+        key.append((name, value.__class__, value))
+    return tuple(key)
+
 
 async def _raise_later(exc: Exception) -> Any:
     """An awaitable that raises ``exc`` (an async field's error, where graphql-core meets it)."""
@@ -487,22 +506,33 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if entry.has_args
                 else {}
             )
-            try:
-                converted = (
-                    convert_arguments(
-                        raw,
-                        direct.arguments,
-                        scalar_registry=self._scalar_registry,
-                        config=self._config,
-                        info=strawberry_info,
+            key = _conversion_key(raw) if direct.cache_arguments else None
+            known = entry.conversions
+            if key is not None and known is not None:
+                converted = known.get(key)
+            if converted is None:
+                try:
+                    converted = (
+                        convert_arguments(
+                            raw,
+                            direct.arguments,
+                            scalar_registry=self._scalar_registry,
+                            config=self._config,
+                            info=strawberry_info,
+                        )
+                        if direct.arguments
+                        else {}
                     )
-                    if direct.arguments
-                    else {}
-                )
-            except Exception as exc:
-                if direct.is_async:
-                    return info, _raise_later(exc)
-                raise
+                except Exception as exc:
+                    if direct.is_async:
+                        return info, _raise_later(exc)
+                    raise
+                if key is not None:
+                    if known is None:
+                        known = entry.conversions = {}
+                    elif len(known) >= MAX_CONVERSIONS:
+                        known.pop(next(iter(known)))
+                    known[key] = converted
             if direct.cache_arguments:
                 converted_by_field[id(entry)] = converted
         kwargs = dict(converted)

@@ -98,10 +98,15 @@ class Source:
 
 @dataclass
 class Page(Generic[M]):
-    """One page of rows with their cursors, for one parent."""
+    """One page of rows with their cursors, for one parent.
+
+    A cursor is encoded when asked for (``cursor(i)``): a page's rows come with their sort
+    values, and most selections read no cursor (``replies { nodes }``) or two (``pageInfo``).
+    """
 
     rows: list[M]
-    cursors: list[str]
+    sort_values: list[tuple[Any, ...]]
+    ordering: Ordering
     has_next: bool
     has_previous: bool
     # Per Join: the related rows of this page, to prime that join's loader with.
@@ -109,6 +114,15 @@ class Page(Generic[M]):
     # The number of rows of the whole list (as ``count_rows`` counts it), when the statement
     # that read the page counted them too (a first page of a windowed, per-parent statement).
     total: int | None = None
+
+    def cursor(self, index: int) -> str:
+        """The cursor of row ``index`` (negative: from the end, as a list's)."""
+        return encode_cursor(self.ordering, self.sort_values[index])
+
+    @property
+    def cursors(self) -> list[str]:
+        """Every row's cursor, in the rows' order."""
+        return [encode_cursor(self.ordering, values) for values in self.sort_values]
 
 
 @dataclass
@@ -298,6 +312,7 @@ async def fetch_pages(
     pages: dict[Any, Page[Any]] = {}
     build = plain_rows(source.model)
     joined = [(join, plain_rows(join.model, f"{join.alias}__")) for join in source.joins]
+    sort_columns = [f"_s{i}" for i in range(len(ordering.keys))]
     for parent, group in grouped.items():
         has_more = len(group) > request.size
         # Every row carries the partition's count: read it before the trim (``first: 0`` keeps
@@ -306,15 +321,24 @@ async def fetch_pages(
         group = group[: request.size]
         if request.backward:
             group.reverse()
-        cursors = [
-            encode_cursor(ordering, [row[f"_s{i}"] for i in range(len(ordering.keys))])
-            for row in group
-        ]
+        sort_values = [tuple(row[name] for name in sort_columns) for row in group]
         models = [build(row) for row in group]
         if request.backward:
-            page = Page(models, cursors, has_next=request.cursor is not None, has_previous=has_more)
+            page = Page(
+                models,
+                sort_values,
+                ordering,
+                has_next=request.cursor is not None,
+                has_previous=has_more,
+            )
         else:
-            page = Page(models, cursors, has_next=has_more, has_previous=request.cursor is not None)
+            page = Page(
+                models,
+                sort_values,
+                ordering,
+                has_next=has_more,
+                has_previous=request.cursor is not None,
+            )
         if counted:
             page.total = total
         for join, build_joined in joined:

@@ -323,3 +323,43 @@ async def test_a_request_leaves_little_to_the_cyclic_collector(client: GraphQLCl
     finally:
         gc.enable()
     assert per_request < 150, per_request
+
+
+ARGUMENTS_VARY = """
+query Thread($slug: String!, $first: Int!, $order: CommentOrder!) {
+  article(slug: $slug) { comments(first: $first, orderBy: $order) { nodes { id } } }
+}
+"""
+
+
+async def test_converted_arguments_are_kept_per_value_of_the_variables(
+    executors: Executors,
+) -> None:
+    # Kept across requests by the coerced values: each set answers as graphql-core does,
+    # a repeated set included (a stale conversion would answer the first set's page).
+    slug = VARIABLES["slug"]
+    sets = [(1, "NEWEST"), (3, "NEWEST"), (1, "OLDEST"), (3, "NEWEST"), (1, "NEWEST")]
+    answers = []
+    for first, order in sets:
+        variables = {"slug": slug, "first": first, "order": order}
+        await compare(executors, ARGUMENTS_VARY, variables)
+        answers.append(await answer(executors.fast, executors, ARGUMENTS_VARY, variables))
+    assert answers[0] == answers[4] and answers[1] == answers[3]
+    assert len({answers[0], answers[1], answers[2]}) == 3
+    kept = [
+        entry.conversions
+        for _, _, plan in execution._plans.values()
+        if plan is not None
+        for entry in _fields(plan)
+        if entry.name == "comments" and entry.conversions
+    ]
+    assert kept and len(kept[-1]) == 3  # (1, NEWEST), (3, NEWEST), (1, OLDEST)
+
+
+def _fields(plan: Any) -> list[Any]:
+    found = []
+    for entry in plan.fields:
+        found.append(entry)
+        if entry.plan is not None:
+            found.extend(_fields(entry.plan))
+    return found
