@@ -273,6 +273,10 @@ class Settings:
     # Performance: read path. Plain queries (fields only: no fragments, directives or abstract
     # types) run on api.core.execution's planned executor; off: graphql-core's for everything
     fast_execution: bool = True
+    # Performance: trades (group commit). SQLite trade units that wait for the connection run
+    # together, at most this many in one transaction (each in its own SAVEPOINT; all answer
+    # after its COMMIT); 1: one transaction each
+    sqlite_group_commit_max: int = 16
 
     @property
     def is_sqlite(self) -> bool:
@@ -475,6 +479,10 @@ def load_settings() -> Settings:
         gc_gen0_threshold=_int("GC_GEN0_THRESHOLD", defaults.gc_gen0_threshold, 0),
         # Performance: read path
         fast_execution=_bool("FAST_EXECUTION", defaults.fast_execution),
+        # Performance: trades (group commit)
+        sqlite_group_commit_max=_int(
+            "SQLITE_GROUP_COMMIT_MAX", defaults.sqlite_group_commit_max, 1, 1000
+        ),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

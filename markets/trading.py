@@ -248,7 +248,8 @@ class Trading:
 
         async def commit_and_publish() -> TradeResult:
             result = await sqlite_unit.run(
-                lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now)
+                lambda unit: _trade_unit(unit, user.id, outcome_id, key, fingerprint, planner, now),
+                self.settings.sqlite_group_commit_max,
             )
             if result.replayed:
                 return result

@@ -52,6 +52,11 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
+# count_refusals' wrapper of mutation resolvers, seen through (its module's own names).
+from api.core.refusals import _COUNTED as COUNTED
+from api.core.refusals import _count as count_refusals_of
+from api.core.refusals import _counted_when_done as counted_when_done
+
 # Plans kept per parsed operation (the document cache hands back the same node objects).
 MAX_PLANS = 512
 
@@ -122,6 +127,9 @@ class _Direct:
     # strawberry converts an async field's arguments inside its coroutine: a conversion error
     # is then the awaited call's, as graphql-core would see it.
     is_async: bool
+    # A mutation field whose refusals api.core.refusals counts (its wrapper, by field name):
+    # the direct call's payload is counted the same way.
+    counted: str | None = None
 
 
 @dataclass
@@ -159,12 +167,16 @@ def _leaf(output: GraphQLOutputType) -> _Leaf | None:
 def _direct(definition: GraphQLField) -> _Direct | None:
     """The direct call of ``definition``'s strawberry resolver, or None (call ``resolve``)."""
     resolve = definition.resolve
+    counted = None
+    if resolve is not None and getattr(resolve, COUNTED, False):
+        # count_refusals' wrapper around strawberry's resolver (every mutation field).
+        cells = _cells(resolve)
+        counted, resolve = cells.get("name"), cells.get("resolve")
+        if not isinstance(counted, str) or not callable(resolve):
+            return None
     if resolve is None or getattr(resolve, "__name__", "") not in ("_resolver", "_async_resolver"):
         return None
-    code = resolve.__code__
-    closure = resolve.__closure__ or ()
-    cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in closure), strict=True))
-    handlers = cells.get("field_exception_handlers")
+    handlers = _cells(resolve).get("field_exception_handlers")
     if handlers is None or len(handlers) > 0:
         return None
     field = definition.extensions.get("strawberry-definition")
@@ -190,7 +202,15 @@ def _direct(definition: GraphQLField) -> _Direct | None:
         info,
         immutable,
         resolve.__name__ == "_async_resolver",
+        counted,
     )
+
+
+def _cells(function: Any) -> dict[str, Any]:
+    """The variables ``function`` closes over, by name."""
+    code = function.__code__
+    closure = function.__closure__ or ()
+    return dict(zip(code.co_freevars, (cell.cell_contents for cell in closure), strict=True))
 
 
 def _unwrapped(type_: Any) -> Any:
@@ -463,8 +483,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         awaitable.close()
                 raise
             if waiting:
-                # All of the level at once: the loaders batch what the level asks for.
-                values = await asyncio.gather(*(w[1] for w in waiting), return_exceptions=True)
+                values: list[Any]
+                if len(waiting) == 1:
+                    # One awaitable (a mutation's field, say): awaited here, without a task.
+                    try:
+                        values = [await waiting[0][1]]
+                    except Exception as exc:
+                        values = [exc]
+                else:
+                    # All of the level at once: the loaders batch what the level asks for.
+                    values = await asyncio.gather(*(w[1] for w in waiting), return_exceptions=True)
                 for (_, _, _, field_path, _), value in zip(waiting, values, strict=True):
                     outcomes.append((field_path, True, value, isinstance(value, BaseException)))
                 for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
@@ -542,9 +570,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             kwargs[direct.root] = source
         if direct.info is not None:
             kwargs[direct.info] = strawberry_info
-        if direct.pass_self:
-            return info, direct.function(source, **kwargs)
-        return info, direct.function(**kwargs)
+        value = direct.function(source, **kwargs) if direct.pass_self else direct.function(**kwargs)
+        if direct.counted is not None:
+            if self.is_awaitable(value):
+                return info, counted_when_done(direct.counted, value)
+            count_refusals_of(direct.counted, value)
+        return info, value
 
     def _complete(
         self,

@@ -107,7 +107,9 @@ def _nodes(
     settings: Settings,
 ) -> int:
     """The operation's node count at ``coerced``'s sizes: walked once per operation and set of
-    values of the variables the walk reads (an article page's ``$slug`` reads none: one walk)."""
+    values of the variables the walk reads (an article page's ``$slug`` reads none: one walk).
+    A variable read only inside arguments is keyed by the shape of its lists alone (all an
+    argument's count reads), so ``buyShares(input: $input)`` walks once whatever the amount."""
     entry = _counts.get(id(operation))
     if entry is not None and (entry[0]() is not operation or entry[1] is not schema):
         entry = None
@@ -116,7 +118,9 @@ def _nodes(
         if key is not None and key in entry[3]:
             return entry[3][key]
     walker = walk(schema, document, [operation], coerced, settings)
-    read = tuple(sorted(walker.read | _structured(schema, operation, walker.read_in_arguments)))
+    whole = tuple(sorted(walker.read))
+    shaped = _structured(schema, operation, walker.read_in_arguments) - walker.read
+    read = (*whole, *(SHAPE + name for name in sorted(shaped)))
     key = _values_key(read, coerced)
     if key is None:
         return walker.nodes
@@ -129,6 +133,20 @@ def _nodes(
         entry[3].pop(next(iter(entry[3])))
     entry[3][key] = walker.nodes
     return walker.nodes
+
+
+# Marks a name of _values_key whose lists' shape is its key, not its value.
+SHAPE = "\x00"
+
+
+def _shape(value: Any) -> Any:
+    """What of ``value`` an argument's count reads: its lists' lengths, however nested (every
+    scalar is None), as ``Walker._argument_items`` counts them."""
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    if isinstance(value, dict):
+        return {name: _shape(item) for name, item in value.items()}
+    return None
 
 
 def _structured(
@@ -154,10 +172,14 @@ def _structured(
 
 
 def _values_key(names: tuple[str, ...], coerced: dict[str, Any]) -> str | None:
-    """The values of ``names`` in ``coerced`` as one JSON text, or None (not JSON, or over
-    MAX_COUNT_KEY_CHARS: uncached)."""
+    """The values of ``names`` in ``coerced`` (the shape, for a name marked ``SHAPE``) as one
+    JSON text, or None (not JSON, or over MAX_COUNT_KEY_CHARS: uncached)."""
+    values = [
+        _shape(coerced.get(name[1:])) if name.startswith(SHAPE) else coerced.get(name)
+        for name in names
+    ]
     try:
-        key = json.dumps([coerced.get(name) for name in names], sort_keys=True, default=None)
+        key = json.dumps(values, sort_keys=True, default=None)
     except (TypeError, ValueError):
         return None
     return key if len(key) <= MAX_COUNT_KEY_CHARS else None

@@ -866,3 +866,45 @@ def test_kept_node_counts_pin_no_document() -> None:
     del document
     gc.collect()
     assert variables._counts == {}
+
+
+def test_counts_of_an_input_variable_follow_its_lists_not_its_scalars() -> None:
+    """A variable read only inside arguments is kept by the shape of its lists: an input's
+    amounts and texts leave one count for any value (buyShares walks once, not per amount),
+    while its lists' lengths still count item by item, refused and allowed alternately."""
+    from dataclasses import replace
+
+    from graphql import parse
+
+    from api.extensions import request_error, variables
+    from api.schema import build_schema
+
+    settings = Settings(env="test")
+    schema = build_schema(settings)._schema
+    variables._counts.clear()
+    document = parse(
+        "mutation($input: CreateMarketInput!) { createMarket(input: $input) { market { id } } }"
+    )
+
+    def sent(outcomes: int, liquidity: str, question: str) -> dict[str, Any]:
+        return {
+            "input": {
+                "question": question,
+                "description": "",
+                "resolutionCriteria": "",
+                "outcomes": [f"o{i}" for i in range(outcomes)],
+                "closesAt": "2030-01-01T00:00:00Z",
+                "liquidity": liquidity,
+            }
+        }
+
+    for liquidity, question in (("10.00", "Will it?"), ("250.50", "Will it not?")):
+        assert request_error(schema, document, None, sent(2, liquidity, question), settings) is None
+    (entry,) = variables._counts.values()
+    assert list(entry[3].values()) == [2]  # one walk for both: the outcomes' 2 items
+    assert request_error(schema, document, None, sent(3, "10.00", "?"), settings) is None
+    assert list(entry[3].values()) == [2, 3]
+    tight = replace(settings, max_query_nodes=2)
+    for outcomes, refused in [(3, True), (2, False), (3, True), (2, False)]:
+        error = request_error(schema, document, None, sent(outcomes, "1.00", "?"), tight)
+        assert (error is not None) is refused, outcomes

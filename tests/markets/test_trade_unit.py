@@ -366,7 +366,8 @@ async def test_a_trade_cancelled_while_its_unit_runs_still_commits_and_publishes
 
 
 # A trader process: buys 1.00 of the outcome in a loop through the unit, printing each trade's
-# id once ``buy`` has answered (acknowledged), until it is killed.
+# id once ``buy`` has answered (acknowledged), until it is killed; with argv[3] loops at once
+# (their units then commit in groups).
 _TRADER = """
 import asyncio, sys
 from tortoise import Tortoise
@@ -384,17 +385,22 @@ async def main() -> None:
         return None
 
     trading = Trading(settings, publish=nothing)
-    while True:
-        result = await trading.buy(user, int(sys.argv[2]), 100)
-        print(result.trade.id, flush=True)
+
+    async def loop() -> None:
+        while True:
+            result = await trading.buy(user, int(sys.argv[2]), 100)
+            print(result.trade.id, flush=True)
+
+    await asyncio.gather(*(loop() for _ in range(int(sys.argv[3]))))
 
 asyncio.run(main())
 """
 
 
 @sqlite_only
+@pytest.mark.parametrize("loops", [1, 8])
 async def test_no_acknowledged_unit_trade_is_lost_on_kill_9(
-    db: Settings, trading: Trading, tmp_path: Any
+    db: Settings, trading: Trading, tmp_path: Any, loops: int
 ) -> None:
     issuer, ann = await _users(db, "issuer", "ann")
     outcomes = await _market(trading, issuer)
@@ -411,6 +417,7 @@ async def test_no_acknowledged_unit_trade_is_lost_on_kill_9(
         str(script),
         str(ann.id),
         str(outcomes[0]),
+        str(loops),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -432,7 +439,148 @@ async def test_no_acknowledged_unit_trade_is_lost_on_kill_9(
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT id FROM trades WHERE user_id = ?", (ann.id,)).fetchall()
     stored = {row[0] for row in rows}
-    # Every trade the killed process answered for is there (it may have committed one more).
-    assert set(acknowledged) <= stored and len(stored) - len(acknowledged) <= 1
+    # Every trade the killed process answered for is there (it may have committed one more a
+    # loop: a group committed, not yet answered).
+    assert set(acknowledged) <= stored and len(stored) - len(acknowledged) <= loops
     report = await audit()
     assert report.problems == []
+
+
+# -- group commit (SQLITE_GROUP_COMMIT_MAX) ---------------------------------------------------
+
+
+def _grouping(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group handed to the connection's thread, as it happens."""
+    sizes: list[int] = []
+    original = sqlite_unit._group
+
+    def recorded(conn: sqlite3.Connection, jobs: list[Any]) -> Any:
+        sizes.append(len(jobs))
+        return original(conn, jobs)
+
+    monkeypatch.setattr(sqlite_unit, "_group", recorded)
+    return sizes
+
+
+def _calls(trading: Trading, traders: list[models.User], outcomes: list[int]) -> list[Any]:
+    """Nine trades sent at once: buys, a refused buy (more than the wallet) in the middle, a
+    sale, a keyed buy and its retry right behind it."""
+    a, b, c = traders
+    return [
+        trading.buy(a, outcomes[0], 1_234),
+        trading.buy(b, outcomes[1], 777),
+        trading.buy(c, outcomes[0], 2_000),
+        trading.buy(a, outcomes[2], 10**9),
+        trading.buy(b, outcomes[0], 500),
+        trading.sell(c, outcomes[2], 10_000),
+        trading.buy(a, outcomes[1], 300, idempotency_key="g"),
+        trading.buy(a, outcomes[1], 300, idempotency_key="g"),
+        trading.buy(c, outcomes[1], 450),
+    ]
+
+
+def _outcome(result: Any) -> Any:
+    if isinstance(result, Refusal):
+        return result.code
+    assert isinstance(result, trading_module.TradeResult), result
+    return _shape(result)
+
+
+@sqlite_only
+@pytest.mark.parametrize("group", [16, 4])
+async def test_units_sent_together_commit_in_groups_exactly_as_one_by_one(
+    db: Settings, events: list[Event], monkeypatch: pytest.MonkeyPatch, group: int
+) -> None:
+    """Grouped, the nine trades give what they give one transaction each: the refusal and the
+    sale of shares nobody holds change nothing of the others, the retry replays its key."""
+    from dataclasses import replace
+
+    issuer, *people = await _users(db, "issuer", "ann1", "bob1", "cat1", "ann2", "bob2", "cat2")
+    sizes = _grouping(monkeypatch)
+    answers = []
+    for max_units, traders in ((1, people[:3]), (group, people[3:])):
+        trading = Trading(replace(db, sqlite_group_commit_max=max_units), publish=_nothing)
+        outcomes = await _market(trading, issuer)
+        sizes.clear()
+        results = await asyncio.gather(*_calls(trading, traders, outcomes), return_exceptions=True)
+        answers.append(([_outcome(r) for r in results], list(sizes)))
+    (alone, alone_sizes), (grouped, grouped_sizes) = answers
+    assert alone_sizes == [1] * 9
+    # All nine queue before the first group is taken; at most `group` a transaction.
+    assert grouped_sizes == ([9] if group == 16 else [4, 4, 1])
+    assert grouped == alone
+    assert grouped[3] == RefusalCode.INSUFFICIENT_FUNDS
+    assert grouped[5] == RefusalCode.INSUFFICIENT_SHARES
+    assert grouped[7][-1] is True  # the retry is a replay
+    assert (await audit()).problems == []
+
+
+@sqlite_only
+async def test_a_unit_failing_inside_a_group_rolls_back_alone(
+    db: Settings, trading: Trading, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer, ann, bob = await _users(db, "issuer", "ann", "bob")
+    outcomes = await _market(trading, issuer)
+    sizes = _grouping(monkeypatch)
+    original = sqlite_unit.Unit.one
+
+    def failing(self: sqlite_unit.Unit, sql: str, params: Any = ()) -> Any:
+        # Bob's trade row fails after his debit, his fill and the market's update.
+        if sql.startswith("INSERT INTO trades") and params[2] == bob.id:
+            return original(self, "INSERT INTO no_such_table VALUES (1)", ())
+        return original(self, sql, params)
+
+    monkeypatch.setattr(sqlite_unit.Unit, "one", failing)
+    results = await asyncio.gather(
+        trading.buy(ann, outcomes[0], 100),
+        trading.buy(bob, outcomes[0], 100),
+        trading.buy(ann, outcomes[1], 100),
+        return_exceptions=True,
+    )
+    assert sizes == [3]
+    assert isinstance(results[1], Exception) and "no_such_table" in str(results[1])
+    assert [type(results[0]), type(results[2])] == [trading_module.TradeResult] * 2
+    assert await models.Trade.filter(user_id=bob.id).count() == 0
+    assert not await models.Position.filter(user_id=bob.id).exists()
+    assert await models.Trade.filter(user_id=ann.id).count() == 2
+    market = await models.Market.get(id=results[0].market.id)  # type: ignore[union-attr]
+    assert market.odds_seq == 2
+    assert (await audit()).problems == []
+
+
+@sqlite_only
+async def test_a_group_whose_commit_fails_answers_none_of_its_trades(
+    db: Settings, trading: Trading, events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing answers before the COMMIT: when it fails, the units that ran fine get its error
+    (and publish nothing), a refusal keeps its own answer, and nothing of the group is kept."""
+    issuer, ann, bob = await _users(db, "issuer", "ann", "bob")
+    outcomes = await _market(trading, issuer)
+    events.clear()
+    before = _snapshot(db)
+    sizes = _grouping(monkeypatch)
+    original = trading_module._trade_unit
+
+    def poisoning(unit: sqlite_unit.Unit, user_id: int, *args: Any) -> Any:
+        result = original(unit, user_id, *args)
+        if user_id == bob.id:
+            # A foreign key checked only at COMMIT: the whole group's COMMIT fails.
+            unit.run("PRAGMA defer_foreign_keys = ON")
+            unit.run("UPDATE trades SET user_id = 987654321 WHERE id = ?", (result.trade.id,))
+        return result
+
+    monkeypatch.setattr(trading_module, "_trade_unit", poisoning)
+    results = await asyncio.gather(
+        trading.buy(ann, outcomes[0], 100),
+        trading.buy(ann, outcomes[0], 10**9),
+        trading.buy(bob, outcomes[1], 100),
+        return_exceptions=True,
+    )
+    assert sizes == [3]
+    assert isinstance(results[1], Refusal) and results[1].code == RefusalCode.INSUFFICIENT_FUNDS
+    for failed in (results[0], results[2]):
+        assert isinstance(failed, Exception) and "FOREIGN KEY" in str(failed)
+    assert events == []
+    assert _snapshot(db) == before
+    monkeypatch.undo()
+    await trading.buy(ann, outcomes[0], 100)  # the connection is usable: nothing left open
