@@ -266,9 +266,10 @@ def render_fanout(document: dict[str, Any], quick: bool) -> list[str]:
         goals = {name: FANOUT_GOAL_RATIO for name in ratios}
     for name, found in sorted(ratios.items()):
         value = found.get("value")
-        if name in goals:
-            ok = isinstance(value, int | float) and value <= goals[name]
-            judged = f"goal ≤ {goals[name]:g}×: {verdict(ok, quick)}"
+        if name in goals and not isinstance(value, int | float):
+            judged = f"goal ≤ {goals[name]:g}×: no verdict, a net cost ≤ 0 in this run"
+        elif name in goals:
+            judged = f"goal ≤ {goals[name]:g}×: {verdict(value <= goals[name], quick)}"
         else:
             judged = "informational, no goal"
         lines.append(f"- {name}: {fmt(value, 2)}× ({judged})")
