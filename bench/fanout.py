@@ -1027,7 +1027,12 @@ async def make_trigger(
     http: httpx.AsyncClient,
     field_name: str,
     controls: list[BareControl],
+    trader: str = "",
 ) -> Trigger:
+    """The events' trigger on ``name``: comments as the demo reader, trades as a new user (named
+    after ``trader`` too: each no-subscriber pass trades as its own, so no wallet runs dry and
+    each pass's first trade on a market opens a position as the measured trades' do), or the
+    bare server's control messages."""
     if name == BARE:
         control = await connect(
             f"ws://127.0.0.1:{target.port}/control",
@@ -1039,7 +1044,7 @@ async def make_trigger(
         controls.append(BareControl(control))
         return bare_trigger(controls[-1], bench.templates.get(field_name), field_name)
     if field_name == "oddsUpdated":
-        username = f"fanout_{bench.tag}_{name}_{target.port}"
+        username = f"fanout_{bench.tag}_{name}_{target.port}{trader}"
         signed = await sign_up(http, target.base_url, username, username)
         outcomes = {key_of({"marketId": m}): o for m, o in bench.markets}
         return trade_trigger(http, target, signed.token, outcomes)
@@ -1096,15 +1101,22 @@ async def measure(
             # then biases neither side.
             bases: dict[str, tuple[float, int]] = {phase: (0.0, 0) for phase, _, _ in phases}
 
-            async def measure_triggers() -> None:
+            async def measure_triggers(number: int) -> None:
+                quiet_trigger = trigger
+                if is_odds and name != BARE:
+                    quiet_trigger = await make_trigger(
+                        bench, name, target, http, field_name, controls, f"_q{number}"
+                    )
                 for phase, events, concurrency in phases:
                     quiet_plan = [(key, 0) for key in events]
-                    quiet = await run_events(target, Board(), quiet_plan, trigger, concurrency, 10)
+                    quiet = await run_events(
+                        target, Board(), quiet_plan, quiet_trigger, concurrency, 10
+                    )
                     bench.add(analyse(f"{phase}: {QUIET}", name, 0, quiet, []))
                     cpu, count = bases[phase]
                     bases[phase] = (cpu + quiet.server_cpu, count + len(quiet.sent))
 
-            await measure_triggers()
+            await measure_triggers(1)
             await asyncio.sleep(0.5)
             rss_before = target.rss_kib()
 
@@ -1162,7 +1174,7 @@ async def measure(
             await close_all(subscribers, board)
             subscribers = []
             await asyncio.sleep(1.0)
-            await measure_triggers()
+            await measure_triggers(2)
             for result in measured:
                 result.base_cpu, result.base_events = bases[result.scenario]
                 bench.add(result)
