@@ -45,6 +45,14 @@ class LazyLoaders:
             made = self._made = self._make()
         return getattr(made, name)
 
+    def release(self) -> None:
+        """Let go of the loaders, if made (their own ``release``, when they have one: the
+        GraphQL layer's break their reference cycles)."""
+        made, self._made = self._made, None
+        release = getattr(made, "release", None)
+        if callable(release):
+            release()
+
 
 class Hub:
     """Routes broker events to groups; knows every connection (for revocation).
@@ -184,6 +192,7 @@ class Hub:
                 group.meters.deliveries.inc(handed)
                 if replaced:
                     group.meters.coalesced.inc(replaced)
+        loaders.release()
 
     async def resync(self) -> None:
         """After an outage between processes: fill every sequenced subscription from its
