@@ -271,7 +271,7 @@ def render_fanout(document: dict[str, Any], quick: bool) -> list[str]:
         elif name in goals:
             judged = f"goal ≤ {goals[name]:g}×: {verdict(value <= goals[name], quick)}"
         else:
-            judged = "informational, no goal"
+            judged = "no goal"
         lines.append(f"- {name}: {fmt(value, 2)}× ({judged})")
     for r in results:
         if r.get("target") != "shared" or r.get("scenario") not in ("comments", "odds"):

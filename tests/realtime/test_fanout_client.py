@@ -195,7 +195,7 @@ def test_the_fanout_goal_is_cpu_per_delivery_net_of_each_trigger() -> None:
     }
     lines = render_fanout(document, quick=False)
     assert f"- {ODDS} × 2000: {PER_DELIVERY}: 3.33× (goal ≤ 1.5×: **FAIL**)" in lines
-    assert f"- {ODDS} × 2000: {PER_EVENT}: 7.14× (informational, no goal)" in lines
+    assert f"- {ODDS} × 2000: {PER_EVENT}: 7.14× (no goal)" in lines
 
     bench.results[(ODDS, BARE, 2000)] = result(BARE, 0.03, 0.08)  # net below 0: noise
     ratios = fanout_headline(bench)
