@@ -40,7 +40,7 @@ from db.sql import execute, fetch_dicts, plain_rows
 from db.sqlite_unit import Unit
 from domain_events import Publisher
 from markets import ledger, listing, settlement
-from markets.events import OddsChanged
+from markets.events import OddsChanged, OddsState
 from markets.positions import apply_fill, apply_fill_in_unit
 from markets.pricing import (
     MarketState,
@@ -254,8 +254,13 @@ class Trading:
             if result.replayed:
                 return result
             metrics.TRADES.labels("buy" if result.trade.shares_units > 0 else "sell").inc()
+            # With the rows the unit left (all read under its lock): this process's
+            # subscribers' updates need no statement of their own.
+            state = None
+            if result.outcomes is not None:
+                state = OddsState(result.market, result.outcomes, result.trade)
             await self._publish(
-                OddsChanged(result.market.id, result.market.odds_seq, result.trade.id)
+                OddsChanged(result.market.id, result.market.odds_seq, result.trade.id, state)
             )
             return result
 

@@ -28,6 +28,7 @@ from graphql.execution import Executor
 
 from db.instrument import Statements
 from realtime.fanout import Connection, Group, Hub, Sub
+from realtime.fanout.hub import LazyLoaders
 from realtime.ports import Caller
 from realtime.protocol.messages import ExecutionPayload, Operation, complete, error
 from realtime.sharing import reads_viewer
@@ -247,13 +248,19 @@ async def _start(sub: Sub, source: SubscriptionSource[Any], stream: Stream[Any])
             # Nothing delivered yet: the first message may carry sequence 0 (a market never
             # traded), which must not read as already sent.
             sub.last_seq = -1
-        graphql = sub.group.hub.graphql
-        snapshot = await source.snapshot(stream.target, graphql.loaders())
-        if snapshot is not None:
-            seq, root = snapshot
-            # As a live event: one that arrived meanwhile is newer than this snapshot.
-            if sub.offer(seq, await sub.group.render(root, graphql.loaders())):
-                sub.group.meters.deliveries.inc()
+        # One set of loaders for the first message's root and its execution, let go once it
+        # is rendered: left to the cyclic collector, a set per subscriber could outlive the
+        # bulk subscribe's gc.freeze (realtime.fanout.gctuning) and stay for good.
+        loaders = LazyLoaders(sub.group.hub.graphql.loaders)
+        try:
+            snapshot = await source.snapshot(stream.target, loaders)
+            if snapshot is not None:
+                seq, root = snapshot
+                # As a live event: one that arrived meanwhile is newer than this snapshot.
+                if sub.offer(seq, await sub.group.render(root, loaders)):
+                    sub.group.meters.deliveries.inc()
+        finally:
+            loaders.release()
         sub.replaying = False
         return
     if stream.after is not None:

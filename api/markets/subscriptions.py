@@ -14,8 +14,9 @@ from api.core.errors import NotFound
 from api.core.node import from_global_id
 from api.core.subscriptions import refusals, websocket_only
 from api.markets.types import Market, OddsUpdate, Trade, outcome_types
+from markets.events import OddsState
 from markets.queries import market_exists
-from realtime.events import odds_channel
+from realtime.events import local_of, odds_channel
 from realtime.sources import SOURCE, Stream, SubscriptionSource
 
 
@@ -51,8 +52,19 @@ class OddsUpdated(SubscriptionSource[int]):
         return Stream(odds_channel(market_id), market_id)
 
     async def root(self, target: int, event: Mapping[str, Any], loaders: Any) -> Any:
-        """The odds after the event's change (and its trade, if one made it)."""
-        return await odds_update(target, event.get("seq"), event.get("trade_id"), loaders)
+        """The odds after the event's change (and its trade, if one made it): from the state
+        the event carries (a trade's, exactly at its ``seq``), else read through ``loaders``."""
+        state = local_of(event)
+        if not isinstance(state, OddsState) or state.market.id != target:
+            return await odds_update(target, event.get("seq"), event.get("trade_id"), loaders)
+        market, trade = state.market, state.trade
+        return OddsUpdate(
+            market=Market.from_row(market),
+            outcomes=outcome_types(market, list(state.outcomes)),
+            seq=market.odds_seq,
+            at=clock.now(),
+            last_trade=Trade.from_row(trade) if trade is not None else None,
+        )
 
     async def snapshot(self, target: int, loaders: Any) -> tuple[int, Any] | None:
         """The odds as they are: the first message."""

@@ -29,6 +29,31 @@ SERVICE_RESTART = 1012
 RESTART_REASON = "Service restart: reconnect and resume with afterSequence"
 
 
+class LazyLoaders:
+    """An event's loaders, made by ``make`` on first use (any attribute read), then that one
+    set for every root and group of the event."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._made: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        made = self._made
+        if made is None:
+            made = self._made = self._make()
+        return getattr(made, name)
+
+    def release(self) -> None:
+        """Let go of the loaders, if made (their own ``release``, when they have one: the
+        GraphQL layer's break their reference cycles)."""
+        made, self._made = self._made, None
+        release = getattr(made, "release", None)
+        if callable(release):
+            release()
+
+
 class Hub:
     """Routes broker events to groups; knows every connection (for revocation).
 
@@ -133,7 +158,10 @@ class Hub:
         groups = self.by_channel.get(channel)
         if not groups:
             return
-        loaders = self.graphql.loaders()
+        # Made only if a root or a resolver reads one: an event that carries its state (a
+        # trade's odds) and a selection of plain fields read none, and a full set of loaders
+        # (every domain's, ~30 DataLoaders) was a quarter of an odds event's fan-out.
+        loaders = LazyLoaders(self.graphql.loaders)
         # One root per source and target: the groups of one field share the event's object.
         roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
         for group in list(groups):
@@ -164,6 +192,7 @@ class Hub:
                 group.meters.deliveries.inc(handed)
                 if replaced:
                     group.meters.coalesced.inc(replaced)
+        loaders.release()
 
     async def resync(self) -> None:
         """After an outage between processes: fill every sequenced subscription from its

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import struct
 from typing import Any
 
@@ -161,3 +162,46 @@ def test_make_bench_reports_the_churn_against_the_five_percent_goal() -> None:
         "| bare | 99,990 | 122.4 | 0.50 | 40.0 → 45.0 | +12.5 % | ±5 % (M) | **FAIL** |",
     ]
     assert render_churn({}, quick=False) == []
+
+
+def test_the_fanout_goal_is_cpu_per_delivery_net_of_each_trigger() -> None:
+    """bench.fanout's headline: per delivery, each side net of its own no-subscriber baseline
+    (judged against 1.5×), and per event with the trigger (informational, never judged); a
+    net cost at or below 0 gives no ratio rather than a PASS."""
+    from bench.fanout import BARE, ODDS, PER_DELIVERY, PER_EVENT, SHARED, Bench, Result, goals
+    from bench.fanout import headline as fanout_headline
+    from bench.run import render_fanout
+
+    def result(target: str, cpu: float, base: float, delivered: int = 2000) -> Result:
+        r = Result(ODDS, target, 2000, subscribers=2000, events=100, delivered=delivered)
+        r.server_cpu, r.base_cpu, r.base_events = cpu, base, 200
+        return r
+
+    bench = Bench.__new__(Bench)
+    # shared: 0.5 s over 100 events, its trades alone 0.8 s over 200: (0.5 - 0.4) / 2000 = 50 µs
+    # bare: 0.07 s, its control messages 0.08 s over 200: (0.07 - 0.04) / 2000 = 15 µs
+    bench.results = {
+        (ODDS, SHARED, 2000): result(SHARED, 0.5, 0.8),
+        (ODDS, BARE, 2000): result(BARE, 0.07, 0.08),
+    }
+    ratios = fanout_headline(bench)
+    per_delivery = ratios[f"{ODDS} × 2000: {PER_DELIVERY}"].value
+    assert per_delivery == pytest.approx(50 / 15)
+    assert ratios[f"{ODDS} × 2000: {PER_EVENT}"].value == pytest.approx(5.0 / 0.7)
+    assert goals(ratios) == {f"{ODDS} × 2000: {PER_DELIVERY}": 1.5}
+    document = {
+        "ratios": {name: ratio.as_json() for name, ratio in ratios.items()},
+        "figures": {"results": [], "goals": goals(ratios)},
+    }
+    lines = render_fanout(document, quick=False)
+    assert f"- {ODDS} × 2000: {PER_DELIVERY}: 3.33× (goal ≤ 1.5×: **FAIL**)" in lines
+    assert f"- {ODDS} × 2000: {PER_EVENT}: 7.14× (no goal)" in lines
+
+    bench.results[(ODDS, BARE, 2000)] = result(BARE, 0.03, 0.08)  # net below 0: noise
+    ratios = fanout_headline(bench)
+    assert math.isnan(ratios[f"{ODDS} × 2000: {PER_DELIVERY}"].value)
+    document["ratios"] = {name: ratio.as_json() for name, ratio in ratios.items()}
+    assert (
+        f"- {ODDS} × 2000: {PER_DELIVERY}: –× (goal ≤ 1.5×: no verdict, a net cost ≤ 0 in this "
+        "run)" in render_fanout(document, quick=False)
+    )

@@ -460,3 +460,24 @@ def test_the_socket_queue_length_is_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("WS_QUEUE_LENGTH", "4097")
     with pytest.raises(SettingsError, match="WS_QUEUE_LENGTH must be at most 4096, got 4097"):
         load_settings()
+
+
+def test_an_events_loaders_are_made_on_first_use_and_once() -> None:
+    """The hub's per-event loaders: none made for an event whose root and selection read none
+    (a trade's odds), one set for all the event's readers otherwise."""
+    from realtime.fanout.hub import LazyLoaders
+
+    made: list[object] = []
+
+    class Loaders:
+        market_by_id = "the market loader"
+
+    def make() -> Loaders:
+        made.append(Loaders())
+        return made[-1]  # type: ignore[return-value]
+
+    lazy = LazyLoaders(make)
+    assert made == []
+    assert lazy.market_by_id == "the market loader"
+    assert lazy.market_by_id == "the market loader"
+    assert len(made) == 1

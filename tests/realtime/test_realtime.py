@@ -245,6 +245,86 @@ async def test_odds_first_message_then_one_per_change(live: Live) -> None:
     await ws.close()
 
 
+ODDS_FULL = (
+    "subscription($m: ID!) { oddsUpdated(marketId: $m) { seq at market { id status volume "
+    "traderCount } outcomes { id label probability } lastTrade { id shares amount "
+    "probabilityBefore probabilityAfter createdAt } } }"
+)
+
+
+class NoLoaders:
+    """Loaders that must not be used: any read fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"an odds update read the loader {name}")
+
+
+async def test_a_trades_odds_update_is_built_from_its_own_rows_and_reads_nothing(
+    live: Live,
+) -> None:
+    """In the publishing process the update comes from the rows the trade left: no statement,
+    no loader; the message that crosses processes is still ids + seq only, and the update a
+    process builds from that (reading the committed rows) is the same."""
+    from db import sqlite_unit
+    from db.instrument import counting
+    from markets.events import OddsState
+    from realtime.events import LocalMessage
+
+    token = await live.token("bob")
+    market = (await live.article())["markets"][0]
+    received: list[tuple[str, Any]] = []
+    live.app.state.broker.listen(lambda channel, message: received.append((channel, message)))
+    ws = await live.connect()
+    await subscribe(ws, ODDS_FULL, {"m": market["id"]})
+    await next_payload(ws)
+    data = await live.gql(
+        'mutation($o: ID!) { buyShares(input: {outcomeId: $o, amount: "2.00"}) '
+        "{ trade { id } errors { code } } }",
+        {"o": market["outcomes"][0]["id"]},
+        token,
+    )
+    sent = (await next_payload(ws))["data"]["oddsUpdated"]
+    await ws.close()
+    assert sent["lastTrade"]["id"] == data["buyShares"]["trade"]["id"]
+    ((channel, message),) = [(c, m) for c, m in received if c.startswith("odds:")]
+    target = _pk(market["id"])
+    assert channel == f"odds:{target}"
+    wire = json.loads(json.dumps(message))
+    assert wire == {"seq": sent["seq"], "trade_id": _pk(sent["lastTrade"]["id"])}
+    source = live.app.state.hub.sources["oddsUpdated"]
+    graphql = live.app.state.hub.graphql
+    if not sqlite_unit.available():
+        # PostgreSQL's trade path leaves no outcome rows at hand: its event carries none, and
+        # the update is read as from another process.
+        assert not isinstance(message, LocalMessage)
+        return
+    assert isinstance(message, LocalMessage) and isinstance(message.local, OddsState)
+    with counting() as statements:
+        local = await source.root(target, message, NoLoaders())
+    assert statements.count == 0
+    with counting() as statements:
+        remote = await source.root(target, wire, graphql.loaders())
+    assert statements.count >= 2, "the remote path reads the committed rows"
+    assert local.seq == remote.seq == sent["seq"]
+    assert local.market.pk == remote.market.pk == target
+    assert (local.market.volume, local.market.trader_count) == (
+        remote.market.volume,
+        remote.market.trader_count,
+    )
+    assert local.market.status() == remote.market.status()
+    assert [(o.pk, o.label, o.probability) for o in local.outcomes] == [
+        (o.pk, o.label, o.probability) for o in remote.outcomes
+    ]
+    trade_fields = ("pk", "shares", "amount", "probability_before", "probability_after")
+    assert [getattr(local.last_trade, f) for f in trade_fields] == [
+        getattr(remote.last_trade, f) for f in trade_fields
+    ]
+    assert local.last_trade.created_at == remote.last_trade.created_at
+    assert [(o["id"], o["probability"]) for o in sent["outcomes"]] == [
+        (to_global_id("Outcome", o.pk), o.probability) for o in remote.outcomes
+    ]
+
+
 async def test_odds_first_message_on_a_market_never_traded(live: Live) -> None:
     # Its odds sequence is still 0: the first message must not wait for a first trade.
     market = await models.Market.filter(odds_seq=0).order_by("id").first()
