@@ -250,12 +250,21 @@ def _group(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]
             conn.execute("RELEASE agora_unit")
             outcomes.append((True, value))
         conn.execute("COMMIT")
-    except Exception as exc:
+    except BaseException as exc:
         error = exc.__cause__ if isinstance(exc, _Ended) else exc
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-        # Refusals keep their own answer (they changed nothing either way); the rest failed.
-        kept = [(False, error) if ok else (ok, value) for ok, value in outcomes]
+        if not isinstance(exc, Exception):
+            raise  # (not on this thread's path; the transaction is closed all the same)
+        # A refusal before the first unit that ran fine was judged on committed state: it
+        # keeps its answer (it changed nothing either way). One after it may have been judged
+        # on that unit's writes, which the failed COMMIT undid (INSUFFICIENT_FUNDS after a
+        # group-mate's purchase that never happened): it gets the group's error, as the rest.
+        first_ok = next((i for i, (ok, _) in enumerate(outcomes) if ok), len(outcomes))
+        kept = [
+            (ok, value) if not ok and i < first_ok else (False, error)
+            for i, (ok, value) in enumerate(outcomes)
+        ]
         return kept + [(False, error)] * (len(jobs) - len(kept))
     return outcomes

@@ -27,6 +27,7 @@ from accounts.service import Accounts
 from db import instrument, models, sqlite_unit
 from db.config import tortoise_config
 from domain_events import Event
+from markets import ledger
 from markets.audit import audit
 from markets.trading import Trading
 from refusals import Refusal, RefusalCode
@@ -553,9 +554,11 @@ async def test_a_group_whose_commit_fails_answers_none_of_its_trades(
     db: Settings, trading: Trading, events: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nothing answers before the COMMIT: when it fails, the units that ran fine get its error
-    (and publish nothing), a refusal keeps its own answer, and nothing of the group is kept."""
+    (and publish nothing), a refusal before the first of them keeps its own answer, one after
+    it (judged on writes the failed COMMIT undid) gets the error too, and nothing is kept."""
     issuer, ann, bob = await _users(db, "issuer", "ann", "bob")
     outcomes = await _market(trading, issuer)
+    wallet = (await ledger.balances_of_users([ann.id]))[ann.id]
     events.clear()
     before = _snapshot(db)
     sizes = _grouping(monkeypatch)
@@ -571,16 +574,54 @@ async def test_a_group_whose_commit_fails_answers_none_of_its_trades(
 
     monkeypatch.setattr(trading_module, "_trade_unit", poisoning)
     results = await asyncio.gather(
-        trading.buy(ann, outcomes[0], 100),
-        trading.buy(ann, outcomes[0], 10**9),
-        trading.buy(bob, outcomes[1], 100),
+        trading.buy(ann, outcomes[0], 10**9),  # refused on committed state
+        trading.buy(ann, outcomes[0], wallet),  # spends the whole wallet (never committed)
+        trading.buy(ann, outcomes[1], 100),  # refused on the purchase before it
+        trading.buy(bob, outcomes[1], 100),  # its foreign key fails the COMMIT
         return_exceptions=True,
     )
-    assert sizes == [3]
-    assert isinstance(results[1], Refusal) and results[1].code == RefusalCode.INSUFFICIENT_FUNDS
-    for failed in (results[0], results[2]):
+    assert sizes == [4]
+    assert isinstance(results[0], Refusal) and results[0].code == RefusalCode.INSUFFICIENT_FUNDS
+    for failed in results[1:]:
+        assert not isinstance(failed, Refusal), failed
         assert isinstance(failed, Exception) and "FOREIGN KEY" in str(failed)
     assert events == []
     assert _snapshot(db) == before
     monkeypatch.undo()
     await trading.buy(ann, outcomes[0], 100)  # the connection is usable: nothing left open
+
+
+@sqlite_only
+@pytest.mark.parametrize("lazy", [False, True])
+async def test_an_odds_update_from_carried_rows_is_one_state_all_through(
+    db: Settings, trading: Trading, events: list[Event], lazy: bool
+) -> None:
+    """A trade's update is built from the rows its transaction left; the fields below its root
+    (``lastTrade { outcome { probability } }``) see those rows too, not a later trade's."""
+    from types import SimpleNamespace
+
+    from api.loaders import Loaders
+    from api.markets.subscriptions import ODDS_UPDATED
+    from api.markets.types import Trade as TradeType
+    from markets.events import OddsChanged
+    from realtime.events import to_message
+    from realtime.fanout.hub import LazyLoaders
+
+    issuer, ann, bob = await _users(db, "issuer", "ann", "bob")
+    outcomes = await _market(trading, issuer)
+    events.clear()
+    first = await trading.buy(ann, outcomes[0], 5_000)
+    await trading.buy(bob, outcomes[1], 50_000)  # commits before the first one's update is built
+    event = next(e for e in events if isinstance(e, OddsChanged) and e.seq == first.market.odds_seq)
+    routed = to_message(event)
+    assert routed is not None
+    message = routed[1]
+    loaders: Any = LazyLoaders(lambda: Loaders(None)) if lazy else Loaders(None)
+    root = await ODDS_UPDATED.root(first.market.id, message, loaders)
+    assert root.seq == first.market.odds_seq
+    info = SimpleNamespace(context=SimpleNamespace(loaders=loaders))
+    nested = await TradeType.outcome(root.last_trade, info)
+    market = await TradeType.market(root.last_trade, info)
+    top = next(o for o in root.outcomes if o.pk == nested.pk)
+    assert nested.probability == top.probability
+    assert market.volume == root.market.volume
