@@ -58,9 +58,27 @@ class OddsUpdated(SubscriptionSource[int]):
         if not isinstance(state, OddsState) or state.market.id != target:
             return await odds_update(target, event.get("seq"), event.get("trade_id"), loaders)
         market, trade = state.market, state.trade
+        rows = list(state.outcomes)
+
+        def prime(made: Any) -> None:
+            # The rows of this message's state, for the fields below the root that load them
+            # (``lastTrade { outcome { probability } }``, ``market { … }``): read from the
+            # database instead, a later trade's rows would mix two states in one message.
+            made.market_by_id.prime(market.id, market)
+            made.outcomes_by_market.prime(market.id, rows)
+            for outcome in rows:
+                made.outcome_by_id.prime(outcome.id, outcome)
+            if trade is not None:
+                made.trade_by_id.prime(trade.id, trade)
+
+        on_made = getattr(loaders, "on_made", None)
+        if callable(on_made):
+            on_made(prime)  # loaders made only if a field reads one
+        else:
+            prime(loaders)
         return OddsUpdate(
             market=Market.from_row(market),
-            outcomes=outcome_types(market, list(state.outcomes)),
+            outcomes=outcome_types(market, rows),
             seq=market.odds_seq,
             at=clock.now(),
             last_trade=Trade.from_row(trade) if trade is not None else None,

@@ -33,17 +33,29 @@ class LazyLoaders:
     """An event's loaders, made by ``make`` on first use (any attribute read), then that one
     set for every root and group of the event."""
 
-    __slots__ = ("_made", "_make")
+    __slots__ = ("_made", "_make", "_when_made")
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
         self._made: Any = None
+        self._when_made: list[Callable[[Any], None]] = []
 
     def __getattr__(self, name: str) -> Any:
         made = self._made
         if made is None:
             made = self._made = self._make()
+            waiting, self._when_made = self._when_made, []
+            for call in waiting:
+                call(made)
         return getattr(made, name)
+
+    def on_made(self, call: Callable[[Any], None]) -> None:
+        """``call(loaders)`` once they are made (at once if they are): a root built from rows
+        an event carries primes them so, and a field reading one sees the same rows."""
+        if self._made is not None:
+            call(self._made)
+        else:
+            self._when_made.append(call)
 
     def release(self) -> None:
         """Let go of the loaders, if made (their own ``release``, when they have one: the
