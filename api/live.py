@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql.execution import Executor
 
 from api import extensions
 from api.context import Context, Services, SharedContext
@@ -33,6 +34,12 @@ class LiveGraphQL:
     def schema(self) -> GraphQLSchema:
         """The graphql-core schema under strawberry's."""
         return self.executable._schema
+
+    @property
+    def executor_class(self) -> type[Executor]:
+        """The schema's execution context: the planned executor when FAST_EXECUTION is on."""
+        executor: type[Executor] = self.executable.execution_context_class
+        return executor
 
     def loaders(self) -> Loaders:
         """A fresh set of loaders: an event's, or a replay page's (no object budget)."""

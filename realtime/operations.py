@@ -24,7 +24,6 @@ from graphql import (
     value_from_ast_untyped,
 )
 from graphql.error import GraphQLSyntaxError
-from graphql.execution import Executor
 
 from db.instrument import Statements
 from realtime.fanout import Connection, Group, Hub, Sub
@@ -176,7 +175,7 @@ class Operations:
     ) -> None:
         document = checked.document
         # The context is each execution's own (Group._execute): none is needed to build.
-        built = Executor.build(
+        built = self.graphql.executor_class.build(
             self.graphql.schema,
             document,
             raw_variable_values=operation.variables,

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql.execution import Executor
 
 from realtime.protocol.messages import ExecutionPayload
 
@@ -73,6 +74,12 @@ class GraphQLLayer(Protocol):
     @property
     def schema(self) -> GraphQLSchema:
         """The executable graphql-core schema (its subscription fields carry their sources)."""
+        ...
+
+    @property
+    def executor_class(self) -> type[Executor]:
+        """The execution context a subscription's events run on (the schema's: a planned,
+        faster executor where the selection's shape allows, graphql-core's answer always)."""
         ...
 
     def loaders(self) -> Any:

@@ -3,8 +3,10 @@
 graphql-core completes every field through a chain of generic calls (field lookup, resolve
 info, argument coercion, completion by type, a coroutine and a gather per async field): on an
 article page that was more than a third of the CPU. ``FastExecutionContext`` runs a *query*
-whose selections are plain fields (aliases allowed; no fragments, no directives, no abstract
-types, no introspection but ``__typename``) from a plan built once per parsed operation:
+(also a mutation or a subscription event with one root field: the hub runs each event of a
+group on the schema's execution context) whose selections are plain fields (aliases allowed;
+no fragments, no directives, no abstract types, no introspection but ``__typename``) from a
+plan built once per parsed operation:
 
 - each field's resolver is the one graphql-core would call, with the same resolve info and the
   same coerced arguments (strawberry's conversion, field extensions and permissions included);
@@ -281,6 +283,12 @@ def plan_operation(schema: GraphQLSchema, operation: OperationDefinitionNode) ->
         if len(operation.selection_set.selections) != 1 or schema.mutation_type is None:
             return None
         return _plan_object(schema, schema.mutation_type, operation.selection_set)
+    if operation.operation == OperationType.SUBSCRIPTION:
+        # An event's execution (the per-event executor, the event as root value): one root
+        # field, whose resolver hands on the event, then the selection as in a query.
+        if len(operation.selection_set.selections) != 1 or schema.subscription_type is None:
+            return None
+        return _plan_object(schema, schema.subscription_type, operation.selection_set)
     if operation.operation != OperationType.QUERY:
         return None
     root = schema.query_type
@@ -324,18 +332,31 @@ def _cached_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> _
 
 _Pending = tuple[_Object, Any, dict[str, Any], Path | None]
 
-# Converted argument sets kept per field of a plan (the oldest goes first).
+# Converted argument sets kept per field of a plan (the oldest goes first), and the most text
+# a kept set's strings may hold: a client's 1 MB slug, 64 times over in each of the document
+# cache's operations, would otherwise be gigabytes kept (the node-count cache's bound too).
 MAX_CONVERSIONS = 64
+MAX_CONVERSION_KEY_CHARS = 512
 _IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def _conversion_key(raw: dict[str, Any]) -> tuple[Any, ...] | None:
     """``raw`` (coerced scalar and enum arguments) as a key, or None if a value isn't plainly
-    immutable (an enum's value is kept by its class too: ``1`` and ``True`` differ there)."""
+    immutable (an enum's value is kept by its class too: ``1`` and ``True`` differ there) or
+    its strings are longer than ``MAX_CONVERSION_KEY_CHARS`` together."""
     key: list[Any] = []
+    chars = 0
     for name, value in raw.items():
-        if not isinstance(value, _IMMUTABLE) and not isinstance(value, Enum):
+        if value.__class__ is str:
+            chars += len(value)
+            if chars > MAX_CONVERSION_KEY_CHARS:
+                return None
+        elif not isinstance(value, _IMMUTABLE) and not isinstance(value, Enum):
             return None
+        elif isinstance(value, str):  # a str subclass: its text is kept all the same
+            chars += len(value)
+            if chars > MAX_CONVERSION_KEY_CHARS:
+                return None
         key.append((name, value.__class__, value))
     return tuple(key)
 

@@ -5,6 +5,7 @@ generated queries; and it really runs (a comparison that always fell back would 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import strawberry
 from asgi_lifespan import LifespanManager
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import ExecutionResult, OperationDefinitionNode, OperationType, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
@@ -363,3 +364,104 @@ def _fields(plan: Any) -> list[Any]:
         if entry.plan is not None:
             found.extend(_fields(entry.plan))
     return found
+
+
+SUBSCRIPTION_EVENTS = [
+    # What a comment feed and a market widget select (bench.fanout's documents), a nested
+    # relation, and a viewer-dependent field in a shared execution (an error: graphql-core's).
+    (
+        "subscription($a: ID!) { commentAdded(articleId: $a) { id sequence body bodyHtml "
+        "createdAt replyCount deleted author { username displayName initials } parent { id } } }",
+        "comment",
+    ),
+    (
+        "subscription($a: ID!) { commentAdded(articleId: $a) { id article { slug title "
+        "breadcrumb { slug } } replies(first: 2) { totalCount nodes { id } } } }",
+        "comment",
+    ),
+    ("subscription($a: ID!) { commentAdded(articleId: $a) { id viewerCanEdit } }", "comment"),
+    (
+        "subscription($m: ID!) { oddsUpdated(marketId: $m) { seq at "
+        "market { id status volume } outcomes { id label probability } "
+        "lastTrade { id shares amount probabilityAfter } } }",
+        "odds",
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "kind"), SUBSCRIPTION_EVENTS)
+async def test_subscription_events_answer_alike(
+    executors: Executors, document: str, kind: str
+) -> None:
+    # An event's execution as the hub runs it (the layer's executor class, the per-event copy,
+    # a shared context): the planned executor answers exactly what graphql-core answers.
+    from api.comments.subscriptions import COMMENT_ADDED
+    from api.live import LiveGraphQL
+    from api.markets.subscriptions import odds_update
+    from db import models
+
+    comment = await models.Comment.filter(deleted=False, parent_id=None).order_by("id").first()
+    market = await models.Market.all().order_by("id").first()
+    assert comment is not None and market is not None
+    article_gid = strawberry.ID(execution_gid("Article", comment.article_id))
+    market_gid = strawberry.ID(execution_gid("Market", market.id))
+    variables = {"a": article_gid} if kind == "comment" else {"m": market_gid}
+    layers = [
+        LiveGraphQL(schema, executors.settings, executors.services)
+        for schema in (executors.fast, executors.normal)
+    ]
+    # One root for both (an odds update carries the time it was made).
+    loaders = layers[0].loaders()
+    root = (
+        await COMMENT_ADDED.root(
+            comment.article_id, {"kind": "added", "comment_id": comment.id}, loaders
+        )
+        if kind == "comment"
+        else await odds_update(market.id, None, None, loaders)
+    )
+    assert root is not None
+    answers = []
+    before = replace(execution.stats)
+    for layer in layers:
+        built = layer.executor_class.build(
+            layer.schema, parse(document), raw_variable_values=variables
+        )
+        assert not isinstance(built, list), built
+        event = built.build_per_event_executor(root)
+        event.context_value = layer.context(layer.loaders(), None, shared=True)
+        outcome: Any = event.execute_operation(False)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        result: ExecutionResult = outcome
+        errors = [e.formatted for e in layer.format_errors(list(result.errors or []))]
+        answers.append(json.dumps({"data": result.data, "errors": errors}, default=str))
+    assert answers[0] == answers[1], document
+    assert '"errors": []' in answers[0] or "viewerCanEdit" in document
+    # The fast layer took its plan (and, for the viewer's field, handed back to graphql-core).
+    assert execution.stats.fast + execution.stats.fallback == before.fast + before.fallback + 1
+
+
+def execution_gid(type_name: str, pk: int) -> str:
+    from api.core.node import to_global_id
+
+    return to_global_id(type_name, pk)
+
+
+async def test_long_argument_values_are_converted_but_not_kept(executors: Executors) -> None:
+    # A 1 MB slug per request would otherwise be kept 64 times in each cached operation.
+    document = "query Long($slug: String!) { article(slug: $slug) { id } }"
+    for n in range(3):
+        long_slug = f"{n}" + "x" * (execution.MAX_CONVERSION_KEY_CHARS + 1)
+        await compare(executors, document, {"slug": long_slug})
+    await compare(executors, document, {"slug": VARIABLES["slug"]})
+    kept = [
+        entry.conversions
+        for _, _, plan in execution._plans.values()
+        if plan is not None
+        for entry in _fields(plan)
+        if entry.name == "article" and entry.conversions
+    ]
+    # (Query.article's sets: keyed by the slug; an earlier test's Comment.article has none.)
+    slugs = [key[0][2] for found in kept for key in found if key and key[0][0] == "slug"]
+    assert VARIABLES["slug"] in slugs
+    assert all(len(slug) <= execution.MAX_CONVERSION_KEY_CHARS for slug in slugs)
