@@ -54,10 +54,7 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
-# count_refusals' wrapper of mutation resolvers, seen through (its module's own names).
-from api.core.refusals import _COUNTED as COUNTED
-from api.core.refusals import _count as count_refusals_of
-from api.core.refusals import _counted_when_done as counted_when_done
+from api.core.refusals import count_refusals_in, counted_resolver, counted_when_done
 
 # Plans kept per parsed operation (the document cache hands back the same node objects).
 MAX_PLANS = 512
@@ -170,12 +167,10 @@ def _direct(definition: GraphQLField) -> _Direct | None:
     """The direct call of ``definition``'s strawberry resolver, or None (call ``resolve``)."""
     resolve = definition.resolve
     counted = None
-    if resolve is not None and getattr(resolve, COUNTED, False):
+    wrapped = counted_resolver(resolve)
+    if wrapped is not None:
         # count_refusals' wrapper around strawberry's resolver (every mutation field).
-        cells = _cells(resolve)
-        counted, resolve = cells.get("name"), cells.get("resolve")
-        if not isinstance(counted, str) or not callable(resolve):
-            return None
+        counted, resolve = wrapped
     if resolve is None or getattr(resolve, "__name__", "") not in ("_resolver", "_async_resolver"):
         return None
     handlers = _cells(resolve).get("field_exception_handlers")
@@ -277,21 +272,14 @@ def plan_operation(schema: GraphQLSchema, operation: OperationDefinitionNode) ->
     """The plan of a query the fast executor can run, or None (run graphql-core)."""
     if operation.directives:
         return None
-    if operation.operation == OperationType.MUTATION:
-        # One root field (buyShares, say): graphql-core's serial execution of the root is then
-        # a query's; the resolver still runs once (a fallback replays what it gave).
-        if len(operation.selection_set.selections) != 1 or schema.mutation_type is None:
-            return None
-        return _plan_object(schema, schema.mutation_type, operation.selection_set)
-    if operation.operation == OperationType.SUBSCRIPTION:
-        # An event's execution (the per-event executor, the event as root value): one root
-        # field, whose resolver hands on the event, then the selection as in a query.
-        if len(operation.selection_set.selections) != 1 or schema.subscription_type is None:
-            return None
-        return _plan_object(schema, schema.subscription_type, operation.selection_set)
-    if operation.operation != OperationType.QUERY:
+    kind = operation.operation
+    # A mutation or a subscription event with one root field: graphql-core's serial execution
+    # of a mutation's root is then a query's (its resolver still runs once: a fallback replays
+    # what it gave), and an event's root field hands on the event (the per-event executor's
+    # root value), its selection then as in a query.
+    if kind != OperationType.QUERY and len(operation.selection_set.selections) != 1:
         return None
-    root = schema.query_type
+    root = schema.get_root_type(kind)
     if root is None:
         return None
     return _plan_object(schema, root, operation.selection_set)
@@ -347,16 +335,12 @@ def _conversion_key(raw: dict[str, Any]) -> tuple[Any, ...] | None:
     key: list[Any] = []
     chars = 0
     for name, value in raw.items():
-        if value.__class__ is str:
+        if isinstance(value, str):
             chars += len(value)
             if chars > MAX_CONVERSION_KEY_CHARS:
                 return None
         elif not isinstance(value, _IMMUTABLE) and not isinstance(value, Enum):
             return None
-        elif isinstance(value, str):  # a str subclass: its text is kept all the same
-            chars += len(value)
-            if chars > MAX_CONVERSION_KEY_CHARS:
-                return None
         key.append((name, value.__class__, value))
     return tuple(key)
 
@@ -555,7 +539,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if entry.has_args
                 else {}
             )
-            key = _conversion_key(raw) if direct.cache_arguments else None
+            key = _conversion_key(raw) if direct.cache_arguments and direct.arguments else None
             known = entry.conversions
             if key is not None and known is not None:
                 converted = known.get(key)
@@ -595,7 +579,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if direct.counted is not None:
             if self.is_awaitable(value):
                 return info, counted_when_done(direct.counted, value)
-            count_refusals_of(direct.counted, value)
+            count_refusals_in(direct.counted, value)
         return info, value
 
     def _complete(

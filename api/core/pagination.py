@@ -119,11 +119,6 @@ class Page(Generic[M]):
         """The cursor of row ``index`` (negative: from the end, as a list's)."""
         return encode_cursor(self.ordering, self.sort_values[index])
 
-    @property
-    def cursors(self) -> list[str]:
-        """Every row's cursor, in the rows' order."""
-        return [encode_cursor(self.ordering, values) for values in self.sort_values]
-
 
 @dataclass
 class _Parts:

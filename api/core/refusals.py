@@ -69,8 +69,10 @@ async def payload_of(
 
 # -- Operations: metrics ------------------------------------------------------------------------
 
-# Set on a wrapped resolver, so a schema wrapped twice counts once.
-_COUNTED = "_agora_counts_refusals"
+# Set on a wrapped resolver, so a schema wrapped twice counts once: the mutation field's name
+# and the resolver it wraps (an executor calling that resolver itself counts with
+# ``count_refusals_in`` / ``counted_when_done``, as the wrapper would).
+COUNTED = "_agora_counts_refusals"
 
 
 def count_refusals(schema: GraphQLSchema) -> None:
@@ -84,29 +86,37 @@ def count_refusals(schema: GraphQLSchema) -> None:
     if mutation is None:
         return
     for name, field in mutation.fields.items():
-        if field.resolve is not None and not getattr(field.resolve, _COUNTED, False):
+        if field.resolve is not None and counted_resolver(field.resolve) is None:
             field.resolve = _counting(name, field.resolve)
+
+
+def counted_resolver(resolve: Any) -> tuple[str, GraphQLFieldResolver] | None:
+    """The (field name, wrapped resolver) of a resolver ``count_refusals`` wrapped, or None."""
+    wrapped = getattr(resolve, COUNTED, None)
+    return wrapped if isinstance(wrapped, tuple) else None
 
 
 def _counting(name: str, resolve: GraphQLFieldResolver) -> GraphQLFieldResolver:
     def counted(source: Any, info: Any, **arguments: Any) -> Any:
         result = resolve(source, info, **arguments)
         if inspect.isawaitable(result):
-            return _counted_when_done(name, result)
-        _count(name, result)
+            return counted_when_done(name, result)
+        count_refusals_in(name, result)
         return result
 
-    setattr(counted, _COUNTED, True)
+    setattr(counted, COUNTED, (name, resolve))
     return counted
 
 
-async def _counted_when_done(name: str, result: Awaitable[Any]) -> Any:
+async def counted_when_done(name: str, result: Awaitable[Any]) -> Any:
+    """``result``'s payload, once awaited, with its refusals counted under ``name``."""
     payload = await result
-    _count(name, payload)
+    count_refusals_in(name, payload)
     return payload
 
 
-def _count(name: str, payload: Any) -> None:
+def count_refusals_in(name: str, payload: Any) -> None:
+    """Count the ``UserError``s of mutation ``name``'s ``payload`` (none: nothing)."""
     errors = getattr(payload, "errors", None)
     if not isinstance(errors, list):
         return

@@ -21,13 +21,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
+from api.comments.subscriptions import COMMENT_ADDED
 from api.context import Context, Services
 from api.core import execution
 from api.core.execution import plan_operation
+from api.core.node import to_global_id
 from api.extensions import format_errors
+from api.live import LiveGraphQL
 from api.loaders import Loaders
+from api.markets.subscriptions import odds_update
 from api.schema import AgoraSchema, build_schema
 from app import create_app
+from db import models
 from settings import Settings
 from tests.conftest import GraphQLClient, forget_compiled_statements
 
@@ -347,14 +352,19 @@ async def test_converted_arguments_are_kept_per_value_of_the_variables(
         answers.append(await answer(executors.fast, executors, ARGUMENTS_VARY, variables))
     assert answers[0] == answers[4] and answers[1] == answers[3]
     assert len({answers[0], answers[1], answers[2]}) == 3
-    kept = [
+    kept = _kept_conversions("comments")
+    assert kept and len(kept[-1]) == 3  # (1, NEWEST), (3, NEWEST), (1, OLDEST)
+
+
+def _kept_conversions(field_name: str) -> list[dict[tuple[Any, ...], dict[str, Any]]]:
+    """The argument sets each plan keeps across requests for fields named ``field_name``."""
+    return [
         entry.conversions
         for _, _, plan in execution._plans.values()
         if plan is not None
         for entry in _fields(plan)
-        if entry.name == "comments" and entry.conversions
+        if entry.name == field_name and entry.conversions
     ]
-    assert kept and len(kept[-1]) == 3  # (1, NEWEST), (3, NEWEST), (1, OLDEST)
 
 
 def _fields(plan: Any) -> list[Any]:
@@ -395,16 +405,11 @@ async def test_subscription_events_answer_alike(
 ) -> None:
     # An event's execution as the hub runs it (the layer's executor class, the per-event copy,
     # a shared context): the planned executor answers exactly what graphql-core answers.
-    from api.comments.subscriptions import COMMENT_ADDED
-    from api.live import LiveGraphQL
-    from api.markets.subscriptions import odds_update
-    from db import models
-
     comment = await models.Comment.filter(deleted=False, parent_id=None).order_by("id").first()
     market = await models.Market.all().order_by("id").first()
     assert comment is not None and market is not None
-    article_gid = strawberry.ID(execution_gid("Article", comment.article_id))
-    market_gid = strawberry.ID(execution_gid("Market", market.id))
+    article_gid = strawberry.ID(to_global_id("Article", comment.article_id))
+    market_gid = strawberry.ID(to_global_id("Market", market.id))
     variables = {"a": article_gid} if kind == "comment" else {"m": market_gid}
     layers = [
         LiveGraphQL(schema, executors.settings, executors.services)
@@ -441,12 +446,6 @@ async def test_subscription_events_answer_alike(
     assert execution.stats.fast + execution.stats.fallback == before.fast + before.fallback + 1
 
 
-def execution_gid(type_name: str, pk: int) -> str:
-    from api.core.node import to_global_id
-
-    return to_global_id(type_name, pk)
-
-
 async def test_long_argument_values_are_converted_but_not_kept(executors: Executors) -> None:
     # A 1 MB slug per request would otherwise be kept 64 times in each cached operation.
     document = "query Long($slug: String!) { article(slug: $slug) { id } }"
@@ -454,13 +453,7 @@ async def test_long_argument_values_are_converted_but_not_kept(executors: Execut
         long_slug = f"{n}" + "x" * (execution.MAX_CONVERSION_KEY_CHARS + 1)
         await compare(executors, document, {"slug": long_slug})
     await compare(executors, document, {"slug": VARIABLES["slug"]})
-    kept = [
-        entry.conversions
-        for _, _, plan in execution._plans.values()
-        if plan is not None
-        for entry in _fields(plan)
-        if entry.name == "article" and entry.conversions
-    ]
+    kept = _kept_conversions("article")
     # (Query.article's sets: keyed by the slug; an earlier test's Comment.article has none.)
     slugs = [key[0][2] for found in kept for key in found if key and key[0][0] == "slug"]
     assert VARIABLES["slug"] in slugs
