@@ -277,6 +277,9 @@ class Settings:
     # together, at most this many in one transaction (each in its own SAVEPOINT; all answer
     # after its COMMIT); 1: one transaction each
     sqlite_group_commit_max: int = 16
+    # Performance: reads. SQLite statements sent outside transactions in the same turns of the
+    # loop go to the connection's thread in one hand-off (db.sqlite_reads); off: one each
+    sqlite_batch_reads: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -483,6 +486,7 @@ def load_settings() -> Settings:
         sqlite_group_commit_max=_int(
             "SQLITE_GROUP_COMMIT_MAX", defaults.sqlite_group_commit_max, 1, 1000
         ),
+        sqlite_batch_reads=_bool("SQLITE_BATCH_READS", defaults.sqlite_batch_reads),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

@@ -435,7 +435,7 @@ class GraphQLApp(GraphQL[Context, None]):
         """``_run_cached``'s execution and its verdict."""
         recorder = None
         if start is not None:
-            recorder = TagRecorder(context.loaders, clock.now())
+            recorder = TagRecorder(clock.now())
             context.loaders.budget.recorder = recorder
         try:
             answer = await self._run(request, prepared, context, op)

@@ -216,3 +216,16 @@ def add(count: int) -> None:
         statements.count += count
     else:
         _sql_total.inc(count)
+
+
+# Called with the text of each statement sent other than through a wrapped method (the
+# batched reads of ``db.sqlite_reads``): tests' statement counters listen here.
+observers: list[Callable[[str], None]] = []
+
+
+def sent(sql: str) -> None:
+    """Count one statement sent other than through a wrapped method (a batched read), in the
+    current record or the metric, and tell the observers."""
+    _count()
+    for observer in observers:
+        observer(sql)

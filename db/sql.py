@@ -21,6 +21,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields.data import DatetimeField
 from tortoise.models import Model
 
+from db import sqlite_reads
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -51,8 +53,13 @@ def placeholders(count: int) -> str:
 async def fetch_dicts(
     sql: str, params: Sequence[Any] = (), conn: BaseDBAsyncClient | None = None
 ) -> list[dict[str, Any]]:
-    """Run a statement (on ``conn``, a transaction, if given) and return its rows as dicts."""
+    """Run a statement (on ``conn``, a transaction, if given) and return its rows as dicts.
+
+    On SQLite outside a transaction the statement goes with the other reads of this turn of the
+    loop to the connection's thread in one hand-off (``db.sqlite_reads``)."""
     conn = conn or connection()
+    if sqlite_reads.usable(conn):
+        return await sqlite_reads.fetch(conn, sql, params)
     return await conn.execute_query_dict(to_dialect(sql, conn), list(params))
 
 

@@ -27,6 +27,7 @@ from accounts.ratelimit import MemoryRateLimiter
 from accounts.service import Accounts
 from app import create_app
 from app.assets import installed
+from db import instrument
 from db.config import tortoise_config
 from db.migrate import apply_migrations
 from settings import Settings
@@ -532,9 +533,12 @@ class SqlCounter:
 
         for name in self.METHODS:
             setattr(conn, name, wrap(name))
+        # Reads batched into one hand-off (db.sqlite_reads) bypass the methods: each is told.
+        instrument.observers.append(self.statements.append)
         try:
             yield self
         finally:
+            instrument.observers.remove(self.statements.append)
             for name in self.METHODS:
                 setattr(conn, name, originals[name])
 

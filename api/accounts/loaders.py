@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.core.dataloader import LoaderBase, by_field
+from api.core.dataloader import LoaderBase, by_field, lazy_loader
 from db import models
 from markets.ledger import balances_of_users
 
@@ -10,11 +10,10 @@ from markets.ledger import balances_of_users
 class AccountLoaders(LoaderBase):
     """Loaders of accounts; part of each request's ``api.loaders.Loaders``."""
 
-    def __init__(self, max_objects: int | None = None) -> None:
-        super().__init__(max_objects)
-        self.user_by_id = self._loader(by_field(models.User, "id"))
-        self.balance_by_user = self._loader(self._balances)
-
     async def _balances(self, keys: list[int]) -> list[int | None]:
         found = await balances_of_users(list(set(keys)))
         return [found.get(key) for key in keys]
+
+    # One loader per relation, made on its first use in a request.
+    user_by_id = lazy_loader(by_field(models.User, "id"))
+    balance_by_user = lazy_loader(_balances, method=True)

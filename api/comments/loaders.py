@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from api.core.dataloader import LoaderBase, by_field
+from api.core.dataloader import LoaderBase, by_field, lazy_loader
 from db import models
 
 
 class CommentLoaders(LoaderBase):
     """Loaders of comments; part of each request's ``api.loaders.Loaders``."""
 
-    def __init__(self, max_objects: int | None = None) -> None:
-        super().__init__(max_objects)
-        self.comment_by_id = self._loader(by_field(models.Comment, "id"))
+    # One loader per relation, made on its first use in a request.
+    comment_by_id = lazy_loader(by_field(models.Comment, "id"))

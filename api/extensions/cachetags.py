@@ -47,13 +47,11 @@ class TagRecorder:
     the set, whether anything undeclared was read, and when the answer stops being right by
     the clock alone."""
 
-    def __init__(self, loaders: object, now: datetime) -> None:
+    def __init__(self, now: datetime) -> None:
         self.tags: set[str] = set()
         self.uncacheable: str | None = None
         self.now = now
         self.expires_at: datetime | None = None
-        # Loader object → its attribute name, for the declared mapping.
-        self._names = {id(v): k for k, v in vars(loaders).items() if hasattr(v, "load")}
         # Comments seen: id → article, so an empty replies page still knows its article.
         self.comment_articles: dict[int, int] = {}
 
@@ -69,7 +67,8 @@ class TagRecorder:
 
     def loaded(self, loader: object, key: Any, future: Any) -> None:
         """One load: its tags once it resolved (now when it already has)."""
-        name = self._names.get(id(loader))
+        # Its attribute name on the loaders (``lazy_loader`` names each one it makes).
+        name = getattr(loader, "name", None)
         function = LOADER_TAGS.get(name or "")
         if function is None:
             self.refuse(f"loader {name or loader!r} declares no cache tags")

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from api.core.dataloader import LoaderBase, by_field, grouped, link_query
+from api.core.dataloader import LoaderBase, by_field, grouped, lazy_loader, link_query
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
 
 class MarketLoaders(LoaderBase):
     """Loaders of markets and trading; part of each request's ``api.loaders.Loaders``."""
-
-    def __init__(self, max_objects: int | None = None) -> None:
-        super().__init__(max_objects)
-        self.market_by_id = self._loader(by_field(models.Market, "id"))
-        self.market_by_slug = self._loader(by_field(models.Market, "slug"))
-        self.outcome_by_id = self._loader(by_field(models.Outcome, "id"))
-        self.outcomes_by_market = self._loader(self._outcomes_by_market)
-        self.markets_by_article = self._loader(self._markets_by_article)
-        self.articles_by_market = self._loader(self._articles_by_market)
-        self.tags_by_market = self._loader(self._tags_by_market)
-        self.trade_by_id = self._loader(by_field(models.Trade, "id"))
-        self.positions_by_user_market = self._loader(self._positions_by_user_market)
-        self.price_history_by_market = self._loader(self._price_history)
 
     async def _positions_by_user_market(
         self, keys: list[tuple[int, int]]
@@ -99,3 +86,15 @@ class MarketLoaders(LoaderBase):
             keys,
             "t.published_at DESC, t.id DESC",
         )
+
+    # One loader per relation, made on its first use in a request.
+    market_by_id = lazy_loader(by_field(models.Market, "id"))
+    market_by_slug = lazy_loader(by_field(models.Market, "slug"))
+    outcome_by_id = lazy_loader(by_field(models.Outcome, "id"))
+    outcomes_by_market = lazy_loader(_outcomes_by_market, method=True)
+    markets_by_article = lazy_loader(_markets_by_article, method=True)
+    articles_by_market = lazy_loader(_articles_by_market, method=True)
+    tags_by_market = lazy_loader(_tags_by_market, method=True)
+    trade_by_id = lazy_loader(by_field(models.Trade, "id"))
+    positions_by_user_market = lazy_loader(_positions_by_user_market, method=True)
+    price_history_by_market = lazy_loader(_price_history, method=True)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from api.core.dataloader import LoaderBase, by_field, link_query
+from api.core.dataloader import LoaderBase, by_field, lazy_loader, link_query
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
@@ -18,15 +18,6 @@ class NewsLoaders(LoaderBase):
 
     def __init__(self, max_objects: int | None = None) -> None:
         super().__init__(max_objects)
-        self.author_by_id = self._loader(by_field(models.Author, "id"))
-        self.author_by_slug = self._loader(by_field(models.Author, "slug"))
-        self.author_by_user = self._loader(by_field(models.Author, "user_id"))
-        self.article_by_id = self._loader(by_field(models.Article, "id"))
-        self.article_by_slug = self._loader(by_field(models.Article, "slug"))
-        self.tag_by_id = self._loader(by_field(models.Tag, "id"))
-        self.tag_by_slug = self._loader(by_field(models.Tag, "slug"))
-        self.tags_by_article = self._loader(self._tags_by_article)
-        self.related_articles_by_article = self._loader(self._related_articles)
         self._tree: CategoryTree | None = None
 
     async def category_tree(self) -> CategoryTree:
@@ -60,6 +51,17 @@ class NewsLoaders(LoaderBase):
             for article_id, rows in (await related_articles(list(set(ids)), size)).items():
                 found[(article_id, size)] = rows
         return [found.get(key, []) for key in keys]
+
+    # One loader per relation, made on its first use in a request.
+    author_by_id = lazy_loader(by_field(models.Author, "id"))
+    author_by_slug = lazy_loader(by_field(models.Author, "slug"))
+    author_by_user = lazy_loader(by_field(models.Author, "user_id"))
+    article_by_id = lazy_loader(by_field(models.Article, "id"))
+    article_by_slug = lazy_loader(by_field(models.Article, "slug"))
+    tag_by_id = lazy_loader(by_field(models.Tag, "id"))
+    tag_by_slug = lazy_loader(by_field(models.Tag, "slug"))
+    tags_by_article = lazy_loader(_tags_by_article, method=True)
+    related_articles_by_article = lazy_loader(_related_articles, method=True)
 
 
 class CategoryTree:
