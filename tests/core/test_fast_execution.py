@@ -356,6 +356,49 @@ async def test_converted_arguments_are_kept_per_value_of_the_variables(
     assert kept and len(kept[-1]) == 3  # (1, NEWEST), (3, NEWEST), (1, OLDEST)
 
 
+FILTERED = """
+query Filtered($filter: ArticleFilter, $order: ArticleOrder!) {
+  articles(first: 3, filter: $filter, orderBy: $order) { totalCount nodes { slug } }
+}
+"""
+
+
+async def test_root_fields_keep_conversions_of_input_objects_per_value(
+    executors: Executors,
+) -> None:
+    # A root field runs once a request: its input objects' conversions are kept across
+    # requests too, by value (each set still answers as graphql-core does).
+    sets: list[dict[str, Any]] = [
+        {"filter": {"featured": True}, "order": "NEWEST"},
+        {"filter": {"tagSlug": "central-asia"}, "order": "NEWEST"},
+        {"filter": {"featured": True}, "order": "OLDEST"},
+        {"filter": None, "order": "NEWEST"},
+        {"filter": {"featured": True}, "order": "NEWEST"},
+    ]
+    answers = []
+    for variables in sets:
+        await compare(executors, FILTERED, variables)
+        answers.append(await answer(executors.fast, executors, FILTERED, variables))
+    assert answers[0] == answers[4]
+    assert len({answers[0], answers[1], answers[2], answers[3]}) == 4
+    kept = _kept_conversions("articles")
+    assert kept and len(kept[-1]) == 4
+    # Each call gets its own copy of a kept input object: assigning to it changes no other.
+    converted = next(iter(kept[-1].values()))
+    fresh = execution._fresh(converted)
+    assert fresh == converted
+    assert fresh["filter"] is not converted["filter"] or converted["filter"] is None
+
+
+def test_conversion_keys_tell_inputs_apart() -> None:
+    key = execution._conversion_key
+    assert key({"f": {"a": 1}}) is None  # input objects only where asked for
+    assert key({"f": {"a": 1}}, True) != key({"f": {"a": True}}, True)
+    assert key({"f": [1, 2]}, True) != key({"f": [2, 1]}, True)
+    assert key({"f": {"a": "x" * (execution.MAX_CONVERSION_KEY_CHARS + 1)}}, True) is None
+    assert key({"f": {"a": object()}}, True) is None
+
+
 def _kept_conversions(field_name: str) -> list[dict[tuple[Any, ...], dict[str, Any]]]:
     """The argument sets each plan keeps across requests for fields named ``field_name``."""
     return [
@@ -455,6 +498,6 @@ async def test_long_argument_values_are_converted_but_not_kept(executors: Execut
     await compare(executors, document, {"slug": VARIABLES["slug"]})
     kept = _kept_conversions("article")
     # (Query.article's sets: keyed by the slug; an earlier test's Comment.article has none.)
-    slugs = [key[0][2] for found in kept for key in found if key and key[0][0] == "slug"]
+    slugs = [key[0][1][1] for found in kept for key in found if key and key[0][0] == "slug"]
     assert VARIABLES["slug"] in slugs
     assert all(len(slug) <= execution.MAX_CONVERSION_KEY_CHARS for slug in slugs)
