@@ -96,26 +96,40 @@ class _Reader:
         try:
             for _ in range(JOIN_TURNS):
                 await asyncio.sleep(0)
-            while self.pending:
-                reads: list[_Read] = []
-                try:
-                    async with self.client.acquire_connection() as aio:
-                        # Taken once the lock is held: whatever queued meanwhile joins.
-                        reads = self.pending[:MAX_BATCH]
-                        del self.pending[:MAX_BATCH]
-                        outcomes = await aio._execute(_run, aio._conn, reads)
-                except BaseException as exc:
-                    for read in reads or self.pending:
-                        _settle(read.future, False, exc)
-                    if not reads:
-                        self.pending.clear()
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for read, (ok, value) in zip(reads, outcomes, strict=True):
-                    _settle(read.future, ok, value)
+            await self._drain()
         finally:
             self.flushing = False
+            # Cancelled (the loop shutting down): nobody is left waiting on a read never sent.
+            for read in self.pending:
+                _settle(read.future, False, asyncio.CancelledError())
+            self.pending.clear()
+
+    async def _drain(self) -> None:
+        """Run batches until nothing waits."""
+        while self.pending:
+            reads: list[_Read] = []
+            try:
+                async with self.client.acquire_connection() as aio:
+                    # Taken once the lock is held: whatever queued meanwhile joins.
+                    reads = self.pending[:MAX_BATCH]
+                    del self.pending[:MAX_BATCH]
+                    outcomes = await aio._execute(_run, aio._conn, reads)
+            except BaseException as exc:
+                # (Connecting failed, say: SQLite's error as Tortoise's, as its client gives it.)
+                error: BaseException = exc
+                if isinstance(exc, sqlite3.OperationalError):
+                    error = _translated(OperationalError, exc)
+                elif isinstance(exc, sqlite3.IntegrityError):
+                    error = _translated(IntegrityError, exc)
+                for read in reads or self.pending:
+                    _settle(read.future, False, error)
+                if not reads:
+                    self.pending.clear()
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for read, (ok, value) in zip(reads, outcomes, strict=True):
+                _settle(read.future, ok, value)
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
@@ -129,6 +143,15 @@ def _settle(future: Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
+def _translated(kind: type[Exception], exc: sqlite3.Error) -> Exception:
+    """Tortoise's error for ``exc``, chained to it as Tortoise's client chains it (raising it
+    inside its ``except``): ``db.health.is_database_down`` follows the chain to SQLite's
+    "database is locked" (a 503 with Retry-After, not a masked 500)."""
+    error = kind(exc)
+    error.__cause__ = exc
+    return error
+
+
 def _run(conn: sqlite3.Connection, reads: list[_Read]) -> list[tuple[bool, Any]]:
     """On the connection's thread: each read's (ok, rows or error)."""
     outcomes: list[tuple[bool, Any]] = []
@@ -138,9 +161,9 @@ def _run(conn: sqlite3.Connection, reads: list[_Read]) -> list[tuple[bool, Any]]
             rows = conn.execute(read.sql.replace("\x00", "'||CHAR(0)||'"), read.params).fetchall()
             outcomes.append((True, list(map(dict, rows))))
         except sqlite3.OperationalError as exc:
-            outcomes.append((False, OperationalError(exc)))
+            outcomes.append((False, _translated(OperationalError, exc)))
         except sqlite3.IntegrityError as exc:
-            outcomes.append((False, IntegrityError(exc)))
+            outcomes.append((False, _translated(IntegrityError, exc)))
         except Exception as exc:
             outcomes.append((False, exc))
     return outcomes

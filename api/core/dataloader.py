@@ -180,6 +180,8 @@ class lazy_loader:  # declared like a field: ``user_by_id = lazy_loader(...)``
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
+        if self.name:
+            raise TypeError(f"one lazy_loader under two names: {self.name}, {name}")
         self.name = name
 
     @overload
@@ -195,6 +197,9 @@ class lazy_loader:  # declared like a field: ``user_by_id = lazy_loader(...)``
     ) -> lazy_loader | CountingDataLoader[Any, Any]:
         if instance is None:
             return self
+        if instance.__dict__.get("_released"):
+            # (Before, the attribute was gone: a load after release is a use after release.)
+            raise AttributeError(f"{self.name}: the loaders were released")
         # A method is looked up by name on the loaders: an override (or a test's patch) wins.
         batch = getattr(instance, self.batch.__name__) if self.method else self.batch
         made = instance._loader(batch)
@@ -219,6 +224,7 @@ class LoaderBase:
         budget = self.budget
         self.__dict__.clear()
         self.budget = budget
+        self._released = True
 
     def _loader(
         self, load_fn: Callable[[list[Any]], Awaitable[Any]]

@@ -438,17 +438,18 @@ def _conversion_key(raw: dict[str, Any], inputs: bool = False) -> tuple[Any, ...
     ``MAX_CONVERSION_KEY_CHARS`` together."""
     chars = 0
 
-    def frozen(value: Any) -> Any:
+    def frozen(value: Any, depth: int = 0) -> Any:
+        # Flat input objects only (their values scalars, enums or lists of them): a kept
+        # conversion is then copied whole by _fresh. Every value counts against the bound.
         nonlocal chars
-        if isinstance(value, str):
-            chars += len(value)
-            if chars > MAX_CONVERSION_KEY_CHARS:
-                raise _Unkeyable
-        elif inputs and value.__class__ is dict:
-            return (dict, tuple((name, frozen(item)) for name, item in value.items()))
-        elif inputs and value.__class__ is list:
-            return (list, tuple(frozen(item) for item in value))
-        elif not isinstance(value, _IMMUTABLE) and not isinstance(value, Enum):
+        chars += len(value) if isinstance(value, str) else 1
+        if chars > MAX_CONVERSION_KEY_CHARS:
+            raise _Unkeyable
+        if inputs and depth == 0 and value.__class__ is dict:
+            return (dict, tuple((name, frozen(item, 1)) for name, item in value.items()))
+        if inputs and depth < 2 and value.__class__ is list:
+            return (list, tuple(frozen(item, 2) for item in value))
+        if not isinstance(value, (_IMMUTABLE, Enum)):
             raise _Unkeyable
         return (value.__class__, value)
 
@@ -463,12 +464,22 @@ class _Unkeyable(Exception):
 
 
 def _fresh(converted: dict[str, Any]) -> dict[str, Any]:
-    """A kept conversion for one more call: each input object (a strawberry input's instance, a
-    list) copied, so a resolver assigning to its argument changes nobody else's."""
-    return {
-        name: copy(value) if isinstance(value, list) or is_dataclass(value) else value
-        for name, value in converted.items()
-    }
+    """A kept conversion for one more call: each input object (a strawberry input's instance)
+    and each list copied, with the lists it holds (kept inputs are flat: _conversion_key), so a
+    resolver changing its argument changes nobody else's."""
+    return {name: _copied(value) for name, value in converted.items()}
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        duplicate = copy(value)
+        for name, item in vars(value).items():
+            if isinstance(item, list):
+                setattr(duplicate, name, list(item))
+        return duplicate
+    return value
 
 
 async def _raise_later(exc: Exception) -> Any:

@@ -36,7 +36,9 @@ def hashed_once(cls: C) -> C:
     loaders (a page's key per parent: ``(parent, ListSpec(Source, Ordering, PageRequest))``),
     and the generated ``__hash__`` rebuilt and hashed the whole nested tuple on every load
     (2.5 % of an article page's CPU). Equality stays the dataclass's, field by field."""
-    names = tuple(f.name for f in fields(cls))
+    # The fields equality compares (and hashing would): ``hash=False`` / ``compare=False`` ones
+    # stay out. (Kept per process: these specs are never pickled or sent anywhere.)
+    names = tuple(f.name for f in fields(cls) if (f.compare if f.hash is None else f.hash))
 
     def __hash__(self: Any) -> int:
         cached: int | None = self.__dict__.get("_hash")

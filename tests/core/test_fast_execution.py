@@ -501,3 +501,23 @@ async def test_long_argument_values_are_converted_but_not_kept(executors: Execut
     slugs = [key[0][1][1] for found in kept for key in found if key and key[0][0] == "slug"]
     assert VARIABLES["slug"] in slugs
     assert all(len(slug) <= execution.MAX_CONVERSION_KEY_CHARS for slug in slugs)
+
+
+def test_a_kept_input_is_copied_whole_for_each_call() -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Flat:
+        tags: list[str] = field(default_factory=list)
+        name: str = ""
+
+    kept = {"filter": Flat(["a"], "x"), "first": 3, "ids": [1, 2]}
+    fresh = execution._fresh(kept)
+    fresh["filter"].tags.append("b")
+    fresh["filter"].name = "y"
+    fresh["ids"].append(3)
+    assert kept == {"filter": Flat(["a"], "x"), "first": 3, "ids": [1, 2]}
+    # Nested input objects are never kept (so never shared): no key for them.
+    assert execution._conversion_key({"f": {"inner": {"a": 1}}}, True) is None
+    assert execution._conversion_key({"f": [{"a": 1}]}, True) is None
+    assert execution._conversion_key({"ids": list(range(600))}, True) is None

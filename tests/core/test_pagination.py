@@ -204,3 +204,14 @@ async def test_a_zero_page_of_a_parents_list_still_counts_it(
         n["replies"]["totalCount"] for n in full["article"]["comments"]["nodes"]
     ]
     assert sum(n["replies"]["totalCount"] for n in full["article"]["comments"]["nodes"]) > 0
+
+
+def test_specs_hash_once_and_compare_by_value() -> None:
+    from api.core.pagination import Ordering, SortKey
+
+    a = Ordering("n", (SortKey("x", "int", True),))
+    b = Ordering("n", (SortKey("x", "int", True),))
+    c = Ordering("n", (SortKey("x", "int", False),))
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert a != c and hash(a) != hash(c)
+    assert a.__dict__["_hash"] == hash(a)  # kept after the first hash

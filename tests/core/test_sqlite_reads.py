@@ -195,3 +195,36 @@ async def test_the_setting_reaches_the_app(fresh_settings: Settings) -> None:
             assert sqlite_reads.enabled is True
     finally:
         sqlite_reads.enabled = True
+
+
+async def test_more_reads_than_a_batch_holds_go_in_several(
+    db: Settings, hand_offs: list[list[str]]
+) -> None:
+    count = sqlite_reads.MAX_BATCH + 5
+    rows = await asyncio.gather(*(fetch_dicts(f"SELECT {i} AS n") for i in range(count)))
+    assert rows == [[{"n": i}] for i in range(count)]
+    assert [len(batch) for batch in hand_offs] == [sqlite_reads.MAX_BATCH, 5]
+
+
+async def test_a_locked_database_is_an_outage_as_from_tortoise(db: Settings) -> None:
+    # Another process holding the file past the busy timeout (SQLite says "database is
+    # locked"): the read's error must be seen as the database being down (a 503 with
+    # Retry-After), as Tortoise's own error for it is.
+    import sqlite3
+
+    from db.health import is_database_down
+
+    class Locked:
+        def execute(self, sql: str, params: Any) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+    read = sqlite_reads._Read("SELECT 1", [], asyncio.get_running_loop().create_future())
+    [(ok, error)] = sqlite_reads._run(Locked(), [read])  # type: ignore[arg-type]
+    assert not ok and isinstance(error, OperationalError)
+    assert is_database_down(error)
+    try:
+        await connections.get("default").execute_query_dict("SELECT * FROM no_such_table")
+    except OperationalError as tortoises:
+        # The same shape as Tortoise's: its error chained to SQLite's.
+        assert isinstance(tortoises.__cause__ or tortoises.__context__, sqlite3.OperationalError)
+        assert isinstance(error.__cause__, sqlite3.OperationalError)

@@ -449,3 +449,11 @@ async def test_only_the_miss_that_registered_a_key_ends_the_wait_on_it(
     first_may_end.set()
     await one
     assert key not in cache.inflight and pending.done()
+
+
+def test_a_loader_read_after_release_is_refused() -> None:
+    loaders = Loaders(None)
+    assert loaders.user_by_id is loaders.user_by_id  # made once, then the instance's own
+    loaders.release()
+    with pytest.raises(AttributeError):
+        _ = loaders.user_by_id
