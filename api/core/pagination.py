@@ -309,21 +309,50 @@ async def fetch_pages(
     # Without a cursor the window partition holds the parent's whole list: counting it there
     # costs nothing more and answers totalCount without a statement of its own.
     counted = parents is not None and request.cursor is None
+    params = where.params
     if parents is None:
         sql = (
             f"SELECT {source.table}.*, {sort_cols}{join_cols} FROM {from_sql} "
             f"WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
         )
-    else:
+    elif len(parents) == 1:
+        # One parent (an article's comments, an author's articles): the same rows as the
+        # windowed form, by ORDER BY … LIMIT, counted over the whole list (the window runs
+        # before the LIMIT). SQLite ranked every row of the list, every column carried through
+        # its sorter, for the window: three times the cost of this on a busy thread.
+        # The count is a subquery of its own over the same rows (the source's FROM and WHERE;
+        # it comes first in the text, so do its parameters): ``COUNT(*) OVER ()`` made SQLite
+        # carry every row of the list, all its columns, through the sort (2× the statement).
+        count_sql = (
+            f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {where_sql}) AS _total "
+            if counted
+            else " "
+        )
         sql = (
-            f"SELECT * FROM (SELECT {source.table}.*, {sort_cols}{join_cols}, "
+            f"SELECT {source.table}.*, {sort_cols}{join_cols}, {source.parent} AS _parent"
+            + count_sql
+            + f"FROM {from_sql} WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
+        )
+        params = [*where.params, *where.params] if counted else where.params
+    else:
+        # Counted per kept row by a correlated subquery (an index lookup per parent), not by
+        # ``COUNT(*) OVER (PARTITION BY …)``, which carried every row of every list, all its
+        # columns, through one more sort; its parameters come first in the text.
+        base = _where(source, [(f"{source.parent} = windowed._parent", [])])
+        count_sql = (
+            f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {' AND '.join(base.sql)}) AS _total"
+            if counted
+            else ""
+        )
+        sql = (
+            f"SELECT *{count_sql} FROM (SELECT {source.table}.*, {sort_cols}{join_cols}, "
             f"{source.parent} AS _parent, "
-            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn"
-            + (f", COUNT(*) OVER (PARTITION BY {source.parent}) AS _total " if counted else " ")
-            + f"FROM {from_sql} WHERE {where_sql}) windowed "
+            f"ROW_NUMBER() OVER (PARTITION BY {source.parent} ORDER BY {order_sql}) AS _rn "
+            f"FROM {from_sql} WHERE {where_sql}) windowed "
             f"WHERE _rn <= {limit} ORDER BY _parent, _rn"
         )
-    rows = await fetch_dicts(sql, where.params)
+        params = [*base.params, *where.params] if counted else where.params
+    rows = await fetch_dicts(sql, params)
     grouped: dict[Any, list[dict[str, Any]]] = {}
     if parents is None:
         grouped[None] = rows

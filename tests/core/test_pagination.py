@@ -215,3 +215,48 @@ def test_specs_hash_once_and_compare_by_value() -> None:
     assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
     assert a != c and hash(a) != hash(c)
     assert a.__dict__["_hash"] == hash(a)  # kept after the first hash
+
+
+@pytest.mark.parametrize("order", ["NEWEST", "OLDEST", "TOP"])
+async def test_one_parents_page_is_the_windowed_pages_own(
+    client: GraphQLClient, order: str
+) -> None:
+    # One parent's page (an article's comments) has its own statement, ORDER BY … LIMIT; many
+    # parents share a windowed one. Same rows, sort values, count and neighbours for each.
+    from api.comments.lists import COMMENT_ORDERS, TOP_LEVEL_COMMENTS
+    from api.core.pagination import PageRequest, fetch_pages
+
+    ordering = COMMENT_ORDERS[order]
+    ids = [a.id for a in await models.Article.all().order_by("id")]
+    for size in (0, 1, 3, 10):
+        request = PageRequest(size)
+        together = await fetch_pages(TOP_LEVEL_COMMENTS, ordering, request, ids)
+        for article_id in ids:
+            alone = (await fetch_pages(TOP_LEVEL_COMMENTS, ordering, request, [article_id]))[
+                article_id
+            ]
+            other = together[article_id]
+            # And both count what the database holds, independently.
+            top_level = await models.Comment.filter(article_id=article_id, parent_id=None)
+            assert other.total == len(top_level)
+            assert [r.id for r in other.rows] == [
+                c.id for c in sorted(top_level, key=_order_key(order))[:size]
+            ]
+            assert [r.id for r in alone.rows] == [r.id for r in other.rows]
+            assert alone.sort_values == other.sort_values
+            assert (alone.total, alone.has_next, alone.has_previous) == (
+                other.total,
+                other.has_next,
+                other.has_previous,
+            )
+            assert [r.id for r in alone.related["user_by_id"]] == [
+                r.id for r in other.related["user_by_id"]
+            ]
+
+
+def _order_key(order: str) -> Any:
+    if order == "NEWEST":
+        return lambda c: (-c.created_at.timestamp(), -c.id)
+    if order == "OLDEST":
+        return lambda c: (c.created_at.timestamp(), c.id)
+    return lambda c: (-c.reply_count, -c.created_at.timestamp(), -c.id)

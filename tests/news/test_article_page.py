@@ -151,3 +151,40 @@ async def test_related_articles_follow_the_rule(client: GraphQLClient) -> None:
         {"s": CENTRAL_ASIA},
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_one_articles_related_statement_ranks_as_the_windowed_one(
+    client: GraphQLClient,
+) -> None:
+    # An article page asks for one article's related list (its own, cheaper statement); a list
+    # of articles asks for many at once (the windowed one). Both must rank alike, every article.
+    from api.news.loaders import related_articles
+
+    ids = [a.id for a in await models.Article.all().order_by("id")]
+    for size in (1, 5, 20):
+        together = await related_articles(ids, size)
+        for article_id in ids:
+            alone = await related_articles([article_id], size)
+            assert [r.id for r in alone[article_id]] == [r.id for r in together[article_id]]
+            assert len(alone[article_id]) == size
+
+
+async def test_reply_counts_of_a_page_are_the_databases(client: GraphQLClient) -> None:
+    # Replies of many comments come from one windowed statement that counts each list too.
+    replied = await models.Comment.exclude(parent_id=None).order_by("id")
+    parent = await models.Comment.get(id=replied[0].parent_id)
+    article = await models.Article.get(id=parent.article_id)
+    data = await client.data(
+        """query($s: String!) { article(slug: $s) { comments(first: 100) { nodes { id
+             replies(first: 1) { totalCount pageInfo { hasNextPage } nodes { id } } } } } }""",
+        {"s": article.slug},
+    )
+    checked = 0
+    for node in data["article"]["comments"]["nodes"]:
+        count = await _reply_rows(node["id"])
+        replies = node["replies"]
+        assert replies["totalCount"] == count
+        assert replies["pageInfo"]["hasNextPage"] == (count > 1)
+        assert len(replies["nodes"]) == min(1, count)
+        checked += count > 1
+    assert checked > 0
