@@ -249,8 +249,8 @@ async def test_one_parents_page_is_the_windowed_pages_own(
                 other.has_next,
                 other.has_previous,
             )
-            assert [r.id for r in alone.related["user_by_id"]] == [
-                r.id for r in other.related["user_by_id"]
+            assert [r.pk for r in alone.related["user_by_id"]] == [
+                r.pk for r in other.related["user_by_id"]
             ]
 
 
