@@ -8,7 +8,7 @@ at its third), so :func:`fetch` queues each one, and the first of a turn starts 
 lets the turn finish (every loader of the level has sent its statement by then), takes the
 client's connection lock (the one ``in_transaction`` and every Tortoise statement take: no read
 interleaves with a transaction) and runs the whole batch on the thread in one call
-(aiosqlite's ``Connection._execute``, as ``db.sqlite_unit`` does for writes). Measured with
+(``db.handoff``, the queue the write units of ``db.sqlite_unit`` go through too). Measured with
 ``python -m bench.article_page``: see README's Performance section.
 
 Nothing else changes: each statement is the same text with the same parameters, run on the
@@ -35,6 +35,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 import tracing
 from db import instrument
+from db.handoff import HandOff
 
 # At most this many statements in one hand-off: a batch holds the connection for all of them.
 MAX_BATCH = 64
@@ -69,80 +70,6 @@ class _Read:
         self.future = future
 
 
-# Flushing tasks kept referenced until they end (the loop holds tasks weakly).
-_FLUSHING: set[asyncio.Task[None]] = set()
-
-
-class _Reader:
-    """The reads waiting for one SQLite client's connection."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.pending: list[_Read] = []
-        self.flushing = False
-
-    def submit(self, sql: str, params: list[Any]) -> Future[list[dict[str, Any]]]:
-        loop = asyncio.get_running_loop()
-        read = _Read(sql, params, loop.create_future())
-        self.pending.append(read)
-        if not self.flushing:
-            self.flushing = True
-            task = loop.create_task(self._flush())
-            _FLUSHING.add(task)
-            task.add_done_callback(_FLUSHING.discard)
-        return read.future
-
-    async def _flush(self) -> None:
-        try:
-            for _ in range(JOIN_TURNS):
-                await asyncio.sleep(0)
-            await self._drain()
-        finally:
-            self.flushing = False
-            # Cancelled (the loop shutting down): nobody is left waiting on a read never sent.
-            for read in self.pending:
-                _settle(read.future, False, asyncio.CancelledError())
-            self.pending.clear()
-
-    async def _drain(self) -> None:
-        """Run batches until nothing waits."""
-        while self.pending:
-            reads: list[_Read] = []
-            try:
-                async with self.client.acquire_connection() as aio:
-                    # Taken once the lock is held: whatever queued meanwhile joins.
-                    reads = self.pending[:MAX_BATCH]
-                    del self.pending[:MAX_BATCH]
-                    outcomes = await aio._execute(_run, aio._conn, reads)
-            except BaseException as exc:
-                # (Connecting failed, say: SQLite's error as Tortoise's, as its client gives it.)
-                error: BaseException = exc
-                if isinstance(exc, sqlite3.OperationalError):
-                    error = _translated(OperationalError, exc)
-                elif isinstance(exc, sqlite3.IntegrityError):
-                    error = _translated(IntegrityError, exc)
-                for read in reads or self.pending:
-                    _settle(read.future, False, error)
-                if not reads:
-                    self.pending.clear()
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for read, (ok, value) in zip(reads, outcomes, strict=True):
-                _settle(read.future, ok, value)
-
-
-def _settle(future: Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # its caller was cancelled
-        return
-    if ok:
-        future.set_result(value)
-    elif isinstance(value, asyncio.CancelledError):
-        future.cancel()
-    else:
-        future.set_exception(value)
-
-
 def _translated(kind: type[Exception], exc: sqlite3.Error) -> Exception:
     """Tortoise's error for ``exc``, chained to it as Tortoise's client chains it (raising it
     inside its ``except``): ``db.health.is_database_down`` follows the chain to SQLite's
@@ -171,9 +98,15 @@ def _run(conn: sqlite3.Connection, reads: list[_Read]) -> list[tuple[bool, Any]]
 
 async def fetch(client: BaseDBAsyncClient, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     """``sql``'s rows as dicts, sent with this turn's other reads (``usable(client)`` first)."""
-    reader: _Reader | None = getattr(client, "_agora_reader", None)
+    reader: HandOff[_Read] | None = getattr(client, "_agora_reader", None)
     if reader is None:
-        reader = _Reader(client)
+        reader = HandOff(client, _run, JOIN_TURNS)
         client._agora_reader = reader  # type: ignore[attr-defined]
     instrument.sent(sql)  # in the caller's context: its request's record
-    return await reader.submit(sql, list(params))
+    read = _Read(sql, list(params), asyncio.get_running_loop().create_future())
+    reader.submit(read, MAX_BATCH)
+    try:
+        return await read.future
+    except sqlite3.OperationalError as exc:
+        # (Connecting failed, say: SQLite's error as Tortoise's, as its client gives it.)
+        raise OperationalError(exc) from exc

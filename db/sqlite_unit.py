@@ -12,7 +12,7 @@ Group commit: units that queue for the connection while one runs are handed over
 to ``SQLITE_GROUP_COMMIT_MAX`` in one transaction, each in its own savepoint (see :func:`run`):
 one ``COMMIT`` and one hand-off for the group, where each ``COMMIT`` (writing the WAL frames)
 and each wake-up of the loop cost about a tenth of a trade's CPU. Nothing answers before the
-group's ``COMMIT``.
+group's ``COMMIT``. (The queue is ``db.handoff``'s, shared with the batched reads.)
 
 It holds the Tortoise client's connection lock while it runs, the one ``in_transaction`` and
 every plain statement take, so no Tortoise transaction interleaves with it. Should the awaiting
@@ -37,6 +37,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 import tracing
 from db import instrument
+from db.handoff import HandOff
 
 T = TypeVar("T")
 
@@ -120,21 +121,27 @@ async def run(work: Callable[[Unit], T], group: int = 1) -> T:
     end the transaction itself, every unit of the group that had run fine gets that error.
     """
     client: Any = connections.get("default")
-    writer: _Writer | None = getattr(client, "_agora_writer", None)
+    writer: HandOff[_Job] | None = getattr(client, "_agora_writer", None)
     if writer is None:
-        writer = _Writer(client)
+        writer = HandOff(client, _group)
         client._agora_writer = writer
     unit = Unit(None)
+    job = _Job(work, unit, asyncio.get_running_loop().create_future())
     tracer = tracing.tracer
     try:
+        # A cancelled caller cancels only its wait: its unit still runs, whole, in its group.
         if tracer is None:
-            return await writer.submit(work, unit, group)
+            writer.submit(job, group)
+            result: T = await job.future
+            return result
         with tracer.start_as_current_span(
             "TRANSACTION",
             kind=tracing.client_kind(),
             attributes={"db.system": "sqlite", "db.statement": "one synchronous unit"},
         ):
-            return await writer.submit(work, unit, group)
+            writer.submit(job, group)
+            result = await job.future
+            return result
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(exc) from exc
     except sqlite3.OperationalError as exc:
@@ -153,68 +160,6 @@ class _Job:
         self.work = work
         self.unit = unit
         self.future = future
-
-
-# Flushing tasks kept referenced until they end (the loop holds tasks weakly).
-_FLUSHING: set[asyncio.Task[None]] = set()
-
-
-class _Writer:
-    """The units waiting for one SQLite client's connection, handed to its thread in groups."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.pending: list[_Job] = []
-        self.flushing = False
-
-    async def submit(self, work: Callable[[Unit], T], unit: Unit, group: int) -> T:
-        """Queue ``work``; its outcome once its group is committed (or rolled back)."""
-        loop = asyncio.get_running_loop()
-        job = _Job(work, unit, loop.create_future())
-        self.pending.append(job)
-        if not self.flushing:
-            self.flushing = True
-            task = loop.create_task(self._flush(max(1, group)))
-            _FLUSHING.add(task)
-            task.add_done_callback(_FLUSHING.discard)
-        # A cancelled caller cancels only its wait: its unit still runs, whole, in its group.
-        result: T = await job.future
-        return result
-
-    async def _flush(self, group: int) -> None:
-        """Run groups until nothing waits. The jobs of a group are taken once the connection's
-        lock is held: whatever was queued meanwhile joins it."""
-        try:
-            while self.pending:
-                jobs: list[_Job] = []
-                try:
-                    async with self.client.acquire_connection() as aio:
-                        jobs = self.pending[:group]
-                        del self.pending[:group]
-                        outcomes = await aio._execute(_group, aio._conn, jobs)
-                except BaseException as exc:
-                    for job in jobs or self.pending:
-                        _settle(job.future, False, exc)
-                    if not jobs:
-                        self.pending.clear()
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for job, (ok, value) in zip(jobs, outcomes, strict=True):
-                    _settle(job.future, ok, value)
-        finally:
-            self.flushing = False
-
-
-def _settle(future: Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # its caller was cancelled
-        return
-    if isinstance(value, asyncio.CancelledError):
-        future.cancel()
-    elif ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
 
 
 class _Ended(Exception):

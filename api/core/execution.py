@@ -288,48 +288,47 @@ def _completer(output: GraphQLOutputType, plan: _Object | None) -> Callable[...,
     for each item of each list."""
     non_null = isinstance(output, GraphQLNonNull)
     named = output.of_type if isinstance(output, GraphQLNonNull) else output
-    if isinstance(named, GraphQLList):
-        item_type = named.of_type
-        item_non_null = isinstance(item_type, GraphQLNonNull)
-        item = _one(item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type, plan)
-        if item is None:
-            return None
-
-        def complete_list(
-            value: Any, following: list[_Pending], path: Path, info: Any, is_awaitable: Any
-        ) -> Any:
-            if value is None:
-                if non_null:
-                    raise _Fallback
-                return None
-            if not isinstance(value, (list, tuple)):
-                raise _Fallback  # (an exception or an awaitable too)
-            completed: list[Any] = []
-            append = completed.append
-            for index, element in enumerate(value):
-                if element is None:
-                    if item_non_null:
-                        raise _Fallback
-                    append(None)
-                else:
-                    append(item(element, following, Path(path, index, None), info, is_awaitable))
-            return completed
-
-        return complete_list
-    one = _one(named, plan)
-    if one is None:
+    inner = _list_of(named.of_type, plan) if isinstance(named, GraphQLList) else _one(named, plan)
+    if inner is None:
         return None
 
-    def complete_one(
+    def complete(
         value: Any, following: list[_Pending], path: Path, info: Any, is_awaitable: Any
     ) -> Any:
         if value is None:
             if non_null:
                 raise _Fallback
             return None
-        return one(value, following, path, info, is_awaitable)
+        return inner(value, following, path, info, is_awaitable)
 
-    return complete_one
+    return complete
+
+
+def _list_of(item_type: Any, plan: _Object | None) -> Callable[..., Any] | None:
+    """The completion of one non-null list of ``item_type`` (an object, scalar or enum, null
+    or not), or None for other items (a list of lists)."""
+    item_non_null = isinstance(item_type, GraphQLNonNull)
+    item = _one(item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type, plan)
+    if item is None:
+        return None
+
+    def complete_list(
+        value: Any, following: list[_Pending], path: Path, info: Any, is_awaitable: Any
+    ) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise _Fallback  # (an exception or an awaitable too)
+        completed: list[Any] = []
+        append = completed.append
+        for index, element in enumerate(value):
+            if element is None:
+                if item_non_null:
+                    raise _Fallback
+                append(None)
+            else:
+                append(item(element, following, Path(path, index, None), info, is_awaitable))
+        return completed
+
+    return complete_list
 
 
 def _one(named: Any, plan: _Object | None) -> Callable[..., Any] | None:
@@ -616,14 +615,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 waiting.append((entry, value, out, field_path, info))
                                 continue
                             outcomes.append((field_path, False, value, False))
-                        complete = entry.complete
-                        out[entry.key] = (
-                            complete(value, following, field_path, info, is_awaitable)
-                            if complete is not None
-                            else self._complete(
-                                entry, entry.type, value, following, field_path, info
-                            )
-                        )
+                        out[entry.key] = self._completed(entry, value, following, field_path, info)
             except BaseException:
                 for _, awaitable, _, _, _ in waiting:
                     if asyncio.iscoroutine(awaitable):
@@ -645,12 +637,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
                     if isinstance(value, BaseException):
                         raise _Fallback from value
-                    complete = entry.complete
-                    out[entry.key] = (
-                        complete(value, following, field_path, info, is_awaitable)
-                        if complete is not None
-                        else self._complete(entry, entry.type, value, following, field_path, info)
-                    )
+                    out[entry.key] = self._completed(entry, value, following, field_path, info)
             level = following
         return data
 
@@ -733,6 +720,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return info, counted_when_done(direct.counted, value)
             count_refusals_in(direct.counted, value)
         return info, value
+
+    def _completed(
+        self, entry: _Field, value: Any, following: list[_Pending], path: Path, info: Any
+    ) -> Any:
+        """``value`` completed for ``entry``: by its specialised completion, or the generic."""
+        complete = entry.complete
+        if complete is not None:
+            return complete(value, following, path, info, self.is_awaitable)
+        return self._complete(entry, entry.type, value, following, path, info)
 
     def _complete(
         self,
