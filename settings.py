@@ -166,6 +166,8 @@ class Settings:
     password_hash_queue: int = 64
     # Comments
     comment_max_length: int = 10_000
+    # Articles (Markdown, characters)
+    article_body_max_length: int = 100_000
     report_reason_max_length: int = 500
     # Real time
     redis_url: str = ""
@@ -378,6 +380,9 @@ def load_settings() -> Settings:
         password_hash_workers=_int("PASSWORD_HASH_WORKERS", defaults.password_hash_workers, 1),
         password_hash_queue=_int("PASSWORD_HASH_QUEUE", defaults.password_hash_queue, 1),
         comment_max_length=_int("COMMENT_MAX_LENGTH", defaults.comment_max_length, 1),
+        article_body_max_length=_int(
+            "ARTICLE_BODY_MAX_LENGTH", defaults.article_body_max_length, 1000, 500_000
+        ),
         report_reason_max_length=_int(
             "REPORT_REASON_MAX_LENGTH", defaults.report_reason_max_length, 1
         ),

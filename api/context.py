@@ -10,6 +10,7 @@ from api.loaders import Loaders
 from comments.service import Comments
 from db import models
 from markets.trading import Trading
+from news.service import Newsroom
 from realtime.sharing import ViewerUnreachable
 from settings import Settings
 
@@ -21,6 +22,7 @@ class Services:
     accounts: Accounts
     comments: Comments
     trading: Trading
+    newsroom: Newsroom
 
 
 @dataclass

@@ -17,6 +17,7 @@ from api.comments.types import Comment
 from api.core.errors import BadUserInput
 from api.core.node import Node, from_global_id
 from api.markets.types import Market, Outcome, Trade, outcome_types
+from api.news.access import article_row
 from api.news.types import Article, Author, Category, Tag
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -61,6 +62,13 @@ async def load_node(info: Info, global_id: str) -> Any:
     if loader is None:
         return None
     row = await loader.load(pk)
+    if row is not None and type_name == "Article":
+        row = await article_row(info, row)
+    elif row is not None and type_name == "Comment":
+        # A comment is seen with its article (a draft's or an archived article's are not).
+        article = await loaders.article_by_id.load(row.article_id)
+        if await article_row(info, article) is None:
+            return None
     return _CONVERTERS[type_name](row) if row else None
 
 

@@ -37,6 +37,14 @@ from api.markets.mutations import (
     sell_shares,
 )
 from api.news import queries as news_q
+from api.news.mutations import (
+    archive_article,
+    create_article,
+    publish_article,
+    unpublish_article,
+    update_article,
+    update_author_profile,
+)
 from api.site import queries as site_q
 from settings import Settings
 
@@ -77,6 +85,12 @@ class Mutation:
     resolve_market = resolve_market.resolve_market
     cancel_market = cancel_market.cancel_market
     report_comment = report_comment.report_comment
+    create_article = create_article.create_article
+    update_article = update_article.update_article
+    publish_article = publish_article.publish_article
+    unpublish_article = unpublish_article.unpublish_article
+    archive_article = archive_article.archive_article
+    update_author_profile = update_author_profile.update_author_profile
 
 
 @strawberry.type(description="Live updates over websockets (graphql-transport-ws at /graphql).")

@@ -46,6 +46,7 @@ from comments.service import Comments
 from db import instrument, sqlite_reads
 from logs import configure_if_unconfigured, configure_logging, get_logger
 from markets.trading import Trading
+from news.service import Newsroom
 from realtime.brokers import Broker, broker_for
 from realtime.endpoint import WebsocketEndpoint
 from realtime.events import SESSIONS, broker_publisher
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
         accounts=Accounts(settings, limiter, publish=publish),
         comments=Comments(settings, limiter, publish=publish),
         trading=Trading(settings, publish=publish),
+        newsroom=Newsroom(settings, publish=publish),
     )
     # Performance: trades. The session cache trusts only a broker that delivers revocations
     # from the other workers; it forgets what they revoke and everything after a gap.

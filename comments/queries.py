@@ -3,13 +3,18 @@ comments between two sequences (a subscription's replay)."""
 
 from __future__ import annotations
 
+from clock import now
 from db import models
 from db.sql import fetch_dicts
 
 
 async def article_exists(article_id: int) -> bool:
-    """Whether article ``article_id`` (a thread to follow) exists."""
-    return await models.Article.filter(id=article_id).count() > 0
+    """Whether article ``article_id`` (a thread to follow) exists and readers see it."""
+    rows = await fetch_dicts(
+        f"SELECT 1 AS shown FROM articles a WHERE a.id = ? AND {models.visible_sql('a')}",
+        [article_id, now()],
+    )
+    return bool(rows)
 
 
 async def last_sequence(article_id: int) -> int:

@@ -25,6 +25,10 @@ from domain_events import Publisher
 from refusals import Refusal, RefusalCode, not_found, validation
 from settings import Settings
 
+# Readers see (and comment on) published, live articles only.
+_VISIBLE = models.visible_sql("a")
+_VISIBLE_ROW = models.visible_sql("articles")
+
 
 class NotAllowed(Exception):
     """The viewer may not do this to the comment (an access error, not a refusal)."""
@@ -80,10 +84,12 @@ class Comments:
                     raise not_found(
                         "There is no such comment to reply to on this article.", "parentId"
                     )
+            # Only an article readers see takes comments (a draft's existence doesn't leak).
             rows = await fetch_dicts(
                 "UPDATE articles SET comment_seq = comment_seq + 1, "
-                "comment_count = comment_count + 1 WHERE id = ? RETURNING comment_seq",
-                (article_id,),
+                f"comment_count = comment_count + 1 WHERE id = ? AND {_VISIBLE_ROW} "
+                "RETURNING comment_seq",
+                (article_id, now),
                 conn,
             )
             if not rows:
@@ -103,8 +109,15 @@ class Comments:
         return comment
 
     async def _live(self, comment_id: int) -> models.Comment:
+        """The comment, not deleted, on an article readers see; NOT_FOUND otherwise."""
         comment = await models.Comment.get_or_none(id=comment_id)
         if comment is None or comment.deleted:
+            raise not_found("There is no such comment.", "commentId")
+        shown = await fetch_dicts(
+            f"SELECT 1 AS shown FROM articles a WHERE a.id = ? AND {_VISIBLE}",
+            (comment.article_id, self.clock()),
+        )
+        if not shown:
             raise not_found("There is no such comment.", "commentId")
         return comment
 

@@ -30,6 +30,21 @@ class MarketState(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class ArticleState(StrEnum):
+    """The stored state of an article. SCHEDULED is derived: PUBLISHED with ``published_at``
+    still in the future. Readers see an article only while it is PUBLISHED and
+    ``published_at <= now`` (:func:`visible_sql`), computed in every query: no job flips it."""
+
+    DRAFT = "DRAFT"
+    PUBLISHED = "PUBLISHED"
+    ARCHIVED = "ARCHIVED"
+
+
+def visible_sql(alias: str) -> str:
+    """The SQL condition "readers can see article ``alias``"; its one parameter is now."""
+    return f"({alias}.state = 'PUBLISHED' AND {alias}.published_at <= ?)"
+
+
 class User(Model):
     """An account: a reader, a staff member behind a byline, a moderator or an admin."""
 
@@ -91,7 +106,7 @@ class Tag(Model):
 
 
 class Article(Model):
-    """A published story."""
+    """A story: a draft, a published (or scheduled) article, or an archived one."""
 
     id = fields.IntField(primary_key=True)
     slug = fields.CharField(max_length=200, unique=True)
@@ -99,8 +114,15 @@ class Article(Model):
     excerpt = fields.TextField()
     body = fields.TextField()
     word_count = fields.IntField(default=0)
+    # When it goes (or went) live; for a draft, when it was created (never shown to readers).
     published_at = fields.DatetimeField(db_index=True)
     updated_at = fields.DatetimeField()
+    # A database default too: the column was added to tables that already had articles.
+    state = fields.CharEnumField(
+        ArticleState, max_length=16, default=ArticleState.PUBLISHED, db_default="PUBLISHED"
+    )
+    # The first time it was published (its slug is frozen from then on); None: never.
+    first_published_at = fields.DatetimeField(null=True)
     featured = fields.BooleanField(default=False, db_index=True)
     author: fields.ForeignKeyRelation[Author] = fields.ForeignKeyField(
         "models.Author", related_name="articles", on_delete=fields.RESTRICT
@@ -117,6 +139,40 @@ class Article(Model):
 
     class Meta:
         table = "articles"
+        # The readers' lists filter on (state, published_at); related articles and category
+        # pages look articles up by category.
+        indexes = (("state", "published_at"), ("category_id",))
+
+
+class ArticleSlug(Model):
+    """A slug an article had before its current one: it keeps resolving to the article."""
+
+    id = fields.IntField(primary_key=True)
+    slug = fields.CharField(max_length=200, unique=True)
+    article: fields.ForeignKeyRelation[Article] = fields.ForeignKeyField(
+        "models.Article", related_name="old_slugs", on_delete=fields.CASCADE
+    )
+    article_id: int
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "article_slugs"
+
+
+class ArticleHtml(Model):
+    """An article body rendered and sanitised (``Article.bodyHtml``), written with the body in
+    the same transaction. A table of its own so lists and pages that don't ask for it don't
+    read it (``SELECT a.*`` would carry a second copy of every body)."""
+
+    id = fields.IntField(primary_key=True)
+    article: fields.OneToOneRelation[Article] = fields.OneToOneField(
+        "models.Article", related_name="html", on_delete=fields.CASCADE
+    )
+    article_id: int
+    html = fields.TextField()
+
+    class Meta:
+        table = "article_html"
 
 
 class ArticleTag(Model):
@@ -135,6 +191,8 @@ class ArticleTag(Model):
     class Meta:
         table = "article_tags"
         unique_together = (("article", "tag"),)
+        # A tag's articles (tag pages, related articles, counts); (article, tag) serves the rest.
+        indexes = (("tag_id",),)
 
 
 class Comment(Model):

@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import random
 import sys
+import tomllib
 from datetime import datetime, timedelta
 
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 from accounts.passwords import hash_password
+from clock import now
 from comments.render import render_markdown
 from db.config import tortoise_config
 from db.models import (
     Article,
+    ArticleHtml,
+    ArticleState,
     ArticleTag,
     Author,
     Category,
@@ -36,13 +40,15 @@ from db.models import (
     Tag,
     User,
 )
-from demo.datafiles import read_demo_data
+from demo.datafiles import DATA_DIR, read_demo_data
 from demo.plan import build_plan, word_count
 from demo.specs import BASE, DEMO_PASSWORD, DemoData
 from domain_events import discard
 from markets.ledger import fund_market, grant_starting_credits
 from markets.store import record_price
 from markets.trading import Trading
+from news.render import render_article
+from news.service import ArticleFields, Newsroom
 from refusals import Refusal
 from settings import Settings, load_settings
 
@@ -141,6 +147,8 @@ async def load_demo_data() -> bool:
                     category_id=category_ids[a.spec.category],
                     comment_count=a.comment_count,
                     comment_seq=a.comment_seq,
+                    state=ArticleState.PUBLISHED,
+                    first_published_at=a.published_at,
                 )
                 for a in plan
             ],
@@ -148,6 +156,13 @@ async def load_demo_data() -> bool:
         )
         article_ids: dict[str, int] = dict(
             await Article.all(using_db=conn).values_list("slug", "id")
+        )
+        await ArticleHtml.bulk_create(
+            [
+                ArticleHtml(article_id=article_ids[a.slug], html=render_article(a.body))
+                for a in plan
+            ],
+            using_db=conn,
         )
         await ArticleTag.bulk_create(
             [
@@ -252,7 +267,31 @@ async def load_demo_data() -> bool:
             even = 1 / len(m.outcomes)
             await record_price(conn, market_ids[m.slug], [even] * len(m.outcomes), created)
     await _trade_history(data, market_ids, user_ids)
+    await _newsroom_drafts()
     return True
+
+
+async def _newsroom_drafts() -> None:
+    """The editor's drafts and scheduled article (``data/newsroom.toml``), written through the
+    newsroom as the editor would: invisible to readers."""
+    with (DATA_DIR / "newsroom.toml").open("rb") as file:
+        drafts = tomllib.load(file)["drafts"]
+    editor = await User.get(username="editor")
+    newsroom = Newsroom(load_settings(), publish=discard)
+    for draft in drafts:
+        article = await newsroom.create(
+            editor,
+            ArticleFields(
+                title=draft["title"],
+                excerpt=draft["excerpt"],
+                body=draft["body"].strip(),
+                category_slug=draft["category"],
+                tag_slugs=list(draft["tags"]),
+            ),
+        )
+        if "publish_in_days" in draft:
+            when = now() + timedelta(days=int(draft["publish_in_days"]))
+            await newsroom.publish(editor, article.id, when)
 
 
 class _WalkingClock:

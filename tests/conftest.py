@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from accounts.ratelimit import MemoryRateLimiter
 from accounts.service import Accounts
 from app import create_app
 from app.assets import installed
-from db import instrument
+from db import instrument, models
 from db.config import tortoise_config
 from db.migrate import apply_migrations
 from settings import Settings
@@ -356,6 +357,14 @@ async def fresh_settings(
     """A migrated, empty database for a test that writes."""
     url = await new_database(request, backend, tmp_path_factory.mktemp(backend))
     return await prepare_database(url, demo=False)
+
+
+def readers_articles() -> Any:
+    """The articles readers see, as the database says (published and live): the demo data's
+    drafts and scheduled article are not among them."""
+    return models.Article.filter(
+        state=models.ArticleState.PUBLISHED, published_at__lte=datetime.now(UTC)
+    )
 
 
 class FakeClock:

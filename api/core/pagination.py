@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from tortoise.models import Model
 
+import clock
 from api.core.errors import BadUserInput
 from db.sql import fetch_dicts, placeholders, plain_rows, unstorable_reason
 
@@ -146,6 +147,19 @@ class Page(Generic[M]):
     def cursor(self, index: int) -> str:
         """The cursor of row ``index`` (negative: from the end, as a list's)."""
         return encode_cursor(self.ordering, self.sort_values[index])
+
+
+class _Now:
+    """A parameter standing for the time the statement is built at (``clock.now()``): a list
+    spec is a constant, and what readers see of it follows the clock (scheduled articles)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW: Any = _Now()
 
 
 @dataclass
@@ -277,7 +291,11 @@ def _keyset_predicate(ordering: Ordering, request: PageRequest) -> tuple[str, li
 
 def _where(source: Source, extra: Sequence[tuple[str, Sequence[Any]]]) -> _Parts:
     parts = _Parts()
+    moment: datetime | None = None
     for sql, params in (*source.where, *extra):
+        if any(p is NOW for p in params):
+            moment = moment or clock.now()
+            params = [moment if p is NOW else p for p in params]
         parts.add(sql, params)
     return parts
 

@@ -19,11 +19,14 @@ tags it bumps. The vocabulary:
 - ``markets``: which markets exist and their order by volume; bumped by every market event.
 - ``market-links``: which articles and tags a market is linked to (set at creation only).
 - ``trading``: positions and trade lists of users (any trade or settlement).
+- ``news``: articles, bylines and tags as readers see them (which articles exist and are
+  visible, their content, counts and lists); bumped by every newsroom write (``news.events``),
+  which bumps ``article:<id>`` too.
 
-Articles, authors, tags and categories change only through the demo loader and scripts, never
-through the API: they carry no tag (the cache's epoch covers a flush). A market's status also
-follows the clock (OPEN → CLOSED at ``closesAt``): a loaded open market makes its response expire
-at that time.
+Categories change only through the demo loader and scripts: they carry no tag (the cache's
+epoch covers a flush). A market's status also follows the clock (OPEN → CLOSED at
+``closesAt``): a loaded open market makes its response expire at that time. So does a scheduled
+article's publication: the scheduler bumps ``news`` when its time comes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from comments.events import CommentChanged
 from db import models
 from domain_events import Event
 from markets.events import OddsChanged
+from news.events import ArticleChanged, AuthorChanged
 
 # A tag function: (key, value) → the tags, or None when the value can't be cached.
 TagFunction = Callable[["TagRecorder", Any, Any], "tuple[str, ...] | None"]
@@ -107,17 +111,17 @@ class TagRecorder:
         return f"article:{row.article_id}"
 
 
-def _static(rec: TagRecorder, key: Any, value: Any) -> tuple[str, ...]:
-    return ()
+def _news(rec: TagRecorder, key: Any, value: Any) -> tuple[str, ...]:
+    return ("news",)
 
 
 def _article(rec: TagRecorder, key: Any, value: Any) -> tuple[str, ...] | None:
-    # A miss (an unknown slug or id) stays a miss: articles aren't created through the API.
-    return () if value is None else (f"article:{value.id}",)
+    # A miss (an unknown slug or id) is a miss until a newsroom write.
+    return ("news",) if value is None else ("news", f"article:{value.id}")
 
 
 def _articles(rec: TagRecorder, key: Any, value: Any) -> tuple[str, ...]:
-    return tuple(f"article:{row.id}" for row in value)
+    return ("news", *(f"article:{row.id}" for row in value))
 
 
 def _comment(rec: TagRecorder, key: Any, value: Any) -> tuple[str, ...]:
@@ -172,12 +176,12 @@ def _source_tags(rec: TagRecorder, parent: Any, source: Source, spec: Any, value
             tags.append("comments")
         return tuple(tags)
     if model is models.Article:
-        tags = [f"article:{row.id}" for row in rows]
+        tags = ["news", *(f"article:{row.id}" for row in rows)]
         if spec is not None and spec.ordering.name == "MOST_COMMENTED":
             tags.append("comments")
         return tuple(tags)
     if model in (models.Author, models.Tag):
-        return ()
+        return ("news",)
     if model is models.Market:
         if any(isinstance(p, datetime) for _, params in source.where for p in params):
             return None  # a status filter against the clock
@@ -206,14 +210,16 @@ def _count(rec: TagRecorder, key: Any, value: Any) -> Any:
 LOADER_TAGS: dict[str, TagFunction] = {
     "page_by_parent": _page,
     "count_by_parent": _count,
-    "author_by_id": _static,
-    "author_by_slug": _static,
-    "author_by_user": _static,
+    "author_by_id": _news,
+    "author_by_slug": _news,
+    "author_by_user": _news,
     "article_by_id": _article,
     "article_by_slug": _article,
-    "tag_by_id": _static,
-    "tag_by_slug": _static,
-    "tags_by_article": _static,
+    "article_slug_by_slug": _news,
+    "html_by_article": _news,
+    "tag_by_id": _news,
+    "tag_by_slug": _news,
+    "tags_by_article": _news,
     "related_articles_by_article": _articles,
     "comment_by_id": _comment,
     "market_by_id": _market,
@@ -265,6 +271,11 @@ def event_tags(event: Event) -> tuple[str, ...]:
     match event:
         case CommentChanged():
             return (f"article:{event.article_id}", "comments")
+        case ArticleChanged():
+            news = ("news", f"article:{event.article_id}")
+            return (*news, "market-links") if event.links_changed else news
+        case AuthorChanged():
+            return ("news",)
         case OddsChanged():
             tags = (f"market:{event.market_id}", "markets", "trading")
             if event.seq == 0 and event.trade_id is None:

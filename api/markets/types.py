@@ -20,6 +20,7 @@ from api.core.viewer import VIEWER
 from api.markets.lists import TRADES_BY_MARKET, TRADES_ORDER
 from db import models
 from markets import pricing
+from news.service import visible_now
 
 if TYPE_CHECKING:
     from api.accounts.types import User
@@ -169,10 +170,11 @@ class Market(Node):
                 return outcome
         return None
 
-    @strawberry.field(description="Articles that discuss this market, newest first.")
+    @strawberry.field(description="Published articles that discuss this market, newest first.")
     async def articles(self, info: Info) -> list[ArticleT]:
         rows = await info.context.loaders.articles_by_market.load(self.pk)
-        return [article_from_row(row) for row in rows]
+        moment = clock.now()
+        return [article_from_row(row) for row in rows if visible_now(row, moment)]
 
     trades = connection_field(
         TradeT, TRADES_BY_MARKET, TRADES_ORDER, description="Trades on this market, newest first."

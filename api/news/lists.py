@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.core.lists import by_time, search_clause, search_terms
-from api.core.pagination import Ordering, SortKey, Source
+from api.core.pagination import NOW, Ordering, SortKey, Source
 from db import models
+
+# What readers see: published and live (``db.models.visible_sql``), as of the statement.
+VISIBLE = (models.visible_sql("a"), (NOW,))
 
 ARTICLE_ORDERS = {
     "NEWEST": by_time("NEWEST", "a", "published_at", True),
@@ -25,10 +28,16 @@ ARTICLE_ORDERS = {
 AUTHORS_ORDER = Ordering("NAME", (SortKey("au.name", "str", False), SortKey("au.id", "int", False)))
 TAGS_ORDER = Ordering("NAME", (SortKey("t.name", "str", False), SortKey("t.id", "int", False)))
 
-ARTICLES = Source(models.Article, "articles a", "a")
-ARTICLES_BY_AUTHOR = Source(models.Article, "articles a", "a", parent="a.author_id")
+ARTICLES = Source(models.Article, "articles a", "a", where=(VISIBLE,))
+ARTICLES_BY_AUTHOR = Source(
+    models.Article, "articles a", "a", where=(VISIBLE,), parent="a.author_id"
+)
 ARTICLES_BY_TAG = Source(
-    models.Article, "articles a JOIN article_tags l ON l.article_id = a.id", "a", parent="l.tag_id"
+    models.Article,
+    "articles a JOIN article_tags l ON l.article_id = a.id",
+    "a",
+    where=(VISIBLE,),
+    parent="l.tag_id",
 )
 # A category's articles are those of its whole subtree: paths are "/root/…/self/".
 ARTICLES_BY_CATEGORY = Source(
@@ -36,8 +45,17 @@ ARTICLES_BY_CATEGORY = Source(
     "articles a JOIN categories c ON c.id = a.category_id "
     "JOIN categories anc ON c.path LIKE anc.path || '%'",
     "a",
+    where=(VISIBLE,),
     parent="anc.id",
 )
+
+# The editors' views of ``articles(filter: {status})``: what each status means in SQL.
+STATUS_WHERE: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "DRAFT": ("a.state = 'DRAFT'", ()),
+    "SCHEDULED": ("(a.state = 'PUBLISHED' AND a.published_at > ?)", (NOW,)),
+    "PUBLISHED": VISIBLE,
+    "ARCHIVED": ("a.state = 'ARCHIVED'", ()),
+}
 AUTHORS = Source(models.Author, "authors au", "au")
 TAGS = Source(models.Tag, "tags t", "t")
 
@@ -51,13 +69,24 @@ class ArticleFilterValues:
     author_slug: str | None = None
     featured: bool | None = None
     search: str | None = None
+    # An editor's view (DRAFT, SCHEDULED, PUBLISHED, ARCHIVED); None: what readers see.
+    status: str | None = None
+    # Only this user's articles (an author looking at their drafts).
+    owner_user_id: int | None = None
 
 
 def articles_source(flt: ArticleFilterValues | None) -> Source:
-    """All articles matching the filter (an unknown slug matches nothing)."""
+    """All articles matching the filter (an unknown slug matches nothing); readers' articles
+    unless the filter names a status (the resolver checks who may)."""
     if flt is None:
         return ARTICLES
-    where: list[tuple[str, tuple[Any, ...]]] = []
+    where: list[tuple[str, tuple[Any, ...]]] = [
+        STATUS_WHERE[flt.status] if flt.status is not None else VISIBLE
+    ]
+    if flt.owner_user_id is not None:
+        where.append(
+            ("a.author_id IN (SELECT id FROM authors WHERE user_id = ?)", (flt.owner_user_id,))
+        )
     if flt.category_slug is not None:
         where.append(
             (

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import clock
 from api.core.dataloader import LoaderBase, by_field, lazy_loader, link_query
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
@@ -58,6 +59,9 @@ class NewsLoaders(LoaderBase):
     author_by_user = lazy_loader(by_field(models.Author, "user_id"))
     article_by_id = lazy_loader(by_field(models.Article, "id"))
     article_by_slug = lazy_loader(by_field(models.Article, "slug"))
+    # A slug an article had before (it keeps resolving to the article).
+    article_slug_by_slug = lazy_loader(by_field(models.ArticleSlug, "slug"))
+    html_by_article = lazy_loader(by_field(models.ArticleHtml, "article_id"))
     tag_by_id = lazy_loader(by_field(models.Tag, "id"))
     tag_by_slug = lazy_loader(by_field(models.Tag, "slug"))
     tags_by_article = lazy_loader(_tags_by_article, method=True)
@@ -95,16 +99,27 @@ async def related_articles(article_ids: list[int], size: int) -> dict[int, list[
     if size <= 0 or not article_ids:
         return {article_id: [] for article_id in article_ids}
     build = plain_rows(models.Article)
+    moment = clock.now()
     if len(article_ids) == 1:
-        sql = _RELATED_ONE.format(size=size, candidates=size + 1)
-        rows = await fetch_dicts(sql, [article_ids[0]] * 4)
-        return {article_ids[0]: [build(row) for row in rows]}
-    rows = await fetch_dicts(_related_many(len(article_ids), size), [*article_ids] * 3)
+        sql = _RELATED_ONE.format(
+            size=size, candidates=size + 1, visible_n=_VISIBLE_N, visible_a=_VISIBLE_A
+        )
+        one = article_ids[0]
+        rows = await fetch_dicts(sql, [one, one, moment, one, one, moment])
+        return {one: [build(row) for row in rows]}
+    rows = await fetch_dicts(
+        _related_many(len(article_ids), size),
+        [*article_ids, *article_ids, moment, *article_ids, moment],
+    )
     result: dict[int, list[models.Article]] = {article_id: [] for article_id in article_ids}
     for row in rows:
         result[row["_parent"]].append(build(row))
     return result
 
+
+# Only articles readers see are related (and fill the newest candidates).
+_VISIBLE_N = models.visible_sql("v")
+_VISIBLE_A = models.visible_sql("a")
 
 # One article (its page): the same ranking as _related_many's, by ORDER BY … LIMIT, the
 # candidates scored by id alone and only the kept articles' rows read (the windowed form ranked
@@ -119,7 +134,8 @@ _RELATED_ONE = """
         SELECT a.id, 0 FROM articles s JOIN articles a ON a.category_id = s.category_id
          WHERE s.id = ? AND a.id <> s.id
         UNION ALL
-        SELECT n.id, 0 FROM (SELECT id FROM articles ORDER BY published_at DESC, id DESC
+        SELECT n.id, 0 FROM (SELECT v.id FROM articles v WHERE {visible_n}
+                             ORDER BY v.published_at DESC, v.id DESC
                              LIMIT {candidates}) n WHERE n.id <> ?
     ), scored AS (
         SELECT other, SUM(shared) AS shared FROM cand GROUP BY other
@@ -130,6 +146,7 @@ _RELATED_ONE = """
           FROM scored sc
           JOIN articles a ON a.id = sc.other
           JOIN articles s ON s.id = ?
+         WHERE {visible_a}
          ORDER BY sc.shared DESC, same_category DESC, a.published_at DESC, a.id DESC
          LIMIT {size}
     )
@@ -154,7 +171,8 @@ def _related_many(count: int, size: int) -> str:
             UNION ALL
             SELECT s.id, n.id, 0
               FROM articles s
-              JOIN (SELECT id FROM articles ORDER BY published_at DESC, id DESC
+              JOIN (SELECT v.id FROM articles v WHERE {_VISIBLE_N}
+                    ORDER BY v.published_at DESC, v.id DESC
                     LIMIT {size + 1}) n ON n.id <> s.id
              WHERE s.id IN ({marks})
         ), scored AS (
@@ -170,5 +188,6 @@ def _related_many(count: int, size: int) -> str:
               FROM scored sc
               JOIN articles a ON a.id = sc.other
               JOIN articles s ON s.id = sc.src
+             WHERE {_VISIBLE_A}
         ) ranked WHERE _rn <= {size} ORDER BY _parent, _rn
         """

@@ -16,6 +16,8 @@ from api.core.connection import (
     connection_field,
     load_connection,
 )
+from api.core.permissions import has_role, require_role
+from api.news.access import article_row
 from api.news.inputs import ArticleFilter
 from api.news.lists import (
     ARTICLE_ORDERS,
@@ -26,15 +28,35 @@ from api.news.lists import (
     ArticleFilterValues,
     articles_source,
 )
-from api.news.types import Article, ArticleOrder, Author, Category, Tag
+from api.news.types import Article, ArticleOrder, ArticleStatus, Author, Category, Tag
+from db import models
 
 Slug = Annotated[str, strawberry.argument(description="The URL name.")]
 
 
-@strawberry.field(description="An article by its slug.")
+@strawberry.field(
+    description=(
+        "An article by its slug, or by a slug it had before (its `slug` is then the current "
+        "one: redirect). Null when there is none, or the viewer may not see it (a draft)."
+    )
+)
 async def article(info: Info, slug: Slug) -> Article | None:
-    row = await info.context.loaders.article_by_slug.load(slug)
+    loaders = info.context.loaders
+    row = await loaders.article_by_slug.load(slug)
+    if row is None:
+        old = await loaders.article_slug_by_slug.load(slug)
+        if old is not None:
+            row = await loaders.article_by_id.load(old.article_id)
+    row = await article_row(info, row)
     return Article.from_row(row) if row else None
+
+
+def _status_filter(info: Info, status: ArticleStatus) -> int | None:
+    """The user whose articles a status filter is limited to (None: everyone's)."""
+    viewer = require_role(info, models.Role.AUTHOR)
+    if has_role(viewer, models.Role.MODERATOR) or status is ArticleStatus.PUBLISHED:
+        return None
+    return viewer.id
 
 
 @strawberry.field(description="Published articles, filtered and ordered.")
@@ -59,6 +81,8 @@ async def articles(
             author_slug=filter.author_slug,
             featured=filter.featured,
             search=filter.search,
+            status=None if filter.status is None else filter.status.name,
+            owner_user_id=None if filter.status is None else _status_filter(info, filter.status),
         )
     return await load_connection(
         info,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
+import clock
 from api.accounts.types import initials
 from api.comments.lists import COMMENT_ORDERS, TOP_LEVEL_COMMENTS
 from api.comments.types import CommentOrder
@@ -26,6 +27,7 @@ from api.news.lists import (
 )
 from api.news.loaders import CategoryTree
 from db import models
+from news.render import render_article
 
 if TYPE_CHECKING:
     from api.accounts.types import User
@@ -57,6 +59,27 @@ class ArticleOrder(Enum):
 
 
 ARTICLE_ORDERS_BY = OrderBy(ArticleOrder, ArticleOrder.NEWEST, ARTICLE_ORDERS)
+
+
+@strawberry.enum(description="Where an article is in its life; readers see PUBLISHED ones only.")
+class ArticleStatus(Enum):
+    DRAFT = strawberry.enum_value(
+        "DRAFT", description="Being written; never published or unpublished."
+    )
+    SCHEDULED = strawberry.enum_value(
+        "SCHEDULED", description="Published for a future time (publishAt): readers see it then."
+    )
+    PUBLISHED = strawberry.enum_value("PUBLISHED", description="Live: readers see it.")
+    ARCHIVED = strawberry.enum_value(
+        "ARCHIVED", description="Hidden from readers with its comments; its markets trade on."
+    )
+
+
+def article_status(state: str, published_at: datetime) -> ArticleStatus:
+    """The public status of a stored state: PUBLISHED with a future time reads SCHEDULED."""
+    if state == "PUBLISHED" and published_at > clock.now():
+        return ArticleStatus.SCHEDULED
+    return ArticleStatus(state)
 
 
 @strawberry.type(description="A byline.")
@@ -177,7 +200,22 @@ class Tag(Node):
     )
 
 
-@strawberry.type(description="A published story.")
+# Bodies with no stored rendering (written before renderings were stored), by (id, body).
+_RENDERED: dict[tuple[int, str], str] = {}
+_RENDERED_MAX = 256
+
+
+def _rendered(pk: int, body: str) -> str:
+    key = (pk, body)
+    html = _RENDERED.get(key)
+    if html is None:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        html = _RENDERED[key] = render_article(body)
+    return html
+
+
+@strawberry.type(description="A story: published, or (for its author and editors) a draft.")
 class Article(Node):
     pk: strawberry.Private[int]
     author_id: strawberry.Private[int]
@@ -203,6 +241,8 @@ class Article(Node):
         )
     )
 
+    state: strawberry.Private[str]
+
     @classmethod
     def from_row(cls, row: models.Article) -> Article:
         return cls(
@@ -210,6 +250,7 @@ class Article(Node):
             pk=row.id,
             author_id=row.author_id,
             category_id=row.category_id,
+            state=getattr(row.state, "value", row.state),
             slug=row.slug,
             title=row.title,
             excerpt=row.excerpt,
@@ -220,6 +261,36 @@ class Article(Node):
             featured=bool(row.featured),
             comment_count=row.comment_count,
             last_comment_sequence=row.comment_seq,
+        )
+
+    @strawberry.field(
+        description=(
+            "DRAFT, SCHEDULED, PUBLISHED or ARCHIVED. Readers only ever see PUBLISHED articles; "
+            "the author and moderators see the rest."
+        )
+    )
+    def status(self) -> ArticleStatus:
+        return article_status(self.state, self.published_at)
+
+    @strawberry.field(
+        description=(
+            "When it goes (SCHEDULED) or went live; null for a draft. For a draft, publishedAt "
+            "is when it was written."
+        )
+    )
+    def publish_at(self) -> datetime | None:
+        return None if self.state == "DRAFT" else self.published_at
+
+    @strawberry.field(
+        description=(
+            "The body rendered from Markdown and sanitised (headings, quotes, lists, links, "
+            "images with http(s) sources): safe to insert into a page."
+        )
+    )
+    def body_html(self, info: Info) -> str:
+        return then(
+            info.context.loaders.html_by_article.load(self.pk),
+            lambda row: row.html if row is not None else _rendered(self.pk, self.body),
         )
 
     @strawberry.field(description="The byline.")

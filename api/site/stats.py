@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from db.models import visible_sql
 from db.sql import fetch_dicts
+
+# Articles and comments as readers count them: those of published, live articles.
+_VISIBLE = visible_sql("a")
 
 
 @dataclass(frozen=True)
@@ -23,16 +27,17 @@ class StatsValues:
 async def site_stats(now: datetime) -> StatsValues:
     """Counts across the whole site (one round trip)."""
     rows = await fetch_dicts(
-        """
+        f"""
         SELECT
-          (SELECT COUNT(*) FROM articles) AS article_count,
-          (SELECT COUNT(*) FROM comments WHERE deleted = ?) AS comment_count,
+          (SELECT COUNT(*) FROM articles a WHERE {_VISIBLE}) AS article_count,
+          (SELECT COUNT(*) FROM comments c JOIN articles a ON a.id = c.article_id
+            WHERE c.deleted = ? AND {_VISIBLE}) AS comment_count,
           (SELECT COUNT(*) FROM markets) AS market_count,
           (SELECT COUNT(*) FROM markets WHERE state = 'OPEN' AND closes_at > ?) AS open_markets,
           (SELECT COUNT(DISTINCT user_id) FROM trades) AS trader_count,
           (SELECT COALESCE(SUM(volume_cents), 0) FROM markets) AS volume_cents
         """,
-        [False, now],
+        [now, False, now, now],
     )
     row = rows[0]
     return StatsValues(

@@ -326,6 +326,29 @@ async def test_every_mutation_bumps_or_has_no_cached_effect(cached: GraphQLClien
         "mutation($m: ID!) { cancelMarket(input: {marketId: $m}) { errors { code } } }",
         {"m": other["market"]["id"]},
     )
+    drafted = await run(
+        "createArticle",
+        editor,
+        """mutation { createArticle(input: {title: "A cached draft", categorySlug: "politics",
+             body: "Text."}) { article { id } errors { code } } }""",
+        {},
+    )
+    draft = drafted["article"]["id"]
+    for name, query in (
+        ("updateArticle", 'updateArticle(input: {articleId: $a, title: "Retitled"})'),
+        ("publishArticle", "publishArticle(input: {articleId: $a})"),
+        ("unpublishArticle", "unpublishArticle(input: {articleId: $a})"),
+        ("archiveArticle", "archiveArticle(input: {articleId: $a})"),
+    ):
+        await run(
+            name, editor, f"mutation($a: ID!) {{ {query} {{ errors {{ code }} }} }}", {"a": draft}
+        )
+    await run(
+        "updateAuthorProfile",
+        editor,
+        'mutation { updateAuthorProfile(input: {bio: "New bio"}) { errors { code } } }',
+        {},
+    )
     assert set(mutation.fields) == bumped | NO_CACHED_EFFECT
     assert bumped & NO_CACHED_EFFECT == set()
 

@@ -1,0 +1,1 @@
+"""The newsroom's mutations, one per module."""

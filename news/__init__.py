@@ -1,0 +1,1 @@
+"""The newsroom: writing, publishing and archiving articles, and the bylines behind them."""
