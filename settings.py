@@ -168,6 +168,9 @@ class Settings:
     comment_max_length: int = 10_000
     # Articles (Markdown, characters)
     article_body_max_length: int = 100_000
+    # How often (seconds) the scheduler looks for scheduled articles whose time came, to tell
+    # articlePublished subscribers (readers see them at their time regardless)
+    article_publish_interval_seconds: int = 10
     report_reason_max_length: int = 500
     # Real time
     redis_url: str = ""
@@ -382,6 +385,9 @@ def load_settings() -> Settings:
         comment_max_length=_int("COMMENT_MAX_LENGTH", defaults.comment_max_length, 1),
         article_body_max_length=_int(
             "ARTICLE_BODY_MAX_LENGTH", defaults.article_body_max_length, 1000, 500_000
+        ),
+        article_publish_interval_seconds=_int(
+            "ARTICLE_PUBLISH_INTERVAL_SECONDS", defaults.article_publish_interval_seconds, 1
         ),
         report_reason_max_length=_int(
             "REPORT_REASON_MAX_LENGTH", defaults.report_reason_max_length, 1

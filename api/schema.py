@@ -37,6 +37,7 @@ from api.markets.mutations import (
     sell_shares,
 )
 from api.news import queries as news_q
+from api.news import subscriptions as news_s
 from api.news.mutations import (
     archive_article,
     create_article,
@@ -98,6 +99,7 @@ class Subscription:
     comment_added = comments_s.comment_added
     odds_updated = markets_s.odds_updated
     comment_updated = comments_s.comment_updated
+    article_published = news_s.article_published
 
 
 class AgoraSchema(strawberry.Schema):

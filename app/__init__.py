@@ -32,7 +32,7 @@ from api.core.refusals import count_refusals
 from api.live import LiveGraphQL
 from app.assets import NODE_MODULES, Assets
 from app.health import healthz, readyz
-from app.housekeeping import Scheduler, default_jobs
+from app.housekeeping import Job, Scheduler, default_jobs
 from app.http import GraphQLApp, http_error, schema_sdl
 from app.lifecycle import STATE_KEY, Lifecycle
 from app.metrics_route import MetricsEndpoint, pool_sampler, stop_sampler
@@ -123,6 +123,15 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
     metrics_endpoint = MetricsEndpoint(settings)
     # Purges (and later timed jobs): every worker looks, one runs each due slot.
     scheduler = Scheduler(settings, default_jobs(settings))
+    # Scheduled articles: articlePublished subscribers (and the response cache) are told once,
+    # by one worker, when their time comes.
+    scheduler.register(
+        Job(
+            "announce_scheduled_articles",
+            settings.article_publish_interval_seconds,
+            services.newsroom.announce_due,
+        )
+    )
     # Graceful shutdown: what the server (app.serve) tells the app, through the lifespan state.
     lifecycle = Lifecycle()
     lifecycle.on_drain("websockets", websocket.drain)

@@ -195,7 +195,11 @@ class Scheduler:
             self._interruptible = False
 
     async def _loop(self) -> None:
-        interval = self.settings.housekeeping_interval_seconds
+        # Often enough for the most frequent job (scheduled articles: every few seconds).
+        interval = min(
+            [self.settings.housekeeping_interval_seconds]
+            + [job.interval_seconds for job in self._jobs.values()]
+        )
         while not self._stopping:
             await self.tick()
             if self._stopping:
@@ -282,7 +286,8 @@ class Scheduler:
         duration = time.perf_counter() - started
         metrics.JOB_RUNS.labels(job.name, "ok").inc()
         metrics.JOB_ROWS.labels(job.name).inc(rows)
-        logger.info(
+        # A run that changed nothing (most looks of a frequent job) is a debug line.
+        (logger.info if rows else logger.debug)(
             "housekeeping %s: %d rows in %.3f s (slot %s)",
             job.name,
             rows,

@@ -123,6 +123,9 @@ class Article(Model):
     )
     # The first time it was published (its slug is frozen from then on); None: never.
     first_published_at = fields.DatetimeField(null=True)
+    # When subscribers were told it went live (articlePublished); None: not yet (a draft, or
+    # scheduled: the scheduler's job tells them at its time, once).
+    announced_at = fields.DatetimeField(null=True)
     featured = fields.BooleanField(default=False, db_index=True)
     author: fields.ForeignKeyRelation[Author] = fields.ForeignKeyField(
         "models.Author", related_name="articles", on_delete=fields.RESTRICT

@@ -149,6 +149,7 @@ async def load_demo_data() -> bool:
                     comment_seq=a.comment_seq,
                     state=ArticleState.PUBLISHED,
                     first_published_at=a.published_at,
+                    announced_at=a.published_at,
                 )
                 for a in plan
             ],

@@ -8,13 +8,17 @@ from typing import Literal
 
 from domain_events import Event
 
-ArticleChange = Literal["created", "edited", "published", "unpublished", "archived"]
+ArticleChange = Literal[
+    "created", "edited", "published", "scheduled", "live", "unpublished", "archived"
+]
 
 
 @dataclass(frozen=True)
 class ArticleChanged(Event):
-    """An article was created, edited, published (now or for later), unpublished or archived.
+    """An article was created, edited, published now, scheduled (published for later), went
+    live at its scheduled time ("live", told once by the scheduler), unpublished or archived.
 
+    "published" and "live" are when readers start to see it (``articlePublished``).
     ``visible_from`` is when readers see it from (None: they don't); ``links_changed`` says its
     markets changed (the markets' article lists with them).
     """

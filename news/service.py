@@ -23,6 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -469,13 +470,44 @@ class Newsroom:
                 raise validation("An article needs a title and a body to be published.", "body")
             article.state = models.ArticleState.PUBLISHED
             article.published_at = when
-            fields = ["state", "published_at"]
+            # Live now: subscribers are told now. Scheduled: by the scheduler, at its time.
+            article.announced_at = when if publish_at is None else None
+            fields = ["state", "published_at", "announced_at"]
             if article.first_published_at is None:
                 article.first_published_at = when
                 fields.append("first_published_at")
             await article.save(using_db=conn, update_fields=fields)
-        await self._publish(ArticleChanged("published", article.id, when))
+        kind: ArticleChange = "published" if publish_at is None else "scheduled"
+        await self._publish(ArticleChanged(kind, article.id, when))
         return article
+
+    async def announce_due(self, moment: datetime, batch_rows: int = 500) -> int:
+        """Tell subscribers (and the response cache) of each scheduled article whose time
+        came by ``moment``, once: the scheduler's job, run by one worker a slot. Returns how
+        many went live."""
+        total = 0
+        while True:
+            # Shielded: a cancelled BEGIN would keep the connection (app.housekeeping).
+            rows = await asyncio.shield(self._mark_due(moment, batch_rows))
+            for row in rows:
+                published = row["published_at"]
+                if isinstance(published, str):
+                    published = datetime.fromisoformat(published)
+                await self._publish(ArticleChanged("live", int(row["id"]), published))
+            total += len(rows)
+            if len(rows) < batch_rows:
+                return total
+
+    async def _mark_due(self, moment: datetime, batch_rows: int) -> list[dict[str, Any]]:
+        async with in_transaction() as conn:
+            return await fetch_dicts(
+                "UPDATE articles SET announced_at = ? WHERE id IN ("
+                "SELECT id FROM articles WHERE state = 'PUBLISHED' AND announced_at IS NULL "
+                f"AND published_at <= ? ORDER BY published_at, id LIMIT {int(batch_rows)}) "
+                "RETURNING id, published_at",
+                [moment, moment],
+                conn,
+            )
 
     async def unpublish(self, user: models.User, article_id: int) -> models.Article:
         """Back to a draft (from published, scheduled or archived); a draft stays one."""
@@ -497,6 +529,8 @@ class Newsroom:
             if getattr(article.state, "value", article.state) == state.value:
                 return article
             article.state = state
-            await article.save(using_db=conn, update_fields=["state"])
+            # Published again later, it is announced again.
+            article.announced_at = None
+            await article.save(using_db=conn, update_fields=["state", "announced_at"])
         await self._publish(ArticleChanged(kind, article.id, None))
         return article

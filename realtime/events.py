@@ -13,9 +13,12 @@ from accounts.events import SessionRevoked, SessionsRevoked
 from comments.events import CommentChanged
 from domain_events import Event, Publisher
 from markets.events import OddsChanged
+from news.events import ArticleChanged
 from realtime.brokers import Broker
 
 SESSIONS = "sessions"
+# Articles going live (articlePublished): one channel, filtered per subscription.
+ARTICLES = "articles"
 
 
 def comments_channel(article_id: int) -> str:
@@ -62,6 +65,8 @@ def to_message(event: Event) -> tuple[str, dict[str, Any]] | None:
             # The market at ``seq``, for this process's subscribers: their updates are built
             # from the trade's own rows instead of three reads per event.
             return odds_channel(event.market_id), LocalMessage(message, local=event.state)
+        case ArticleChanged(kind="published" | "live"):
+            return ARTICLES, {"kind": "live", "article_id": event.article_id}
         case SessionRevoked():
             return SESSIONS, {"kind": "token", "token_hash": event.token_hash}
         case SessionsRevoked():

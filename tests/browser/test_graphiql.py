@@ -24,6 +24,7 @@ async def test_graphiql_runs_the_article_page_and_a_live_subscription(site: Site
     assert seen["article"]["slug"] == CENTRAL_ASIA_SLUG
     assert seen["article"]["title"] == site.article["title"]
     assert seen["article"]["commentCount"] == site.article["commentCount"]
+    assert seen["article"]["bodyHtml"].startswith("<p>")
     assert seen["posted"]["errors"] == []
     live = seen["live"]
     assert live["id"] == seen["posted"]["comment"]["id"]

@@ -98,6 +98,13 @@ async def test_graphiql_loads_everything_from_the_app(
         article = ids.json()["data"]["article"]
         tabs = config["tabs"]
         assert json.loads(tabs[0]["variables"]) == {"slug": CENTRAL_ASIA_SLUG}
+        # The article-page tab shows the body as a page does: rendered (bodyHtml).
+        assert " bodyHtml publishedAt" in tabs[0]["query"]
+        assert " body publishedAt" not in tabs[0]["query"]
+        ran = await http.post(
+            "/graphql", json={"query": tabs[0]["query"], "variables": {"slug": CENTRAL_ASIA_SLUG}}
+        )
+        assert ran.json()["data"]["article"]["bodyHtml"].startswith("<p>")
         assert json.loads(tabs[1]["variables"]) == {
             "articleId": article["id"],
             "afterSequence": article["lastCommentSequence"],

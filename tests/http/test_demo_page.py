@@ -17,6 +17,7 @@ import pytest
 from graphql import OperationDefinitionNode, build_schema, parse, validate
 
 from app.pages import OPERATIONS, operations
+from db import models
 from demo.specs import CENTRAL_ASIA_SLUG
 from settings import Settings
 from tests.conftest import GraphQLClient, with_settings
@@ -180,6 +181,9 @@ async def test_the_page_queries_run_within_the_limits(client: GraphQLClient) -> 
     ops = operations()
     article = (await client.data(ops["DemoArticle"], {"slug": CENTRAL_ASIA_SLUG}))["article"]
     assert article["slug"] == CENTRAL_ASIA_SLUG
+    # The body comes rendered and sanitised, as stored with it (the page inserts it as HTML).
+    stored = await models.ArticleHtml.get(article__slug=CENTRAL_ASIA_SLUG)
+    assert article["bodyHtml"] == stored.html and stored.html.startswith("<p>")
     assert [c["name"] for c in article["breadcrumb"]] == [
         "Politics",
         "Diplomacy",

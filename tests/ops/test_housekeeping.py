@@ -46,6 +46,8 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 HOUR = 3600
 ME = "{ me { username } }"
 JOBS = ("purge_sessions", "purge_idempotency_keys", "purge_job_runs")
+# What the app registers: the purges, then the newsroom's scheduled articles.
+APP_JOBS = (*JOBS, "announce_scheduled_articles")
 
 
 class ClockFile:
@@ -527,7 +529,7 @@ async def test_the_app_runs_the_purges_at_start_and_stops_a_run_at_shut_down_at_
     try:
         await asyncio.wait_for(started.wait(), 15)
         done = await models.JobRun.all().order_by("id").values_list("job", "outcome")
-        assert done == [*((job, "ok") for job in JOBS), ("blocks", "running")]
+        assert done == [*((job, "ok") for job in APP_JOBS), ("blocks", "running")]
     finally:
         stopping = time.monotonic()
         await manager.__aexit__(None, None, None)
@@ -689,6 +691,8 @@ async def test_two_worker_processes_run_each_slot_exactly_once(
         "HOUSEKEEPING_INTERVAL_SECONDS": "1",
         "HOUSEKEEPING_PURGE_INTERVAL_SECONDS": str(HOUR),
         "HOUSEKEEPING_GRACE_SECONDS": "0",
+        # Hourly too, so every job's slots are the hours the test walks.
+        "ARTICLE_PUBLISH_INTERVAL_SECONDS": str(HOUR),
     }
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     workers = [start_app_process(env, log) for log in logs]
@@ -697,10 +701,10 @@ async def test_two_worker_processes_run_each_slot_exactly_once(
     try:
         for _, address in workers:
             await _wait_ready(address)
-        await _wait_for_runs(db, len(JOBS))
+        await _wait_for_runs(db, len(APP_JOBS))
         for k in range(1, slots):
             clocks.write(T0 + timedelta(hours=k, seconds=30))
-            await _wait_for_runs(db, len(JOBS) * (k + 1))
+            await _wait_for_runs(db, len(APP_JOBS) * (k + 1))
         # A worker restarted on the same clock runs nothing early: after its first looks (and
         # the other's), the record is the same.
         _stop(workers[0][0])
@@ -719,7 +723,7 @@ async def test_two_worker_processes_run_each_slot_exactly_once(
             _stop(process)
     due = [T0 + timedelta(hours=k) for k in range(slots)]
     assert [(job, at, outcome) for job, at, outcome, _, _ in runs] == [
-        (job, at, "ok") for job in sorted(JOBS) for at in due
+        (job, at, "ok") for job in sorted(APP_JOBS) for at in due
     ]
     purged = [rows for job, _, _, rows, _ in runs if job == "purge_sessions"]
     assert purged == [1, 2, 3, 4]

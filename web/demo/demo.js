@@ -3,8 +3,9 @@
 // websocket (graphql-transport-ws, graphql-ws's browser build). Every operation is a file of
 // demo/operations/ handed over in the page's config, so no query text lives here.
 //
-// Safety rule: comment.bodyHtml is sanitised by the server and goes in with innerHTML; every
-// other string goes in as text (el() below, textContent, or the templates of index.html).
+// Safety rule: comment.bodyHtml and article.bodyHtml are sanitised by the server and go in with
+// innerHTML; every other string goes in as text (el() below, textContent, or the templates of
+// index.html).
 (function () {
   "use strict";
 
@@ -221,15 +222,8 @@
       ` · ${article.readingTimeMinutes} min read · `,
       el("span", { id: "meta-comments" }),
     );
-    // The body is markdown without an HTML rendering: paragraphs of plain text, and its
-    // "## Heading" lines as headings (text too).
-    const blocks = article.body.split(/\n\s*\n/).map((text) => text.trim()).filter(Boolean);
-    $("body").replaceChildren(
-      ...blocks.map((text) => {
-        const heading = /^#{1,6}\s+(.*)$/s.exec(text);
-        return heading ? el("h2", { textContent: heading[1] }) : el("p", { textContent: text });
-      }),
-    );
+    // The body as the server rendered and sanitised it (Article.bodyHtml), like comments.
+    $("body").innerHTML = article.bodyHtml;
     $("tags").replaceChildren(
       ...article.tags.map((tag) => el("li", { className: "tag", textContent: `#${tag.slug}` })),
     );
