@@ -40,7 +40,7 @@ from api.schema import build_schema
 from app import create_app
 from db import models
 from demo.specs import CENTRAL_ASIA_SLUG
-from realtime.events import comments_channel, odds_channel
+from realtime.events import ARTICLES, comments_channel, odds_channel
 from realtime.fanout import Connection, Hub, Sub
 from realtime.operations import Operations
 from realtime.sharing import ViewerUnreachable, depends_on_viewer, reads_viewer
@@ -305,6 +305,11 @@ async def test_every_field_reachable_from_a_subscription_runs_shared_without_the
                 odds_channel(market.id),
                 [{"seq": market.odds_seq + 1, "trade_id": objects["trade"].id}],
             ),
+            "articlePublished": (
+                'categorySlug: "politics"',
+                ARTICLES,
+                [{"kind": "live", "article_id": article.id}],
+            ),
         }
         assert schema.subscription_type is not None
         assert set(schema.subscription_type.fields) == set(cases), "a subscription to cover"
@@ -500,11 +505,12 @@ def test_the_marked_fields_are_declared_where_they_are_defined(schema: GraphQLSc
 
 def test_every_subscription_field_declares_its_source(schema: GraphQLSchema) -> None:
     sources = sources_of(schema)
-    assert set(sources) == {"commentAdded", "oddsUpdated", "commentUpdated"}
+    assert set(sources) == {"commentAdded", "oddsUpdated", "commentUpdated", "articlePublished"}
     assert {name: s.delivery for name, s in sources.items()} == {
         "commentAdded": "ordered",
         "oddsUpdated": "coalesced",
         "commentUpdated": "ordered",
+        "articlePublished": "ordered",
     }
     assert [name for name, s in sources.items() if s.sequenced] == ["commentAdded"]
 
