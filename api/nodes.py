@@ -16,8 +16,8 @@ from api.accounts.types import User
 from api.comments.types import Comment
 from api.core.errors import BadUserInput
 from api.core.node import Node, from_global_id
+from api.core.visibility import article_row
 from api.markets.types import Market, Outcome, Trade, outcome_types
-from api.news.access import article_row
 from api.news.types import Article, Author, Category, Tag
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {

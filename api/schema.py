@@ -46,6 +46,7 @@ from api.news.mutations import (
     update_article,
     update_author_profile,
 )
+from api.search import queries as search_q
 from api.site import queries as site_q
 from settings import Settings
 
@@ -68,6 +69,7 @@ class Query:
     reported_comments = comments_q.reported_comments
     quote = markets_q.quote
     leaderboard = markets_q.leaderboard
+    search = search_q.search
     stats = site_q.stats
 
 

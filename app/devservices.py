@@ -163,6 +163,9 @@ class LocalServices:
                 "UTF8",
                 "--locale",
                 "C",
+                # Text search folds case by LC_CTYPE: C folds ASCII only.
+                "--lc-ctype",
+                "C.UTF-8",
             ],
             "initdb",
         )

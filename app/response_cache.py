@@ -35,6 +35,7 @@ from accounts.ratelimit import RedisOutage, redis_client
 from api.extensions.cachetags import TagRecorder, event_tags
 from domain_events import Event, Publisher
 from logs import get_logger
+from news.service import next_go_live
 from settings import Settings
 
 logger = get_logger("agora")
@@ -296,6 +297,11 @@ class ResponseCache:
         )
         if size > self.max_entry_bytes or size > self.max_bytes:
             return False
+        if "news" in recorder.tags:
+            # A scheduled article going live changes what readers see with no write.
+            going_live = await next_go_live(recorder.now)
+            if going_live is not None:
+                recorder.expire(going_live)
         tags = tuple(sorted(recorder.tags))
         current = await self.versions.read(tags)
         if current is None:

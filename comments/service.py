@@ -113,13 +113,17 @@ class Comments:
         comment = await models.Comment.get_or_none(id=comment_id)
         if comment is None or comment.deleted:
             raise not_found("There is no such comment.", "commentId")
-        shown = await fetch_dicts(
-            f"SELECT 1 AS shown FROM articles a WHERE a.id = ? AND {_VISIBLE}",
-            (comment.article_id, self.clock()),
-        )
-        if not shown:
+        if not await self._shown(comment.article_id):
             raise not_found("There is no such comment.", "commentId")
         return comment
+
+    async def _shown(self, article_id: int) -> bool:
+        """Whether readers see the article (published and live)."""
+        rows = await fetch_dicts(
+            f"SELECT 1 AS shown FROM articles a WHERE a.id = ? AND {_VISIBLE}",
+            (article_id, self.clock()),
+        )
+        return bool(rows)
 
     async def edit(self, user: models.User, comment_id: int, body: str) -> models.Comment:
         """Change the body (its author only); sets ``edited_at``."""
@@ -150,7 +154,11 @@ class Comments:
         comment = await models.Comment.get_or_none(id=comment_id)
         if comment is None:
             raise not_found("There is no such comment.", "commentId")
-        if comment.author_id != user.id and not at_least(user.role, models.Role.MODERATOR):
+        moderator = at_least(user.role, models.Role.MODERATOR)
+        if not moderator and not await self._shown(comment.article_id):
+            # A comment of a draft or an archived article: moderators clean up, nobody else.
+            raise not_found("There is no such comment.", "commentId")
+        if comment.author_id != user.id and not moderator:
             raise NotAllowed("Only its author or a moderator can delete a comment.")
         if comment.deleted:
             return comment

@@ -67,7 +67,10 @@ async def create_market(
         raise validation("At most 20 articles and 20 tags.", "articleIds")
     article_ids = list(dict.fromkeys(article_ids))
     tag_slugs = list(dict.fromkeys(tag_slugs))
-    found_articles = await models.Article.filter(id__in=article_ids).count()
+    # Articles readers see: a draft's id answers as one that doesn't exist (and can't be linked).
+    found_articles = await models.Article.filter(
+        id__in=article_ids, state=models.ArticleState.PUBLISHED, published_at__lte=now
+    ).count()
     if found_articles != len(article_ids):
         raise not_found("One of the articles does not exist.", "articleIds")
     # A slug longer than the column names no tag (and Tortoise refuses to send it).

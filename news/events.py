@@ -19,14 +19,16 @@ class ArticleChanged(Event):
     live at its scheduled time ("live", told once by the scheduler), unpublished or archived.
 
     "published" and "live" are when readers start to see it (``articlePublished``).
-    ``visible_from`` is when readers see it from (None: they don't); ``links_changed`` says its
-    markets changed (the markets' article lists with them).
+    ``visible_from`` is when readers see it from (None: they don't); ``was_visible`` whether
+    they saw it before the change; ``links_changed`` says its markets changed (the markets'
+    article lists with them).
     """
 
     kind: ArticleChange
     article_id: int
     visible_from: datetime | None
     links_changed: bool = False
+    was_visible: bool = False
 
 
 @dataclass(frozen=True)

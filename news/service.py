@@ -11,15 +11,17 @@ Readers see an article while it is PUBLISHED and ``published_at <= now`` (``db.m
 visible_sql``): publishing for later needs no job to become visible. Every write is one
 transaction; its event is published after the commit.
 
-Slugs come from titles, unique among current and old slugs. Until an article is first
-published its slug follows its title; from then on it is frozen, and an explicit new slug keeps
-the old one resolving (``article_slugs``).
+Slugs come from titles, unique among current and old slugs, made when an article is first
+published: a draft's slug is ``draft-<random>`` (a title-based one would tell other authors,
+through a taken slug, what someone else is writing). From then on it is frozen, and an explicit
+new slug keeps the old one resolving (``article_slugs``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,11 +78,20 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def slugify(text: str) -> str:
-    """A URL name from a title: lowercase ASCII words joined by hyphens ("article" if none)."""
+def slugify(text: str, length: int = 180) -> str:
+    """A URL name from a title: lowercase ASCII words joined by hyphens, at most ``length``
+    characters (room left for a "-2" suffix under the column's size); "article" if none."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:180].rstrip("-") or "article"
+    return slug[:length].rstrip("-") or "article"
+
+
+DRAFT_SLUG_PREFIX = "draft-"
+
+
+def draft_slug() -> str:
+    """The slug of an article not yet published: random, so it tells nothing."""
+    return DRAFT_SLUG_PREFIX + secrets.token_hex(6)
 
 
 def is_moderator(user: models.User) -> bool:
@@ -88,13 +99,31 @@ def is_moderator(user: models.User) -> bool:
     return at_least(user.role, models.Role.MODERATOR)
 
 
-def visible_now(article: models.Article, moment: datetime) -> bool:
-    """Whether readers see ``article`` at ``moment``."""
+def visible_now(article: models.Article | None, moment: datetime) -> bool:
+    """Whether readers see ``article`` at ``moment`` (None: there is none)."""
+    if article is None:
+        return False
     state = getattr(article.state, "value", article.state)
     published = article.published_at
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
     return state == models.ArticleState.PUBLISHED.value and published <= moment
+
+
+async def next_go_live(after: datetime) -> datetime | None:
+    """When the next scheduled article goes live (after ``after``), or None: an answer that
+    read the news stops being right then, with no write to tell (one index lookup)."""
+    rows = await fetch_dicts(
+        "SELECT MIN(published_at) AS at FROM articles "
+        "WHERE state = 'PUBLISHED' AND published_at > ?",
+        [after],
+    )
+    at = rows[0]["at"] if rows else None
+    if at is None:
+        return None
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class Newsroom:
@@ -133,6 +162,8 @@ class Newsroom:
             raise validation(
                 "A slug is 1 to 200 lowercase letters, digits and single hyphens.", "slug"
             )
+        if slug.startswith(DRAFT_SLUG_PREFIX):
+            raise validation('Slugs starting with "draft-" are for unpublished articles.', "slug")
         return slug
 
     @staticmethod
@@ -204,7 +235,8 @@ class Newsroom:
     async def _new_author(
         self, user: models.User, name: str, bio: str | None, conn: BaseDBAsyncClient
     ) -> models.Author:
-        base = slugify(name) if slugify(name) != "article" else slugify(user.username)
+        # Bylines' slugs are 120 characters at most (NFKD can make a name longer).
+        base = slugify(name, 110) if slugify(name) != "article" else slugify(user.username, 110)
         taken = {
             row["slug"]
             for row in await fetch_dicts(
@@ -272,8 +304,9 @@ class Newsroom:
             raise not_found("There is no such article.", "articleId")
         raise NotAllowed("Only its author and moderators can change an article.")
 
-    def _featured(self, user: models.User, featured: bool | None) -> None:
-        if featured is not None and not is_moderator(user):
+    def _featured(self, user: models.User, featured: bool | None, current: bool = False) -> None:
+        """Featuring (or unfeaturing) is for moderators; leaving it as it is, for anyone."""
+        if featured is not None and featured != current and not is_moderator(user):
             raise NotAllowed("Only moderators and admins feature articles.")
 
     async def _free_slug(self, base: str, article_id: int | None, conn: BaseDBAsyncClient) -> str:
@@ -332,7 +365,7 @@ class Newsroom:
         if values.category_slug is None:
             raise validation("A new article needs a category.", "categorySlug")
         if values.slug is not None:
-            raise validation("A draft's slug follows its title until it is published.", "slug")
+            raise validation("A slug is set with updateArticle.", "slug")
         self._featured(user, values.featured)
         title = self._title(values.title)
         excerpt = self._excerpt(values.excerpt or "")
@@ -347,7 +380,7 @@ class Newsroom:
                     market_ids = await self._market_ids(values.market_ids or [], conn)
                     author = await self._byline(user, conn)
                     article = await models.Article.create(
-                        slug=await self._free_slug(slugify(title), None, conn),
+                        slug=draft_slug(),
                         title=title,
                         excerpt=excerpt,
                         body=body,
@@ -376,7 +409,6 @@ class Newsroom:
         self, user: models.User, article_id: int, values: ArticleFields
     ) -> models.Article:
         """Change any of an article's parts; ``updated_at`` moves with its content."""
-        self._featured(user, values.featured)
         title = self._title(values.title) if values.title is not None else None
         excerpt = self._excerpt(values.excerpt) if values.excerpt is not None else None
         body = self._body(values.body) if values.body is not None else None
@@ -386,14 +418,11 @@ class Newsroom:
         try:
             async with in_transaction() as conn:
                 article = await self._editable(user, article_id, conn)
+                self._featured(user, values.featured, bool(article.featured))
+                was_visible = visible_now(article, moment)
                 changes: dict[str, object] = {}
                 if title is not None and title != article.title:
                     changes["title"] = title
-                    if article.first_published_at is None and slug is None:
-                        # Never published: the slug follows the title.
-                        new_slug = await self._free_slug(slugify(title), article.id, conn)
-                        if new_slug != article.slug:
-                            changes["slug"] = new_slug
                 if slug is not None and slug != article.slug:
                     if slug != await self._free_slug(slug, article.id, conn):
                         raise validation("Another article has this slug.", "slug")
@@ -451,6 +480,7 @@ class Newsroom:
                     article.id,
                     article.published_at if visible else None,
                     market_ids is not None,
+                    was_visible=was_visible,
                 )
             )
         return article
@@ -462,10 +492,31 @@ class Newsroom:
         is already live, with no time, changes nothing (a retried request)."""
         moment = self.clock()
         when = self._publish_at(publish_at, moment)
+        for _attempt in range(5):
+            try:
+                article, was_visible = await self._published(user, article_id, publish_at, when)
+            except IntegrityError:
+                # Its title's slug was taken between the look and the write: look again.
+                continue
+            break
+        else:
+            raise validation("Too many articles are being published with this title.", "title")
+        if article is None:
+            return await models.Article.get(id=article_id)
+        kind: ArticleChange = "published" if publish_at is None else "scheduled"
+        await self._publish(ArticleChanged(kind, article.id, when, was_visible=was_visible))
+        return article
+
+    async def _published(
+        self, user: models.User, article_id: int, publish_at: datetime | None, when: datetime
+    ) -> tuple[models.Article | None, bool]:
+        """The publishing transaction: the article, and whether readers saw it before (None
+        for an article live already, published again with no time: nothing changed)."""
         async with in_transaction() as conn:
             article = await self._editable(user, article_id, conn)
-            if publish_at is None and visible_now(article, moment):
-                return article
+            was_visible = visible_now(article, self.clock())
+            if publish_at is None and was_visible:
+                return None, True
             if not article.title or not article.body.strip():
                 raise validation("An article needs a title and a body to be published.", "body")
             article.state = models.ArticleState.PUBLISHED
@@ -476,10 +527,12 @@ class Newsroom:
             if article.first_published_at is None:
                 article.first_published_at = when
                 fields.append("first_published_at")
+            if article.slug.startswith(DRAFT_SLUG_PREFIX):
+                # Its URL for good, from the title it is published with.
+                article.slug = await self._free_slug(slugify(article.title), article.id, conn)
+                fields.append("slug")
             await article.save(using_db=conn, update_fields=fields)
-        kind: ArticleChange = "published" if publish_at is None else "scheduled"
-        await self._publish(ArticleChanged(kind, article.id, when))
-        return article
+        return article, was_visible
 
     async def announce_due(self, moment: datetime, batch_rows: int = 500) -> int:
         """Tell subscribers (and the response cache) of each scheduled article whose time
@@ -528,9 +581,10 @@ class Newsroom:
             article = await self._editable(user, article_id, conn)
             if getattr(article.state, "value", article.state) == state.value:
                 return article
+            was_visible = visible_now(article, self.clock())
             article.state = state
             # Published again later, it is announced again.
             article.announced_at = None
             await article.save(using_db=conn, update_fields=["state", "announced_at"])
-        await self._publish(ArticleChanged(kind, article.id, None))
+        await self._publish(ArticleChanged(kind, article.id, None, was_visible=was_visible))
         return article

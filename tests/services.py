@@ -123,6 +123,9 @@ def start_postgres() -> PostgresServer:
             "UTF8",
             "--locale",
             "C",
+            # Text search folds case by LC_CTYPE: C folds ASCII only ("ТАШКЕНТ" ≠ "Ташкент").
+            "--lc-ctype",
+            "C.UTF-8",
         ],
         capture_output=True,
         text=True,

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+import clock
 from api.comments.types import Comment
 from api.core.errors import BadUserInput, NotFound
 from api.core.node import from_global_id
 from api.core.subscriptions import refusals, websocket_only
 from comments.queries import article_exists, last_sequence, visible_comments_between
+from news.service import visible_now
 from realtime.events import comments_channel
 from realtime.sources import SOURCE, Stream, SubscriptionSource
 
@@ -24,6 +26,11 @@ async def _article_stream(arguments: Mapping[str, Any]) -> tuple[int, str]:
     if not await article_exists(article_id):
         raise NotFound("There is no such article.")
     return article_id, comments_channel(article_id)
+
+
+async def _shown(article_id: int, loaders: Any) -> bool:
+    """Whether readers (every subscriber of a shared group) see the article now."""
+    return visible_now(await loaders.article_by_id.load(article_id), clock.now())
 
 
 class CommentAdded(SubscriptionSource[int]):
@@ -46,6 +53,7 @@ class CommentAdded(SubscriptionSource[int]):
         if event.get("kind") != "added":
             return None
         row = await loaders.comment_by_id.load(int(event["comment_id"]))
+        # (No comment is added to an article readers don't see: posting is refused there.)
         if row is None or row.deleted:
             return None
         return Comment.from_row(row)
@@ -78,7 +86,10 @@ class CommentUpdated(SubscriptionSource[int]):
         if event.get("kind") == "added":
             return None
         row = await loaders.comment_by_id.load(int(event["comment_id"]))
-        return Comment.from_row(row) if row is not None else None
+        if row is None or not await _shown(row.article_id, loaders):
+            # Archived or unpublished since the subscription opened: readers hear no more.
+            return None
+        return Comment.from_row(row)
 
 
 COMMENT_ADDED = CommentAdded()

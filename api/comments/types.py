@@ -12,9 +12,11 @@ from strawberry.types import Info
 from api.comments.lists import REPLIES, REPLIES_ORDER
 from api.core.connection import connection_field
 from api.core.dataloader import then
+from api.core.errors import NotFound
 from api.core.node import Node, row_converter, to_global_id
 from api.core.permissions import has_role, require_role
 from api.core.viewer import VIEWER
+from api.core.visibility import article_row
 from db import models
 
 if TYPE_CHECKING:
@@ -80,7 +82,13 @@ class Comment(Node):
 
     @strawberry.field(description="The article it is on.")
     async def article(self, info: Info) -> ArticleT:
-        return article_from_row(await info.context.loaders.article_by_id.load(self.article_id))
+        row = await article_row(
+            info, await info.context.loaders.article_by_id.load(self.article_id)
+        )
+        if row is None:
+            # A comment of an article the viewer can't see (a draft, archived) reached some way.
+            raise NotFound("The comment's article is not published.")
+        return article_from_row(row)
 
     @strawberry.field(description="The comment this replies to; null for a top-level comment.")
     async def parent(self, info: Info) -> Comment | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from api.core.errors import BadUserInput
 from api.core.pagination import Ordering, SortKey
-from db.sql import is_postgres, like_pattern
+from db.search import rank_sql
+from db.sql import is_postgres
 
 MAX_SEARCH_LENGTH = 200
 
@@ -30,15 +30,22 @@ def search_terms(search: str | None) -> str | None:
     return text or None
 
 
-def search_clause(columns: list[str], search: str) -> tuple[str, tuple[Any, ...]]:
-    """A case-insensitive LIKE over ``columns`` (any of them matching)."""
-    pattern = like_pattern(search)
-    sql = " OR ".join(f"LOWER({column}) LIKE ? ESCAPE '\\'" for column in columns)
-    return f"({sql})", tuple(pattern for _ in columns)
-
-
 def time_literal(moment: datetime) -> str:
     """``moment`` as an SQL literal comparable with stored timestamps (ours, never user text)."""
     if is_postgres():
         return f"CAST('{moment.isoformat()}' AS TIMESTAMPTZ)"
     return f"'{moment.isoformat(' ')}'"
+
+
+def relevance(
+    kind: str, search: str | None, alias: str, then: tuple[SortKey, ...]
+) -> Ordering | None:
+    """Most relevant to ``search`` first (then ``then``): the order of a searched list when no
+    ``orderBy`` is given; None without a search (or one that finds nothing)."""
+    text = search_terms(search)
+    if text is None:
+        return None
+    rank = rank_sql(kind, text, alias)
+    if rank is None:
+        return None
+    return Ordering("RELEVANCE", (SortKey(rank, "float", True), *then))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from db.sql import fetch_dicts, placeholders, plain_rows, unstorable_reason
 
 M = TypeVar("M", bound=Model)
 
-Kind = Literal["int", "bigint", "str", "datetime"]
+Kind = Literal["int", "bigint", "str", "datetime", "float"]
 # An int4 column compared with a bigger value is an error on PostgreSQL, not an empty page.
 _LIMITS = {"int": 2**31, "bigint": 2**63}
 
@@ -215,6 +216,9 @@ def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
             out.append(_as_datetime(value).isoformat())
         elif key.kind == "str":
             out.append(str(value))
+        elif key.kind == "float":
+            # JSON keeps a float's shortest repr: it reads back as the same double.
+            out.append(float(value))
         else:
             out.append(int(value))
     raw = _CURSOR_JSON([ordering.name, *out])
@@ -250,6 +254,14 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
             if not isinstance(value, str) or unstorable_reason(value) is not None:
                 raise bad
             values.append(value)
+        elif key.kind == "float":
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
+                raise bad
+            values.append(float(value))
         else:
             if (
                 not isinstance(value, int)

@@ -17,7 +17,8 @@ tags it bumps. The vocabulary:
 - ``market:<id>``: the market row, its outcomes, trades, price history; bumped by a trade,
   the market's creation or its settlement.
 - ``markets``: which markets exist and their order by volume; bumped by every market event.
-- ``market-links``: which articles and tags a market is linked to (set at creation only).
+- ``market-links``: which articles and tags a market is linked to (set at a market's creation,
+  and by updateArticle's marketIds).
 - ``trading``: positions and trade lists of users (any trade or settlement).
 - ``news``: articles, bylines and tags as readers see them (which articles exist and are
   visible, their content, counts and lists); bumped by every newsroom write (``news.events``),
@@ -26,7 +27,8 @@ tags it bumps. The vocabulary:
 Categories change only through the demo loader and scripts: they carry no tag (the cache's
 epoch covers a flush). A market's status also follows the clock (OPEN → CLOSED at
 ``closesAt``): a loaded open market makes its response expire at that time. So does a scheduled
-article's publication: the scheduler bumps ``news`` when its time comes.
+article's publication: a response that read ``news`` expires when the next scheduled article
+goes live (``app.response_cache``), and the scheduler bumps ``news`` then too.
 """
 
 from __future__ import annotations
@@ -253,6 +255,8 @@ ROOT_TAGS: dict[str, tuple[str, ...] | None] = {
     "categories": (),
     "market": (),
     "markets": (),
+    # Reads articles and markets with its own statements; ranks move with either.
+    "search": ("news", "markets"),
     # Reads positions and markets with its own statements.
     "leaderboard": ("trading", "markets"),
     # openMarketCount follows the clock; quote is a preview against the clock and the viewer's
@@ -272,7 +276,12 @@ def event_tags(event: Event) -> tuple[str, ...]:
         case CommentChanged():
             return (f"article:{event.article_id}", "comments")
         case ArticleChanged():
-            news = ("news", f"article:{event.article_id}")
+            article = f"article:{event.article_id}"
+            if event.kind == "edited" and not (event.was_visible or event.visible_from):
+                # A draft edited (autosaves): no reader's answer had it, nor will have it now;
+                # only its editors' (never cached) and its own lookups (article:<id>).
+                return (article, "market-links") if event.links_changed else (article,)
+            news = ("news", article)
             return (*news, "market-links") if event.links_changed else news
         case AuthorChanged():
             return ("news",)

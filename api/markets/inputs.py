@@ -18,7 +18,10 @@ class MarketFilter:
     tag_slug: str | None = strawberry.field(default=None, description="Markets with this tag.")
     search: str | None = strawberry.field(
         default=None,
-        description="Words in the question or description, case-insensitive (≤ 200 characters).",
+        description=(
+            "Full-text search over the question and description, read as `search` reads its "
+            "query (≤ 200 characters); most relevant first unless `orderBy` is given."
+        ),
     )
 
 

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from api.core.errors import BadUserInput
-from api.core.lists import by_time, search_clause, search_terms, time_literal
+from api.core.lists import by_time, search_terms, time_literal
 from api.core.pagination import Ordering, SortKey, Source
 from db import models
+from db.search import market_ids_matching
 
 _DAY = timedelta(days=1)
 
@@ -102,5 +103,6 @@ def markets_source(flt: MarketFilterValues | None, now: datetime) -> Source:
             )
         search = search_terms(flt.search)
         if search is not None:
-            where.append(search_clause(["m.question", "m.description"], search))
+            # Through the full-text index (db.search); nothing to look for matches nothing.
+            where.append(market_ids_matching(search) or ("1 = 0", ()))
     return Source(models.Market, "markets m", "m", where=tuple(where))

@@ -11,6 +11,7 @@ import clock
 from api.core.amounts import money, shares, to_cents, to_share_units
 from api.core.connection import After, Before, Connection, First, Last, load_connection
 from api.core.errors import BadUserInput, Refused
+from api.core.lists import relevance
 from api.core.node import from_global_id
 from api.markets.inputs import MarketFilter, QuoteInput
 from api.markets.leaderboard import standings
@@ -45,8 +46,14 @@ async def markets(
         MarketFilter | None, strawberry.argument(description="Narrows the list.")
     ] = None,
     order_by: Annotated[
-        MarketOrder, strawberry.argument(description="The order of the list.")
-    ] = MarketOrder.TRENDING,
+        MarketOrder | None,
+        strawberry.argument(
+            description=(
+                "The order of the list. Left out: TRENDING, or most relevant first when the "
+                "filter has a `search`."
+            )
+        ),
+    ] = None,
 ) -> Connection[Market]:
     now = clock.now()
     values = None
@@ -60,7 +67,16 @@ async def markets(
         info,
         None,
         markets_source(values, now),
-        market_orders(order_by.name, now),
+        (
+            order_by is None
+            and relevance(
+                "Market",
+                None if filter is None else filter.search,
+                "m",
+                market_orders("NEWEST", now).keys,
+            )
+        )
+        or market_orders((order_by or MarketOrder.TRENDING).name, now),
         Market.from_row,
         first,
         after,

@@ -23,7 +23,10 @@ class ArticleFilter:
     )
     search: str | None = strawberry.field(
         default=None,
-        description="Words in the title, excerpt or body, case-insensitive (≤ 200 characters).",
+        description=(
+            "Full-text search over the title, excerpt and body, read as `search` reads its "
+            "query (≤ 200 characters); most relevant first unless `orderBy` is given."
+        ),
     )
     status: ArticleStatus | None = strawberry.field(
         default=None,

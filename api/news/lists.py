@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from api.core.lists import by_time, search_clause, search_terms
+from api.core.lists import by_time, search_terms
 from api.core.pagination import NOW, Ordering, SortKey, Source
 from db import models
+from db.search import article_ids_matching
 
 # What readers see: published and live (``db.models.visible_sql``), as of the statement.
 VISIBLE = (models.visible_sql("a"), (NOW,))
@@ -56,7 +57,20 @@ STATUS_WHERE: dict[str, tuple[str, tuple[Any, ...]]] = {
     "PUBLISHED": VISIBLE,
     "ARCHIVED": ("a.state = 'ARCHIVED'", ()),
 }
-AUTHORS = Source(models.Author, "authors au", "au")
+# Bylines readers see: those with a published article (a new author's byline, made with their
+# first draft, doesn't tell readers someone is writing).
+AUTHORS = Source(
+    models.Author,
+    "authors au",
+    "au",
+    where=(
+        (
+            "EXISTS (SELECT 1 FROM articles a WHERE a.author_id = au.id "
+            f"AND {models.visible_sql('a')})",
+            (NOW,),
+        ),
+    ),
+)
 TAGS = Source(models.Tag, "tags t", "t")
 
 
@@ -109,5 +123,6 @@ def articles_source(flt: ArticleFilterValues | None) -> Source:
         where.append(("a.featured = ?", (flt.featured,)))
     search = search_terms(flt.search)
     if search is not None:
-        where.append(search_clause(["a.title", "a.excerpt", "a.body"], search))
+        # Through the full-text index (db.search); nothing to look for matches nothing.
+        where.append(article_ids_matching(search) or ("1 = 0", ()))
     return Source(models.Article, "articles a", "a", where=tuple(where))

@@ -16,8 +16,9 @@ from api.core.connection import (
     connection_field,
     load_connection,
 )
+from api.core.lists import relevance
 from api.core.permissions import has_role, require_role
-from api.news.access import article_row
+from api.core.visibility import article_row
 from api.news.inputs import ArticleFilter
 from api.news.lists import (
     ARTICLE_ORDERS,
@@ -70,8 +71,14 @@ async def articles(
         ArticleFilter | None, strawberry.argument(description="Narrows the list.")
     ] = None,
     order_by: Annotated[
-        ArticleOrder, strawberry.argument(description="The order of the list.")
-    ] = ArticleOrder.NEWEST,
+        ArticleOrder | None,
+        strawberry.argument(
+            description=(
+                "The order of the list. Left out: NEWEST, or most relevant first when the "
+                "filter has a `search`."
+            )
+        ),
+    ] = None,
 ) -> Connection[Article]:
     values = None
     if filter is not None:
@@ -84,11 +91,19 @@ async def articles(
             status=None if filter.status is None else filter.status.name,
             owner_user_id=None if filter.status is None else _status_filter(info, filter.status),
         )
+    ordering = None
+    if order_by is None:
+        ordering = relevance(
+            "Article",
+            None if filter is None else filter.search,
+            "a",
+            ARTICLE_ORDERS["NEWEST"].keys,
+        )
     return await load_connection(
         info,
         None,
         articles_source(values),
-        ARTICLE_ORDERS[order_by.name],
+        ordering or ARTICLE_ORDERS[(order_by or ArticleOrder.NEWEST).name],
         Article.from_row,
         first,
         after,

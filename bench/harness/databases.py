@@ -178,7 +178,9 @@ def start_postgres() -> PostgresServer:
         shutil.chown(folder, user=as_user)
         os.chmod(folder, 0o700)
     data = f"{folder}/data"
+    # LC_CTYPE C.UTF-8: text search folds case beyond ASCII (the collation stays C).
     flags = ["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale", "C"]
+    flags += ["--lc-ctype", "C.UTF-8"]
     init = server.run(initdb, "-D", data, *flags)
     if init.returncode != 0:
         server.stop()

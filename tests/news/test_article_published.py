@@ -84,9 +84,8 @@ async def test_articles_are_told_as_they_go_live_narrowed_by_category_and_tag(
         first = await _draft(live, editor)
         assert await _quiet(everything, 0.3)
         published = await live.gql(PUBLISH, {"input": {"articleId": first["id"]}}, editor)
-        ok(published["publishArticle"])
         expected = {
-            "slug": first["slug"],
+            "slug": ok(published["publishArticle"])["slug"],
             "status": "PUBLISHED",
             "category": {"slug": "bilateral-relations"},
         }
@@ -95,7 +94,7 @@ async def test_articles_are_told_as_they_go_live_narrowed_by_category_and_tag(
 
         # Elsewhere and untagged: only the unfiltered subscription hears of it.
         other = await _draft(live, editor, categorySlug="technology", tagSlugs=[])
-        ok(
+        other = ok(
             (await live.gql(PUBLISH, {"input": {"articleId": other["id"]}}, editor))[
                 "publishArticle"
             ]
@@ -141,6 +140,7 @@ async def test_a_scheduled_article_is_told_once_at_its_time(
         scheduled = await live.gql(
             PUBLISH, {"input": {"articleId": draft["id"], "publishAt": at.isoformat()}}, editor
         )
+        slug = ok(scheduled["publishArticle"])["slug"]
         assert ok(scheduled["publishArticle"])["status"] == "SCHEDULED"
         scheduler: Scheduler = live.app.state.scheduler
         await scheduler.tick()
@@ -149,7 +149,7 @@ async def test_a_scheduled_article_is_told_once_at_its_time(
         clock_file.move_to(at + timedelta(seconds=30))
         await scheduler.tick()
         told = await next_payload(ws)
-        assert told["data"]["articlePublished"]["slug"] == draft["slug"]
+        assert told["data"]["articlePublished"]["slug"] == slug
         # Its slot is done: later looks tell nothing again.
         clock_file.move_to(at + timedelta(minutes=5))
         await scheduler.tick()

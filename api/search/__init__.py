@@ -1,0 +1,1 @@
+"""Full-text search over articles and markets: the ``search`` root field."""
