@@ -45,7 +45,7 @@ ARTICLE_SQL = """
 SELECT a.id, a.slug, a.title, a.excerpt, a.body, a.published_at, a.word_count, a.featured,
        a.comment_count, a.category_id, au.name AS author_name, au.slug AS author_slug
   FROM articles a JOIN authors au ON au.id = a.author_id
- WHERE a.slug = ?
+ WHERE a.slug = ? AND a.state = 'PUBLISHED' AND a.published_at <= ?
 """
 
 BREADCRUMB_SQL = """
@@ -99,13 +99,16 @@ WITH cand(other, shared) AS (
     UNION ALL
     SELECT a.id, 0 FROM articles a WHERE a.category_id = ? AND a.id <> ?
     UNION ALL
-    SELECT n.id, 0 FROM (SELECT id FROM articles ORDER BY published_at DESC, id DESC
-                         LIMIT {RELATED + 1}) n WHERE n.id <> ?
+    SELECT n.id, 0 FROM (SELECT id FROM articles a
+                          WHERE a.state = 'PUBLISHED' AND a.published_at <= ?
+                          ORDER BY published_at DESC, id DESC LIMIT {RELATED + 1}) n
+     WHERE n.id <> ?
 ), scored AS (
     SELECT other, SUM(shared) AS shared FROM cand GROUP BY other
 )
 SELECT a.slug, a.title, a.published_at, a.comment_count
   FROM scored sc JOIN articles a ON a.id = sc.other
+ WHERE a.state = 'PUBLISHED' AND a.published_at <= ?
  ORDER BY sc.shared DESC, CASE WHEN a.category_id = ? THEN 1 ELSE 0 END DESC,
           a.published_at DESC, a.id DESC
  LIMIT {RELATED}
@@ -128,19 +131,22 @@ SELECT o.id, o.market_id, o.label, o.shares_units
 FEATURED_SQL = f"""
 SELECT a.slug, a.title, a.excerpt, a.word_count, au.name AS author_name
   FROM articles a JOIN authors au ON au.id = a.author_id
- WHERE a.featured = ? ORDER BY a.published_at DESC, a.id DESC LIMIT {FEATURED}
+ WHERE a.featured = ? AND a.state = 'PUBLISHED' AND a.published_at <= ?
+ ORDER BY a.published_at DESC, a.id DESC LIMIT {FEATURED}
 """
 
 LATEST_SQL = f"""
 SELECT a.id, a.slug, a.title, a.published_at, a.comment_count, a.category_id,
        COUNT(*) OVER () AS total
-  FROM articles a ORDER BY a.published_at DESC, a.id DESC LIMIT {LATEST + 1}
+  FROM articles a WHERE a.state = 'PUBLISHED' AND a.published_at <= ?
+ ORDER BY a.published_at DESC, a.id DESC LIMIT {LATEST + 1}
 """
 
 LATEST_TAGS_SQL = f"""
 SELECT l.article_id, t.slug, t.name FROM article_tags l JOIN tags t ON t.id = l.tag_id
- WHERE l.article_id IN (SELECT id FROM articles ORDER BY published_at DESC, id DESC
-                        LIMIT {LATEST})
+ WHERE l.article_id IN (SELECT id FROM articles a
+                         WHERE a.state = 'PUBLISHED' AND a.published_at <= ?
+                         ORDER BY published_at DESC, id DESC LIMIT {LATEST})
  ORDER BY t.name, t.id
 """
 
@@ -297,6 +303,17 @@ class Db:
 # -- the answers ----------------------------------------------------------------------------
 
 
+def _moment(at: datetime) -> Any:
+    """``at`` as the app compares times: a timestamp on PostgreSQL, ISO text (space-separated)
+    on SQLite."""
+    return at if Db.postgres else at.isoformat(" ")
+
+
+def _now() -> Any:
+    """Now, as a parameter: readers see an article once it is published and its time has come."""
+    return _moment(datetime.now(UTC))
+
+
 async def _article_markets(article_id: int) -> list[dict[str, Any]]:
     markets, outcomes = await asyncio.gather(
         Db.rows(ARTICLE_MARKETS_SQL, [article_id]), Db.rows(ARTICLE_OUTCOMES_SQL, [article_id])
@@ -306,17 +323,20 @@ async def _article_markets(article_id: int) -> list[dict[str, Any]]:
 
 async def article_page(slug: str) -> dict[str, Any] | None:
     """The ``article`` object of the article-page query, or ``None`` for an unknown slug."""
-    found = await Db.rows(ARTICLE_SQL, [slug])
+    found = await Db.rows(ARTICLE_SQL, [slug, _now()])
     if not found:
         return None
     a = found[0]
-    article_id, category_id = a["id"], a["category_id"]
+    article_id, category_id, now = a["id"], a["category_id"], _now()
     crumbs, tags, comments, replies, related, markets = await asyncio.gather(
         Db.rows(BREADCRUMB_SQL, [category_id]),
         Db.rows(TAGS_SQL, [article_id]),
         Db.rows(COMMENTS_SQL, [article_id]),
         Db.rows(REPLIES_SQL, [article_id]),
-        Db.rows(RELATED_SQL, [article_id, category_id, article_id, article_id, category_id]),
+        Db.rows(
+            RELATED_SQL,
+            [article_id, category_id, article_id, now, article_id, now, category_id],
+        ),
         _article_markets(article_id),
     )
 
@@ -394,8 +414,7 @@ async def article_page(slug: str) -> dict[str, Any] | None:
 async def _trending_markets() -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     since = now.replace(microsecond=0) - timedelta(days=1)
-    # As the app compares: a timestamp on PostgreSQL, ISO text (space-separated) on SQLite.
-    markets = await Db.rows(TRENDING_SQL, [since if Db.postgres else since.isoformat(" ")])
+    markets = await Db.rows(TRENDING_SQL, [_moment(since)])
     outcomes: list[dict[str, Any]] = []
     if markets:
         marks = ", ".join("?" for _ in markets)
@@ -409,10 +428,11 @@ async def _trending_markets() -> list[dict[str, Any]]:
 
 async def home() -> dict[str, Any]:
     """The ``data`` of README's Home query."""
+    now = _now()
     featured, latest, tags, categories, markets = await asyncio.gather(
-        Db.rows(FEATURED_SQL, [True]),
-        Db.rows(LATEST_SQL),
-        Db.rows(LATEST_TAGS_SQL),
+        Db.rows(FEATURED_SQL, [True, now]),
+        Db.rows(LATEST_SQL, [now]),
+        Db.rows(LATEST_TAGS_SQL, [now]),
         Db.rows(CATEGORIES_SQL),
         _trending_markets(),
     )
