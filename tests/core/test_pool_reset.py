@@ -49,9 +49,9 @@ async def test_a_released_connection_sends_no_reset(postgres_server: PostgresSer
             await watcher.close()
         assert last == "SELECT pg_backend_pid() AS pid"
         # A transaction still ends on release: asyncpg rolls back an open one itself.
-        async with conn._pool.acquire() as raw:  # type: ignore[attr-defined]
+        async with conn._pool.acquire() as raw:
             await raw.execute("BEGIN")
-        async with conn._pool.acquire() as raw:  # type: ignore[attr-defined]
+        async with conn._pool.acquire() as raw:
             assert not raw.is_in_transaction()
     finally:
         await Tortoise.close_connections()
