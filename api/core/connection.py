@@ -78,7 +78,7 @@ def _same(value: int) -> int:
     return value
 
 
-async def load_connection(
+def load_connection(
     info: Info,
     parent: Any,
     source: Source,
@@ -89,7 +89,9 @@ async def load_connection(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[Any]:
-    """Validate the paging arguments, load the page through the loaders, wrap it."""
+    """Validate the paging arguments, load the page through the loaders, wrap it: the
+    connection at once when the page is loaded, else an awaitable of it (``then``: a resolver
+    returning it is no coroutine, so no task of its own when its level is gathered)."""
     settings = info.context.settings
     request = page_request(
         first,
@@ -100,9 +102,13 @@ async def load_connection(
         default_size=settings.default_page_size,
         max_size=settings.max_page_size,
     )
-    page: Page[Any] = await info.context.loaders.page_by_parent.load(
-        (parent, ListSpec(source, ordering, request))
-    )
+    page = info.context.loaders.page_by_parent.load((parent, ListSpec(source, ordering, request)))
+    return then(page, lambda page: _connection(page, parent, source, convert))
+
+
+def _connection(
+    page: Page[Any], parent: Any, source: Source, convert: Callable[[Any], Any]
+) -> Connection[Any]:
     return Connection(
         nodes=[convert(row) for row in page.rows],
         page_info=PageInfo(
@@ -182,13 +188,13 @@ def connection_field(
             )
         )
 
-    async def resolve(self: Any, info: Info, **arguments: Any) -> Connection[Any]:
+    def resolve(self: Any, info: Info, **arguments: Any) -> Connection[Any]:
         if guard is not None:
             guard(info)
         chosen = arguments.pop("order_by", None)
         page_ordering = order_by.orderings[chosen.name] if order_by is not None else ordering
         assert isinstance(page_ordering, Ordering)
-        return await load_connection(
+        return load_connection(
             info,
             None if parent is None else parent(self),
             source,

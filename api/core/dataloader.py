@@ -133,13 +133,38 @@ def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
     ``R`` because that is the field's type either way: graphql-core awaits an awaitable that a
     resolver returns.
     """
-    if isinstance(loaded, asyncio.Future) and loaded.done():
-        return convert(loaded.result())  # a failed load raises here, as awaiting it would
+    if isinstance(loaded, asyncio.Future):
+        if loaded.done():
+            return convert(loaded.result())  # a failed load raises here, as awaiting it would
+        # A future, not a coroutine: gathered with the rest of its level, a coroutine becomes a
+        # task of its own (ten articles' tags were ten tasks on the home feed).
+        converted: asyncio.Future[R] = loaded.get_loop().create_future()
+        loaded.add_done_callback(lambda done: _settle(converted, done, convert))
+        return converted  # type: ignore[return-value]
 
     async def later() -> R:
         return convert(await loaded)
 
     return later()  # type: ignore[return-value]
+
+
+def _settle(
+    converted: asyncio.Future[R], loaded: asyncio.Future[T], convert: Callable[[T], R]
+) -> None:
+    """``converted`` gets ``convert`` of what ``loaded`` gave (or its error, or its cancel)."""
+    if converted.done():  # cancelled by its waiter
+        return
+    if loaded.cancelled():
+        converted.cancel()
+        return
+    error = loaded.exception()
+    if error is not None:
+        converted.set_exception(error)
+        return
+    try:
+        converted.set_result(convert(loaded.result()))
+    except Exception as exc:
+        converted.set_exception(exc)
 
 
 class CountingDataLoader(DataLoader[K, T]):

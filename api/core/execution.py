@@ -620,6 +620,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for _, awaitable, _, _, _ in waiting:
                     if asyncio.iscoroutine(awaitable):
                         awaitable.close()
+                    elif isinstance(awaitable, asyncio.Future):
+                        awaitable.cancel()  # (its error, if it has one, is never asked for)
                 raise
             if waiting:
                 values: list[Any]

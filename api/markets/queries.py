@@ -36,7 +36,7 @@ async def market(
 
 
 @strawberry.field(description="Markets, filtered and ordered.")
-async def markets(
+def markets(
     info: Info,
     first: First = None,
     after: After = None,
@@ -63,7 +63,7 @@ async def markets(
             tag_slug=filter.tag_slug,
             search=filter.search,
         )
-    return await load_connection(
+    return load_connection(
         info,
         None,
         markets_source(values, now),

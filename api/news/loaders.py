@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import clock
-from api.core.dataloader import LoaderBase, by_field, lazy_loader, link_query
+from api.core.dataloader import LoaderBase, by_field, lazy_loader, link_query, then
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
@@ -20,23 +21,30 @@ class NewsLoaders(LoaderBase):
     def __init__(self, max_objects: int | None = None) -> None:
         super().__init__(max_objects)
         self._tree: CategoryTree | None = None
+        self._tree_loading: asyncio.Future[CategoryTree] | None = None
 
     async def category_tree(self) -> CategoryTree:
         """The category tree, from one query the first time it is needed in this request."""
-        if self._tree is None:
-            self._tree = CategoryTree(await fetch_rows(models.Category, "SELECT * FROM categories"))
+        if self._tree is not None:
+            return self._tree
+        return await self._loading_tree()
+
+    def _loading_tree(self) -> asyncio.Future[CategoryTree]:
+        # One task loads it for every field that asks in the meantime.
+        if self._tree_loading is None:
+            self._tree_loading = asyncio.ensure_future(self._load_tree())
+        return self._tree_loading
+
+    async def _load_tree(self) -> CategoryTree:
+        self._tree = CategoryTree(await fetch_rows(models.Category, "SELECT * FROM categories"))
         return self._tree
 
     def with_category_tree(self, use: Callable[[CategoryTree], R]) -> R:
         """``use(tree)``: at once once the tree is loaded (a resolver returning this is then
-        synchronous), else an awaitable that loads it first (typed as ``R``, as ``then``)."""
+        synchronous), else an awaitable of it (``then`` of the one task loading the tree)."""
         if self._tree is not None:
             return use(self._tree)
-
-        async def later() -> R:
-            return use(await self.category_tree())
-
-        return later()  # type: ignore[return-value]
+        return then(self._loading_tree(), use)
 
     async def _tags_by_article(self, keys: list[int]) -> list[list[models.Tag]]:
         return await link_query(

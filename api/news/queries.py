@@ -29,6 +29,7 @@ from api.news.lists import (
     ArticleFilterValues,
     articles_source,
 )
+from api.news.loaders import CategoryTree
 from api.news.types import Article, ArticleOrder, ArticleStatus, Author, Category, Tag
 from db import models
 
@@ -61,7 +62,7 @@ def _status_filter(info: Info, status: ArticleStatus) -> int | None:
 
 
 @strawberry.field(description="Published articles, filtered and ordered.")
-async def articles(
+def articles(
     info: Info,
     first: First = None,
     after: After = None,
@@ -99,7 +100,7 @@ async def articles(
             "a",
             ARTICLE_ORDERS["NEWEST"].keys,
         )
-    return await load_connection(
+    return load_connection(
         info,
         None,
         articles_source(values),
@@ -133,13 +134,17 @@ tags = connection_field(Tag, TAGS, TAGS_ORDER, parent=None, description="All tag
 
 
 @strawberry.field(description="A category by slug.")
-async def category(info: Info, slug: Slug) -> Category | None:
-    tree = await info.context.loaders.category_tree()
+def category(info: Info, slug: Slug) -> Category | None:
+    return info.context.loaders.with_category_tree(lambda tree: _category(tree, slug))
+
+
+def _category(tree: CategoryTree, slug: str) -> Category | None:
     row = tree.by_slug.get(slug)
     return Category.from_row(row) if row else None
 
 
 @strawberry.field(description="The top-level categories; their children nest.")
-async def categories(info: Info) -> list[Category]:
-    tree = await info.context.loaders.category_tree()
-    return [Category.from_row(row) for row in tree.children.get(None, [])]
+def categories(info: Info) -> list[Category]:
+    return info.context.loaders.with_category_tree(
+        lambda tree: [Category.from_row(row) for row in tree.children.get(None, [])]
+    )

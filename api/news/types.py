@@ -331,7 +331,7 @@ class Article(Node):
             "one. `first` is 0–20."
         )
     )
-    async def related_articles(
+    def related_articles(
         self,
         info: Info,
         first: Annotated[int, strawberry.argument(description="How many (0–20).")] = 5,
@@ -339,10 +339,14 @@ class Article(Node):
         limit = info.context.settings.max_related_articles
         if not 0 <= first <= limit:
             raise BadUserInput(f"`first` must be between 0 and {limit}, got {first}.")
-        rows = await info.context.loaders.related_articles_by_article.load((self.pk, first))
-        return [Article.from_row(row) for row in rows]
+        return then(
+            info.context.loaders.related_articles_by_article.load((self.pk, first)),
+            lambda rows: [Article.from_row(row) for row in rows],
+        )
 
     @strawberry.field(description="The markets this article discusses.")
-    async def markets(self, info: Info) -> list[MarketT]:
-        rows = await info.context.loaders.markets_by_article.load(self.pk)
-        return [market_from_row(row) for row in rows]
+    def markets(self, info: Info) -> list[MarketT]:
+        return then(
+            info.context.loaders.markets_by_article.load(self.pk),
+            lambda rows: [market_from_row(row) for row in rows],
+        )

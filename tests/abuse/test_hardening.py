@@ -575,7 +575,7 @@ async def test_failing_inputs_are_logged_truncated(
     async def broken(self: Loaders) -> None:
         raise ValueError(f"cannot handle {huge}") from KeyError(huge)
 
-    monkeypatch.setattr(Loaders, "category_tree", broken)
+    monkeypatch.setattr(Loaders, "_load_tree", broken)
     with caplog.at_level(logging.ERROR, logger="agora.errors"):
         body = await client.post("{ categories { slug } }")
     assert _codes(body) == ["INTERNAL_SERVER_ERROR"]

@@ -167,7 +167,7 @@ async def test_unexpected_errors_are_masked_and_logged(
     async def broken(self: Loaders) -> None:
         raise RuntimeError("SELECT secret FROM internals")
 
-    monkeypatch.setattr(Loaders, "category_tree", broken)
+    monkeypatch.setattr(Loaders, "_load_tree", broken)
     with caplog.at_level(logging.ERROR, logger="agora.errors"):
         body = await client.post("{ categories { slug } stats { articleCount } }")
     assert body["errors"] == [

@@ -344,7 +344,7 @@ async def test_a_traceback_only_for_the_unexpected_error_and_with_its_request_id
     async def broken(self: Loaders) -> Any:
         raise RuntimeError("the category tree is gone")
 
-    monkeypatch.setattr(Loaders, "category_tree", broken)
+    monkeypatch.setattr(Loaders, "_load_tree", broken)
     response = await client.http.post(
         "/graphql", json={"query": "{ categories { slug } }"}, headers={"X-Request-ID": "boom-1"}
     )
