@@ -18,7 +18,9 @@ def encode(data: Any, limit: int = 1000) -> str:
 def test_compact_utf8_that_parses_back() -> None:
     data = {"data": {"title": "Zürich – Ташкент 🚀", "n": 3, "p": 0.1, "tiny": 1e-05, "x": None}}
     encoded = encode(data)
-    assert encoded == '{"data":{"title":"Zürich – Ташкент 🚀","n":3,"p":0.1,"tiny":0.00001,"x":null}}'
+    assert (
+        encoded == '{"data":{"title":"Zürich – Ташкент 🚀","n":3,"p":0.1,"tiny":0.00001,"x":null}}'
+    )
     assert json.loads(encoded) == data
 
 
