@@ -41,6 +41,9 @@ class Context:
     operation_type: str = ""
     # Whether the transport ran the request's checks before execution (the HTTP view does).
     prechecked: bool = False
+    # The planned executor's estimate of the response's JSON size, counted as it built the
+    # data (api.core.execution): the HTTP view's bound then needs no walk of its own.
+    response_size: int | None = None
 
     @property
     def accounts(self) -> Accounts:

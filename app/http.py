@@ -978,8 +978,10 @@ class GraphQLApp(GraphQL[Context, None]):
             # Loads issued in one batch all complete before the budget can refuse the next.
             # Never a truncated body: no data, one error.
             return {"data": None, "errors": [context.loaders.budget.error().formatted()]}
-        if result.data is not None and response_size_over(
-            result.data, self.settings.max_response_bytes
+        limit = self.settings.max_response_bytes
+        known = context.response_size  # counted by the planned executor as it ran
+        if result.data is not None and (
+            known > limit if known is not None else response_size_over(result.data, limit)
         ):
             return {"data": None, "errors": [response_too_large(self.settings.max_response_bytes)]}
         for error in result.errors or ():

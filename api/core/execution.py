@@ -142,6 +142,9 @@ class _Direct:
 class _Object:
     type: GraphQLObjectType
     fields: list[_Field] = field(default_factory=list)
+    # What an output dict of this selection adds to the response's estimated JSON size besides
+    # its values, as api.extensions.response.response_size_over counts it: braces, keys, quotes.
+    size: int = 2
 
 
 def _named(output: Any) -> Any:
@@ -275,7 +278,21 @@ def _plan_object(
         if entry.attribute is None or entry.leaf is None:
             entry.complete = _completer(definition.type, entry.plan)
         plan.fields.append(entry)
+    plan.size = 2 + sum(4 + len(entry.key) for entry in plan.fields)
     return plan
+
+
+def _value_size(value: Any) -> int:
+    """A completed value's share of the estimate (response_size_over's counts); an object's
+    dict counts when its level is run."""
+    kind = value.__class__
+    if kind is str:
+        return len(value) + 2
+    if kind is dict:
+        return 0
+    if kind is list:
+        return 2 + len(value) + sum(map(_value_size, value))
+    return 8
 
 
 def _completer(output: GraphQLOutputType, plan: _Object | None) -> Callable[..., Any] | None:
@@ -528,6 +545,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     # Per fast run: each field's converted arguments by id(_Field); None: no direct calls.
     _converted: dict[int, dict[str, Any]] | None = None
+    # The last fast run's estimated response size (see _run).
+    _size: int = 0
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         """The fast run when the operation's shape allows it, else graphql-core's."""
@@ -564,6 +583,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return await result
             return result
         stats.fast += 1
+        context = self.context_value
+        if hasattr(context, "response_size"):
+            context.response_size = self._size
         return self.finish(self.build_response(data))
 
     async def _run(
@@ -572,15 +594,19 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         data: dict[str, Any] = {}
         level: list[_Pending] = [(plan, self.root_value, data, None)]
         is_awaitable = self.is_awaitable
+        # The response's JSON size as response_size_over estimates it, counted on the way.
+        size = 0
         while level:
             following: list[_Pending] = []
             waiting: list[tuple[_Field, Awaitable[Any], dict[str, Any], Path, Any]] = []
             try:
                 for object_plan, source, out, path in level:
                     type_name = object_plan.type.name
+                    size += object_plan.size
                     for entry in object_plan.fields:
                         if entry.definition is None:
                             out[entry.key] = type_name
+                            size += len(type_name) + 2
                             continue
                         if entry.attribute is not None:
                             value = getattr(source, entry.attribute)
@@ -591,13 +617,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                     if leaf.non_null:
                                         raise _Fallback
                                     out[entry.key] = None
+                                    size += 8
                                 elif leaf.text and value.__class__ is str:
                                     out[entry.key] = value
+                                    size += len(value) + 2
                                 else:
                                     serialized = leaf.serialize(value)
                                     if serialized is None or serialized is Undefined:
                                         raise _Fallback
                                     out[entry.key] = serialized
+                                    size += _value_size(serialized)
                                 continue
                             field_path = Path(path, entry.key, type_name)
                             info = None
@@ -615,7 +644,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 waiting.append((entry, value, out, field_path, info))
                                 continue
                             outcomes.append((field_path, False, value, False))
-                        out[entry.key] = self._completed(entry, value, following, field_path, info)
+                        completed = self._completed(entry, value, following, field_path, info)
+                        out[entry.key] = completed
+                        size += _value_size(completed)
             except BaseException:
                 for _, awaitable, _, _, _ in waiting:
                     if asyncio.iscoroutine(awaitable):
@@ -639,8 +670,11 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
                     if isinstance(value, BaseException):
                         raise _Fallback from value
-                    out[entry.key] = self._completed(entry, value, following, field_path, info)
+                    completed = self._completed(entry, value, following, field_path, info)
+                    out[entry.key] = completed
+                    size += _value_size(completed)
             level = following
+        self._size = size
         return data
 
     def _resolve(

@@ -12,7 +12,14 @@ def response_size_over(value: Any, limit: int) -> bool:
     """Whether ``value`` as JSON would be over ``limit`` characters, estimated from what it holds
     and stopping as soon as it is: before anything is encoded. A string referenced many times
     counts each time (one article body under 84,000 aliases and ids is a small result and a
-    245 MB body)."""
+    245 MB body). The planned executor counts the same as it builds a response
+    (``api.core.execution``; the HTTP view then skips this walk)."""
+    return estimated_size(value, limit) > limit
+
+
+def estimated_size(value: Any, limit: float = float("inf")) -> int:
+    """``response_size_over``'s estimate of ``value``'s JSON size (stopping once over
+    ``limit``)."""
     size = 0
     stack: list[Any] = [value]
     pop, extend = stack.pop, stack.extend
@@ -39,8 +46,8 @@ def response_size_over(value: Any, limit: int) -> bool:
         else:
             size += 8
         if size > limit:
-            return True
-    return False
+            return size
+    return size
 
 
 def response_too_large(limit: int) -> dict[str, Any]:

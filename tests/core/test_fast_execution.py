@@ -27,6 +27,7 @@ from api.core import execution
 from api.core.execution import plan_operation
 from api.core.node import to_global_id
 from api.extensions import format_errors
+from api.extensions.response import estimated_size
 from api.live import LiveGraphQL
 from api.loaders import Loaders
 from api.markets.subscriptions import odds_update
@@ -142,6 +143,9 @@ async def answer(schema: AgoraSchema, ex: Executors, query: str, variables: Any)
         loaders=Loaders(ex.settings.max_response_objects),
     )
     result = await schema.execute(query, variable_values=variables, context_value=context)
+    if context.response_size is not None:
+        # The plan's size estimate, counted as it ran, is the HTTP view's walk's, exactly.
+        assert context.response_size == estimated_size(result.data), query
     errors = [e.formatted for e in format_errors(result.errors) or []]
     return json.dumps({"data": result.data, "errors": errors}, default=str)
 
