@@ -192,3 +192,32 @@ async def test_reply_counts_of_a_page_are_the_databases(client: GraphQLClient) -
         assert len(replies["nodes"]) == min(1, count)
         checked += count > 1
     assert checked > 0
+
+
+# The home feed of bench.article_page: the categories, the featured page, the latest page (its
+# bylines joined), its totalCount, the markets and their outcomes, the latest articles' tags.
+HOME_STATEMENTS = 7
+
+
+async def test_home_feed_statements_and_bylines_from_the_page(client: GraphQLClient) -> None:
+    from bench.article_page import HOME
+
+    with SqlCounter().counting() as counter:
+        data = await client.data(HOME)
+    assert len(counter.statements) == HOME_STATEMENTS, [s[:100] for s in counter.statements]
+    assert not [s for s in counter.statements if s.startswith("SELECT * FROM authors")]
+    featured = data["featured"]["nodes"]
+    assert featured
+    for node in featured:
+        article = await models.Article.get(slug=node["slug"]).prefetch_related("author")
+        assert node["author"]["name"] == article.author.name
+    # An author's, a tag's and a category's articles bring their bylines too.
+    query = """{ tags(first: 3) { nodes { articles(first: 3) { nodes { author { slug } } } } }
+                 categories { articles(first: 3) { nodes { author { slug } } } } }"""
+    with SqlCounter().counting() as counter:
+        data = await client.data(query)
+    assert not [s for s in counter.statements if s.startswith("SELECT * FROM authors")]
+    slugs = [
+        node["author"]["slug"] for tag in data["tags"]["nodes"] for node in tag["articles"]["nodes"]
+    ] + [node["author"]["slug"] for c in data["categories"] for node in c["articles"]["nodes"]]
+    assert slugs and all(slugs)
