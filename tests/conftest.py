@@ -323,6 +323,9 @@ async def prepare_database(url: str, demo: bool) -> Settings:
         housekeeping=False,
         redis_limits_timeout_ms=2000,
         session_cache_ms=0,
+        # Each app the suite starts freezes what is alive (gctuning): at a threshold of 20,000
+        # the garbage of earlier tests was frozen with it and a worker grew to 9 GB.
+        gc_gen0_threshold=0,
     )
     await apply_migrations(settings)
     if demo:
