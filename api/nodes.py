@@ -64,6 +64,10 @@ async def load_node(info: Info, global_id: str) -> Any:
     row = await loader.load(pk)
     if row is not None and type_name == "Article":
         row = await article_row(info, row)
+    elif row is not None and type_name == "Author":
+        # A byline is seen as ``authors`` lists them: with an article readers see.
+        if not await loaders.author_shown.load(pk):
+            return None
     elif row is not None and type_name == "Comment":
         # A comment is seen with its article (a draft's or an archived article's are not).
         article = await loaders.article_by_id.load(row.article_id)

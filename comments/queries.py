@@ -1,11 +1,12 @@
-"""Reads of a thread for live delivery: whether it exists, its last sequence, and the visible
-comments between two sequences (a subscription's replay)."""
+"""Reads of a thread for live delivery: whether it exists, its last sequence, a new comment as
+readers may see it, and the visible comments between two sequences (a subscription's
+replay)."""
 
 from __future__ import annotations
 
 from clock import now
 from db import models
-from db.sql import fetch_dicts
+from db.sql import fetch_dicts, fetch_rows
 
 
 async def article_exists(article_id: int) -> bool:
@@ -15,6 +16,19 @@ async def article_exists(article_id: int) -> bool:
         [article_id, now()],
     )
     return bool(rows)
+
+
+async def shown_comment(comment_id: int) -> models.Comment | None:
+    """Comment ``comment_id`` as a plain row (``db.sql.PlainRow``), unless it is deleted or
+    readers don't see its article now (archived or unpublished since it was posted): one
+    statement, as loading the comment alone was."""
+    rows = await fetch_rows(
+        models.Comment,
+        "SELECT c.* FROM comments c JOIN articles a ON a.id = c.article_id "
+        f"WHERE c.id = ? AND c.deleted = ? AND {models.visible_sql('a')}",
+        [comment_id, False, now()],
+    )
+    return rows[0] if rows else None
 
 
 async def last_sequence(article_id: int) -> int:

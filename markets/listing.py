@@ -10,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from db import models
+from db.search import MARKERS_REFUSED, holds_markers
 from markets import ledger
 from markets.pricing import CENTS_PER_CREDIT, MAX_TRADE_CENTS
 from markets.store import record_price
@@ -38,9 +39,13 @@ async def create_market(
     question = " ".join(question.split())
     if not 10 <= len(question) <= 300:
         raise validation("A question is 10 to 300 characters.", "question")
+    if holds_markers(question):
+        raise validation(f"A question {MARKERS_REFUSED}.", "question")
     description = description.strip()
     if len(description) > 10_000:
         raise validation("A description is at most 10,000 characters.", "description")
+    if holds_markers(description):
+        raise validation(f"A description {MARKERS_REFUSED}.", "description")
     criteria = resolution_criteria.strip()
     if not 1 <= len(criteria) <= 10_000:
         raise validation("Resolution criteria are 1 to 10,000 characters.", "resolutionCriteria")

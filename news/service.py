@@ -34,6 +34,7 @@ from tortoise.transactions import in_transaction
 from accounts.roles import at_least
 from clock import Clock, now
 from db import models
+from db.search import MARKERS_REFUSED, holds_markers
 from db.sql import execute, fetch_dicts, placeholders
 from domain_events import Publisher, discard
 from news.events import ArticleChange, ArticleChanged, AuthorChanged
@@ -142,12 +143,16 @@ class Newsroom:
         text = " ".join(title.split())
         if not 1 <= len(text) <= TITLE_MAX:
             raise validation(f"A title is 1 to {TITLE_MAX} characters.", "title")
+        if holds_markers(text):
+            raise validation(f"A title {MARKERS_REFUSED}.", "title")
         return text
 
     def _excerpt(self, excerpt: str) -> str:
         text = excerpt.strip()
         if len(text) > EXCERPT_MAX:
             raise validation(f"An excerpt is at most {EXCERPT_MAX} characters.", "excerpt")
+        if holds_markers(text):
+            raise validation(f"An excerpt {MARKERS_REFUSED}.", "excerpt")
         return text
 
     def _body(self, body: str) -> str:
@@ -155,6 +160,8 @@ class Newsroom:
         limit = self.settings.article_body_max_length
         if len(text) > limit:
             raise validation(f"A body is at most {limit} characters.", "body")
+        if holds_markers(text):
+            raise validation(f"A body {MARKERS_REFUSED}.", "body")
         return text
 
     def _slug(self, slug: str) -> str:

@@ -14,7 +14,12 @@ from api.comments.types import Comment
 from api.core.errors import BadUserInput, NotFound
 from api.core.node import from_global_id
 from api.core.subscriptions import refusals, websocket_only
-from comments.queries import article_exists, last_sequence, visible_comments_between
+from comments.queries import (
+    article_exists,
+    last_sequence,
+    shown_comment,
+    visible_comments_between,
+)
 from news.service import visible_now
 from realtime.events import comments_channel
 from realtime.sources import SOURCE, Stream, SubscriptionSource
@@ -49,13 +54,15 @@ class CommentAdded(SubscriptionSource[int]):
         return Stream(channel, article_id, after)
 
     async def root(self, target: int, event: Mapping[str, Any], loaders: Any) -> Any:
-        """The comment an ``added`` event is about, unless deleted meanwhile."""
+        """The comment an ``added`` event is about, unless deleted or hidden meanwhile."""
         if event.get("kind") != "added":
             return None
-        row = await loaders.comment_by_id.load(int(event["comment_id"]))
-        # (No comment is added to an article readers don't see: posting is refused there.)
-        if row is None or row.deleted:
+        # Posting is refused on an article readers don't see, but it may have been archived or
+        # unpublished between the comment and this event: readers hear no more (as for edits).
+        row = await shown_comment(int(event["comment_id"]))
+        if row is None:  # deleted meanwhile, or its article hidden
             return None
+        loaders.comment_by_id.prime(row.id, row)
         return Comment.from_row(row)
 
     async def replay(

@@ -48,4 +48,5 @@ def relevance(
     rank = rank_sql(kind, text, alias)
     if rank is None:
         return None
-    return Ordering("RELEVANCE", (SortKey(rank, "float", True), *then))
+    # Named by its list: a cursor of ``search`` or of the other list is refused here.
+    return Ordering(f"{kind.upper()}_RELEVANCE", (SortKey(rank, "float", True), *then))

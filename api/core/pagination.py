@@ -255,13 +255,16 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
                 raise bad
             values.append(value)
         elif key.kind == "float":
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-            ):
+            if not isinstance(value, int | float) or isinstance(value, bool):
                 raise bad
-            values.append(float(value))
+            try:
+                number = float(value)
+            except OverflowError as exc:
+                # An integer past a double's range (10**400) has no float.
+                raise bad from exc
+            if not math.isfinite(number):
+                raise bad
+            values.append(number)
         else:
             if (
                 not isinstance(value, int)

@@ -215,6 +215,7 @@ LOADER_TAGS: dict[str, TagFunction] = {
     "author_by_id": _news,
     "author_by_slug": _news,
     "author_by_user": _news,
+    "author_shown": _news,
     "article_by_id": _article,
     "article_by_slug": _article,
     "article_slug_by_slug": _news,

@@ -61,10 +61,23 @@ class NewsLoaders(LoaderBase):
                 found[(article_id, size)] = rows
         return [found.get(key, []) for key in keys]
 
+    async def _author_shown(self, keys: list[int]) -> list[bool]:
+        # As ``authors`` lists them: bylines with an article readers see (api.news.lists).
+        rows = await fetch_dicts(
+            f"SELECT DISTINCT a.author_id AS id FROM articles a "
+            f"WHERE a.author_id IN ({placeholders(len(keys))}) AND {models.visible_sql('a')}",
+            [*keys, clock.now()],
+        )
+        shown = {int(row["id"]) for row in rows}
+        return [key in shown for key in keys]
+
     # One loader per relation, made on its first use in a request.
     author_by_id = lazy_loader(by_field(models.Author, "id"))
     author_by_slug = lazy_loader(by_field(models.Author, "slug"))
     author_by_user = lazy_loader(by_field(models.Author, "user_id"))
+    # Whether readers see the byline at all (``author(slug)``, ``node``): one with only drafts
+    # doesn't tell anyone someone is writing.
+    author_shown = lazy_loader(_author_shown, method=True)
     article_by_id = lazy_loader(by_field(models.Article, "id"))
     article_by_slug = lazy_loader(by_field(models.Article, "slug"))
     # A slug an article had before (it keeps resolving to the article).

@@ -113,10 +113,15 @@ def articles(
     )
 
 
-@strawberry.field(description="An author by slug.")
+@strawberry.field(
+    description="An author by slug: one with a published article, as `authors` lists them."
+)
 async def author(info: Info, slug: Slug) -> Author | None:
-    row = await info.context.loaders.author_by_slug.load(slug)
-    return Author.from_row(row) if row else None
+    loaders = info.context.loaders
+    row = await loaders.author_by_slug.load(slug)
+    if row is None or not await loaders.author_shown.load(row.id):
+        return None
+    return Author.from_row(row)
 
 
 authors = connection_field(

@@ -21,9 +21,10 @@ from db.search import fts5_query, search_hits, snippets
 
 KIND = {SearchType.ARTICLE: "Article", SearchType.MARKET: "Market"}
 
-# Most relevant first; ties by type, then id (a cursor is all three).
+# Most relevant first; ties by type, then id (a cursor is all three). Its own name: a cursor
+# of a list's relevance order (``articles(filter: {search})``) isn't one of these.
 RELEVANCE = Ordering(
-    "RELEVANCE",
+    "SEARCH_RELEVANCE",
     (SortKey("rank", "float", True), SortKey("kind", "str", False), SortKey("id", "int", False)),
 )
 
@@ -60,6 +61,8 @@ async def search(
         default_size=settings.default_page_size,
         max_size=settings.max_page_size,
     )
+    if request.cursor is not None and request.cursor[1] not in KIND.values():
+        raise BadUserInput(f"Invalid cursor {str(after)[:64]!r} for order {RELEVANCE.name}.")
     wanted = set(SearchType) if types is None else set(types)
     kinds = sorted(KIND[t] for t in wanted)
     rows: list[dict[str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from enum import Enum
 from typing import Annotated
 
@@ -20,6 +21,8 @@ class SearchType(Enum):
     MARKET = strawberry.enum_value("Market", description="Markets, in any status.")
 
 
+_MARKERS = re.compile(f"([{MARK_START}{MARK_END}])")
+
 SearchResult = Annotated[
     Article | Market,
     strawberry.union("SearchResult", description="What a search hit is: an article or a market."),
@@ -27,10 +30,27 @@ SearchResult = Annotated[
 
 
 def marked(raw: str) -> str:
-    """A snippet as HTML: the text escaped, only the matched words in ``<mark>``."""
+    """A snippet as HTML: the text escaped, only the matched words in ``<mark>``, always
+    balanced: a start marker opens a mark only when none is open and an end marker closes only
+    an open one (others are dropped, as a text holding these characters could put them
+    anywhere), and a mark still open at the end is closed."""
     # html.escape leaves the private-use marks alone: they become the only markup.
-    text = html.escape(raw, quote=True)
-    return text.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    out: list[str] = []
+    open_mark = False
+    for piece in _MARKERS.split(html.escape(raw, quote=True)):
+        if piece == MARK_START:
+            if not open_mark:
+                out.append("<mark>")
+                open_mark = True
+        elif piece == MARK_END:
+            if open_mark:
+                out.append("</mark>")
+                open_mark = False
+        else:
+            out.append(piece)
+    if open_mark:
+        out.append("</mark>")
+    return "".join(out)
 
 
 @strawberry.type(description="One search result.")

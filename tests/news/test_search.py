@@ -240,7 +240,7 @@ async def test_the_index_is_what_the_database_uses(fresh_client: GraphQLClient) 
         await fetch_dicts("VACUUM ANALYZE article_search")
         plan = await fetch_dicts(
             "EXPLAIN SELECT article_id FROM article_search "
-            "WHERE document @@ websearch_to_tsquery('english', 'lemons')"
+            "WHERE document @@ websearch_to_tsquery('agora_search', 'lemons')"
         )
         text = "\n".join(str(next(iter(row.values()))) for row in plan)
         assert "article_search_document" in text and "Seq Scan" not in text, text
