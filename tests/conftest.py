@@ -307,6 +307,22 @@ def forget_compiled_statements() -> None:
     EXECUTOR_CACHE.clear()
 
 
+def suite_settings(url: str) -> Settings:
+    """The settings of the apps the suite builds in-process over the database at ``url``
+    (``prepare_database`` says why each differs from the default)."""
+    return Settings(
+        database_url=url,
+        env="test",
+        housekeeping=False,
+        redis_limits_timeout_ms=2000,
+        session_cache_ms=0,
+        # Each app the suite starts sets the process's collector (gctuning): Python's own
+        # threshold keeps the suite's memory as it was (at 20,000, before gctuning collected the
+        # young generations ahead of each freeze, a worker grew to 9 GB).
+        gc_gen0_threshold=0,
+    )
+
+
 async def prepare_database(url: str, demo: bool) -> Settings:
     """Migrate the database at ``url`` (and load the demo data); returns its settings."""
     forget_compiled_statements()
@@ -317,16 +333,7 @@ async def prepare_database(url: str, demo: bool) -> Settings:
     # No session cache (SESSION_CACHE_MS): tests change sessions in the database behind the
     # app's back and expect the next request to see it; tests/accounts/test_session_cache.py
     # turns it on.
-    settings = Settings(
-        database_url=url,
-        env="test",
-        housekeeping=False,
-        redis_limits_timeout_ms=2000,
-        session_cache_ms=0,
-        # Each app the suite starts freezes what is alive (gctuning): at a threshold of 20,000
-        # the garbage of earlier tests was frozen with it and a worker grew to 9 GB.
-        gc_gen0_threshold=0,
-    )
+    settings = suite_settings(url)
     await apply_migrations(settings)
     if demo:
         from demo.seed import load_demo_data

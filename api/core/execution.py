@@ -550,6 +550,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         """The fast run when the operation's shape allows it, else graphql-core's."""
+        context = self.context_value
+        if getattr(context, "response_size", None) is not None:
+            context.response_size = None  # a context executed before: no stale estimate
         middleware = self.middleware_manager
         # Strawberry hands over a manager without middleware (its extensions are hooks around
         # execution): with real middleware every field is wrapped, graphql-core's job.

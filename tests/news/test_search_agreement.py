@@ -23,8 +23,7 @@ from db import models
 from db.config import tortoise_config
 from db.migrate import apply_migrations
 from db.sql import fetch_dicts, is_postgres
-from settings import Settings
-from tests.conftest import GraphQLClient, _client_for, new_database
+from tests.conftest import GraphQLClient, _client_for, new_database, suite_settings
 from tests.news.test_newsroom import ARCHIVE, CREATE, PUBLISH, ok
 
 SEARCH = """query($q: String!, $after: String) {
@@ -255,13 +254,7 @@ async def test_migration_0008_rebuilds_the_documents_of_a_populated_database(
     request: pytest.FixtureRequest, backend: str, tmp_path: Any
 ) -> None:
     url = await new_database(request, backend, tmp_path)
-    settings = Settings(
-        database_url=url,
-        env="test",
-        housekeeping=False,
-        redis_limits_timeout_ms=2000,
-        session_cache_ms=0,
-    )
+    settings = suite_settings(url)
     await migrate(config=tortoise_config(settings), target="models.0007_search")
     await Tortoise.close_connections()
     await Tortoise.init(config=tortoise_config(settings))
