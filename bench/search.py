@@ -84,7 +84,7 @@ SELECT a.id, -bm25(article_search, 10.0, 4.0, 1.0) AS rank
 FTS_POSTGRES = """
 SELECT a.id, ts_rank_cd(s.document, q.q)::float8 AS rank
   FROM article_search s JOIN articles a ON a.id = s.article_id,
-       (SELECT websearch_to_tsquery('english', ?) AS q) q
+       (SELECT websearch_to_tsquery('agora_search', ?) AS q) q
  WHERE s.document @@ q.q AND a.state = 'PUBLISHED' AND a.published_at <= ?
  ORDER BY rank DESC, a.id LIMIT 21
 """
