@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
+from graphql import FieldNode
 from strawberry.types import Info
 
 from api.core.dataloader import ListSpec, then
@@ -102,8 +103,22 @@ def load_connection(
         default_size=settings.default_page_size,
         max_size=settings.max_page_size,
     )
-    page = info.context.loaders.page_by_parent.load((parent, ListSpec(source, ordering, request)))
+    spec = ListSpec(source, ordering, request, parent is None and _selects_total(info))
+    page = info.context.loaders.page_by_parent.load((parent, spec))
     return then(page, lambda page: _connection(page, parent, source, convert))
+
+
+def _selects_total(info: Info) -> bool:
+    """Whether the connection's own selection names ``totalCount`` (fragments are not looked
+    into: then totalCount is counted by a statement of its own, with the same answer)."""
+    for node in info._raw_info.field_nodes:
+        selection_set = node.selection_set
+        if selection_set is None:
+            continue
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode) and selection.name.value == "totalCount":
+                return True
+    return False
 
 
 def _connection(

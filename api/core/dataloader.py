@@ -41,6 +41,9 @@ class ListSpec:
     source: Source
     ordering: Ordering
     request: PageRequest
+    # A root list (no parent) whose totalCount is selected: its page statement counts the list
+    # too, so totalCount costs no statement of its own (lists under parents always count).
+    counted: bool = False
 
 
 def by_field(model: type[M], field: str) -> Callable[[list[Any]], Awaitable[list[M | None]]]:
@@ -268,7 +271,7 @@ class LoaderBase:
         specs = list(by_spec)
         uniques = [list(dict.fromkeys(by_spec[spec])) for spec in specs]
         fetched = await _together(
-            fetch_pages(spec.source, spec.ordering, spec.request)
+            fetch_pages(spec.source, spec.ordering, spec.request, counted=spec.counted)
             if unique == [None]
             else fetch_pages(spec.source, spec.ordering, spec.request, unique)
             for spec, unique in zip(specs, uniques, strict=True)

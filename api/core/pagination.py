@@ -320,8 +320,11 @@ async def fetch_pages(
     ordering: Ordering,
     request: PageRequest,
     parents: Sequence[Any] | None = None,
+    *,
+    counted: bool = False,
 ) -> dict[Any, Page[Any]]:
-    """One page per parent (or one page under the key ``None``), in one SQL statement."""
+    """One page per parent (or one page under the key ``None``), in one SQL statement; a list
+    under parents is counted when it has no cursor, a root list when ``counted`` says so."""
     extra: list[tuple[str, Sequence[Any]]] = []
     if request.cursor is not None:
         extra.append(_keyset_predicate(ordering, request))
@@ -341,13 +344,21 @@ async def fetch_pages(
     limit = request.size + 1
     # Without a cursor the window partition holds the parent's whole list: counting it there
     # costs nothing more and answers totalCount without a statement of its own.
-    counted = parents is not None and request.cursor is None
+    counted = (counted or parents is not None) and request.cursor is None
     params = where.params
     if parents is None:
-        sql = (
-            f"SELECT {source.table}.*, {sort_cols}{join_cols} FROM {from_sql} "
-            f"WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
+        # The count is a subquery over the same rows, as for one parent below.
+        count_sql = (
+            f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {where_sql}) AS _total "
+            if counted
+            else " "
         )
+        sql = (
+            f"SELECT {source.table}.*, {sort_cols}{join_cols}"
+            + count_sql
+            + f"FROM {from_sql} WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
+        )
+        params = [*where.params, *where.params] if counted else where.params
     elif len(parents) == 1:
         # One parent (an article's comments, an author's articles): the same rows as the
         # windowed form, by ORDER BY … LIMIT, counted over the whole list (the window runs

@@ -195,8 +195,9 @@ async def test_reply_counts_of_a_page_are_the_databases(client: GraphQLClient) -
 
 
 # The home feed of bench.article_page: the categories, the featured page, the latest page (its
-# bylines joined), its totalCount, the markets and their outcomes, the latest articles' tags.
-HOME_STATEMENTS = 7
+# bylines joined, its totalCount counted in the same statement), the markets and their outcomes,
+# the latest articles' tags.
+HOME_STATEMENTS = 6
 
 
 async def test_home_feed_statements_and_bylines_from_the_page(client: GraphQLClient) -> None:
@@ -206,6 +207,11 @@ async def test_home_feed_statements_and_bylines_from_the_page(client: GraphQLCli
         data = await client.data(HOME)
     assert len(counter.statements) == HOME_STATEMENTS, [s[:100] for s in counter.statements]
     assert not [s for s in counter.statements if s.startswith("SELECT * FROM authors")]
+    assert not [s for s in counter.statements if s.startswith("SELECT COUNT(*)")]
+    assert (
+        data["latest"]["totalCount"]
+        == await models.Article.filter(state="PUBLISHED", published_at__lte=clock.now()).count()
+    )
     featured = data["featured"]["nodes"]
     assert featured
     for node in featured:
@@ -221,3 +227,42 @@ async def test_home_feed_statements_and_bylines_from_the_page(client: GraphQLCli
         node["author"]["slug"] for tag in data["tags"]["nodes"] for node in tag["articles"]["nodes"]
     ] + [node["author"]["slug"] for c in data["categories"] for node in c["articles"]["nodes"]]
     assert slugs and all(slugs)
+
+
+async def test_root_total_count_the_same_however_it_is_counted(client: GraphQLClient) -> None:
+    """A root list's totalCount comes from its page statement when the connection selects it,
+    from a statement of its own through a fragment or after a cursor: always the whole list."""
+    visible = models.Article.filter(state="PUBLISHED", published_at__lte=clock.now())
+    total, featured = await visible.count(), await visible.filter(featured=True).count()
+    first = await client.data("{ articles(first: 2) { pageInfo { endCursor } } }")
+    after = first["articles"]["pageInfo"]["endCursor"]
+    query = """query($after: String) {
+      inline: articles(first: 3) { totalCount }
+      none: articles(first: 0) { totalCount nodes { slug } }
+      later: articles(first: 3, after: $after) { totalCount }
+      spread: articles(first: 3) { ...Counted }
+      featured: articles(first: 1, filter: {featured: true}) { totalCount }
+    }
+    fragment Counted on ArticleConnection { totalCount }"""
+    with SqlCounter().counting() as counter:
+        data = await client.data(query, {"after": after})
+    assert data == {
+        "inline": {"totalCount": total},
+        "none": {"totalCount": total, "nodes": []},
+        "later": {"totalCount": total},
+        "spread": {"totalCount": total},
+        "featured": {"totalCount": featured},
+    }
+    # Five pages, no count of its own: the pages selecting it count the list for the others.
+    assert len(counter.statements) == 5
+    assert not [s for s in counter.statements if s.startswith("SELECT COUNT(*)")]
+    query = """query($after: String) {
+      later: articles(first: 3, after: $after) { totalCount }
+      spread: articles(first: 3) { ...Counted }
+    }
+    fragment Counted on ArticleConnection { totalCount }"""
+    with SqlCounter().counting() as counter:
+        data = await client.data(query, {"after": after})
+    assert data == {"later": {"totalCount": total}, "spread": {"totalCount": total}}
+    assert len([s for s in counter.statements if s.startswith("SELECT COUNT(*)")]) == 1
+    assert len(counter.statements) == 3
