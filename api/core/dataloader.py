@@ -270,12 +270,21 @@ class LoaderBase:
         # One statement per spec, sent together (on SQLite: one hand-off, db.sqlite_reads).
         specs = list(by_spec)
         uniques = [list(dict.fromkeys(by_spec[spec])) for spec in specs]
-        fetched = await _together(
-            fetch_pages(spec.source, spec.ordering, spec.request, counted=spec.counted)
-            if unique == [None]
-            else fetch_pages(spec.source, spec.ordering, spec.request, unique)
-            for spec, unique in zip(specs, uniques, strict=True)
-        )
+        # A root list is counted by one of its pages only: aliases of one list with different
+        # sizes cost one count, as they did when totalCount was a statement of its own.
+        counting: set[Source] = set()
+        fetches = []
+        for spec, unique in zip(specs, uniques, strict=True):
+            if unique == [None]:
+                counted = spec.counted and spec.source not in counting
+                if counted:
+                    counting.add(spec.source)
+                fetches.append(
+                    fetch_pages(spec.source, spec.ordering, spec.request, counted=counted)
+                )
+            else:
+                fetches.append(fetch_pages(spec.source, spec.ordering, spec.request, unique))
+        fetched = await _together(fetches)
         for spec, pages in zip(specs, fetched, strict=True):
             for parent, page in pages.items():
                 found[(parent, spec)] = page
