@@ -103,7 +103,10 @@ def load_connection(
         default_size=settings.default_page_size,
         max_size=settings.max_page_size,
     )
-    spec = ListSpec(source, ordering, request, parent is None and _selects_total(info))
+    # A root list's first page counts the list when totalCount is selected (after a cursor
+    # the page's rows are not the whole list: counted on its own, the spec not split).
+    counted = parent is None and request.cursor is None and _selects_total(info)
+    spec = ListSpec(source, ordering, request, counted)
     page = info.context.loaders.page_by_parent.load((parent, spec))
     return then(page, lambda page: _connection(page, parent, source, convert))
 

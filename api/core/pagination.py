@@ -346,38 +346,24 @@ async def fetch_pages(
     # costs nothing more and answers totalCount without a statement of its own.
     counted = (counted or parents is not None) and request.cursor is None
     params = where.params
-    if parents is None:
-        # The count is a subquery over the same rows, as for one parent below.
-        count_sql = (
-            f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {where_sql}) AS _total "
-            if counted
-            else " "
-        )
-        sql = (
-            f"SELECT {source.table}.*, {sort_cols}{join_cols}"
-            + count_sql
-            + f"FROM {from_sql} WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
-        )
-        params = [*where.params, *where.params] if counted else where.params
-    elif len(parents) == 1:
-        # One parent (an article's comments, an author's articles): the same rows as the
-        # windowed form, by ORDER BY … LIMIT, counted over the whole list (the window runs
-        # before the LIMIT). SQLite ranked every row of the list, every column carried through
-        # its sorter, for the window: three times the cost of this on a busy thread.
+    if parents is None or len(parents) == 1:
         # The count is a subquery of its own over the same rows (the source's FROM and WHERE;
         # it comes first in the text, so do its parameters): ``COUNT(*) OVER ()`` made SQLite
         # carry every row of the list, all its columns, through the sort (2× the statement).
-        count_sql = (
-            f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {where_sql}) AS _total "
-            if counted
-            else " "
-        )
+        count_sql = " "
+        if counted:
+            count_sql = f", (SELECT COUNT(*) FROM {source.from_sql} WHERE {where_sql}) AS _total "
+            params = [*where.params, *where.params]
+        # One parent (an article's comments, an author's articles): the same rows as the
+        # windowed form, by ORDER BY … LIMIT, counted over the whole list. SQLite ranked every
+        # row of the list, every column carried through its sorter, for the window: three times
+        # the cost of this on a busy thread.
+        parent_sql = "" if parents is None else f", {source.parent} AS _parent"
         sql = (
-            f"SELECT {source.table}.*, {sort_cols}{join_cols}, {source.parent} AS _parent"
+            f"SELECT {source.table}.*, {sort_cols}{join_cols}{parent_sql}"
             + count_sql
             + f"FROM {from_sql} WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}"
         )
-        params = [*where.params, *where.params] if counted else where.params
     else:
         # Counted per kept row by a correlated subquery (an index lookup per parent), not by
         # ``COUNT(*) OVER (PARTITION BY …)``, which carried every row of every list, all its
