@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -20,6 +19,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields.data import DatetimeField
 from tortoise.models import Model
+from tortoise.timezone import get_default_timezone, get_use_tz
 
 from db import sqlite_reads
 
@@ -117,11 +117,22 @@ def _datetime_converter(field: DatetimeField[Any]) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if value.__class__ is str:
             # Text Python doesn't read as ISO goes to Tortoise's parser as it is.
-            with suppress(ValueError):
+            try:
                 value = datetime.fromisoformat(value)
+            except ValueError:
+                return to_python(value)
+            if value.tzinfo is UTC and _utc_aware():
+                # What to_python_value gives a UTC time when Tortoise keeps aware times in
+                # UTC (``astimezone`` of UTC to UTC), without its four calls a value.
+                return value.replace(tzinfo=get_default_timezone())
         return to_python(value)
 
     return convert
+
+
+def _utc_aware() -> bool:
+    """Whether Tortoise keeps times aware and in UTC (its settings are read once, cached)."""
+    return get_use_tz() and getattr(get_default_timezone(), "key", None) == "UTC"
 
 
 def plain_rows(model: type[Model], prefix: str = "") -> Callable[[Mapping[str, Any]], Any]:

@@ -54,6 +54,7 @@ from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
 from api.core.refusals import count_refusals_in, counted_resolver, counted_when_done
 
@@ -354,14 +355,26 @@ def _one(named: Any, plan: _Object | None) -> Callable[..., Any] | None:
         if plan is None:
             return None
         is_type_of = named.is_type_of
+        # An instance of the type's own strawberry class, not cast to another type, passes
+        # every check below (a fifth of completing an object): tested by its class alone.
+        definition = named.extensions.get("strawberry-definition")
+        origin = getattr(definition, "origin", None)
+        if (
+            getattr(definition, "is_type_of", None) is not None  # the type's own test
+            or not isinstance(origin, type)
+            or issubclass(origin, Exception)
+            or hasattr(origin, "__await__")
+        ):
+            origin = None
 
         def complete_object(
             value: Any, following: list[_Pending], path: Path, info: Any, is_awaitable: Any
         ) -> Any:
-            if isinstance(value, Exception) or is_awaitable(value):
-                raise _Fallback
-            if is_type_of is not None and is_type_of(value, info) is not True:
-                raise _Fallback
+            if value.__class__ is not origin or getattr(value, TYPE_CAST_ATTRIBUTE, None):
+                if isinstance(value, Exception) or is_awaitable(value):
+                    raise _Fallback
+                if is_type_of is not None and is_type_of(value, info) is not True:
+                    raise _Fallback
             out: dict[str, Any] = {}
             following.append((plan, value, out, path))
             return out

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar
 
 from tortoise.models import Model
@@ -206,23 +207,38 @@ def page_request(
 
 # json.dumps with options builds an encoder per call; a page encodes a cursor per row.
 _CURSOR_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# The pieces of that encoder, called directly (a cursor an edge: 3.3 µs each through the
+# encoder and base64's wrappers, a fortieth of a home feed); the text is the same, byte for byte.
+_QUOTE = json.encoder.encode_basestring_ascii
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
     """An opaque cursor for a row's sort values."""
-    out: list[Any] = []
+    parts = [_QUOTE(ordering.name)]
     for key, value in zip(ordering.keys, values, strict=True):
-        if key.kind == "datetime":
-            out.append(_as_datetime(value).isoformat())
-        elif key.kind == "str":
-            out.append(str(value))
-        elif key.kind == "float":
+        kind = key.kind
+        if kind == "datetime":
+            # An ISO time is ASCII with nothing JSON escapes.
+            iso = _iso_text(value) if value.__class__ is str else _as_datetime(value).isoformat()
+            parts.append(f'"{iso}"')
+        elif kind == "str":
+            parts.append(_QUOTE(str(value)))
+        elif kind == "float":
             # JSON keeps a float's shortest repr: it reads back as the same double.
-            out.append(float(value))
+            parts.append(_CURSOR_JSON(float(value)))
         else:
-            out.append(int(value))
-    raw = _CURSOR_JSON([ordering.name, *out])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+            parts.append(int.__repr__(int(value)))
+    raw = "[" + ",".join(parts) + "]"
+    encoded = binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE)
+    return encoded.rstrip(b"=").decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def _iso_text(text: str) -> str:
+    """The ISO form of a time as SQLite's text holds it: the same rows' cursors are made on
+    every request, and ``isoformat`` is most of a cursor's cost."""
+    return _as_datetime(text).isoformat()
 
 
 def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, ...]:
@@ -281,7 +297,10 @@ def _as_datetime(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         raise TypeError(f"not a datetime: {value!r}")
-    if value.tzinfo is None:
+    tzinfo = value.tzinfo
+    if tzinfo is UTC:  # (as SQLite's text reads back)
+        return value
+    if tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from tortoise.fields.data import DatetimeField
 
 from api.comments.lists import COMMENT_ORDERS
 from api.core.errors import BadUserInput
 from api.core.node import from_global_id, to_global_id
-from api.core.pagination import decode_cursor, encode_cursor
+from api.core.pagination import Ordering, SortKey, decode_cursor, encode_cursor
 from api.core.scalars import parse_decimal, serialize_decimal
 from api.news.lists import ARTICLE_ORDERS
+from db import models
+from db.sql import _datetime_converter
 from markets import lmsr
 from settings import SettingsError, load_settings
 
@@ -48,6 +55,74 @@ def test_cursors_round_trip_and_are_tied_to_their_order() -> None:
         decode_cursor(cursor, ARTICLE_ORDERS["OLDEST"])
     with pytest.raises(BadUserInput):
         decode_cursor(cursor, COMMENT_ORDERS["TOP"])
+
+
+def _reference_cursor(ordering: Ordering, values: list[object]) -> str:
+    """The cursor as json + base64 spell it (what encode_cursor wrote before its fast path)."""
+    out: list[object] = []
+    for key, value in zip(ordering.keys, values, strict=True):
+        if key.kind == "datetime":
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+            assert isinstance(moment, datetime)
+            aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+            out.append(aware.astimezone(UTC).isoformat())
+        elif key.kind == "str":
+            out.append(str(value))
+        elif key.kind == "float":
+            out.append(float(value))  # type: ignore[arg-type]
+        else:
+            out.append(int(value))  # type: ignore[call-overload]
+    raw = json.dumps([ordering.name, *out], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@given(
+    name=st.text(max_size=12),
+    at=st.one_of(
+        st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5))])),
+        st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat(" ")),
+    ),
+    text=st.text(max_size=20),
+    number=st.floats(allow_nan=True, allow_infinity=True),
+    pk=st.integers(min_value=-(2**63), max_value=2**63),
+)
+@example(name="TOP", at="2026-11-20 10:00:00+00:00", text='é"\\\u2028', number=math.nan, pk=7)
+@example(name="é", at=datetime(2026, 1, 1), text="", number=-math.inf, pk=-1)
+@example(name="N", at=datetime(2026, 1, 1, tzinfo=UTC), text="x", number=1e-05, pk=2**40)
+def test_cursors_are_the_json_and_base64_text_byte_for_byte(
+    name: str, at: datetime | str, text: str, number: float, pk: int
+) -> None:
+    # The fast encoder must write the very text clients already hold cursors of.
+    ordering = Ordering(
+        name,
+        (
+            SortKey("a", "datetime", True),
+            SortKey("b", "str", False),
+            SortKey("c", "float", False),
+            SortKey("d", "bigint", True),
+        ),
+    )
+    values: list[object] = [at, text, number, pk]
+    assert encode_cursor(ordering, values) == _reference_cursor(ordering, values)
+
+
+@given(
+    at=st.one_of(
+        st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=9))])).map(
+            lambda d: d.isoformat(" ")
+        ),
+        st.datetimes(),
+        st.sampled_from(["2026-11-20 10:00:00Z", "2026-11-20T10:00:00.5+00:00"]),
+    )
+)
+def test_plain_rows_read_times_as_tortoise_does(at: str | datetime) -> None:
+    field = models.Article._meta.fields_map["published_at"]
+    assert isinstance(field, DatetimeField)
+    parsed = datetime.fromisoformat(at) if isinstance(at, str) else at
+    expected = field.to_python_value(parsed)
+    got = _datetime_converter(field)(at)
+    assert got == expected
+    assert got.tzinfo is expected.tzinfo and got.utcoffset() == expected.utcoffset()
 
 
 @pytest.mark.parametrize(
