@@ -124,8 +124,19 @@ def _datetime_reader(
     through the C ``fromisoformat`` (far faster than iso8601) and kept, the rest by the field;
     either way the field's own time zone rules, exactly as Tortoise applies them."""
     if type(field) is DatetimeField:
-        return _plain_times, field.to_python_value
+        return _plain_times, _driver_times(field.to_python_value)
     return _times_reader(field.to_python_value), field.to_python_value
+
+
+def _driver_times(to_python: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A DatetimeField's conversion of what a driver returns (asyncpg: aware datetimes in UTC)."""
+
+    def convert(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is UTC and _utc_aware():
+            return value.replace(tzinfo=get_default_timezone())  # as in _times_reader
+        return to_python(value)
+
+    return convert
 
 
 def _times_reader(to_python: Callable[[Any], Any]) -> Callable[[str], Any]:
@@ -158,8 +169,9 @@ def _datetime_converter(field: DatetimeField[Any]) -> Callable[[Any], Any]:
     return convert
 
 
+@cache
 def _utc_aware() -> bool:
-    """Whether Tortoise keeps times aware and in UTC (its settings are read once, cached)."""
+    """Whether Tortoise keeps times aware and in UTC (read once, as Tortoise reads them)."""
     return get_use_tz() and getattr(get_default_timezone(), "key", None) == "UTC"
 
 
