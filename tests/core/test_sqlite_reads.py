@@ -84,6 +84,18 @@ async def test_rows_are_what_tortoises_client_gives(db: Settings) -> None:
     )
 
 
+async def test_repeated_column_names_read_as_tortoises_dicts_do(db: Settings) -> None:
+    # (``a.*`` beside a joined table's columns: the same name twice; Tortoise's dict of a row
+    # takes the first column of a name, its letters compared without case, and so must the
+    # batched read's.)
+    sql = "SELECT id, name, 7 AS name, x'00ff' AS raw, 1.5 AS ID, 'é' AS É FROM t WHERE id = 2"
+    batched = await fetch_dicts(sql)
+    direct = await connections.get("default").execute_query_dict(sql)
+    expected = {"id": 2, "name": "two", "raw": b"\x00\xff", "ID": 2, "É": "é"}
+    assert batched == direct == [expected]
+    assert [list(row) for row in batched] == [list(row) for row in direct]
+
+
 async def test_a_failing_statement_fails_only_its_caller(
     db: Settings, hand_offs: list[list[str]]
 ) -> None:
@@ -215,6 +227,11 @@ async def test_a_locked_database_is_an_outage_as_from_tortoise(db: Settings) -> 
     from db.health import is_database_down
 
     class Locked:
+        row_factory: Any = None
+
+        def cursor(self) -> Locked:
+            return self
+
         def execute(self, sql: str, params: Any) -> Any:
             raise sqlite3.OperationalError("database is locked")
 
