@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
@@ -139,11 +139,10 @@ def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
     if isinstance(loaded, asyncio.Future):
         if loaded.done():
             return convert(loaded.result())  # a failed load raises here, as awaiting it would
-        # A future, not a coroutine: gathered with the rest of its level, a coroutine becomes a
-        # task of its own (ten articles' tags were ten tasks on the home feed).
-        converted: asyncio.Future[R] = loaded.get_loop().create_future()
-        loaded.add_done_callback(lambda done: _settle(converted, done, convert))
-        return converted  # type: ignore[return-value]
+        # Not a coroutine: gathered with the rest of its level, a coroutine becomes a task of
+        # its own (ten articles' tags were ten tasks on the home feed). The planned executor
+        # waits for the load itself and converts in place (api.core.execution).
+        return Then(loaded, convert)  # type: ignore[return-value]
 
     async def later() -> R:
         return convert(await loaded)
@@ -151,23 +150,20 @@ def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
     return later()  # type: ignore[return-value]
 
 
-def _settle(
-    converted: asyncio.Future[R], loaded: asyncio.Future[T], convert: Callable[[T], R]
-) -> None:
-    """``converted`` gets ``convert`` of what ``loaded`` gave (or its error, or its cancel)."""
-    if converted.done():  # cancelled by its waiter
-        return
-    if loaded.cancelled():
-        converted.cancel()
-        return
-    error = loaded.exception()
-    if error is not None:
-        converted.set_exception(error)
-        return
-    try:
-        converted.set_result(convert(loaded.result()))
-    except Exception as exc:
-        converted.set_exception(exc)
+class Then(Generic[T, R]):
+    """``convert`` of what the pending load ``loaded`` gives, as an awaitable. Its load is the
+    loader's own future (shared by every load of the key): waiting for it adds no future,
+    callback or turn of the loop of its own, and a waiter giving up cancels nothing."""
+
+    __slots__ = ("convert", "loaded")
+
+    def __init__(self, loaded: asyncio.Future[T], convert: Callable[[T], R]) -> None:
+        self.loaded = loaded
+        self.convert = convert
+
+    def __await__(self) -> Generator[Any, None, R]:
+        value = yield from asyncio.shield(self.loaded).__await__()
+        return self.convert(value)
 
 
 class CountingDataLoader(DataLoader[K, T]):

@@ -56,6 +56,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
+from api.core.dataloader import Then
 from api.core.refusals import count_refusals_in, counted_resolver, counted_when_done
 
 # Plans kept per parsed operation (the document cache hands back the same node objects).
@@ -679,8 +680,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     except Exception as exc:
                         values = [exc]
                 else:
-                    # All of the level at once: the loaders batch what the level asks for.
-                    values = await asyncio.gather(*(w[1] for w in waiting), return_exceptions=True)
+                    # All of the level at once: the loaders batch what the level asks for. A
+                    # pending load's conversion (``then``) is waited for by its load's own
+                    # future and converted here, as its awaiting would convert it.
+                    values = await asyncio.gather(
+                        *(w[1].loaded if w[1].__class__ is Then else w[1] for w in waiting),
+                        return_exceptions=True,
+                    )
+                    for index, (_, awaitable, _, _, _) in enumerate(waiting):
+                        if awaitable.__class__ is Then:
+                            loaded = values[index]
+                            if not isinstance(loaded, BaseException):
+                                try:
+                                    values[index] = awaitable.convert(loaded)
+                                except Exception as exc:
+                                    values[index] = exc
                 for (_, _, _, field_path, _), value in zip(waiting, values, strict=True):
                     outcomes.append((field_path, True, value, isinstance(value, BaseException)))
                 for (entry, _, out, field_path, info), value in zip(waiting, values, strict=True):
