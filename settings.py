@@ -287,6 +287,9 @@ class Settings:
     # Performance: reads. SQLite statements sent outside transactions in the same turns of the
     # loop go to the connection's thread in one hand-off (db.sqlite_reads); off: one each
     sqlite_batch_reads: bool = True
+    # PostgreSQL statements sent outside transactions in the same turns of the loop run on one
+    # pooled connection, one after the other (db.pg_reads); off: a pooled connection each
+    postgres_batch_reads: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -500,6 +503,7 @@ def load_settings() -> Settings:
             "SQLITE_GROUP_COMMIT_MAX", defaults.sqlite_group_commit_max, 1, 1000
         ),
         sqlite_batch_reads=_bool("SQLITE_BATCH_READS", defaults.sqlite_batch_reads),
+        postgres_batch_reads=_bool("POSTGRES_BATCH_READS", defaults.postgres_batch_reads),
     )
     if settings.env not in ("development", "production", "test"):
         raise SettingsError(

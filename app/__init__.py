@@ -43,7 +43,7 @@ from app.response_cache import ResponseCache, bumping
 from app.wire import PROTOCOL, WEBSOCKET_PROTOCOL, WebSocketShortcut
 from clock import use_offset_file
 from comments.service import Comments
-from db import instrument, sqlite_reads
+from db import instrument, pg_reads, sqlite_reads
 from logs import configure_if_unconfigured, configure_logging, get_logger
 from markets.trading import Trading
 from news.service import Newsroom
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             # Every statement counted, per request and operation (db.instrument).
             instrument.install_for(connections.all())
             sqlite_reads.enabled = settings.sqlite_batch_reads
+            pg_reads.enabled = settings.postgres_batch_reads
             await broker.start()
             await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full

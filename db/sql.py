@@ -21,7 +21,7 @@ from tortoise.fields.data import CharEnumFieldInstance, DatetimeField
 from tortoise.models import Model
 from tortoise.timezone import get_default_timezone, get_use_tz
 
-from db import sqlite_reads
+from db import pg_reads, sqlite_reads
 
 _PLACEHOLDER = re.compile(r"\?")
 _MISSING = object()
@@ -61,6 +61,8 @@ async def fetch_dicts(
     conn = conn or connection()
     if sqlite_reads.usable(conn):
         return await sqlite_reads.fetch(conn, sql, params)
+    if pg_reads.usable(conn):
+        return await pg_reads.fetch(conn, to_dialect(sql, conn), params)
     return await conn.execute_query_dict(to_dialect(sql, conn), list(params))
 
 

@@ -682,7 +682,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 else:
                     # All of the level at once: the loaders batch what the level asks for. A
                     # pending load's conversion (``then``) is waited for by its load's own
-                    # future and converted here, as its awaiting would convert it.
+                    # future and converted here, as its awaiting would convert it. (Cancelling
+                    # this execution cancels those loads: its loaders' own, which a later load
+                    # of the key makes anew.)
                     values = await asyncio.gather(
                         *(w[1].loaded if w[1].__class__ is Then else w[1] for w in waiting),
                         return_exceptions=True,
