@@ -196,13 +196,14 @@ async def test_a_statement_timing_out_holds_back_no_batch_mate(fresh_settings: S
     try:
         with instrument.counting() as statements:
             started = loop.time()
-            slow, one, two = await asyncio.gather(
+            answers: list[Any] = await asyncio.gather(
                 fetch_dicts("SELECT pg_sleep(5) AS slept"),
                 fetch_dicts("SELECT 1 AS one"),
                 fetch_dicts("SELECT 2 AS two"),
                 return_exceptions=True,
             )
             assert loop.time() - started < 1.4
+        slow, one, two = answers
         assert isinstance(slow, TimeoutError) and is_database_down(slow)
         assert (one, two) == ([{"one": 1}], [{"two": 2}])
         assert statements.count == 3  # each counted once, however it ran
