@@ -34,6 +34,17 @@ I = TypeVar("I", bound=Item)  # noqa: E741
 _FLUSHING: set[asyncio.Task[None]] = set()
 
 
+class Read:
+    """A read waiting its turn: the statement, its parameters, and the future of its rows."""
+
+    __slots__ = ("future", "params", "sql")
+
+    def __init__(self, sql: str, params: list[Any], future: Future[list[dict[str, Any]]]) -> None:
+        self.sql = sql
+        self.params = params
+        self.future = future
+
+
 class HandOff(Generic[I]):
     """The items waiting for one SQLite client's connection (module docstring)."""
 

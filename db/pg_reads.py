@@ -24,7 +24,6 @@ tracing off (a span per statement needs its own await) and ``POSTGRES_BATCH_READ
 from __future__ import annotations
 
 import asyncio
-from asyncio import Future
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +31,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClie
 
 import tracing
 from db import instrument
-from db.handoff import settle
+from db.handoff import Read, settle
 from db.health import is_database_down
 
 # Statements of one batch: they run one after the other on one connection, so the last waits
@@ -61,20 +60,11 @@ def usable(client: BaseDBAsyncClient) -> bool:
     )
 
 
-class _Read:
-    __slots__ = ("future", "params", "sql")
-
-    def __init__(self, sql: str, params: list[Any], future: Future[list[dict[str, Any]]]) -> None:
-        self.sql = sql
-        self.params = params
-        self.future = future
-
-
 async def fetch(client: BaseDBAsyncClient, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     """``sql``'s rows as dicts (``$n`` placeholders), sent with this turn's other reads."""
     instrument.sent(sql)  # in the caller's context: its request's record
-    read = _Read(sql, list(params), asyncio.get_running_loop().create_future())
-    batch: list[_Read] | None = getattr(client, "_agora_pg_batch", None)
+    read = Read(sql, list(params), asyncio.get_running_loop().create_future())
+    batch: list[Read] | None = getattr(client, "_agora_pg_batch", None)
     if batch is None:
         batch = []
         client._agora_pg_batch = batch  # type: ignore[attr-defined]
@@ -91,16 +81,16 @@ async def _fetch_on(_client: Any, connection: Any, sql: str, params: list[Any]) 
     return await connection.fetch(sql, *params)
 
 
-async def _flush(client: Any, batch: list[_Read]) -> None:
+async def _flush(client: Any, batch: list[Read]) -> None:
     try:
         for _ in range(JOIN_TURNS):
             await asyncio.sleep(0)
         if getattr(client, "_agora_pg_batch", None) is batch:
             client._agora_pg_batch = None  # later reads start a batch of their own
-        rest: list[_Read] = []
+        rest: list[Read] = []
         # Answered once the connection is back in the pool: nothing holds one after the
         # response (the pool gauges, and the next request, see it free).
-        outcomes: list[tuple[_Read, bool, Any]] = []
+        outcomes: list[tuple[Read, bool, Any]] = []
         try:
             async with client.acquire_connection() as connection:
                 for index, read in enumerate(batch):
@@ -137,13 +127,13 @@ async def _flush(client: Any, batch: list[_Read]) -> None:
             settle(read.future, False, asyncio.CancelledError())
 
 
-async def _one(client: Any, connection: Any, read: _Read) -> list[dict[str, Any]]:
+async def _one(client: Any, connection: Any, read: Read) -> list[dict[str, Any]]:
     # Tortoise's own translation of asyncpg's errors, around the same call.
     rows = await client._translate_exceptions(_fetch_on, connection, read.sql, read.params)
     return [dict(row) for row in rows]
 
 
-async def _alone(client: Any, read: _Read) -> None:
+async def _alone(client: Any, read: Read) -> None:
     if read.future.done():
         return
     try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from asyncio import Future
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 import tracing
 from db import instrument
-from db.handoff import HandOff
+from db.handoff import HandOff, Read
 
 # At most this many statements in one hand-off: a batch holds the connection for all of them.
 MAX_BATCH = 64
@@ -61,15 +60,6 @@ def usable(client: BaseDBAsyncClient) -> bool:
     )
 
 
-class _Read:
-    __slots__ = ("future", "params", "sql")
-
-    def __init__(self, sql: str, params: list[Any], future: Future[list[dict[str, Any]]]) -> None:
-        self.sql = sql
-        self.params = params
-        self.future = future
-
-
 def _translated(kind: type[Exception], exc: sqlite3.Error) -> Exception:
     """Tortoise's error for ``exc``, chained to it as Tortoise's client chains it (raising it
     inside its ``except``): ``db.health.is_database_down`` follows the chain to SQLite's
@@ -93,7 +83,7 @@ def _dicts(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]
     return [{name: row[i] for name, i in zip(names, firsts, strict=True)} for row in rows]
 
 
-def _run(conn: sqlite3.Connection, reads: list[_Read]) -> list[tuple[bool, Any]]:
+def _run(conn: sqlite3.Connection, reads: list[Read]) -> list[tuple[bool, Any]]:
     """On the connection's thread: each read's (ok, rows or error)."""
     outcomes: list[tuple[bool, Any]] = []
     for read in reads:
@@ -120,12 +110,12 @@ def _run(conn: sqlite3.Connection, reads: list[_Read]) -> list[tuple[bool, Any]]
 
 async def fetch(client: BaseDBAsyncClient, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     """``sql``'s rows as dicts, sent with this turn's other reads (``usable(client)`` first)."""
-    reader: HandOff[_Read] | None = getattr(client, "_agora_reader", None)
+    reader: HandOff[Read] | None = getattr(client, "_agora_reader", None)
     if reader is None:
         reader = HandOff(client, _run, JOIN_TURNS)
         client._agora_reader = reader  # type: ignore[attr-defined]
     instrument.sent(sql)  # in the caller's context: its request's record
-    read = _Read(sql, list(params), asyncio.get_running_loop().create_future())
+    read = Read(sql, list(params), asyncio.get_running_loop().create_future())
     reader.submit(read, MAX_BATCH)
     try:
         return await read.future

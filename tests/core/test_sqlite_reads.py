@@ -235,7 +235,7 @@ async def test_a_locked_database_is_an_outage_as_from_tortoise(db: Settings) -> 
         def execute(self, sql: str, params: Any) -> Any:
             raise sqlite3.OperationalError("database is locked")
 
-    read = sqlite_reads._Read("SELECT 1", [], asyncio.get_running_loop().create_future())
+    read = sqlite_reads.Read("SELECT 1", [], asyncio.get_running_loop().create_future())
     [(ok, error)] = sqlite_reads._run(Locked(), [read])  # type: ignore[arg-type]
     assert not ok and isinstance(error, OperationalError)
     assert is_database_down(error)
