@@ -613,9 +613,11 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         # The response's JSON size as response_size_over estimates it, counted on the way.
         size = 0
+        # What the levels run so far wait for: awaited together once no object is left to
+        # expand without them (below).
+        waiting: list[tuple[_Field, Awaitable[Any], dict[str, Any], Path, Any]] = []
         while level:
             following: list[_Pending] = []
-            waiting: list[tuple[_Field, Awaitable[Any], dict[str, Any], Path, Any]] = []
             try:
                 for object_plan, source, out, path in level:
                     type_name = object_plan.type.name
@@ -671,6 +673,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     elif isinstance(awaitable, asyncio.Future):
                         awaitable.cancel()  # (its error, if it has one, is never asked for)
                 raise
+            if following and waiting:
+                # Objects completed without waiting (a connection's edges, their nodes) are
+                # expanded first: their loads join the ones still pending, in the same batches
+                # (the home feed's tags, under latest.edges.node, went a turn and a statement
+                # hand-off after the markets' outcomes, one level up).
+                level = following
+                continue
             if waiting:
                 values: list[Any]
                 if len(waiting) == 1:
@@ -705,6 +714,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     completed = self._completed(entry, value, following, field_path, info)
                     out[entry.key] = completed
                     size += _value_size(completed)
+                waiting = []
             level = following
         self._size = size
         return data
