@@ -122,7 +122,8 @@ class Connection:
         # Set once closing: whoever serves the connection stops waiting on a stalled writer.
         self.closed = LightEvent()
         self.last_pong = asyncio.get_running_loop().time()
-        # When a frame was last sent (HTTP streams send heartbeats after a silence).
+        # When the writer last sent a frame (HTTP streams send heartbeats after a silence;
+        # direct writes, which only websockets have, don't keep it).
         self.last_write = self.last_pong
         # Replays of this connection running at once; the rest wait their turn here. An HTTP
         # stream carries one operation, so its slots are its client's (address and viewer).
@@ -166,16 +167,17 @@ class Connection:
     def _write_now(self, frame: str) -> bool:
         """Write ``frame`` straight to the transport if nothing is ahead of it and its buffer
         is low; False (nothing written) otherwise."""
-        if (
-            self.direct is None
-            or self.sending
-            or self.queue
-            or self.latest
-            or not self.direct(frame, self.max_buffer)
-        ):
-            return False
-        self.last_write = asyncio.get_running_loop().time()
-        return True
+        # ``last_write`` is not kept here: only HTTP streams read it (their heartbeats), and they
+        # have no direct write; a websocket's keep-alive is its pings. (Reading the loop's clock
+        # was a tenth of a delivery's own cost, once per subscriber and event.)
+        direct = self.direct
+        return (
+            direct is not None
+            and not self.sending
+            and not self.queue
+            and not self.latest
+            and direct(frame, self.max_buffer)
+        )
 
     def _start_writer(self) -> None:
         self.wake.set()

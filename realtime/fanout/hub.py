@@ -14,7 +14,7 @@ from realtime.events import SESSIONS
 from realtime.fanout.connection import Connection
 from realtime.fanout.gctuning import GCTuning
 from realtime.fanout.group import Group
-from realtime.fanout.subscription import REPLACED, Sub
+from realtime.fanout.subscription import KEPT, REPLACED, Sub
 from realtime.ports import FindSession, GraphQLLayer, ResolveQuery, as_sent
 from realtime.protocol.messages import CloseCode
 from realtime.sources import SubscriptionSource, sources_of
@@ -176,11 +176,14 @@ class Hub:
         loaders = LazyLoaders(self.graphql.loaders)
         # One root per source and target: the groups of one field share the event's object.
         roots: dict[tuple[SubscriptionSource[Any], Any], Any] = {}
+        # A copy: the awaits below let other tasks add and remove groups of the channel.
         for group in list(groups):
             source = group.source
-            if (source, group.target) not in roots:
-                roots[source, group.target] = await source.root(group.target, event, loaders)
-            root = roots[source, group.target]
+            key = (source, group.target)
+            if key in roots:
+                root = roots[key]
+            else:
+                root = roots[key] = await source.root(group.target, event, loaders)
             if root is None:
                 continue
             try:
@@ -189,19 +192,17 @@ class Hub:
                 logger.exception("rendering an event for %s failed", group.channel)
                 continue
             seq = source.sequence(event)
-            # Counted once per group, not per subscriber: thousands of them share the event.
-            handed = replaced = 0
             # One frame str per subscription id (clients mostly use the same): built once, and
             # so encoded and framed once for all sockets (app.wire.text_frame).
             frames: dict[str, str] = {}
-            for sub in list(group.subs):
-                outcome = sub.offer(seq, payload, frames)
-                if outcome:
-                    handed += 1
-                    if outcome == REPLACED:
-                        replaced += 1
+            # A copy: an offer can end its subscription (an overflow), which leaves the group.
+            offers = [sub.offer(seq, payload, frames) for sub in list(group.subs)]
+            # Counted once per group, not per subscriber: thousands of them share the event.
+            # (KEPT is 0: the others count; HANDED 1 and REPLACED 2 tell the replaced apart.)
+            handed = len(offers) - offers.count(KEPT)
             if handed:
                 group.meters.deliveries.inc(handed)
+                replaced = offers.count(REPLACED)
                 if replaced:
                     group.meters.coalesced.inc(replaced)
         loaders.release()

@@ -58,9 +58,15 @@ class Sub:
     done: bool = False
     # Ended because the client fell behind (the replay metrics say so).
     overflowed: bool = False
+    # The group's delivery, read once (its source's: fixed): offer runs once per subscriber
+    # and event, and the property chain to the source was a sixth of an offer.
+    coalesced: bool = field(init=False)
+    sequenced: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.prefix, self.suffix = self.conn.wire.data_frame(self.id)
+        self.coalesced = self.group.delivery == "coalesced"
+        self.sequenced = self.group.sequenced
 
     def frame(self, payload_json: str, frames: dict[str, str] | None = None) -> str:
         """The data frame of this subscription carrying ``payload_json``; with ``frames`` (one
@@ -80,15 +86,17 @@ class Sub:
         ``frames``: the event's frames built so far for the group (see :meth:`frame`)."""
         if self.done:
             return KEPT
-        if self.group.delivery == "coalesced":
+        if self.coalesced:
             if seq is not None:
                 if seq <= self.last_seq:
                     return KEPT
                 self.last_seq = seq
-            replacing = self.id in self.conn.latest
-            self.conn.push_latest(self.id, self.frame(payload_json, frames))
+            conn = self.conn
+            # (An empty ``latest``, the usual case, replaces nothing.)
+            replacing = bool(conn.latest) and self.id in conn.latest
+            conn.push_latest(self.id, self.frame(payload_json, frames))
             return REPLACED if replacing else HANDED
-        if not self.group.sequenced or seq is None:
+        if not self.sequenced or seq is None:
             return HANDED if self._push(payload_json, frames) else KEPT
         if self.replaying:
             if len(self.buffer) >= self.conn.settings.ws_queue_length:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal, NotRequired, TypedDict
 
+import orjson
+
 
 class CloseCode(IntEnum):
     """Every code the server closes a socket with."""
@@ -46,6 +48,28 @@ class Closed(Exception):
 def dumps(value: Any) -> str:
     """Compact JSON, as every frame is sent."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# What orjson hands back to ``default`` (which refuses it, so json.dumps decides) instead of
+# encoding it its own way: whatever json.dumps would encode differently or refuse.
+_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def dumps_payload(value: Any) -> str:
+    """An execution result's payload as :func:`dumps` writes it, by orjson (an odds update's
+    payload: 7 µs with json.dumps, 0.5 µs; once per group and event). What orjson refuses or
+    would write otherwise (a lone surrogate, an integer past 64 bits, a non-str key, a subclass
+    of a JSON type, a dataclass or datetime) is json.dumps's, as before. Execution results hold
+    only JSON values (their scalars are serialized, a Float never NaN): the same compact UTF-8,
+    but for a float's notation (1e-05 is written 0.00001, as HTTP answers already write it)."""
+    try:
+        return orjson.dumps(value, option=_PASSTHROUGH).decode()
+    except TypeError:  # orjson.JSONEncodeError included
+        return dumps(value)
 
 
 # -- frames in --------------------------------------------------------------------------------

@@ -506,3 +506,97 @@ def test_a_freeze_leaves_young_garbage_to_the_collector(fresh_settings: Settings
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_an_event_executor_is_the_copy_graphql_core_would_make() -> None:
+    """Group._execute copies the group's executor per event directly (copy's generic protocol
+    was most of build_per_event_executor's time): the same instance graphql-core's method
+    makes, with its own root value and errors; a class with its own copy falls back to it."""
+    from graphql import build_schema, parse
+    from graphql.execution import Executor
+
+    from realtime.fanout.group import _per_event_executor
+
+    schema = build_schema("type Query { d: String } type Subscription { greeting: String }")
+    executor = Executor.build(schema, parse("subscription { greeting }"))
+    assert isinstance(executor, Executor)
+    ours = _per_event_executor(executor, {"greeting": "hello"})
+    theirs = executor.build_per_event_executor({"greeting": "hello"})
+    assert type(ours) is type(theirs) and ours is not executor
+    assert ours.__dict__.keys() == theirs.__dict__.keys()
+    differing = {k for k, v in ours.__dict__.items() if v is not theirs.__dict__[k]}
+    assert differing == {"root_value", "collected_errors"}
+    assert ours.root_value == {"greeting": "hello"}
+    assert ours.collected_errors is not executor.collected_errors
+    assert ours.execute_operation(False).data == {"greeting": "hello"}  # type: ignore[union-attr]
+
+    copied: list[str] = []
+
+    class OwnCopy(Executor):
+        def __copy__(self) -> OwnCopy:
+            copied.append("copied")
+            duplicate = object.__new__(OwnCopy)
+            duplicate.__dict__.update(self.__dict__)
+            return duplicate
+
+    own = OwnCopy.build(schema, parse("subscription { greeting }"))
+    assert isinstance(own, OwnCopy)
+    assert _per_event_executor(own, {"greeting": "hi"}).root_value == {"greeting": "hi"}
+    assert copied == ["copied"]  # graphql-core's own method ran
+
+
+def test_payloads_are_encoded_as_json_dumps_encoded_them() -> None:
+    """Group._encode's payloads (orjson, json.dumps for what orjson refuses or would write
+    otherwise): the same compact UTF-8 JSON text as dumps, the same value for a float."""
+    from enum import IntEnum
+
+    from realtime.protocol.messages import dumps_payload
+
+    class Level(IntEnum):
+        HIGH = 2
+
+    values: list[Any] = [
+        {"data": {"title": "Zürich – Ташкент 🚀", "n": 3, "p": 0.1, "ok": True, "x": None}},
+        {"data": {"list": [1, 2.5, 'a"b\\c\n'], "nested": {"deep": [{"a": []}]}}},
+        {"data": None, "errors": [{"message": "m", "extensions": {"code": "X"}}]},
+        {"data": {"odd": "a\ud800b", "big": 2**70}},  # orjson refuses both
+        {"data": {1: "an int key"}},
+        {"data": {"level": Level.HIGH}},  # a subclass of int: as json.dumps writes it
+    ]
+    for value in values:
+        assert dumps_payload(value) == dumps(value)
+    assert json.loads(dumps_payload({"data": {"tiny": 1e-05}})) == {"data": {"tiny": 1e-05}}
+    with pytest.raises(TypeError):  # what json.dumps refuses is still refused
+        dumps_payload({"data": {"when": object()}})
+
+
+async def test_a_subscription_reads_its_groups_delivery_once(fresh_settings: Settings) -> None:
+    """Sub.coalesced and Sub.sequenced are the group's source's (fixed for a source)."""
+    from realtime.fanout.subscription import HANDED, KEPT, REPLACED, Sub
+
+    class Coalesced(SubscriptionSource[int]):
+        delivery = "coalesced"
+
+    class Sequenced(SubscriptionSource[int]):
+        sequenced = True
+
+    conn, socket = socket_connection(fresh_settings)
+    for source, coalesced, sequenced in (
+        (Coalesced(), True, False),
+        (Sequenced(), False, True),
+        (SubscriptionSource[int](), False, False),
+    ):
+        group = Group(None, (), "f", 1, "c", None, None, source)  # type: ignore[arg-type]
+        sub = Sub(conn, "1", group)
+        assert (sub.coalesced, sub.sequenced) == (coalesced, sequenced)
+    coalesced_group = Group(None, (), "f", 1, "c", None, None, Coalesced())  # type: ignore[arg-type]
+    sub = Sub(conn, "7", coalesced_group)
+    assert sub.offer(3, '{"n":3}') == HANDED  # straight to the socket
+    assert sub.offer(2, '{"n":2}') == KEPT  # older than the last one delivered
+    socket.buffered = fresh_settings.ws_direct_write_buffer_bytes + 1  # the client lags
+    socket.reading.clear()
+    assert sub.offer(4, '{"n":4}') == HANDED  # kept as the latest
+    assert sub.offer(5, '{"n":5}') == REPLACED  # in place of the unsent one
+    assert list(conn.latest) == ["7"] and '{"n":5}' in conn.latest["7"]
+    assert conn.writer_task is not None
+    conn.writer_task.cancel()
