@@ -53,11 +53,6 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         # pooled connection (tests/core/test_pool_reset.py keeps it so); an open transaction
         # is still rolled back by asyncpg before this is called.
         connection["credentials"]["reset"] = keep_session
-        # Idle pooled connections are not closed after 300 s: asyncpg arms (and on the next
-        # acquire cancels) a timer for that on every release, ~10 % of a statement's CPU here.
-        # The pool stays bounded by DB_POOL_SIZE, and asyncpg replaces a connection the server
-        # closed when it is next acquired.
-        connection["credentials"]["max_inactive_connection_lifetime"] = 0
     else:
         raise ValueError(f"unsupported DATABASE_URL scheme: {url.split('://', 1)[0]!r}")
     return {

@@ -65,10 +65,13 @@ async def fetch(client: BaseDBAsyncClient, sql: str, params: Sequence[Any]) -> l
     instrument.sent(sql)  # in the caller's context: its request's record
     read = Read(sql, list(params), asyncio.get_running_loop().create_future())
     batch: list[Read] | None = getattr(client, "_agora_pg_batch", None)
+    if batch is not None and client._agora_pg_flush.done():  # type: ignore[attr-defined]
+        batch = None  # its flush was cancelled before it began (a loop shutting down)
     if batch is None:
         batch = []
         client._agora_pg_batch = batch  # type: ignore[attr-defined]
         task = asyncio.get_running_loop().create_task(_flush(client, batch))
+        client._agora_pg_flush = task  # type: ignore[attr-defined]
         _FLUSHING.add(task)
         task.add_done_callback(_FLUSHING.discard)
     batch.append(read)

@@ -76,7 +76,8 @@ def _dicts(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]
     """``rows`` as ``dict(sqlite3.Row)`` makes them: each name's value is that of the first
     column whose name matches it, ASCII letters compared without case (``a.*`` beside an
     ``a.id AS id`` names a column twice)."""
-    folded = [name.translate(_ASCII_LOWER) for name in names]
+    # (sqlite3.Row compares without case only names that are both ASCII: others exactly.)
+    folded = [name.translate(_ASCII_LOWER) if name.isascii() else name for name in names]
     if len(set(folded)) == len(folded):
         return [dict(zip(names, row, strict=True)) for row in rows]
     firsts = [folded.index(name) for name in folded]

@@ -88,10 +88,13 @@ async def test_repeated_column_names_read_as_tortoises_dicts_do(db: Settings) ->
     # (``a.*`` beside a joined table's columns: the same name twice; Tortoise's dict of a row
     # takes the first column of a name, its letters compared without case, and so must the
     # batched read's.)
-    sql = "SELECT id, name, 7 AS name, x'00ff' AS raw, 1.5 AS ID, 'é' AS É FROM t WHERE id = 2"
+    sql = (
+        "SELECT id, name, 7 AS name, x'00ff' AS raw, 1.5 AS ID, 'é' AS É, "
+        '3 AS "Aé", 4 AS "aé" FROM t WHERE id = 2'
+    )
     batched = await fetch_dicts(sql)
     direct = await connections.get("default").execute_query_dict(sql)
-    expected = {"id": 2, "name": "two", "raw": b"\x00\xff", "ID": 2, "É": "é"}
+    expected = {"id": 2, "name": "two", "raw": b"\x00\xff", "ID": 2, "É": "é", "Aé": 3, "aé": 4}
     assert batched == direct == [expected]
     assert [list(row) for row in batched] == [list(row) for row in direct]
 
