@@ -3,7 +3,7 @@
 Tortoise takes a connection from asyncpg's pool for every statement, and asyncpg's acquire and
 release (its timeouts, shields and the queue of the pool) cost about as much CPU as the
 statement itself: ~35 µs of ~75 for a small read here. A page's loaders send their statements
-in the same turns of the loop (the home feed: four at its first level, two at its third), so
+in the same turns of the loop (the home feed: four at its first level, then two), so
 :func:`fetch` queues each one, and the first of a turn starts a flush that lets the turns pass
 (``JOIN_TURNS``: every loader of the level has sent its statement by then), takes one
 connection from the pool, runs the batch's statements on it one after the other and gives it

@@ -161,16 +161,6 @@ def _times_reader(to_python: Callable[[Any], Any]) -> Callable[[str], Any]:
 _plain_times = _times_reader(DatetimeField().to_python_value)
 
 
-def _datetime_converter(field: DatetimeField[Any]) -> Callable[[Any], Any]:
-    """``field``'s conversion of what the driver returns, as ``plain_rows`` applies it."""
-    from_text, to_python = _datetime_reader(field)
-
-    def convert(value: Any) -> Any:
-        return from_text(value) if value.__class__ is str else to_python(value)
-
-    return convert
-
-
 @cache
 def _utc_aware() -> bool:
     """Whether Tortoise keeps times aware and in UTC (read once, as Tortoise reads them)."""

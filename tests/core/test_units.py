@@ -20,7 +20,7 @@ from api.core.pagination import Ordering, SortKey, decode_cursor, encode_cursor
 from api.core.scalars import parse_decimal, serialize_decimal
 from api.news.lists import ARTICLE_ORDERS
 from db import models
-from db.sql import _datetime_converter
+from db.sql import _datetime_reader
 from markets import lmsr
 from settings import SettingsError, load_settings
 
@@ -120,7 +120,8 @@ def test_plain_rows_read_times_as_tortoise_does(at: str | datetime) -> None:
     assert isinstance(field, DatetimeField)
     parsed = datetime.fromisoformat(at) if isinstance(at, str) else at
     expected = field.to_python_value(parsed)
-    got = _datetime_converter(field)(at)
+    from_text, from_driver = _datetime_reader(field)  # as plain_rows applies them
+    got = from_text(at) if isinstance(at, str) else from_driver(at)
     assert got == expected
     assert got.tzinfo is expected.tzinfo and got.utcoffset() == expected.utcoffset()
 
