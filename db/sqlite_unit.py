@@ -31,13 +31,13 @@ from asyncio import Future
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.exceptions import IntegrityError, OperationalError
 
 import tracing
 from db import instrument
 from db.handoff import HandOff
+from db.sql import connection
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ def drive(step: Coroutine[Any, Any, T]) -> T:
 def available() -> bool:
     """Whether the default connection is a SQLite client outside any transaction (the only
     place a unit can run: inside a Tortoise transaction it would nest its BEGIN)."""
-    client = connections.get("default")
+    client = connection()
     return client.capabilities.dialect == "sqlite" and not isinstance(client, TransactionalDBClient)
 
 
@@ -120,7 +120,7 @@ async def run(work: Callable[[Unit], T], group: int = 1) -> T:
     committed (a ``kill -9`` loses nothing acknowledged). Should the ``COMMIT`` fail, or SQLite
     end the transaction itself, every unit of the group that had run fine gets that error.
     """
-    client: Any = connections.get("default")
+    client: Any = connection()
     writer: HandOff[_Job] | None = getattr(client, "_agora_writer", None)
     if writer is None:
         writer = HandOff(client, _group)

@@ -16,7 +16,7 @@ import strawberry
 from graphql import FieldNode
 from strawberry.types import Info
 
-from api.core.dataloader import ListSpec, then
+from api.core.dataloader import then
 from api.core.node import row_converter
 from api.core.pagination import Ordering, Page, Source, page_request
 
@@ -106,8 +106,9 @@ def load_connection(
     # A root list's first page counts the list when totalCount is selected (after a cursor
     # the page's rows are not the whole list: counted on its own, the spec not split).
     counted = parent is None and request.cursor is None and _selects_total(info)
-    spec = ListSpec(source, ordering, request, counted)
-    page = info.context.loaders.page_by_parent.load((parent, spec))
+    loaders = info.context.loaders
+    spec = loaders.list_spec(source, ordering, request, counted)
+    page = loaders.page_by_parent.load((parent, spec))
     return then(page, lambda page: _connection(page, parent, source, convert))
 
 

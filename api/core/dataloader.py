@@ -250,6 +250,21 @@ class LoaderBase:
         self.budget = budget
         self._released = True
 
+    def list_spec(
+        self, source: Source, ordering: Ordering, request: PageRequest, counted: bool
+    ) -> ListSpec:
+        """The spec of a list, one object for equal specs of this response: a list under every
+        comment of a page is one spec, and its hash (a part of each parent's loader key) is
+        then computed once, not once a parent."""
+        key = (source, ordering, request, counted)
+        specs: dict[tuple[Any, ...], ListSpec] | None = self.__dict__.get("_specs")
+        if specs is None:
+            specs = self.__dict__["_specs"] = {}
+        spec = specs.get(key)
+        if spec is None:
+            spec = specs[key] = ListSpec(source, ordering, request, counted)
+        return spec
+
     def _loader(
         self, load_fn: Callable[[list[Any]], Awaitable[Any]]
     ) -> CountingDataLoader[Any, Any]:

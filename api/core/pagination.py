@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Generic, Literal, TypeVar
 
 from tortoise.models import Model
@@ -40,13 +41,15 @@ def hashed_once(cls: C) -> C:
     and the generated ``__hash__`` rebuilt and hashed the whole nested tuple on every load
     (2.5 % of an article page's CPU). Equality stays the dataclass's, field by field."""
     # The fields equality compares (and hashing would): ``hash=False`` / ``compare=False`` ones
-    # stay out. (Kept per process: these specs are never pickled or sent anywhere.)
+    # stay out. (Kept per process: these specs are never pickled or sent anywhere.) Read by
+    # one attrgetter, a tuple built in C (a generator over the names was most of a first hash).
     names = tuple(f.name for f in fields(cls) if (f.compare if f.hash is None else f.hash))
+    values = attrgetter(*names) if len(names) > 1 else (lambda self: (getattr(self, names[0]),))
 
     def __hash__(self: Any) -> int:
         cached: int | None = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash(tuple(getattr(self, name) for name in names))
+            cached = hash(values(self))
             object.__setattr__(self, "_hash", cached)
         return cached
 
@@ -201,8 +204,17 @@ def page_request(
         name, backward, raw = "first", False, after
     if not 0 <= size <= max_size:
         raise BadUserInput(f"`{name}` must be between 0 and {max_size}, got {size}.", field=name)
-    cursor = decode_cursor(raw, ordering) if raw is not None else None
-    return PageRequest(size=size, backward=backward, cursor=cursor)
+    if raw is None:
+        return _first_page(size, backward)
+    return PageRequest(size=size, backward=backward, cursor=decode_cursor(raw, ordering))
+
+
+@lru_cache(maxsize=512)
+def _first_page(size: int, backward: bool) -> PageRequest:
+    """The request of a page without a cursor, one object per size and direction (sizes are
+    bounded by ``max_page_size``): its hash, a part of every loader key of its lists, is
+    computed once, not once a parent."""
+    return PageRequest(size=size, backward=backward)
 
 
 # json.dumps with options builds an encoder per call; a page encodes a cursor per row.
