@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from functools import lru_cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -25,8 +26,10 @@ PositionT = Annotated["Position", strawberry.lazy("api.markets.types")]
 TradeT = Annotated["Trade", strawberry.lazy("api.markets.types")]
 
 
+@lru_cache(maxsize=4_096)
 def initials(name: str) -> str:
-    """First letters of the first and last words: "Oliver Scott" → "OS", "Plato" → "P"."""
+    """First letters of the first and last words: "Oliver Scott" → "OS", "Plato" → "P".
+    (Kept per name: a page builds every comment's author, the same few people again and again.)"""
     words = [w for w in name.replace("-", " ").split() if w[:1].isalnum()]
     if not words:
         return ""
@@ -41,6 +44,13 @@ class Role(Enum):
     AUTHOR = strawberry.enum_value("AUTHOR", description="Also writes articles, creates markets.")
     MODERATOR = strawberry.enum_value("MODERATOR", description="Also moderates comments.")
     ADMIN = strawberry.enum_value("ADMIN", description="Also settles markets; sees balances.")
+
+
+def _role(stored: Any) -> Role:
+    """The schema's role of a stored one (the model's enum member, or its value)."""
+    value = stored.value if isinstance(stored, Enum) else stored
+    member = Role._value2member_map_.get(value)
+    return member if isinstance(member, Role) else Role(value)
 
 
 @strawberry.type(description="An account: a reader, staff behind a byline, a moderator or admin.")
@@ -86,5 +96,5 @@ class User(Node):
             display_name=row.display_name,
             initials=initials(row.display_name),
             created_at=row.created_at,
-            role=Role(row.role.value if isinstance(row.role, Enum) else row.role),
+            role=_role(row.role),
         )

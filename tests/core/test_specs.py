@@ -1,4 +1,5 @@
-"""Lists' specs as loader keys: hashed once, shared within a response, equal to fresh ones."""
+"""Lists' specs as loader keys (hashed once, shared within a response, equal to fresh ones),
+and the other values a page builds per row from kept pieces."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from tortoise import connections
 
+from api.accounts.types import Role, _role, initials
 from api.comments.lists import COMMENT_ORDERS, REPLIES, TOP_LEVEL_COMMENTS
 from api.core.dataloader import ListSpec, LoaderBase
 from api.core.pagination import (
@@ -20,6 +22,7 @@ from api.core.pagination import (
     encode_cursor,
     page_request,
 )
+from db import models
 from db.sql import connection
 from tests.conftest import GraphQLClient
 
@@ -117,3 +120,16 @@ def test_sources_and_joins_compare_by_value() -> None:
 
 async def test_the_connection_is_tortoises(client: GraphQLClient) -> None:
     assert connection() is connections.get("default")
+
+
+def test_a_stored_role_is_the_schemas_member() -> None:
+    for stored in models.Role:
+        assert _role(stored) is Role(stored.value)
+        assert _role(stored.value) is Role(stored.value)
+    with pytest.raises(ValueError):
+        _role("OVERLORD")
+
+
+def test_initials_are_kept_per_name_and_the_same() -> None:
+    assert initials("Oliver Scott") == initials("Oliver Scott") == "OS"
+    assert initials("jean-luc picard") == "JP" and initials("Ωmega ßeta") == "ΩSS"
