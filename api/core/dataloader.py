@@ -124,6 +124,8 @@ class ResponseBudget:
 
 T = TypeVar("T")
 R = TypeVar("R")
+# No object kept yet (None is a value to keep).
+_MISSING: Any = object()
 
 
 def then(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
@@ -264,6 +266,19 @@ class LoaderBase:
         if spec is None:
             spec = specs[key] = ListSpec(source, ordering, request, counted)
         return spec
+
+    def kept(self, key: Hashable, make: Callable[[], R]) -> R:
+        """The object of ``key``, made once for this response (``make()`` the first time): what
+        a page shows again and again (a tag under every article of a list, the categories of a
+        tree) becomes one schema object, not one a place. ``key`` must name everything
+        ``make`` reads."""
+        objects: dict[Hashable, Any] | None = self.__dict__.get("_kept")
+        if objects is None:
+            objects = self.__dict__["_kept"] = {}
+        made = objects.get(key, _MISSING)
+        if made is _MISSING:
+            made = objects[key] = make()
+        return cast(R, made)
 
     def _loader(
         self, load_fn: Callable[[list[Any]], Awaitable[Any]]

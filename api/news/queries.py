@@ -30,7 +30,15 @@ from api.news.lists import (
     articles_source,
 )
 from api.news.loaders import CategoryTree
-from api.news.types import Article, ArticleOrder, ArticleStatus, Author, Category, Tag
+from api.news.types import (
+    Article,
+    ArticleOrder,
+    ArticleStatus,
+    Author,
+    Category,
+    Tag,
+    category_of,
+)
 from db import models
 
 Slug = Annotated[str, strawberry.argument(description="The URL name.")]
@@ -140,16 +148,15 @@ tags = connection_field(Tag, TAGS, TAGS_ORDER, parent=None, description="All tag
 
 @strawberry.field(description="A category by slug.")
 def category(info: Info, slug: Slug) -> Category | None:
-    return info.context.loaders.with_category_tree(lambda tree: _category(tree, slug))
+    def found(tree: CategoryTree) -> Category | None:
+        row = tree.by_slug.get(slug)
+        return category_of(info, row) if row else None
 
-
-def _category(tree: CategoryTree, slug: str) -> Category | None:
-    row = tree.by_slug.get(slug)
-    return Category.from_row(row) if row else None
+    return info.context.loaders.with_category_tree(found)
 
 
 @strawberry.field(description="The top-level categories; their children nest.")
 def categories(info: Info) -> list[Category]:
     return info.context.loaders.with_category_tree(
-        lambda tree: [Category.from_row(row) for row in tree.children.get(None, [])]
+        lambda tree: [category_of(info, row) for row in tree.children.get(None, [])]
     )

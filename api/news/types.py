@@ -151,20 +151,20 @@ class Category(Node):
 
         def parent(tree: CategoryTree) -> Category | None:
             row = tree.by_id.get(parent_id)
-            return Category.from_row(row) if row else None
+            return category_of(info, row) if row else None
 
         return info.context.loaders.with_category_tree(parent)
 
     @strawberry.field(description="The categories directly inside this one.")
     def children(self, info: Info) -> list[Category]:
         return info.context.loaders.with_category_tree(
-            lambda tree: [Category.from_row(row) for row in tree.children.get(self.pk, [])]
+            lambda tree: [category_of(info, row) for row in tree.children.get(self.pk, [])]
         )
 
     @strawberry.field(description="Root → this category, for a breadcrumb trail.")
     def breadcrumb(self, info: Info) -> list[Category]:
         return info.context.loaders.with_category_tree(
-            lambda tree: [Category.from_row(row) for row in tree.breadcrumb(self.pk)]
+            lambda tree: [category_of(info, row) for row in tree.breadcrumb(self.pk)]
         )
 
     articles = connection_field(
@@ -173,6 +173,17 @@ class Category(Node):
         ARTICLE_ORDERS_BY,
         description="Articles in this category and all categories inside it.",
     )
+
+
+def category_of(info: Info, row: models.Category) -> Category:
+    """The category of a row of this request's tree, one object per row (a list's articles
+    share a few categories; a tree's children are everyone's)."""
+    return info.context.loaders.kept(("Category", row.id, id(row)), lambda: Category.from_row(row))
+
+
+def tag_of(info: Info, row: models.Tag) -> Tag:
+    """A tag of a row, one object per tag and values (a tag is under many articles of a list)."""
+    return info.context.loaders.kept(("Tag", row.id, row.slug, row.name), lambda: Tag.from_row(row))
 
 
 @strawberry.type(description="A topic label shared by articles and markets.")
@@ -300,7 +311,7 @@ class Article(Node):
     @strawberry.field(description="The most specific category.")
     def category(self, info: Info) -> Category:
         return info.context.loaders.with_category_tree(
-            lambda tree: Category.from_row(tree.by_id[self.category_id])
+            lambda tree: category_of(info, tree.by_id[self.category_id])
         )
 
     @strawberry.field(
@@ -308,14 +319,14 @@ class Article(Node):
     )
     def breadcrumb(self, info: Info) -> list[Category]:
         return info.context.loaders.with_category_tree(
-            lambda tree: [Category.from_row(row) for row in tree.breadcrumb(self.category_id)]
+            lambda tree: [category_of(info, row) for row in tree.breadcrumb(self.category_id)]
         )
 
     @strawberry.field(description="The article's tags, by name.")
     def tags(self, info: Info) -> list[Tag]:
         return then(
             info.context.loaders.tags_by_article.load(self.pk),
-            lambda rows: [Tag.from_row(row) for row in rows],
+            lambda rows: [tag_of(info, row) for row in rows],
         )
 
     comments = connection_field(

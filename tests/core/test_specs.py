@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from graphql.pyutils import Path
 from tortoise import connections
 
 from api.accounts.types import Role, _role, initials
 from api.comments.lists import COMMENT_ORDERS, REPLIES, TOP_LEVEL_COMMENTS
 from api.core.dataloader import ListSpec, LoaderBase
+from api.core.execution import _path
 from api.core.pagination import (
     Join,
     Ordering,
@@ -133,3 +135,12 @@ def test_a_stored_role_is_the_schemas_member() -> None:
 def test_initials_are_kept_per_name_and_the_same() -> None:
     assert initials("Oliver Scott") == initials("Oliver Scott") == "OS"
     assert initials("jean-luc picard") == "JP" and initials("Ωmega ßeta") == "ΩSS"
+
+
+def test_a_path_made_in_c_is_graphql_cores() -> None:
+    root = Path(None, "article", "Query")
+    made = _path((_path((root, "comments", "Article")), 3, None))
+    assert type(made) is Path
+    assert made == Path(Path(root, "comments", "Article"), 3, None)
+    assert made.as_list() == ["article", "comments", 3] and made.typename is None
+    assert made.prev is not None and made.prev.typename == "Article"
