@@ -144,3 +144,22 @@ def test_a_path_made_in_c_is_graphql_cores() -> None:
     assert made == Path(Path(root, "comments", "Article"), 3, None)
     assert made.as_list() == ["article", "comments", 3] and made.typename is None
     assert made.prev is not None and made.prev.typename == "Article"
+
+
+def test_a_kept_object_is_made_once_per_response() -> None:
+    loaders = LoaderBase()
+    made: list[str] = []
+
+    def make(name: str) -> Any:
+        made.append(name)
+        return None if name == "none" else [name]
+
+    first = loaders.kept(("Tag", 1), lambda: make("a"))
+    assert loaders.kept(("Tag", 1), lambda: make("b")) is first == ["a"]
+    assert loaders.kept(("Tag", 2), lambda: make("c")) == ["c"]
+    assert loaders.kept("n", lambda: make("none")) is None
+    assert loaders.kept("n", lambda: make("none")) is None  # None is kept too
+    assert made == ["a", "c", "none"]
+    assert LoaderBase().kept(("Tag", 1), lambda: make("d")) == ["d"]  # another response's
+    loaders.release()
+    assert loaders.kept(("Tag", 1), lambda: make("e")) == ["e"]
