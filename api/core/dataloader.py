@@ -261,6 +261,8 @@ class LoaderBase:
         key = (source, ordering, request, counted)
         specs: dict[tuple[Any, ...], ListSpec] | None = self.__dict__.get("_specs")
         if specs is None:
+            if self.__dict__.get("_released"):
+                raise AttributeError("the response's loaders were released")
             specs = self.__dict__["_specs"] = {}
         spec = specs.get(key)
         if spec is None:
@@ -274,6 +276,8 @@ class LoaderBase:
         ``make`` reads."""
         objects: dict[Hashable, Any] | None = self.__dict__.get("_kept")
         if objects is None:
+            if self.__dict__.get("_released"):
+                raise AttributeError("the response's loaders were released")
             objects = self.__dict__["_kept"] = {}
         made = objects.get(key, _MISSING)
         if made is _MISSING:

@@ -44,7 +44,11 @@ def hashed_once(cls: C) -> C:
     # stay out. (Kept per process: these specs are never pickled or sent anywhere.) Read by
     # one attrgetter, a tuple built in C (a generator over the names was most of a first hash).
     names = tuple(f.name for f in fields(cls) if (f.compare if f.hash is None else f.hash))
-    values = attrgetter(*names) if len(names) > 1 else (lambda self: (getattr(self, names[0]),))
+    values = (
+        attrgetter(*names)
+        if len(names) > 1
+        else (lambda self: tuple(getattr(self, name) for name in names))
+    )
 
     def __hash__(self: Any) -> int:
         cached: int | None = self.__dict__.get("_hash")

@@ -178,7 +178,9 @@ class Category(Node):
 def category_of(info: Info, row: models.Category) -> Category:
     """The category of a row of this request's tree, one object per row (a list's articles
     share a few categories; a tree's children are everyone's)."""
-    return info.context.loaders.kept(("Category", row.id, id(row)), lambda: Category.from_row(row))
+    return info.context.loaders.kept(
+        ("Category", row.id, row.parent_id, row.slug, row.name), lambda: Category.from_row(row)
+    )
 
 
 def tag_of(info: Info, row: models.Tag) -> Tag:

@@ -3,13 +3,15 @@ and the other values a page builds per row from kept pieces."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from graphql.pyutils import Path
 from tortoise import connections
+from tortoise.backends.base.client import TransactionalDBClient
+from tortoise.transactions import in_transaction
 
 from api.accounts.types import Role, _role, initials
 from api.comments.lists import COMMENT_ORDERS, REPLIES, TOP_LEVEL_COMMENTS
@@ -22,6 +24,7 @@ from api.core.pagination import (
     SortKey,
     Source,
     encode_cursor,
+    hashed_once,
     page_request,
 )
 from db import models
@@ -105,8 +108,8 @@ def test_a_response_shares_one_spec_for_equal_lists() -> None:
     # Another response's are its own; a released one starts afresh.
     assert LoaderBase().list_spec(REPLIES, NEWEST, PageRequest(5), False) is not spec
     loaders.release()
-    again = loaders.list_spec(REPLIES, NEWEST, PageRequest(5), False)
-    assert again == spec and again is not spec
+    with pytest.raises(AttributeError):
+        loaders.list_spec(REPLIES, NEWEST, PageRequest(5), False)
 
 
 def test_sources_and_joins_compare_by_value() -> None:
@@ -121,7 +124,12 @@ def test_sources_and_joins_compare_by_value() -> None:
 
 
 async def test_the_connection_is_tortoises(client: GraphQLClient) -> None:
-    assert connection() is connections.get("default")
+    outside = connection()
+    assert outside is connections.get("default")
+    async with in_transaction() as transaction:
+        assert connection() is connections.get("default") is transaction
+        assert isinstance(transaction, TransactionalDBClient) and transaction is not outside
+    assert connection() is outside
 
 
 def test_a_stored_role_is_the_schemas_member() -> None:
@@ -133,7 +141,10 @@ def test_a_stored_role_is_the_schemas_member() -> None:
 
 
 def test_initials_are_kept_per_name_and_the_same() -> None:
-    assert initials("Oliver Scott") == initials("Oliver Scott") == "OS"
+    initials("Oliver Scott")
+    hits = initials.cache_info().hits
+    assert initials("Oliver Scott") == "OS"
+    assert initials.cache_info().hits == hits + 1
     assert initials("jean-luc picard") == "JP" and initials("Ωmega ßeta") == "ΩSS"
 
 
@@ -162,4 +173,15 @@ def test_a_kept_object_is_made_once_per_response() -> None:
     assert made == ["a", "c", "none"]
     assert LoaderBase().kept(("Tag", 1), lambda: make("d")) == ["d"]  # another response's
     loaders.release()
-    assert loaders.kept(("Tag", 1), lambda: make("e")) == ["e"]
+    with pytest.raises(AttributeError):
+        loaders.kept(("Tag", 1), lambda: make("e"))
+    assert made == ["a", "c", "none", "d"]
+
+
+def test_a_kept_hash_of_one_field_is_its_tuples() -> None:
+    @hashed_once
+    @dataclass(frozen=True)
+    class One:
+        value: int
+
+    assert hash(One(3)) == hash((3,)) and One(3) == One(3)
