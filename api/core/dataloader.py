@@ -258,16 +258,10 @@ class LoaderBase:
         """The spec of a list, one object for equal specs of this response: a list under every
         comment of a page is one spec, and its hash (a part of each parent's loader key) is
         then computed once, not once a parent."""
-        key = (source, ordering, request, counted)
-        specs: dict[tuple[Any, ...], ListSpec] | None = self.__dict__.get("_specs")
-        if specs is None:
-            if self.__dict__.get("_released"):
-                raise AttributeError("the response's loaders were released")
-            specs = self.__dict__["_specs"] = {}
-        spec = specs.get(key)
-        if spec is None:
-            spec = specs[key] = ListSpec(source, ordering, request, counted)
-        return spec
+        return self.kept(
+            (ListSpec, source, ordering, request, counted),
+            lambda: ListSpec(source, ordering, request, counted),
+        )
 
     def kept(self, key: Hashable, make: Callable[[], R]) -> R:
         """The object of ``key``, made once for this response (``make()`` the first time): what
