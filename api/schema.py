@@ -66,6 +66,7 @@ class Query:
     market = markets_q.market
     markets = markets_q.markets
     me = accounts_q.me
+    user = accounts_q.user
     reported_comments = comments_q.reported_comments
     quote = markets_q.quote
     leaderboard = markets_q.leaderboard

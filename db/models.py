@@ -228,7 +228,12 @@ class Comment(Model):
     class Meta:
         table = "comments"
         unique_together = (("article", "sequence"),)
-        indexes = (("article_id", "parent_id", "created_at"), ("parent_id", "created_at"))
+        # Threads and replies; a profile's comments, newest first.
+        indexes = (
+            ("article_id", "parent_id", "created_at"),
+            ("parent_id", "created_at"),
+            ("author_id", "created_at"),
+        )
 
 
 class Market(Model):

@@ -16,4 +16,5 @@ class AccountLoaders(LoaderBase):
 
     # One loader per relation, made on its first use in a request.
     user_by_id = lazy_loader(by_field(models.User, "id"))
+    user_by_username = lazy_loader(by_field(models.User, "username"))
     balance_by_user = lazy_loader(_balances, method=True)

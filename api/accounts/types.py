@@ -5,22 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
+from api.comments.lists import USER_COMMENTS, USER_COMMENTS_ORDER
 from api.core.amounts import money
 from api.core.connection import connection_field
+from api.core.dataloader import then
 from api.core.node import Node, to_global_id
 from api.core.permissions import require_self_or_admin
 from api.core.viewer import VIEWER
+from api.markets.leaderboard import Ranking
 from api.markets.lists import POSITIONS_BY_USER, POSITIONS_ORDER, TRADES_BY_USER, TRADES_ORDER
+from api.markets.loaders import EVERYONE
 from db import models
 
 if TYPE_CHECKING:
+    from api.comments.types import Comment
     from api.markets.types import Position, Trade
+
+CommentT = Annotated["Comment", strawberry.lazy("api.comments.types")]
 
 PositionT = Annotated["Position", strawberry.lazy("api.markets.types")]
 TradeT = Annotated["Trade", strawberry.lazy("api.markets.types")]
@@ -51,6 +58,16 @@ def _role(stored: Any) -> Role:
     value = stored.value if isinstance(stored, Enum) else stored
     member = Role._value2member_map_.get(value)
     return member if isinstance(member, Role) else Role(value)
+
+
+def _profit_of(user_id: int, ranking: Ranking) -> Decimal:
+    found = ranking.by_user.get(user_id)
+    return money(0 if found is None else found[1].profit_cents)
+
+
+def _rank_of(user_id: int, ranking: Ranking) -> int | None:
+    found = ranking.by_user.get(user_id)
+    return None if found is None else found[0]
 
 
 @strawberry.type(description="An account: a reader, staff behind a byline, a moderator or admin.")
@@ -86,6 +103,38 @@ class User(Node):
         TRADES_ORDER,
         description="Trades, newest first (trading is public).",
     )
+    comments = connection_field(
+        CommentT,
+        USER_COMMENTS,
+        USER_COMMENTS_ORDER,
+        description=(
+            "Comments and replies the account wrote, newest first: those readers see (not "
+            "deleted, on a published article)."
+        ),
+    )
+
+    @strawberry.field(
+        description=(
+            "Realised plus unrealised profit over every market, as the leaderboard counts it; "
+            "0.00 without trades."
+        )
+    )
+    def profit(self, info: Info) -> Decimal:
+        return then(
+            info.context.loaders.ranking_by_scope.load(EVERYONE),
+            partial(_profit_of, self.pk),
+        )
+
+    @strawberry.field(
+        description=(
+            "The place on the leaderboard (1 for the most profitable; ties by volume, then the "
+            "older account); null without trades."
+        )
+    )
+    def rank(self, info: Info) -> int | None:
+        return then(
+            info.context.loaders.ranking_by_scope.load(EVERYONE), partial(_rank_of, self.pk)
+        )
 
     @classmethod
     def from_row(cls, row: models.User) -> User:

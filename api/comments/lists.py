@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.core.lists import by_time
-from api.core.pagination import Join, Ordering, SortKey, Source
+from api.core.pagination import NOW, Join, Ordering, SortKey, Source
 from db import models
 
 COMMENT_ORDERS = {
@@ -46,3 +46,13 @@ REPORTED_ORDER = Ordering(
     ),
 )
 REPLIES = Source(models.Comment, "comments c", "c", parent="c.parent_id", joins=(_COMMENT_AUTHOR,))
+# A profile's comments: what readers see of them anywhere (not deleted, on an article readers
+# can see: ``db.models.visible_sql``), newest first, for one user or many in one statement.
+USER_COMMENTS = Source(
+    models.Comment,
+    "comments c JOIN articles a ON a.id = c.article_id",
+    "c",
+    where=(("c.deleted = ?", (False,)), (models.visible_sql("a"), (NOW,))),
+    parent="c.author_id",
+)
+USER_COMMENTS_ORDER = COMMENT_ORDERS["NEWEST"]

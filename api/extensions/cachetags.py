@@ -174,6 +174,9 @@ def _source_tags(rec: TagRecorder, parent: Any, source: Source, spec: Any, value
             tags.append(f"article:{parent}")
         elif source.parent == "c.parent_id" and parent in rec.comment_articles:
             tags.append(f"article:{rec.comment_articles[parent]}")
+        elif source.parent == "c.author_id":
+            # A profile's comments: any comment, and which articles readers see.
+            tags.extend(("comments", "news"))
         else:
             tags.append("comments")
         return tuple(tags)
@@ -238,6 +241,9 @@ LOADER_TAGS: dict[str, TagFunction] = {
     "positions_by_user_market": _never,
     "balance_by_user": _never,
     "user_by_id": _user,
+    "user_by_username": _user,
+    # Profits and ranks: every position valued at its market's prices.
+    "ranking_by_scope": lambda rec, key, value: ("trading", "markets"),
 }
 """Every loader of ``api.loaders.Loaders`` → its tag function; a loader missing here makes any
 response that uses it uncacheable (``tests/http/test_response_cache.py`` lists the gaps)."""
@@ -256,10 +262,11 @@ ROOT_TAGS: dict[str, tuple[str, ...] | None] = {
     "categories": (),
     "market": (),
     "markets": (),
+    "user": (),
     # Reads articles and markets with its own statements; ranks move with either.
     "search": ("news", "markets"),
-    # Reads positions and markets with its own statements.
-    "leaderboard": ("trading", "markets"),
+    # Reads the ranking (``ranking_by_scope``) and the users on it.
+    "leaderboard": (),
     # openMarketCount follows the clock; quote is a preview against the clock and the viewer's
     # limits; me and the moderation queue depend on the viewer.
     "stats": None,

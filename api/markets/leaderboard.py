@@ -19,8 +19,22 @@ class Standing:
     volume_cents: int
 
 
-async def standings(limit: int) -> list[Standing]:
-    """The top ``limit`` traders by profit, then volume, then earliest account.
+@dataclass(frozen=True)
+class Ranking:
+    """Every trader's standing, best first, and each one's rank (1 for the best) by user id:
+    the leaderboard's order, so a profile's rank is the place it has on the leaderboard."""
+
+    ordered: list[Standing]
+    by_user: dict[int, tuple[int, Standing]]
+
+    @classmethod
+    def of(cls, ordered: list[Standing]) -> Ranking:
+        """The ranking of standings already in the leaderboard's order."""
+        return cls(ordered, {s.user_id: (i + 1, s) for i, s in enumerate(ordered)})
+
+
+async def ranking() -> Ranking:
+    """Every trader (anyone with a trade) by profit, then volume, then earliest account.
 
     Unrealised profit needs every open position valued at its market's current price, so this
     reads all positions: fine for thousands of traders; a larger site would keep a running
@@ -67,4 +81,4 @@ async def standings(limit: int) -> list[Standing]:
         (Standing(u, profit[u], volumes.get(u, 0)) for u in set(profit) | set(volumes)),
         key=lambda s: (-s.profit_cents, -s.volume_cents, s.user_id),
     )
-    return ranked[:limit]
+    return Ranking.of(ranked)

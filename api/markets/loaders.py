@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from api.core.dataloader import LoaderBase, by_field, grouped, lazy_loader, link_query
+from api.markets.leaderboard import Ranking, ranking
 from db import models
 from db.sql import fetch_dicts, fetch_rows, placeholders, plain_rows
 
@@ -87,6 +88,12 @@ class MarketLoaders(LoaderBase):
             "t.published_at DESC, t.id DESC",
         )
 
+    async def _rankings(self, keys: list[str]) -> list[Ranking]:
+        # One key (EVERYONE): the leaderboard and every profile's rank and profit of a
+        # response read one ranking, computed once.
+        ranked = await ranking()
+        return [ranked for _ in keys]
+
     # One loader per relation, made on its first use in a request.
     market_by_id = lazy_loader(by_field(models.Market, "id"))
     market_by_slug = lazy_loader(by_field(models.Market, "slug"))
@@ -98,3 +105,8 @@ class MarketLoaders(LoaderBase):
     trade_by_id = lazy_loader(by_field(models.Trade, "id"))
     positions_by_user_market = lazy_loader(_positions_by_user_market, method=True)
     price_history_by_market = lazy_loader(_price_history, method=True)
+    ranking_by_scope = lazy_loader(_rankings, method=True)
+
+
+# The one scope of ``ranking_by_scope``: every trader on the site.
+EVERYONE = "everyone"

@@ -14,8 +14,8 @@ from api.core.errors import BadUserInput, Refused
 from api.core.lists import relevance
 from api.core.node import from_global_id
 from api.markets.inputs import MarketFilter, QuoteInput
-from api.markets.leaderboard import standings
 from api.markets.lists import MarketFilterValues, market_orders, markets_source
+from api.markets.loaders import EVERYONE
 from api.markets.types import (
     LeaderboardEntry,
     Market,
@@ -134,7 +134,7 @@ async def leaderboard(
             f"`first` must be between 0 and {info.context.settings.max_page_size}.",
             field="first",
         )
-    rows = await standings(first)
+    rows = (await info.context.loaders.ranking_by_scope.load(EVERYONE)).ordered[:first]
     users = await info.context.loaders.user_by_id.load_many([r.user_id for r in rows])
     return [
         LeaderboardEntry(

@@ -110,6 +110,7 @@ VARIABLES: dict[str, Any] = {
     "ids": ["Q29tbWVudDox", "Q29tbWVudDoy"],
     "outcomeId": "T3V0Y29tZTox",
     "amount": "5.00",
+    "username": "alice",
 }
 
 

@@ -135,6 +135,50 @@ async def test_a_trade_that_answered_is_on_the_next_read(cached: GraphQLClient) 
     assert probability > market["outcomes"][0]["probability"]
 
 
+async def test_a_profile_is_fresh_after_its_trade_and_its_comment(cached: GraphQLClient) -> None:
+    query = """{ user(username: "erin_cached") { rank profit
+                 comments(first: 5) { totalCount nodes { body } } } }"""
+
+    async def read() -> tuple[str, Any]:
+        response = await cached.http.post("/graphql", json={"query": query})
+        assert response.status_code == 200, response.text
+        return response.headers.get(HEADER, ""), response.json()["data"]["user"]
+
+    # An unknown username is never kept: a sign-up may make it.
+    assert [(await read())[0] for _ in range(2)] == ["bypass", "bypass"]
+    erin = await cached.sign_up("erin_cached")
+    status, before = await read()
+    assert status == "miss"
+    assert before == {"rank": None, "profit": "0.00", "comments": {"totalCount": 0, "nodes": []}}
+    assert (await read()) == ("hit", before)
+
+    outcome = (
+        await models.Outcome.filter(market__state=models.MarketState.OPEN).order_by("id").first()
+    )
+    assert outcome is not None
+    bought = await erin.data(
+        """mutation($o: ID!) { buyShares(input: {outcomeId: $o, amount: "25.00"}) {
+             errors { code } } }""",
+        {"o": to_global_id("Outcome", outcome.id)},
+    )
+    assert bought["buyShares"]["errors"] == []
+    status, traded = await read()
+    assert status == "miss"
+    assert isinstance(traded["rank"], int)
+    assert (await read()) == ("hit", traded)
+
+    article = await models.Article.get(slug=CENTRAL_ASIA)
+    posted = await erin.data(
+        """mutation($a: ID!) { postComment(input: {articleId: $a, body: "erin was here"}) {
+             errors { code } } }""",
+        {"a": to_global_id("Article", article.id)},
+    )
+    assert posted["postComment"]["errors"] == []
+    status, commented = await read()
+    assert status == "miss"
+    assert commented["comments"] == {"totalCount": 1, "nodes": [{"body": "erin was here"}]}
+
+
 async def test_viewer_dependent_selections_are_never_kept(cached: GraphQLClient) -> None:
     query = """query($s: String!) { article(slug: $s) { comments(first: 2) { nodes {
                  id viewerCanEdit } } } }"""
