@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, limiter: RateLimiter | None = N
             instrument.install_for(connections.all())
             sqlite_reads.enabled = settings.sqlite_batch_reads
             pg_reads.enabled = settings.postgres_batch_reads
+            pg_reads.deadline_seconds = settings.db_timeout_seconds
             await broker.start()
             await graphql.persisted.start()
             # Start-up objects live as long as the process: keep them out of every full

@@ -44,6 +44,13 @@ JOIN_TURNS = 2
 # connection per statement, through Tortoise's client.
 enabled = True
 
+# Set by the lifespan from DB_TIMEOUT_SECONDS (None: unbounded): every read of a batch answers
+# within it, from the start of its flush; past it, a TimeoutError (the database is down, 503).
+# Without it, a read behind a statement that timed out (half of it) could wait a whole
+# connect timeout more for a connection of its own: against a silent database, 2 + 2 s for an
+# answer due within 2.
+deadline_seconds: float | None = None
+
 # Flushing tasks kept referenced until they end (the loop holds tasks weakly).
 _FLUSHING: set[asyncio.Task[None]] = set()
 
@@ -84,7 +91,21 @@ async def _fetch_on(_client: Any, connection: Any, sql: str, params: list[Any]) 
     return await connection.fetch(sql, *params)
 
 
+def _expire(batch: list[Read]) -> None:
+    """The batch's deadline passed: its unanswered callers hear the database is down (their
+    statements wind down in the flush, which skips those not started)."""
+    late = TimeoutError(f"no answer within {deadline_seconds} s")
+    for read in batch:
+        settle(read.future, False, late)
+
+
 async def _flush(client: Any, batch: list[Read]) -> None:
+    # One timer a batch (a read's own would cost a timer each on every page).
+    timer = (
+        None
+        if deadline_seconds is None
+        else asyncio.get_running_loop().call_later(deadline_seconds, _expire, batch)
+    )
     try:
         for _ in range(JOIN_TURNS):
             await asyncio.sleep(0)
@@ -124,6 +145,8 @@ async def _flush(client: Any, batch: list[Read]) -> None:
         if not isinstance(exc, Exception):
             raise
     finally:
+        if timer is not None:
+            timer.cancel()
         if getattr(client, "_agora_pg_batch", None) is batch:
             client._agora_pg_batch = None
         for read in batch:

@@ -221,6 +221,47 @@ async def test_a_statement_timing_out_holds_back_no_batch_mate(fresh_settings: S
         await Tortoise.close_connections()
 
 
+async def test_every_read_of_a_batch_answers_within_the_deadline(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Against a silent database the reads behind a statement that timed out need connections
+    # of their own, and a new one waits asyncpg's whole connect timeout (DB_TIMEOUT_SECONDS):
+    # the outage test saw 4 s for an answer due within 2. Here that connect hangs for 30 s;
+    # the batch's deadline (DB_TIMEOUT_SECONDS from its flush) still answers everyone.
+    forget_compiled_statements()
+    await Tortoise.init(config=tortoise_config(replace(fresh_settings, db_timeout_seconds=1)))
+    instrument.install_for(connections.all())
+    alone = pg_reads._alone
+
+    async def hanging_connect(client: Any, read: Any) -> None:
+        await asyncio.sleep(30)
+        await alone(client, read)
+
+    monkeypatch.setattr(pg_reads, "_alone", hanging_connect)
+    monkeypatch.setattr(pg_reads, "deadline_seconds", 1)
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        answers = await asyncio.wait_for(
+            asyncio.gather(
+                fetch_dicts("SELECT pg_sleep(5) AS slept"),
+                fetch_dicts("SELECT 1 AS one"),
+                fetch_dicts("SELECT 2 AS two"),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert loop.time() - started < 1.4
+        assert all(isinstance(a, TimeoutError) and is_database_down(a) for a in answers), answers
+        # A batch that answers in time is untouched by its timer.
+        monkeypatch.setattr(pg_reads, "_alone", alone)
+        assert await fetch_dicts("SELECT 3 AS three") == [{"three": 3}]
+        await asyncio.sleep(1.2)  # past the deadline of that batch: nothing is settled twice
+        assert await fetch_dicts("SELECT 4 AS four") == [{"four": 4}]
+    finally:
+        await Tortoise.close_connections()
+
+
 async def test_off_every_statement_goes_through_tortoise(db: Settings, batches: Batches) -> None:
     pg_reads.enabled = False
     rows = await asyncio.gather(*(fetch_dicts(f"SELECT {i} AS n") for i in range(3)))
@@ -234,7 +275,8 @@ async def test_the_setting_reaches_the_app(fresh_settings: Settings) -> None:
     try:
         async with LifespanManager(create_app(replace(fresh_settings, postgres_batch_reads=False))):
             assert pg_reads.enabled is False
-        async with LifespanManager(create_app(fresh_settings)):
+        async with LifespanManager(create_app(replace(fresh_settings, db_timeout_seconds=7))):
             assert pg_reads.enabled is True
+            assert pg_reads.deadline_seconds == 7
     finally:
         pg_reads.enabled = True
