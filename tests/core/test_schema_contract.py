@@ -131,7 +131,12 @@ async def test_readme_examples_return_what_they_show(client: object) -> None:
         for b in re.findall(r"```graphql\n(.*?)```", readme, re.S)
         if not b.lstrip().startswith("subscription")
     ]
-    assert len(blocks) == 5
+    assert len(blocks) == 6
+    # A reader's profile, run as shown (README's figures are alice's on the demo data).
+    assert blocks[3].lstrip().startswith("query Profile")
+    profile = (await client.data(blocks.pop(3), {"username": "alice"}))["user"]
+    assert profile["username"] == "alice"
+    assert f'"totalCount": {profile["comments"]["totalCount"]}' in readme
     # The newsroom's draft (it needs an author's token: checked against the schema) and the
     # search, run as shown.
     from graphql import parse, validate
